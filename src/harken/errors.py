@@ -1,0 +1,92 @@
+"""Exceptions raised by harken.
+
+Every exception harken raises derives from :class:`HarkenError`::
+
+    HarkenError
+    ├── ConfigError (also ValueError)           invalid option; raised at construction
+    ├── AudioFormatError (also ValueError)      audio that cannot be used: dtype, NaN, rate, ...
+    ├── BackendNotInstalled (also ImportError)  the message names the extra to install
+    ├── AudioSourceError                        device open/read failure, source backlog overflow
+    ├── WorkerError
+    │   ├── WorkerStartTimeout                  the engine process did not become ready in time
+    │   ├── WorkerCrashed                       the engine process died (exit code in the message)
+    │   └── EngineError                         the engine raised; original type name kept
+    ├── ProtocolError                           malformed frame on the worker or server wire
+    └── LifecycleError (also RuntimeError)      start twice, feed after close, ...
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AudioFormatError",
+    "AudioSourceError",
+    "BackendNotInstalled",
+    "ConfigError",
+    "EngineError",
+    "HarkenError",
+    "LifecycleError",
+    "ProtocolError",
+    "WorkerCrashed",
+    "WorkerError",
+    "WorkerStartTimeout",
+]
+
+
+class HarkenError(Exception):
+    """Base class of every error harken raises."""
+
+
+class ConfigError(HarkenError, ValueError):
+    """An option has a value harken cannot use."""
+
+
+class AudioFormatError(HarkenError, ValueError):
+    """Audio handed to harken cannot be interpreted (dtype, NaN/inf, sample rate, encoding)."""
+
+
+class BackendNotInstalled(HarkenError, ImportError):
+    """An optional package is missing; the message says which extra installs it."""
+
+    def __init__(self, package: str, extra: str, purpose: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{purpose} needs the '{package}' package, which is not installed. "
+            f'Install it with: pip install "harken[{extra}]"'
+        )
+
+
+class AudioSourceError(HarkenError):
+    """An audio source failed: device missing, stream error, backlog overflow."""
+
+
+class WorkerError(HarkenError):
+    """The engine process failed."""
+
+
+class WorkerStartTimeout(WorkerError):
+    """The engine process did not report ready within the start timeout."""
+
+
+class WorkerCrashed(WorkerError):
+    """The engine process exited unexpectedly."""
+
+
+class EngineError(WorkerError):
+    """The transcription engine raised an exception inside the engine process.
+
+    Attributes:
+        error_type: the name of the original exception class, e.g. ``"FileNotFoundError"``.
+    """
+
+    def __init__(self, message: str, error_type: str = "Exception") -> None:
+        self.error_type = error_type
+        super().__init__(f"{error_type}: {message}")
+
+
+class ProtocolError(HarkenError):
+    """A message on the worker or server wire was malformed."""
+
+
+class LifecycleError(HarkenError, RuntimeError):
+    """A method was called in a state that does not allow it (e.g. feed after close)."""

@@ -1,0 +1,84 @@
+"""Shared fixtures: real speech from espeak-ng, and checks that nothing is left running."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA = Path(__file__).parent / "data"
+CACHE = Path(__file__).parent.parent / ".cache" / "speech"
+
+
+def _espeak(text: str, voice: str = "en-us", speed: int = 160, pitch: int = 50) -> np.ndarray:
+    """Speak ``text`` with espeak-ng; return float32 mono 16 kHz (cached on disk)."""
+    import hashlib
+    import wave
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    key = hashlib.sha1(f"{voice}|{speed}|{pitch}|{text}".encode()).hexdigest()[:16]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"{key}.wav"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp.wav")
+        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch),
+                        "-w", str(tmp), text], check=True, capture_output=True)
+        tmp.replace(path)
+    with wave.open(str(path)) as w:
+        rate = w.getframerate()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+    audio = pcm.astype(np.float32) / 32768.0
+    if rate != 16000:
+        import soxr
+
+        audio = soxr.resample(audio, rate, 16000).astype(np.float32)
+    return audio
+
+
+@pytest.fixture(scope="session")
+def espeak() -> Callable[..., np.ndarray]:
+    """A function ``espeak(text, voice="en-us", speed=160) -> float32 16 kHz audio``."""
+    return _espeak
+
+
+def _harken_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("harken")}
+
+
+def _child_pids() -> set[int]:
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil is in the test extra
+        return set()
+    return {p.pid for p in psutil.Process().children(recursive=True)
+            if p.status() != psutil.STATUS_ZOMBIE}
+
+
+@pytest.fixture(autouse=True)
+def no_leaks() -> Iterator[None]:
+    """Fail a test that leaves a harken thread or a child process running."""
+    threads_before = _harken_threads()
+    children_before = _child_pids()
+    yield
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        threads = _harken_threads() - threads_before
+        children = _child_pids() - children_before
+        if not threads and not children:
+            return
+        time.sleep(0.05)
+    assert not threads, f"threads left running: {sorted(t.name for t in threads)}"
+    assert not children, f"child processes left running: {sorted(children)}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_tokenizers() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
