@@ -1,0 +1,91 @@
+"""harken: real-time speech-to-text.
+
+Importing harken does nothing but define names: no threads, processes, files, log handlers
+or heavy imports. Public names are resolved lazily on first access.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "Recorder": "harken.recorder",
+    "AsyncRecorder": "harken.aio",
+    "transcribe_file": "harken.recorder",
+    "EngineConfig": "harken.config",
+    "RecorderConfig": "harken.config",
+    "VadConfig": "harken.config",
+    "ErrorEvent": "harken.events",
+    "Event": "harken.events",
+    "FinalTranscript": "harken.events",
+    "PartialTranscript": "harken.events",
+    "RecorderState": "harken.events",
+    "RecordingStarted": "harken.events",
+    "RecordingStopped": "harken.events",
+    "SpeechEnded": "harken.events",
+    "SpeechStarted": "harken.events",
+    "StateChanged": "harken.events",
+    "TranscriptionStarted": "harken.events",
+    "Word": "harken.events",
+    "AudioFormatError": "harken.errors",
+    "AudioSourceError": "harken.errors",
+    "BackendNotInstalled": "harken.errors",
+    "ConfigError": "harken.errors",
+    "EngineError": "harken.errors",
+    "HarkenError": "harken.errors",
+    "LifecycleError": "harken.errors",
+    "ProtocolError": "harken.errors",
+    "WorkerCrashed": "harken.errors",
+    "WorkerError": "harken.errors",
+    "WorkerStartTimeout": "harken.errors",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .aio import AsyncRecorder
+    from .config import EngineConfig, RecorderConfig, VadConfig
+    from .errors import (
+        AudioFormatError,
+        AudioSourceError,
+        BackendNotInstalled,
+        ConfigError,
+        EngineError,
+        HarkenError,
+        LifecycleError,
+        ProtocolError,
+        WorkerCrashed,
+        WorkerError,
+        WorkerStartTimeout,
+    )
+    from .events import (
+        ErrorEvent,
+        Event,
+        FinalTranscript,
+        PartialTranscript,
+        RecorderState,
+        RecordingStarted,
+        RecordingStopped,
+        SpeechEnded,
+        SpeechStarted,
+        StateChanged,
+        TranscriptionStarted,
+        Word,
+    )
+    from .recorder import Recorder, transcribe_file
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'harken' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
