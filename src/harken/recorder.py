@@ -29,7 +29,7 @@ from ._dispatch import Dispatcher
 from ._inbox import Inbox
 from .config import SAMPLE_RATE, EngineConfig, RecorderConfig, VadConfig
 from .engine.base import EngineOutput, TranscribeRequest
-from .errors import ConfigError, HarkenError, LifecycleError
+from .errors import ConfigError, LifecycleError
 from .events import (
     ErrorEvent,
     Event,
@@ -645,30 +645,33 @@ class Recorder:
 
 
 def transcribe_file(path: str | Path, *, on_final: Callback | None = None,
+                    on_progress: Callable[[float], None] | None = None,
                     config: RecorderConfig | None = None,
                     **settings: Any) -> list[FinalTranscript]:
     """Transcribe an audio file through the streaming pipeline; return its finals in order.
 
-    The file is read as fast as the engine allows (not in real time). ``settings`` are the
-    same keyword shortcuts :class:`Recorder` takes.
+    The file is read as fast as the engine allows (not in real time). ``on_progress`` is
+    called with the seconds of audio processed so far, about ten times a second.
+    ``settings`` are the keyword shortcuts :class:`Recorder` takes.
+
+    Raises:
+        EngineError: an utterance could not be transcribed.
     """
     from .sources.file import FileSource
 
     finals: list[FinalTranscript] = []
-    source = FileSource(str(path))
-    rec = Recorder(config, source=source, on_final=on_final, **settings)
-    with rec:
-        while not (rec.ended and rec.wait_idle(0.1)):
-            rec._raise_fatal()
-            time.sleep(0.05)
+    with Recorder(config, source=FileSource(str(path)), on_final=on_final, **settings) as rec:
         while True:
-            with rec._results_cond:
-                if not rec._results:
+            done = rec.ended and rec.wait_idle(0.1)
+            while True:  # take finals as they come, so an error surfaces at once
+                try:
+                    finals.append(rec.next_final(timeout=0))
+                except TimeoutError:
                     break
-                item = rec._results.popleft()
-            if isinstance(item, BaseException):
-                raise item
-            finals.append(item)
-    if rec._fatal is not None and isinstance(rec._fatal, HarkenError):
-        raise rec._fatal
+            if done:
+                break
+            if on_progress is not None:
+                on_progress(rec.position)
+            time.sleep(0.05)
+    finals.sort(key=lambda f: (f.start, f.utterance_id))
     return finals

@@ -1,0 +1,7 @@
+"""``python -m harken``: the command-line interface."""
+
+from __future__ import annotations
+
+from .cli.main import main
+
+raise SystemExit(main())

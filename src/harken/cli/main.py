@@ -1,0 +1,205 @@
+"""The ``harken`` command: transcribe files, listen to the microphone, list devices.
+
+This is the only module that configures logging or prints. It parses arguments, builds a
+:class:`~harken.config.RecorderConfig` and calls the same API users import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import HarkenError
+from .formats import FORMATS, render
+
+__all__ = ["build_parser", "main", "sample_path"]
+
+_LOG = logging.getLogger("harken.cli")
+
+
+def sample_path() -> Path:
+    """Path of the short recording shipped with harken (16 kHz mono WAV)."""
+    return Path(__file__).resolve().parent.parent / "data" / "sample.wav"
+
+
+def _engine_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="tiny.en",
+                   help="faster-whisper model name or directory (default: the embedded tiny.en)")
+    g.add_argument("--language", default=None, help="language code, e.g. en (default: detect)")
+    g.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    g.add_argument("--compute-type", default="int8")
+    g.add_argument("--beam-size", type=int, default=5)
+    g.add_argument("--engine", default="faster-whisper",
+                   help="engine backend: faster-whisper (default) or scripted (a test engine)")
+    v = p.add_argument_group("voice activity")
+    v.add_argument("--vad", default="webrtc+silero",
+                   choices=["webrtc+silero", "silero", "webrtc", "energy"])
+    v.add_argument("--silence-ms", type=int, default=500,
+                   help="silence that ends an utterance, in ms (default 500)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(prog="harken", description="Real-time speech-to-text.")
+    parser.add_argument("--log-level", default="WARNING",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("transcribe", help="transcribe audio files")
+    t.add_argument("files", nargs="*", type=Path, help="audio files (WAV, FLAC, OGG, ...)")
+    t.add_argument("--sample", action="store_true",
+                   help="transcribe the short recording shipped with harken")
+    t.add_argument("-f", "--format", default="text", choices=FORMATS)
+    t.add_argument("-o", "--output-dir", type=Path, default=None,
+                   help="write <name>.<format> files here instead of printing")
+    t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _engine_args(t)
+
+    ls = sub.add_parser("listen", help="transcribe the microphone live")
+    ls.add_argument("--input-device", default=None,
+                    help="input device index or name (see 'harken devices')")
+    ls.add_argument("--json", action="store_true", help="print one JSON event per line")
+    _engine_args(ls)
+
+    sub.add_parser("devices", help="list audio input devices")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    return dict(model=args.model, language=args.language, device=args.device,
+                compute_type=args.compute_type, beam_size=args.beam_size, engine=args.engine,
+                vad=args.vad, post_speech_silence_ms=args.silence_ms)
+
+
+class _Progress:
+    """A progress bar over seconds of audio (tqdm when installed, else nothing)."""
+
+    def __init__(self, total_s: float, label: str, enabled: bool) -> None:
+        self._bar: Any = None
+        if enabled:
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                return
+            self._bar = tqdm(total=round(total_s, 1), desc=label, unit="s", file=sys.stderr,
+                             leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| "
+                             "{n:.0f}/{total:.0f} s [{elapsed}<{remaining}]")
+
+    def update(self, position_s: float) -> None:
+        if self._bar is not None:
+            self._bar.n = min(round(position_s, 1), self._bar.total)
+            self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    from ..recorder import transcribe_file
+    from ..sources.file import FileSource
+
+    files = list(args.files)
+    if args.sample:
+        files.insert(0, sample_path())
+    if not files:
+        print("harken transcribe: give one or more audio files, or --sample", file=sys.stderr)
+        return 2
+    for path in files:
+        if not path.is_file():
+            print(f"harken transcribe: no such file: {path}", file=sys.stderr)
+            return 2
+    if args.output_dir is not None:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+    show_progress = not args.no_progress and sys.stderr.isatty()
+    for path in files:
+        progress = _Progress(FileSource(str(path)).duration_s, path.name, show_progress)
+        try:
+            finals = transcribe_file(path, on_progress=progress.update, **_settings(args))
+        finally:
+            progress.close()
+        text = render(finals, args.format)
+        if args.output_dir is not None:
+            out = args.output_dir / f"{path.stem}.{'txt' if args.format == 'text' else args.format}"
+            out.write_text(text, encoding="utf-8")
+            print(f"{path} -> {out}", file=sys.stderr)
+        else:
+            if len(files) > 1 and args.format == "text":
+                print(f"== {path}")
+            sys.stdout.write(text)
+            sys.stdout.flush()
+    return 0
+
+
+def _listen(args: argparse.Namespace) -> int:
+    import json
+
+    from ..events import ErrorEvent, Event, FinalTranscript, SpeechStarted
+    from ..recorder import Recorder
+
+    device: int | str | None = args.input_device
+    if isinstance(device, str) and device.isdigit():
+        device = int(device)
+    tty = sys.stdout.isatty()
+
+    def on_event(event: Event) -> None:
+        if args.json:
+            print(json.dumps(event.to_dict()), flush=True)
+        elif isinstance(event, FinalTranscript) and event.text:
+            print(("\r\033[K" if tty else "") + event.text, flush=True)
+        elif isinstance(event, SpeechStarted) and tty:
+            print("\r\033[2m(listening...)\033[0m", end="", flush=True)
+        elif isinstance(event, ErrorEvent):
+            print(f"error: {event.error}", file=sys.stderr, flush=True)
+
+    rec = Recorder(source="mic", input_device=device, on_event=on_event, **_settings(args))
+    stop = threading.Event()
+    rec.start()
+    print("Listening; press Ctrl+C to stop.", file=sys.stderr, flush=True)
+    try:
+        while not stop.wait(0.2):
+            if rec.state.value == "closed":
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        rec.close(timeout=1.0)
+    return 0
+
+
+def _devices() -> int:
+    from ..sources.devices import list_input_devices
+
+    devices = list_input_devices()
+    if not devices:
+        print("no audio input devices found")
+        return 1
+    for d in devices:
+        mark = "*" if d.get("is_default") else " "
+        print(f"{mark} {d['index']:>3}  {d['name']}  ({d['channels']} ch, "
+              f"{d['default_samplerate']:.0f} Hz)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=getattr(logging, args.log_level),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "transcribe":
+            return _transcribe(args)
+        if args.command == "listen":
+            return _listen(args)
+        return _devices()
+    except HarkenError as exc:
+        print(f"harken: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
