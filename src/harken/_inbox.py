@@ -29,7 +29,7 @@ class Inbox:
 
     def __init__(self, max_samples: int) -> None:
         self._max_samples = max_samples
-        self._audio: deque[NDArray[np.float32]] = deque()
+        self._audio: deque[Any] = deque()  # audio chunks and ordered commands
         self._audio_samples = 0
         self._control: deque[Any] = deque()
         self._cond = threading.Condition()
@@ -77,8 +77,18 @@ class Inbox:
             self._unfinished += 1
             self._cond.notify_all()
 
+    def put_ordered(self, item: Any) -> None:
+        """Queue a command in the audio lane: it is taken after the audio queued before it.
+
+        Never blocks, never drops.
+        """
+        with self._cond:
+            self._audio.append(item)
+            self._unfinished += 1
+            self._cond.notify_all()
+
     def put_control(self, item: Any) -> None:
-        """Queue a control message; never blocks, never drops."""
+        """Queue a control message ahead of all audio; never blocks, never drops."""
         with self._cond:
             self._control.append(item)
             self._unfinished += 1
@@ -96,8 +106,9 @@ class Inbox:
                     return self._control.popleft()
                 if allow_audio and self._audio:
                     chunk = self._audio.popleft()
-                    self._audio_samples -= len(chunk)
-                    self._cond.notify_all()
+                    if isinstance(chunk, np.ndarray):
+                        self._audio_samples -= len(chunk)
+                        self._cond.notify_all()
                     return chunk
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

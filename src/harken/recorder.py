@@ -123,7 +123,7 @@ class _Sink:
         self._recorder._inbox.put_audio(samples, _FEED_TIMEOUT_S)
 
     def end(self) -> None:
-        self._recorder._inbox.put_control(("end",))
+        self._recorder._inbox.put_ordered(("end",))
 
     def error(self, exc: BaseException) -> None:
         self._recorder._inbox.put_control(("error", exc, False, "source"))
@@ -338,7 +338,7 @@ class Recorder:
             except Exception:
                 _LOG.exception("closing the audio source failed")
         if flush and self._pipeline_thread is not None and self._fatal is None:
-            self._inbox.put_control(("flush",))
+            self._inbox.put_ordered(("flush",))
             self.wait_idle(timeout)
         self._stop.set()
         self._inbox.close()
@@ -367,9 +367,8 @@ class Recorder:
             self._require_running("pause")
             if self._state is RecorderState.PAUSED:
                 return
-            self._paused = True
             self._set_state(RecorderState.PAUSED)
-        self._inbox.put_control(("flush",))
+        self._inbox.put_ordered(("pause",))
         self._emit(RecordingStopped())
 
     def resume(self) -> None:
@@ -378,8 +377,8 @@ class Recorder:
             self._require_running("resume")
             if self._state is RecorderState.RUNNING:
                 return
-            self._paused = False
             self._set_state(RecorderState.RUNNING)
+        self._inbox.put_ordered(("resume",))
         self._emit(RecordingStarted())
 
     # ----------------------------------------------------------------- input
@@ -416,12 +415,12 @@ class Recorder:
     def start_utterance(self) -> None:
         """Start an utterance now, whatever the VAD says (manual recording)."""
         self._require_running("start_utterance")
-        self._inbox.put_control(("force_start",))
+        self._inbox.put_ordered(("force_start",))
 
     def end_utterance(self) -> None:
         """End the utterance in progress now and transcribe it."""
         self._require_running("end_utterance")
-        self._inbox.put_control(("force_end",))
+        self._inbox.put_ordered(("force_end",))
 
     def flush(self, timeout: float | None = None) -> None:
         """Transcribe the utterance in progress and wait until every final is delivered.
@@ -429,7 +428,7 @@ class Recorder:
         Use it at the end of pushed audio (end of a call, end of a file).
         """
         self._require_running("flush")
-        self._inbox.put_control(("flush",))
+        self._inbox.put_ordered(("flush",))
         if not self.wait_idle(self.config.request_timeout_s if timeout is None else timeout):
             raise TimeoutError("finals were still pending when flush() timed out")
         self._raise_fatal()
@@ -620,6 +619,11 @@ class Recorder:
                 self._fail(exc, where)
             else:
                 self._emit(ErrorEvent(exc, fatal=False, where=where))
+        elif kind == "pause":
+            self._paused = True
+            self._route(pipeline.flush())
+        elif kind == "resume":
+            self._paused = False
         elif kind in ("flush", "end"):
             self._route(pipeline.flush())
             self._position = pipeline.position

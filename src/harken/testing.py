@@ -12,7 +12,8 @@ from numpy.typing import NDArray
 
 from .config import SAMPLE_RATE
 
-__all__ = ["ScriptedVad", "chunks", "silence", "tone"]
+__all__ = ["ScriptedVad", "chunks", "normalize_text", "silence", "tone", "word_error_rate",
+           "word_errors"]
 
 
 def silence(seconds: float) -> NDArray[np.float32]:
@@ -59,3 +60,28 @@ class ScriptedVad:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def normalize_text(text: str) -> list[str]:
+    """Lower-case words without punctuation, for word error rates."""
+    import re
+
+    return re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split()
+
+
+def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """Word-level edit distance and reference length, after :func:`normalize_text`."""
+    ref, hyp = normalize_text(reference), normalize_text(hypothesis)
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        cur = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
+        prev = cur
+    return prev[-1], len(ref)
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Word error rate of ``hypothesis`` against ``reference`` (0.0 = identical)."""
+    errors, n = word_errors(reference, hypothesis)
+    return errors / max(1, n)

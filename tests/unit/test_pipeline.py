@@ -91,7 +91,7 @@ def test_long_speech_is_split_at_max_length_and_nothing_is_lost():
     assert len(reqs) == 3
     assert [r.split for r in reqs] == [True, True, False]
     assert len({r.utterance_id for r in reqs}) == 1
-    for a, b in zip(reqs, reqs[1:]):
+    for a, b in zip(reqs, reqs[1:], strict=False):
         assert a.end_sample == b.start_sample  # contiguous: no sample dropped or repeated
     assert all(r.duration <= 4.0 + 0.05 for r in reqs)
 
