@@ -217,7 +217,8 @@ class Segmenter:
         n = len(self._frames_audio)
         lo = max(1, (2 * n) // 3)
         energies = [float(np.mean(f * f)) for f in self._frames_audio[lo:n - 1]]
-        quiet = [e if not s else e + 1.0 for e, s in zip(energies, self._speech[lo:n - 1], strict=False)]
+        speech = self._speech[lo:n - 1]
+        quiet = [e + 1.0 if s else e for e, s in zip(energies, speech, strict=True)]
         cut = lo + int(np.argmin(quiet)) + 1 if quiet else n
         audio = np.concatenate(self._frames_audio[:cut])
         events.append(Segment(self._utterance_id, self._start_sample, audio, split=True))
