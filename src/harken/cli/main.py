@@ -10,7 +10,6 @@ import argparse
 import logging
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
