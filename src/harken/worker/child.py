@@ -1,0 +1,222 @@
+"""The engine process program: ``python -m harken.worker``.
+
+Started by :class:`harken.worker.process.EngineProcess` as its own program (never through
+multiprocessing), so it never imports the user's main module. It speaks the frames of
+:mod:`harken.worker.protocol` on its stdin and on the stdout it had at start; file
+descriptor 1 is pointed at stderr so that a library which prints cannot corrupt the frames.
+
+Threads: the main thread loads the engine and serves "transcribe" requests, finals before
+partials (of queued partials only the newest is kept; older ones are answered "failed" with
+error_type "Superseded"). The "harken-child-reader" thread reads stdin, answers "ping" at
+once and queues requests. Writes are serialised by a lock. Exit codes: 0 after "shutdown" or
+EOF on stdin, 2 on a protocol error, 3 when the engine fails to load.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from typing import IO, Any
+
+from ..errors import ProtocolError
+from .protocol import Message, check_message, decode_audio, read_message, write_message
+
+__all__ = ["main"]
+
+logger = logging.getLogger(__name__)
+
+_MAX_QUEUED_FINALS = 256
+
+
+class _Sender:
+    """Writes frames to the parent, one at a time; gives up quietly once the pipe is gone."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self.broken = False
+
+    def send(self, type: str, header: dict[str, Any], payload: bytes = b"") -> bool:
+        with self._lock:
+            if self.broken:
+                return False
+            try:
+                write_message(self._stream, type, header, payload)
+            except (OSError, ValueError):  # parent gone (EPIPE) or stream closed
+                self.broken = True
+                return False
+            return True
+
+
+class _PipeLogHandler(logging.Handler):
+    """Sends the child's log records to the parent as "log" messages."""
+
+    def __init__(self, sender: _Sender, level: int) -> None:
+        super().__init__(level)
+        self._sender = sender
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._sender.send("log", {"name": record.name, "levelno": record.levelno,
+                                      "message": self.format(record)})
+        except Exception:  # never let logging break the engine
+            self.handleError(record)
+
+
+class _Inbox:
+    """Requests waiting for the main thread: finals in order, plus the newest partial."""
+
+    def __init__(self, sender: _Sender) -> None:
+        self._sender = sender
+        self._cond = threading.Condition()
+        self._finals: collections.deque[Message] = collections.deque()
+        self._partial: Message | None = None
+        self._closed = False
+
+    def put(self, message: Message) -> None:
+        superseded: Message | None = None
+        with self._cond:
+            if message.header.get("kind") == "partial":
+                superseded, self._partial = self._partial, message
+            else:
+                while len(self._finals) >= _MAX_QUEUED_FINALS and not self._closed:
+                    self._cond.wait(0.5)  # backpressure: stop reading stdin for a while
+                self._finals.append(message)
+            self._cond.notify_all()
+        if superseded is not None:
+            self._sender.send("failed", {"id": superseded.header["id"],
+                                         "error_type": "Superseded",
+                                         "message": "a newer partial replaced this one",
+                                         "traceback": ""})
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def get(self) -> Message | None:
+        """Block until a request is waiting; None once closed (pending requests are dropped)."""
+        with self._cond:
+            while not self._closed and not self._finals and self._partial is None:
+                self._cond.wait()
+            if self._closed:
+                return None
+            message: Message | None
+            if self._finals:
+                message = self._finals.popleft()
+            else:
+                message, self._partial = self._partial, None
+            self._cond.notify_all()
+            return message
+
+
+def _read_stdin(stdin: IO[bytes], sender: _Sender, inbox: _Inbox) -> None:
+    """Reader thread: queue requests, answer pings, close the inbox on shutdown or EOF."""
+    try:
+        while True:
+            message = read_message(stdin)
+            if message is None:
+                logger.debug("stdin closed: the parent has gone or closed the pipe")
+                return
+            check_message(message, "transcribe", "ping", "shutdown")
+            if message.type == "ping":
+                sender.send("pong", {"id": message.header["id"]})
+            elif message.type == "transcribe":
+                inbox.put(message)
+            else:
+                return
+    except (ProtocolError, OSError, ValueError) as exc:
+        logger.error("engine process stops reading its requests: %s", exc)
+    finally:
+        inbox.close()
+
+
+def _failure(request_id: int | None, exc: BaseException) -> dict[str, Any]:
+    return {"id": request_id, "error_type": type(exc).__name__, "message": str(exc),
+            "traceback": "".join(traceback.format_exception(type(exc), exc,
+                                                            exc.__traceback__))}
+
+
+def _serve(engine: Any, sender: _Sender, inbox: _Inbox) -> None:
+    while True:
+        message = inbox.get()
+        if message is None:
+            return
+        request_id = int(message.header["id"])
+        try:
+            audio = decode_audio(message.payload)
+            started = time.perf_counter()
+            output = engine.transcribe(audio, kind=message.header["kind"],
+                                       options=dict(message.header["options"] or {}))
+            elapsed = time.perf_counter() - started
+        except Exception as exc:
+            logger.debug("request %d failed: %s", request_id, exc, exc_info=True)
+            sender.send("failed", _failure(request_id, exc))
+            continue
+        sender.send("result", {"id": request_id, "output": output.to_dict(),
+                               "compute_seconds": elapsed})
+
+
+def main() -> int:
+    """Run the engine process until "shutdown" or EOF; return the exit code."""
+    protocol_fd = os.dup(1)
+    os.dup2(2, 1)  # anything printed from now on goes to stderr
+    if hasattr(signal, "SIGINT"):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent coordinates shutdown
+    stdin = sys.stdin.buffer
+    sender = _Sender(os.fdopen(protocol_fd, "wb"))
+    try:
+        init = read_message(stdin)
+        if init is None:
+            return 0
+        check_message(init, "init")
+    except (ProtocolError, OSError) as exc:
+        sys.stderr.write(f"harken engine process: bad init message: {exc}\n")
+        return 2
+
+    root = logging.getLogger()
+    level = int(init.header.get("log_level", logging.WARNING))
+    root.addHandler(_PipeLogHandler(sender, level))
+    root.setLevel(level)
+
+    from ..config import EngineConfig
+    from ..engine.registry import create_engine
+
+    started = time.perf_counter()
+    try:
+        config = EngineConfig.from_dict(dict(init.header["engine"]))
+        engine = create_engine(config)
+        engine.load()
+    except Exception as exc:
+        sender.send("failed", _failure(None, exc))
+        return 3
+    info: dict[str, Any] = {"engine": config.engine, "model": config.model,
+                            "device": config.device, "compute_type": config.compute_type}
+    describe = getattr(engine, "info", None)
+    if callable(describe):
+        info.update(describe())
+    info["load_seconds"] = time.perf_counter() - started
+    info["pid"] = os.getpid()
+    sender.send("ready", {"info": info})
+
+    inbox = _Inbox(sender)
+    reader = threading.Thread(target=_read_stdin, args=(stdin, sender, inbox),
+                              name="harken-child-reader", daemon=True)
+    reader.start()
+    try:
+        _serve(engine, sender, inbox)
+    finally:
+        try:
+            engine.close()
+        except Exception:
+            logger.exception("engine.close() failed")
+        sender.send("shutdown_ack", {})
+        reader.join(timeout=1.0)
+    return 0

@@ -1,0 +1,471 @@
+"""EngineProcess with the real child program (python -m harken.worker) and ScriptedEngine."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from harken.config import EngineConfig
+from harken.engine.base import EngineOutput, TranscribeRequest
+from harken.errors import (
+    EngineError,
+    LifecycleError,
+    WorkerCrashed,
+    WorkerError,
+    WorkerStartTimeout,
+)
+from harken.worker.process import EngineProcess
+from harken.worker.protocol import read_message, write_message
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def request(request_id: int, seconds: float, kind: str = "final",
+            amplitude: float = 0.1) -> TranscribeRequest:
+    audio = np.full(int(seconds * 16000), amplitude, dtype=np.float32)
+    return TranscribeRequest(request_id, 0, kind, audio, 0, len(audio))  # type: ignore[arg-type]
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
+
+
+class Collector:
+    """Records every callback; thread-safe."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.results: list[tuple[int, str, float, int]] = []
+        self.failed: list[tuple[int, BaseException]] = []
+        self.errors: list[tuple[BaseException, bool]] = []
+        self.threads: set[str] = set()
+
+    def on_result(self, req: TranscribeRequest, out: EngineOutput, compute: float,
+                  attempts: int) -> None:
+        with self.lock:
+            self.threads.add(threading.current_thread().name)
+            self.results.append((req.request_id, out.text, compute, attempts))
+
+    def on_failed(self, req: TranscribeRequest, exc: BaseException) -> None:
+        with self.lock:
+            self.failed.append((req.request_id, exc))
+
+    def on_error(self, exc: BaseException, fatal: bool) -> None:
+        with self.lock:
+            self.errors.append((exc, fatal))
+
+    def answered(self) -> set[int]:
+        with self.lock:
+            return {r[0] for r in self.results} | {f[0] for f in self.failed}
+
+
+@pytest.fixture
+def make() -> Iterator[Callable[..., tuple[EngineProcess, Collector]]]:
+    made: list[EngineProcess] = []
+
+    def factory(**options: Any) -> tuple[EngineProcess, Collector]:
+        kwargs = {k: options.pop(k) for k in list(options)
+                  if k in ("start_timeout_s", "request_timeout_s", "max_attempts")}
+        collector = Collector()
+        proc = EngineProcess(EngineConfig(engine="scripted", options=options),
+                             on_result=collector.on_result, on_failed=collector.on_failed,
+                             on_error=collector.on_error, **kwargs)
+        made.append(proc)
+        return proc, collector
+
+    yield factory
+    for proc in made:
+        proc.close()
+
+
+def test_start_ready_ping_close(make: Callable[..., tuple[EngineProcess, Collector]]) -> None:
+    proc, _ = make()
+    assert proc.pid is None
+    started = time.monotonic()
+    proc.start()
+    assert time.monotonic() - started < 10
+    assert proc.pid is not None and proc.pid != os.getpid()
+    assert proc.ready_info["engine"] == "scripted"
+    assert proc.ready_info["pid"] == proc.pid
+    assert proc.ready_info["load_seconds"] >= 0
+    assert proc.ping() < 1.0
+    pid = proc.pid
+    proc.close()
+    assert proc.pid is None
+    assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_results_in_order_on_the_reader_thread(
+        make: Callable[..., tuple[EngineProcess, Collector]]) -> None:
+    proc, got = make()
+    proc.start()
+    for i in range(6):
+        proc.submit(request(i, 0.25 * (i + 1), amplitude=0.05 * (i + 1)))
+    wait_until(lambda: len(got.results) == 6)
+    assert [r[0] for r in got.results] == list(range(6))
+    assert got.results[2][1] == "speech 0.75 s rms 0.150"
+    assert all(r[3] == 1 for r in got.results)
+    assert all(r[2] >= 0 for r in got.results)
+    assert got.threads == {"harken-engine-reader"}
+    assert proc.pending == 0 and not got.failed and not got.errors
+
+
+def test_partials_are_coalesced_and_finals_kept(
+        make: Callable[..., tuple[EngineProcess, Collector]]) -> None:
+    proc, got = make(delay_s=0.15)
+    proc.start()
+    proc.submit(request(0, 0.5))
+    for i in range(1, 8):
+        proc.submit(request(i, 0.1 * i, kind="partial"))
+    proc.submit(request(100, 1.0))
+    wait_until(lambda: {0, 100, 7} <= got.answered() and proc.pending == 0)
+    ids = [r[0] for r in got.results]
+    assert ids.index(0) < ids.index(100)
+    assert len([i for i in ids if 1 <= i <= 7]) <= 2  # the newest, maybe one already sent
+    assert not got.failed
+
+
+def test_engine_exception_is_retried_then_reported(
+        make: Callable[..., tuple[EngineProcess, Collector]]) -> None:
+    proc, got = make(fail_min_s=1.0, max_attempts=2)
+    proc.start()
+    pid = proc.pid
+    proc.submit(request(1, 1.5))
+    proc.submit(request(2, 0.5))
+    wait_until(lambda: got.answered() == {1, 2})
+    [(failed_id, exc)] = got.failed
+    assert failed_id == 1
+    assert isinstance(exc, EngineError) and exc.error_type == "RuntimeError"
+    assert "fail_min_s" in str(exc)
+    assert [r[:2] for r in got.results] == [(2, "speech 0.50 s rms 0.100")]
+    assert proc.pid == pid and proc.restarts == 0 and not got.errors
+
+
+def test_init_failure_is_an_engine_error_fast(
+        make: Callable[..., tuple[EngineProcess, Collector]]) -> None:
+    proc, _ = make(fail_load="cannot open /models/missing")
+    started = time.monotonic()
+    with pytest.raises(EngineError, match="cannot open /models/missing") as info:
+        proc.start()
+    assert info.value.error_type == "RuntimeError"
+    assert time.monotonic() - started < 5
+    proc.close()
+    proc.close()
+
+
+def test_missing_faster_whisper_model_names_the_path(tmp_path: Path) -> None:
+    pytest.importorskip("faster_whisper")
+    missing = tmp_path / "no-such-model"
+    got = Collector()
+    proc = EngineProcess(EngineConfig(model=str(missing)), on_result=got.on_result,
+                         on_failed=got.on_failed, on_error=got.on_error)
+    try:
+        with pytest.raises(EngineError, match=str(missing)) as info:
+            proc.start()
+        assert info.value.error_type == "FileNotFoundError"
+    finally:
+        proc.close()
+
+
+def test_slow_init_times_out(make: Callable[..., tuple[EngineProcess, Collector]]) -> None:
+    proc, _ = make(load_delay_s=30, start_timeout_s=0.5)
+    started = time.monotonic()
+    with pytest.raises(WorkerStartTimeout, match="0.5 s"):
+        proc.start()
+    assert time.monotonic() - started < 4
+    proc.close()
+
+
+def test_bad_interpreter_is_a_worker_error() -> None:
+    got = Collector()
+    proc = EngineProcess(EngineConfig(engine="scripted"), on_result=got.on_result,
+                         on_failed=got.on_failed, on_error=got.on_error,
+                         python="/no/such/python")
+    with pytest.raises(WorkerError, match="/no/such/python"):
+        proc.start()
+    proc.close()
+
+
+def test_lifecycle_errors(make: Callable[..., tuple[EngineProcess, Collector]]) -> None:
+    proc, _ = make()
+    with pytest.raises(LifecycleError, match="call start"):
+        proc.submit(request(1, 0.1))
+    proc.start()
+    with pytest.raises(LifecycleError, match="starts once"):
+        proc.start()
+    proc.submit(request(1, 0.1))
+    with pytest.raises(LifecycleError, match="already pending"):
+        proc.submit(request(1, 0.1))
+    proc.close()
+    proc.close()
+    with pytest.raises(LifecycleError):
+        proc.submit(request(2, 0.1))
+
+
+def test_killed_child_is_restarted_and_request_answered(
+        make: Callable[..., tuple[EngineProcess, Collector]]) -> None:
+    proc, got = make(delay_s=1.0)
+    proc.start()
+    first_pid = proc.pid
+    assert first_pid is not None
+    proc.submit(request(5, 0.5))
+    time.sleep(0.3)  # the child is inside transcribe()
+    os.kill(first_pid, signal.SIGKILL)
+    wait_until(lambda: got.results != [], timeout=10)
+    [(exc, fatal)] = got.errors
+    assert isinstance(exc, WorkerCrashed) and not fatal
+    assert "SIGKILL" in str(exc)
+    assert got.results[0][0] == 5 and got.results[0][3] == 2
+    assert proc.restarts == 1 and proc.pid not in (None, first_pid)
+    assert not _alive(first_pid)
+
+
+def test_crash_inside_the_engine_is_restarted(
+        make: Callable[..., tuple[EngineProcess, Collector]], tmp_path: Path) -> None:
+    proc, got = make(crash_marker=str(tmp_path / "crashed"))
+    proc.start()
+    proc.submit(request(1, 0.2))
+    proc.submit(request(2, 0.3))
+    wait_until(lambda: len(got.results) == 2, timeout=10)
+    assert (tmp_path / "crashed").exists()
+    assert "exit code 17" in str(got.errors[0][0])
+    assert [(r[0], r[3]) for r in got.results] == [(1, 2), (2, 2)]
+
+
+def test_hung_child_is_killed_by_the_watchdog(
+        make: Callable[..., tuple[EngineProcess, Collector]], tmp_path: Path) -> None:
+    proc, got = make(hang_marker=str(tmp_path / "hung"), request_timeout_s=0.5)
+    proc.start()
+    started = time.monotonic()
+    proc.submit(request(1, 0.1))
+    wait_until(lambda: got.results != [], timeout=10)
+    assert 0.6 < time.monotonic() - started < 5
+    [(exc, fatal)] = got.errors
+    assert isinstance(exc, WorkerCrashed) and not fatal
+    assert "answered nothing" in str(exc)
+    assert got.results[0][0] == 1 and got.results[0][3] == 2
+
+
+def test_request_past_max_attempts_fails(
+        make: Callable[..., tuple[EngineProcess, Collector]], tmp_path: Path) -> None:
+    proc, got = make(crash_marker=str(tmp_path / "crashed"), max_attempts=1)
+    proc.start()
+    proc.submit(request(1, 0.2))
+    wait_until(lambda: got.failed != [], timeout=10)
+    assert isinstance(got.failed[0][1], WorkerCrashed)
+    proc.submit(request(2, 0.2))  # the restarted child serves new work
+    wait_until(lambda: got.results != [], timeout=10)
+    assert got.results[0][0] == 2 and got.results[0][3] == 1
+
+
+def test_repeated_crashes_become_fatal(
+        make: Callable[..., tuple[EngineProcess, Collector]]) -> None:
+    proc, got = make(max_attempts=1)
+    proc.start()
+    first_pid = proc.pid
+    assert first_pid is not None
+    os.kill(first_pid, signal.SIGKILL)
+    wait_until(lambda: proc.restarts == 1, timeout=10)
+    second_pid = proc.pid
+    assert second_pid not in (None, first_pid)
+    os.kill(second_pid, signal.SIGKILL)  # type: ignore[arg-type]
+    wait_until(lambda: len(got.errors) == 2, timeout=10)
+    assert [fatal for _, fatal in got.errors] == [False, True]
+    with pytest.raises(WorkerCrashed, match="giving up"):
+        proc.submit(request(1, 0.1))
+
+
+def test_close_with_hung_child_is_bounded(
+        make: Callable[..., tuple[EngineProcess, Collector]], tmp_path: Path) -> None:
+    marker = tmp_path / "hung"
+    proc, got = make(hang_marker=str(marker))
+    proc.start()
+    pid = proc.pid
+    assert pid is not None
+    proc.submit(request(1, 0.1))
+    wait_until(marker.exists)
+    started = time.monotonic()
+    proc.close(timeout=1.0)
+    assert time.monotonic() - started < 2.0
+    assert not _alive(pid)
+    assert not got.results and not got.errors
+
+
+def _scripted(on_result: Callable[..., None], got: Collector) -> EngineProcess:
+    return EngineProcess(EngineConfig(engine="scripted"), on_result=on_result,
+                         on_failed=got.on_failed, on_error=got.on_error)
+
+
+def test_close_from_a_callback() -> None:
+    got = Collector()
+
+    def close_on_result(*args: Any) -> None:
+        got.on_result(*args)
+        proc.close(timeout=1.0)
+
+    proc = _scripted(close_on_result, got)
+    try:
+        proc.start()
+        proc.submit(request(1, 0.1))
+        wait_until(lambda: proc.pid is None, timeout=5)
+        assert [r[0] for r in got.results] == [1]
+    finally:
+        proc.close()
+
+
+def test_raising_callback_does_not_stop_the_reader(caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[int] = []
+
+    def bad(req: TranscribeRequest, *_: Any) -> None:
+        calls.append(req.request_id)
+        raise ValueError("user bug")
+
+    proc = _scripted(bad, Collector())
+    try:
+        proc.start()
+        proc.submit(request(1, 0.1))
+        proc.submit(request(2, 0.1))
+        wait_until(lambda: len(calls) == 2)
+        assert "callback raised" in caplog.text
+    finally:
+        proc.close()
+
+
+def test_child_logs_reach_parent_loggers(
+        make: Callable[..., tuple[EngineProcess, Collector]],
+        caplog: pytest.LogCaptureFixture) -> None:
+    proc, _ = make(log_message="hello from the engine process")
+    with caplog.at_level(logging.INFO, logger="harken.worker"):
+        proc.start()
+        wait_until(lambda: "hello from the engine process" in caplog.text)
+    [record] = [r for r in caplog.records if "hello from" in r.getMessage()]
+    assert record.name == "harken.worker.child.engine.scripted"
+    assert record.levelno == logging.WARNING
+
+
+def _child(*, stderr: Any = None) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    return subprocess.Popen([sys.executable, "-m", "harken.worker"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=stderr, env=env)
+
+
+def test_child_program_exits_on_stdin_eof_and_keeps_stdout_clean() -> None:
+    child = _child(stderr=subprocess.PIPE)
+    assert child.stdin is not None and child.stdout is not None
+    config = EngineConfig(engine="scripted", options={"print_text": "PRINTED BY A LIBRARY"})
+    try:
+        write_message(child.stdin, "init", {"engine": config.to_dict(), "log_level": 30})
+        ready = read_message(child.stdout)
+        assert ready is not None and ready.type == "ready"
+        write_message(child.stdin, "transcribe", {"id": 1, "kind": "final", "options": {}},
+                      np.zeros(1600, np.float32).tobytes())
+        write_message(child.stdin, "ping", {"id": 9})
+        answers = [read_message(child.stdout), read_message(child.stdout)]
+        assert sorted(m.type for m in answers if m) == ["pong", "result"]
+        child.stdin.close()  # the parent goes away
+        assert child.wait(timeout=5) == 0
+        ack = read_message(child.stdout)
+        assert ack is not None and ack.type == "shutdown_ack"
+        assert read_message(child.stdout) is None
+        assert child.stderr is not None
+        assert b"PRINTED BY A LIBRARY" in child.stderr.read()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        for stream in (child.stdin, child.stdout, child.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_child_program_supersedes_queued_partials() -> None:
+    child = _child()
+    assert child.stdin is not None and child.stdout is not None
+    config = EngineConfig(engine="scripted", options={"delay_s": 0.3})
+    try:
+        write_message(child.stdin, "init", {"engine": config.to_dict(), "log_level": 30})
+        assert (read_message(child.stdout) or None) is not None
+        audio = np.zeros(160, np.float32).tobytes()
+        write_message(child.stdin, "transcribe", {"id": 1, "kind": "final", "options": {}},
+                      audio)
+        for i in (2, 3, 4):
+            write_message(child.stdin, "transcribe",
+                          {"id": i, "kind": "partial", "options": {}}, audio)
+        write_message(child.stdin, "transcribe", {"id": 5, "kind": "final", "options": {}},
+                      audio)
+        seen = []
+        while len(seen) < 5:
+            message = read_message(child.stdout)
+            assert message is not None
+            seen.append((message.header["id"], message.type,
+                         message.header.get("error_type")))
+        assert seen[:2] == [(2, "failed", "Superseded"), (3, "failed", "Superseded")]
+        assert [s[0] for s in seen[2:]] == [1, 5, 4]  # finals before the newest partial
+        write_message(child.stdin, "shutdown", {})
+        assert child.wait(timeout=5) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        for stream in (child.stdin, child.stdout):
+            stream.close()
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_script_without_main_guard_under_start_method(tmp_path: Path, method: str) -> None:
+    script = tmp_path / "user_script.py"
+    script.write_text(textwrap.dedent(f"""
+        import multiprocessing, threading
+        import numpy as np
+        multiprocessing.set_start_method({method!r}, force=True)
+        from harken.config import EngineConfig
+        from harken.engine.base import TranscribeRequest
+        from harken.worker.process import EngineProcess
+
+        done = threading.Event()
+        texts = []
+
+        def on_result(request, output, seconds, attempts):
+            texts.append(output.text)
+            done.set()
+
+        # module level, no `if __name__ == "__main__":` guard on purpose
+        engine = EngineProcess(EngineConfig(engine="scripted"), on_result=on_result,
+                               on_failed=print, on_error=print)
+        engine.start()
+        audio = np.full(8000, 0.2, dtype=np.float32)
+        engine.submit(TranscribeRequest(1, 1, "final", audio, 0, 8000))
+        assert done.wait(10)
+        engine.close()
+        print("RESULT", texts[0], multiprocessing.get_start_method())
+    """))
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=60, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == f"RESULT speech 0.50 s rms 0.200 {method}"
+    assert "bootstrapping" not in run.stderr

