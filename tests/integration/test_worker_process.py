@@ -469,3 +469,32 @@ def test_script_without_main_guard_under_start_method(tmp_path: Path, method: st
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == f"RESULT speech 0.50 s rms 0.200 {method}"
     assert "bootstrapping" not in run.stderr
+
+
+def test_forgotten_close_kills_a_hung_child_at_exit(tmp_path: Path) -> None:
+    marker = tmp_path / "hung"
+    script = tmp_path / "forgetful.py"
+    script.write_text(textwrap.dedent(f"""
+        import time
+        import numpy as np
+        from harken.config import EngineConfig
+        from harken.engine.base import TranscribeRequest
+        from harken.worker.process import EngineProcess
+
+        engine = EngineProcess(EngineConfig(engine="scripted",
+                                            options={{"hang_marker": {str(marker)!r}}}),
+                               on_result=print, on_failed=print, on_error=print)
+        engine.start()
+        engine.submit(TranscribeRequest(1, 1, "final", np.zeros(800, np.float32), 0, 800))
+        while not __import__("os").path.exists({str(marker)!r}):
+            time.sleep(0.01)
+        print(engine.pid, flush=True)
+        # no close(): the safety net must kill the hung engine process at exit
+    """))
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    run = subprocess.run([sys.executable, "-W", "always::ResourceWarning", str(script)],
+                         capture_output=True, text=True, timeout=30, env=env)
+    assert run.returncode == 0, run.stderr
+    pid = int(run.stdout.split()[0])
+    wait_until(lambda: not _alive(pid), timeout=3)
+    assert "was not closed" in run.stderr
