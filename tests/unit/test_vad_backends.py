@@ -409,3 +409,12 @@ def test_importing_the_vad_package_imports_no_backend() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.skipif(not HAS_WEBRTC, reason="webrtcvad-wheels is not installed")
+def test_webrtc_clips_samples_beyond_full_scale() -> None:
+    vad = WebRtcVad(3)
+    vad.load()
+    loud = (1.7 * np.sign(tone(300.0, -3.0, 0.5))).astype(np.float32)  # |x| > 1, no cast warning
+    assert all(isinstance(vad.is_speech(f), bool) for f in frames_of(loud))
+    vad.close()

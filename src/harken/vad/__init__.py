@@ -11,7 +11,11 @@ called from one thread (the pipeline thread).
 from __future__ import annotations
 
 import importlib
+import math
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 from ..errors import AudioFormatError
 from .base import FRAME_SAMPLES, VoiceActivityDetector
@@ -36,14 +40,13 @@ _LAZY: dict[str, str] = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
-    from numpy.typing import NDArray
-
     from .energy import EnergyVad
     from .factory import create_vad
     from .gated import GatedVad
     from .silero import SileroVad
     from .webrtc import WebRtcVad
+
+_FLOAT32 = np.dtype(np.float32)
 
 
 def check_frame(frame: NDArray[np.float32]) -> None:
@@ -56,13 +59,11 @@ def check_frame(frame: NDArray[np.float32]) -> None:
         AudioFormatError: the frame is not a numpy array, has another dtype, shape or
             length, or holds NaN or infinity.
     """
-    import numpy as np
-
     if not isinstance(frame, np.ndarray):
         raise AudioFormatError(
             f"a VAD frame must be a numpy float32 array, got {type(frame).__name__}"
         )
-    if frame.dtype != np.float32:
+    if frame.dtype != _FLOAT32:
         raise AudioFormatError(
             f"a VAD frame must have dtype float32 (samples in -1..1), got {frame.dtype}"
         )
@@ -71,7 +72,7 @@ def check_frame(frame: NDArray[np.float32]) -> None:
             f"a VAD frame must be 1-D with exactly {FRAME_SAMPLES} samples (32 ms at "
             f"16 kHz), got shape {frame.shape}"
         )
-    if not np.isfinite(np.dot(frame, frame)):
+    if not math.isfinite(float(np.dot(frame, frame))):
         raise AudioFormatError("a VAD frame must not hold NaN or infinite samples")
 
 
