@@ -86,7 +86,7 @@ class EngineConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EngineConfig:
         """Build from :meth:`to_dict` output; unknown keys raise ConfigError."""
-        return _from_dict(cls, data)
+        return cls(**_checked_keys(cls, data))
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ class VadConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VadConfig:
         """Build from a dict; unknown keys raise ConfigError."""
-        return _from_dict(cls, data)
+        return cls(**_checked_keys(cls, data))
 
 
 @dataclass(frozen=True)
@@ -167,9 +167,9 @@ class RecorderConfig:
                f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
 
 
-def _from_dict(cls: Any, data: dict[str, Any]) -> Any:
+def _checked_keys(cls: Any, data: dict[str, Any]) -> dict[str, Any]:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} option(s): {', '.join(unknown)}")
-    return cls(**data)
+    return data

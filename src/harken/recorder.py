@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -45,6 +45,10 @@ from .events import (
 )
 from .sources.base import AudioSource
 from .vad.base import VoiceActivityDetector
+
+if TYPE_CHECKING:
+    from .core.pipeline import Output, SpeechPipeline
+    from .worker.process import EngineProcess
 
 __all__ = ["Recorder", "transcribe_file"]
 
@@ -205,7 +209,7 @@ class Recorder:
         self._state_lock = threading.RLock()
         self._source: AudioSource | None = None
         self._vad: VoiceActivityDetector | None = None
-        self._engine: Any = None  # harken.worker.process.EngineProcess
+        self._engine: EngineProcess | None = None
         self._dispatcher: Dispatcher | None = None
         self._pipeline_thread: threading.Thread | None = None
         self._inbox = Inbox(int(self.config.max_backlog_s * SAMPLE_RATE))
@@ -243,7 +247,7 @@ class Recorder:
     def engine_pid(self) -> int | None:
         """Process id of the engine process, or None when it is not running."""
         engine = self._engine
-        return None if engine is None else engine.pid  # type: ignore[no-any-return]
+        return None if engine is None else engine.pid
 
     def __enter__(self) -> Recorder:
         self.start()
@@ -552,7 +556,7 @@ class Recorder:
     def _engine_error(self, exc: BaseException, fatal: bool) -> None:
         self._inbox.put_control(("error", exc, fatal, "engine"))
 
-    def _run_pipeline(self, pipeline: Any) -> None:
+    def _run_pipeline(self, pipeline: SpeechPipeline) -> None:
         try:
             self._pipeline_loop(pipeline)
         except BaseException as exc:  # never lose an error in a thread
@@ -567,7 +571,7 @@ class Recorder:
         with self._idle:
             self._idle.notify_all()
 
-    def _pipeline_loop(self, pipeline: Any) -> None:
+    def _pipeline_loop(self, pipeline: SpeechPipeline) -> None:
         realtime = getattr(self._source_spec, "realtime", True) \
             if not isinstance(self._source_spec, (str, Path)) \
             else self._source_spec in ("mic", "microphone", "push")
@@ -596,7 +600,7 @@ class Recorder:
         with self._idle:
             self._idle.notify_all()
 
-    def _handle_control(self, item: tuple[Any, ...], pipeline: Any) -> None:
+    def _handle_control(self, item: tuple[Any, ...], pipeline: SpeechPipeline) -> None:
         kind = item[0]
         if kind == "result":
             _, request, output, compute_seconds, attempts = item
@@ -634,9 +638,10 @@ class Recorder:
         elif kind == "force_end":
             self._route(pipeline.force_end())
 
-    def _route(self, outputs: list[Any]) -> None:
+    def _route(self, outputs: list[Output]) -> None:
         for out in outputs:
             if isinstance(out, TranscribeRequest):
+                assert self._engine is not None  # started before the pipeline thread
                 self._requests[out.request_id] = out
                 self._engine.submit(out)
             else:
