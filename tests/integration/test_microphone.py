@@ -122,19 +122,22 @@ def test_microphone_records_speech_played_into_the_virtual_mic(
         source.close()
     assert not sink.errors, sink.errors
     got = sink.audio()
+    stats = (f"(device {source.device_info}, {source.dropped_blocks} blocks dropped, "
+             f"{source.status_events} PortAudio status flags; is something else playing "
+             f"into {SINK}?)")
 
     # Silence before the speech was played.
-    assert np.max(np.abs(got[: lead - 1600])) < 0.01
+    assert np.max(np.abs(got[: lead - 1600])) < 0.01, f"noise before the speech {stats}"
 
     # Find where the speech landed by cross-correlating the energy envelopes, then
     # compare the waveforms there.
     ref_env, got_env = _envelope(speech), _envelope(got)
     scores = np.correlate(got_env - got_env.mean(), ref_env - ref_env.mean(), mode="valid")
     offset = int(np.argmax(scores)) * FRAME
-    assert offset >= lead - 3200, "the speech should start after the silence we recorded"
+    assert offset >= lead - 3200, f"the speech came before it was played {stats}"
     aligned_env = _envelope(got[offset: offset + speech.size])
     env_corr = np.corrcoef(aligned_env, ref_env[: aligned_env.size])[0, 1]
-    assert env_corr > 0.9, f"energy envelope correlation {env_corr:.3f}"
+    assert env_corr > 0.9, f"energy envelope correlation {env_corr:.3f} {stats}"
 
     # Sample-accurate alignment within +-1 frame, then the waveform itself.
     window = got[max(0, offset - FRAME): offset + speech.size + FRAME]
@@ -142,10 +145,10 @@ def test_microphone_records_speech_played_into_the_virtual_mic(
     best = int(np.argmax(np.abs(xcorr)))
     segment = window[best: best + speech.size]
     wave_corr = abs(np.corrcoef(segment, speech[: segment.size])[0, 1])
-    assert wave_corr > 0.8, f"waveform correlation {wave_corr:.3f}"
+    assert wave_corr > 0.8, f"waveform correlation {wave_corr:.3f} {stats}"
 
     # As loud as what was played (PulseAudio at 100% volume), and as long.
     loud_ref = np.sum(ref_env > 0.02) * FRAME / 16000
     loud_got = np.sum(_envelope(got) > 0.02) * FRAME / 16000
-    assert loud_got == pytest.approx(loud_ref, rel=0.15)
-    assert np.max(np.abs(segment)) == pytest.approx(np.max(np.abs(speech)), rel=0.2)
+    assert loud_got == pytest.approx(loud_ref, rel=0.15), f"loud for {loud_got} s {stats}"
+    assert np.max(np.abs(segment)) == pytest.approx(np.max(np.abs(speech)), rel=0.2), stats
