@@ -6,12 +6,15 @@ resamples at its edge (see :mod:`harken.audio.convert`).
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["AudioSink", "AudioSource"]
+from ..errors import AudioSourceError, HarkenError
+
+__all__ = ["AudioSink", "AudioSource", "report_failure"]
 
 
 class AudioSink(Protocol):
@@ -44,3 +47,21 @@ class AudioSource(Protocol):
 
     def close(self) -> None:
         """Stop delivering audio and release everything; idempotent, bounded in time."""
+
+
+def report_failure(sink: AudioSink, exc: Exception, *, stopping: bool, what: str,
+                   logger: logging.Logger) -> None:
+    """Hand a source thread's exception to the sink, so it is never lost in the thread.
+
+    Failures after close() (``stopping``) are only logged. Foreign exceptions are wrapped in
+    AudioSourceError whose message starts with ``what`` (e.g. "recording failed").
+    """
+    if stopping:
+        logger.debug("%s after close(): %r", what, exc)
+        return
+    error = exc if isinstance(exc, HarkenError) else AudioSourceError(
+        f"{what}: {type(exc).__name__}: {exc}")
+    if error is not exc:
+        error.__cause__ = exc
+    logger.debug("%s: %r", what, error)
+    sink.error(error)

@@ -27,10 +27,9 @@ from ..errors import (
     AudioSourceError,
     BackendNotInstalled,
     ConfigError,
-    HarkenError,
     LifecycleError,
 )
-from .base import AudioSink
+from .base import AudioSink, report_failure
 
 __all__ = ["FileSource", "read_audio"]
 
@@ -265,15 +264,8 @@ class FileSource:
                 sink.write(tail)
             sink.end()
         except Exception as exc:  # reported to the sink, never lost in this thread
-            if self._stop.is_set():
-                logger.debug("file reader stopped with %r after close()", exc)
-                return
-            error = exc if isinstance(exc, HarkenError) else AudioSourceError(
-                f"reading {self.path!r} failed: {type(exc).__name__}: {exc}")
-            if error is not exc:
-                error.__cause__ = exc
-            logger.debug("file reader failed: %r", error)
-            sink.error(error)
+            report_failure(sink, exc, stopping=self._stop.is_set(),
+                           what=f"reading {self.path!r} failed", logger=logger)
         finally:
             reader.close()
 

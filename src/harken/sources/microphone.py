@@ -20,8 +20,8 @@ from numpy.typing import NDArray
 from ..audio.convert import check_sample_rate
 from ..audio.resample import StreamResampler
 from ..config import SAMPLE_RATE
-from ..errors import AudioSourceError, ConfigError, HarkenError, LifecycleError
-from .base import AudioSink
+from ..errors import AudioSourceError, ConfigError, LifecycleError
+from .base import AudioSink, report_failure
 from .devices import import_sounddevice, list_input_devices, resolve_input_device
 
 __all__ = ["MicrophoneSource"]
@@ -199,15 +199,8 @@ class MicrophoneSource:
                 if out.size:
                     sink.write(out)
         except Exception as exc:  # reported to the sink, never lost in this thread
-            if self._stop.is_set():
-                logger.debug("microphone thread stopped with %r after close()", exc)
-                return
-            error = exc if isinstance(exc, HarkenError) else AudioSourceError(
-                f"recording failed: {type(exc).__name__}: {exc}")
-            if error is not exc:
-                error.__cause__ = exc
-            logger.debug("microphone failed: %r", error)
-            sink.error(error)
+            report_failure(sink, exc, stopping=self._stop.is_set(), what="recording failed",
+                           logger=logger)
 
     def close(self) -> None:
         """Stop and close the stream and join the thread; idempotent, at most ~2 s."""

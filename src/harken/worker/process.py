@@ -91,6 +91,16 @@ class _Shared:
     abandoned: bool = False
 
 
+def _close_pipes(proc: subprocess.Popen[bytes]) -> None:
+    """Close the parent's ends of a child's stdin and stdout, ignoring errors."""
+    for stream in (proc.stdin, proc.stdout):
+        if stream is not None:
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
 def _abandon(shared: _Shared) -> None:
     """weakref.finalize callback: kill children of an EngineProcess nobody closed."""
     shared.abandoned = True
@@ -102,12 +112,7 @@ def _abandon(shared: _Shared) -> None:
             proc.wait(timeout=1.0)
         except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL does not wait
             pass
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                try:
-                    stream.close()
-                except OSError:
-                    pass
+        _close_pipes(proc)
     if alive:
         warnings.warn("an EngineProcess was not closed; its engine process was killed. "
                       "Call close() or use it as a context manager.", ResourceWarning,
@@ -357,12 +362,7 @@ class EngineProcess:
                     logger.warning("thread %s did not stop within the close timeout",
                                    thread.name)
         for proc in self._shared.procs:
-            for stream in (proc.stdin, proc.stdout):
-                if stream is not None:
-                    try:
-                        stream.close()
-                    except OSError:
-                        pass
+            _close_pipes(proc)
         with self._cond:
             if self._pending:
                 logger.debug("closed with %d unanswered request(s)", len(self._pending))
