@@ -174,6 +174,8 @@ def read_message(stream: IO[bytes]) -> Message | None:
         fields = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"the header is not valid UTF-8 JSON: {exc}") from exc
+    except RecursionError as exc:  # e.g. 100 000 nested "[": fits the size limit
+        raise ProtocolError("the header is JSON nested too deeply to decode") from exc
     if not isinstance(fields, dict):
         raise ProtocolError(f"the header must be a JSON object, got {type(fields).__name__}")
     msg_type = fields.pop("type", None)
