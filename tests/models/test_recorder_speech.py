@@ -93,7 +93,7 @@ def test_espeak_utterances_one_final_each_matching_offline(espeak, offline_model
     for final in finals:
         assert final.language == "en"
         assert final.words and final.start <= final.words[0].start
-        assert all(a.start <= b.start for a, b in zip(final.words, final.words[1:]))
+        assert all(a.start <= b.start for a, b in zip(final.words, final.words[1:], strict=False))
         assert final.words[-1].end <= final.end + 0.05
 
 
