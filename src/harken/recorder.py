@@ -274,10 +274,19 @@ class Recorder:
             self._set_state(RecorderState.STARTING)
         try:
             self._start()
-        except BaseException:
+        except BaseException as exc:
+            closed_meanwhile = self._state is not RecorderState.STARTING
             self._shutdown(timeout=self.config.close_timeout_s, flush=False)
+            if closed_meanwhile:
+                raise LifecycleError("close() was called while start() was running") from exc
             raise
-        self._set_state(RecorderState.RUNNING)
+        with self._state_lock:
+            closed_meanwhile = self._state is not RecorderState.STARTING
+            if not closed_meanwhile:
+                self._set_state(RecorderState.RUNNING)
+        if closed_meanwhile:  # close() ran during start(): undo what start() made since
+            self._shutdown(timeout=self.config.close_timeout_s, flush=False)
+            raise LifecycleError("close() was called while start() was running")
         self._emit(RecordingStarted())
         return self
 

@@ -240,3 +240,25 @@ def test_errors_in_events_are_error_events():
         rec.flush(10)
     errs = [e for e in events if isinstance(e, ErrorEvent)]
     assert errs and errs[0].where == "engine" and not errs[0].fatal
+
+
+def test_close_during_start_stops_everything_and_start_says_why():
+    rec = make(options={"load_delay_s": 5.0})
+    errors = []
+
+    def starter():
+        try:
+            rec.start()
+        except Exception as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=starter)
+    thread.start()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    rec.close()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert time.monotonic() - t0 < 4.0
+    assert len(errors) == 1 and isinstance(errors[0], LifecycleError)
+    assert rec.state is RecorderState.CLOSED
