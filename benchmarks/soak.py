@@ -1,0 +1,197 @@
+"""Soak test: stream N minutes of audio through a Recorder faster than real time and watch
+for leaks.
+
+The audio alternates 1.5 s tone bursts (each one utterance) with 1.5 s of silence; the
+energy VAD segments it and the scripted engine answers in the engine process, so everything
+but the model is the real thing: push source, inbox, pipeline thread, worker protocol,
+dispatcher. After every minute of audio it samples the parent's resident memory (RSS), its
+thread count, its open file descriptors and its live child processes, and at the end it
+prints the memory slope in MB per hour of audio (least squares, first sample excluded as
+warm-up) and checks that every burst got exactly one final.
+
+Runs on the main thread of this script; the recorder's threads are its own.
+
+Usage: python benchmarks/soak.py [--minutes 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from harken.events import FinalTranscript
+from harken.recorder import Recorder
+from harken.testing import silence, tone
+
+RATE = 16000
+"""Sample rate of the generated audio, in Hz."""
+CHUNK = 1600
+"""Samples per feed_audio() call (100 ms)."""
+BURST_S = 1.5
+GAP_S = 1.5
+
+
+@dataclass
+class Sample:
+    """One measurement, taken after each minute of audio was fed."""
+
+    audio_minutes: float
+    rss_mb: float
+    threads: int
+    fds: int
+    children: int
+    finals: int
+
+
+@dataclass
+class SoakResult:
+    """What a soak run measured."""
+
+    minutes: float
+    wall_s: float
+    utterances: int
+    finals_by_id: dict[int, int]
+    samples: list[Sample] = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)
+
+    @property
+    def lost(self) -> int:
+        """Bursts with no final."""
+        return sum(1 for i in range(1, self.utterances + 1) if i not in self.finals_by_id)
+
+    @property
+    def duplicated(self) -> int:
+        """Extra finals for bursts that got more than one."""
+        return sum(n - 1 for n in self.finals_by_id.values() if n > 1)
+
+    @property
+    def speed(self) -> float:
+        """Audio seconds per wall-clock second (x real time)."""
+        return self.minutes * 60 / self.wall_s
+
+    def rss_slope_mb_per_hour(self) -> float:
+        """Least-squares slope of RSS in MB per hour of audio, first sample excluded."""
+        points = self.samples[1:] if len(self.samples) > 2 else self.samples
+        if len(points) < 2:
+            return 0.0
+        x = np.array([s.audio_minutes / 60 for s in points])
+        y = np.array([s.rss_mb for s in points])
+        return float(np.polyfit(x, y, 1)[0])
+
+
+def minute_of_audio(minute: int) -> np.ndarray:
+    """60 s of alternating bursts and silence; the pitch changes each minute (Hz)."""
+    cycle = np.concatenate([tone(BURST_S, 200.0 + 10 * (minute % 20)), silence(GAP_S)])
+    reps = int(round(60 / (BURST_S + GAP_S)))
+    return np.tile(cycle, reps)
+
+
+def _sample(proc: psutil.Process, audio_minutes: float, finals: int) -> Sample:
+    children = [c for c in proc.children(recursive=True)
+                if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    return Sample(audio_minutes=audio_minutes, rss_mb=proc.memory_info().rss / 2**20,
+                  threads=threading.active_count(), fds=proc.num_fds(),
+                  children=len(children), finals=finals)
+
+
+def run_soak(minutes: float, *, on_sample: object = None) -> SoakResult:
+    """Stream ``minutes`` of audio through a Recorder as fast as it takes it.
+
+    Args:
+        minutes: minutes of audio to stream (whole minutes; at least 1).
+        on_sample: optional callable taking each :class:`Sample` as it is measured.
+
+    Returns:
+        The measurements and the count of finals per utterance id.
+    """
+    whole = max(1, int(minutes))
+    per_minute = int(round(60 / (BURST_S + GAP_S)))
+    finals_by_id: dict[int, int] = {}
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def on_event(event: object) -> None:
+        if isinstance(event, FinalTranscript):
+            with lock:
+                finals_by_id[event.utterance_id] = finals_by_id.get(event.utterance_id, 0) + 1
+
+    proc = psutil.Process()
+    result = SoakResult(minutes=whole, wall_s=0.0, utterances=whole * per_minute,
+                        finals_by_id=finals_by_id, errors=errors)
+    t0 = time.monotonic()
+    with Recorder(source="push", engine="scripted", vad="energy", on_event=on_event,
+                  on_error=errors.append) as rec:
+        result.samples.append(_sample(proc, 0.0, 0))
+        for minute in range(whole):
+            audio = minute_of_audio(minute)
+            for i in range(0, len(audio), CHUNK):
+                rec.feed_audio(audio[i:i + CHUNK])
+            # Like a user would: take the finals that arrived, so none pile up.
+            while True:
+                try:
+                    rec.next_final(timeout=0)
+                except TimeoutError:
+                    break
+            sample = _sample(proc, minute + 1.0, rec.finals)
+            result.samples.append(sample)
+            if callable(on_sample):
+                on_sample(sample)
+        rec.flush(120)
+    result.wall_s = time.monotonic() - t0
+    return result
+
+
+def machine() -> str:
+    """One line describing this machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = psutil.virtual_memory().total / 2**30
+    return (f"{cpu}, {psutil.cpu_count()} cores, {mem:.1f} GiB RAM, "
+            f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+
+
+def main() -> int:
+    """Run the soak and print the figures; exit status 1 when an utterance was lost."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=int, default=60, help="minutes of audio (default 60)")
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    print(f"{'audio min':>9} {'RSS MB':>8} {'threads':>7} {'fds':>5} {'children':>8} "
+          f"{'finals':>7}")
+
+    def show(s: Sample) -> None:
+        print(f"{s.audio_minutes:9.0f} {s.rss_mb:8.1f} {s.threads:7d} {s.fds:5d} "
+              f"{s.children:8d} {s.finals:7d}", flush=True)
+
+    result = run_soak(args.minutes, on_sample=show)
+    rss = [s.rss_mb for s in result.samples[1:]]
+    print(f"audio: {result.minutes} min in {result.wall_s:.1f} s wall "
+          f"({result.speed:.0f}x real time)")
+    print(f"utterances: {result.utterances}, finals: {sum(result.finals_by_id.values())}, "
+          f"lost: {result.lost}, duplicated: {result.duplicated}, "
+          f"errors: {len(result.errors)}")
+    print(f"RSS: {min(rss):.1f}..{max(rss):.1f} MB; slope "
+          f"{result.rss_slope_mb_per_hour():+.2f} MB per audio hour")
+    threads = [s.threads for s in result.samples[1:]]
+    fds = [s.fds for s in result.samples[1:]]
+    children = [s.children for s in result.samples[1:]]
+    print(f"threads: {min(threads)}..{max(threads)}, fds: {min(fds)}..{max(fds)}, "
+          f"children: {min(children)}..{max(children)}")
+    return 1 if result.lost or result.duplicated else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
