@@ -70,6 +70,13 @@ class _Pending:
     sent_gen: int | None = None
     """The generation of the child holding it; None while it waits to be sent."""
     sent_at: float = 0.0
+    unstarted: int = 0
+    """Sends lost with a crashed child before it began on this request (not tries)."""
+
+    @property
+    def tries(self) -> int:
+        """Sends the engine worked on: what ``max_attempts`` limits."""
+        return self.attempts - self.unstarted
 
 
 @dataclass(eq=False)
@@ -605,7 +612,7 @@ class EngineProcess:
             entry = self._pending.get(request_id)
             if entry is None:
                 return
-            if header["error_type"] == "Superseded" or entry.attempts >= self._max_attempts:
+            if header["error_type"] == "Superseded" or entry.tries >= self._max_attempts:
                 del self._pending[request_id]
                 give_up = None if header["error_type"] == "Superseded" else entry
             else:
@@ -665,11 +672,18 @@ class EngineProcess:
                     fatal = WorkerCrashed(f"the engine process crashed {self._crashes} times "
                                           f"in a row; giving up (last: {how})")
             if fatal is None:
-                for entry in list(self._pending.values()):
-                    if entry.sent_gen != child.gen:
-                        continue
+                inflight = [e for e in self._pending.values() if e.sent_gen == child.gen]
+                # The child serves requests one at a time, in the order sent: only the
+                # oldest one was being transcribed. The others never started, so this
+                # send is not a try for them (else one hang behind a queue of finals
+                # would use up every queued final's tries at once).
+                culprit = min(inflight, key=lambda e: (e.sent_at, e.request.kind != "final"),
+                              default=None)
+                for entry in inflight:
                     entry.sent_gen = None
-                    if entry.attempts >= self._max_attempts:
+                    if entry is not culprit:
+                        entry.unstarted += 1
+                    if entry.tries >= self._max_attempts:
                         del self._pending[entry.request.request_id]
                         failed.append(entry)
                     else:
