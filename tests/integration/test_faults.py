@@ -235,3 +235,28 @@ def test_a_blocked_callback_delays_no_final_and_no_audio() -> None:
         rec.close()
     assert all(t.startswith("speech 1.") for t in texts)
     assert len(calls) == n  # the queued callbacks all ran once released
+
+
+def test_a_hang_charges_only_the_request_being_transcribed(tmp_path: Path) -> None:
+    # Four utterances reach the engine process together; it hangs on the first. The
+    # watchdog kills it: only that request was being worked on, so with max_attempts=1
+    # it alone fails (reported, not silent) and the three queued behind it are
+    # transcribed by the restarted process.
+    marker = tmp_path / "hang"
+    n = 4
+    audio, speech = utterances(n, speech_s=0.5, gap_s=0.6, lead_s=0.3)
+    errors: list[BaseException] = []
+    with Recorder(source="push", engine="scripted", options={"hang_marker": str(marker)},
+                  vad_detector=ScriptedVad(speech), on_error=errors.append,
+                  request_timeout_s=1.0, max_attempts=1) as rec:
+        feed(rec, audio)
+        rec.flush(20)
+        outcomes: list[str | BaseException] = []
+        for _ in range(n):
+            try:
+                outcomes.append(rec.text(0))
+            except WorkerCrashed as exc:
+                outcomes.append(exc)
+    assert marker.exists()
+    assert isinstance(outcomes[0], WorkerCrashed), outcomes
+    assert all(isinstance(t, str) and t.startswith("speech") for t in outcomes[1:]), outcomes
