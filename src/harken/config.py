@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["EngineConfig", "RecorderConfig", "VadConfig", "SAMPLE_RATE"]
+__all__ = ["EngineConfig", "RealtimeConfig", "RecorderConfig", "VadConfig", "SAMPLE_RATE"]
 
 SAMPLE_RATE = 16000
 """The rate of every sample inside harken, in Hz. Sources resample to it at the edge."""
@@ -139,11 +139,42 @@ class VadConfig:
 
 
 @dataclass(frozen=True)
+class RealtimeConfig:
+    """Live partial text and early finals. Durations are in milliseconds of audio."""
+
+    partials: bool = True
+    """Transcribe the growing utterance while the person speaks (PartialTranscript events)."""
+    partial_interval_ms: int = 300
+    """At least this much new audio between two partial passes; the real cadence is also
+    bounded by compute, since at most one partial is in flight."""
+    partial_min_ms: int = 300
+    """No partial pass before the utterance holds this much audio."""
+    partial_beam_size: int = 1
+    """Beam size of partial passes (1 = greedy, the cheapest)."""
+    stable_agreement: int = 2
+    """A word becomes stable once this many consecutive partial passes agree on it."""
+    early_final: bool = True
+    """Start the final pass speculatively as soon as the silence after speech reaches the
+    audio tail kept for the final; keep it if the silence lasts, discard it if speech resumes."""
+
+    def __post_init__(self) -> None:
+        for name in ("partial_interval_ms", "partial_min_ms"):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and not isinstance(value, bool) and
+                   0 <= value <= 60_000, f"{name} must be an int from 0 to 60000, got {value!r}")
+        _check(isinstance(self.partial_beam_size, int) and 1 <= self.partial_beam_size <= 20,
+               f"partial_beam_size must be an int from 1 to 20, got {self.partial_beam_size!r}")
+        _check(isinstance(self.stable_agreement, int) and 1 <= self.stable_agreement <= 5,
+               f"stable_agreement must be an int from 1 to 5, got {self.stable_agreement!r}")
+
+
+@dataclass(frozen=True)
 class RecorderConfig:
     """Everything a :class:`harken.Recorder` needs besides its source and callbacks."""
 
     engine: EngineConfig = field(default_factory=EngineConfig)
     vad: VadConfig = field(default_factory=VadConfig)
+    realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
     start_timeout_s: float = 120.0
     """How long start() waits for the engine process to load the model."""
     close_timeout_s: float = 2.0
@@ -159,6 +190,7 @@ class RecorderConfig:
     def __post_init__(self) -> None:
         _check(isinstance(self.engine, EngineConfig), "engine must be an EngineConfig")
         _check(isinstance(self.vad, VadConfig), "vad must be a VadConfig")
+        _check(isinstance(self.realtime, RealtimeConfig), "realtime must be a RealtimeConfig")
         for name in ("start_timeout_s", "close_timeout_s", "request_timeout_s", "max_backlog_s"):
             value = getattr(self, name)
             _finite(value, name)
