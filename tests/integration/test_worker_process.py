@@ -498,3 +498,132 @@ def test_forgotten_close_kills_a_hung_child_at_exit(tmp_path: Path) -> None:
     pid = int(run.stdout.split()[0])
     wait_until(lambda: not _alive(pid), timeout=3)
     assert "was not closed" in run.stderr
+
+
+# ---------------------------------------------------------------------- cancellation
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+    """Every (type, id) the parent writes to a child, in order."""
+    import harken.worker.process as process_module
+
+    record: list[tuple[str, Any]] = []
+    real = process_module.write_message
+
+    def spy(stream: Any, type: str, header: dict[str, Any] | None = None,
+            payload: bytes = b"") -> None:
+        record.append((type, (header or {}).get("id")))
+        real(stream, type, header, payload)
+
+    monkeypatch.setattr(process_module, "write_message", spy)
+    return record
+
+
+def test_cancel_a_request_queued_in_the_parent_never_sends_it(
+        make: Callable[..., tuple[EngineProcess, Collector]],
+        sent: list[tuple[str, Any]]) -> None:
+    proc, got = make(delay_s=0.3)
+    proc.start()
+    proc.submit(request(1, 0.2, kind="partial"))
+    wait_until(lambda: ("transcribe", 1) in sent)
+    proc.submit(request(2, 0.4, kind="partial"))  # waits: one partial is in flight
+    assert proc.pending == 2
+    proc.cancel(2)
+    assert proc.pending == 1
+    wait_until(lambda: got.answered() == {1})
+    time.sleep(0.5)  # time enough to send and answer 2, were it still queued
+    assert ("transcribe", 2) not in sent and ("cancel", 2) not in sent
+    assert got.answered() == {1} and proc.pending == 0 and not got.errors
+
+
+def test_cancel_a_request_queued_in_the_child_removes_it_there(
+        make: Callable[..., tuple[EngineProcess, Collector]],
+        sent: list[tuple[str, Any]]) -> None:
+    proc, got = make(delay_s=0.4)
+    proc.start()
+    started = time.monotonic()
+    for i in (1, 2, 3):
+        proc.submit(request(i, 0.2))
+    wait_until(lambda: ("transcribe", 3) in sent)  # all three are in the child
+    proc.cancel(2)
+    assert proc.pending == 2
+    wait_until(lambda: got.answered() == {1, 3}, timeout=5)
+    elapsed = time.monotonic() - started
+    assert ("cancel", 2) in sent
+    assert [r[0] for r in got.results] == [1, 3] and not got.failed  # "Cancelled" dropped
+    assert elapsed < 1.1, f"3 took {elapsed:.2f} s: 2 was transcribed, not removed"
+    assert proc.pending == 0 and not got.errors
+
+
+def test_cancel_a_request_being_transcribed_drops_its_result(
+        make: Callable[..., tuple[EngineProcess, Collector]],
+        sent: list[tuple[str, Any]]) -> None:
+    proc, got = make(delay_s=0.4)
+    proc.start()
+    proc.submit(request(1, 0.2, kind="partial"))
+    wait_until(lambda: ("transcribe", 1) in sent)
+    time.sleep(0.1)  # the child is inside transcribe()
+    proc.cancel(1)
+    proc.cancel(1)  # twice is harmless
+    assert proc.pending == 0
+    proc.submit(request(2, 0.3, kind="partial"))
+    wait_until(lambda: got.answered() == {2}, timeout=5)
+    assert sent.index(("cancel", 1)) < sent.index(("transcribe", 2))
+    time.sleep(0.1)
+    assert got.answered() == {2} and not got.failed and not got.errors
+    proc.cancel(2)  # already answered: ignored
+    proc.cancel(99)  # never submitted: ignored
+    assert proc.pending == 0
+
+
+def test_cancelled_request_is_not_resent_after_a_crash(
+        make: Callable[..., tuple[EngineProcess, Collector]],
+        sent: list[tuple[str, Any]]) -> None:
+    proc, got = make(delay_s=1.0)
+    proc.start()
+    first_pid = proc.pid
+    assert first_pid is not None
+    proc.submit(request(1, 0.2))
+    wait_until(lambda: ("transcribe", 1) in sent)
+    time.sleep(0.2)
+    proc.cancel(1)
+    os.kill(first_pid, signal.SIGKILL)
+    wait_until(lambda: proc.restarts == 1, timeout=10)
+    proc.submit(request(2, 0.1))
+    wait_until(lambda: got.answered() == {2}, timeout=10)
+    assert sent.count(("transcribe", 1)) == 1
+    assert [type(e) for e, _ in got.errors] == [WorkerCrashed] and not got.failed
+
+
+def test_child_program_cancels_a_queued_request() -> None:
+    child = _child()
+    assert child.stdin is not None and child.stdout is not None
+    config = EngineConfig(engine="scripted", options={"delay_s": 0.3})
+    try:
+        write_message(child.stdin, "init", {"engine": config.to_dict(), "log_level": 30})
+        assert (read_message(child.stdout) or None) is not None
+        audio = np.zeros(160, np.float32).tobytes()
+        for i, kind in ((1, "final"), (2, "final"), (3, "partial"), (4, "final")):
+            write_message(child.stdin, "transcribe", {"id": i, "kind": kind, "options": {}},
+                          audio)
+            if i == 1:
+                time.sleep(0.15)  # the main thread has taken 1 and is transcribing it
+        for i in (2, 3, 1, 77):  # 1 is being transcribed and 77 is unknown: both ignored
+            write_message(child.stdin, "cancel", {"id": i})
+        seen = []
+        while len(seen) < 4:
+            message = read_message(child.stdout)
+            assert message is not None
+            seen.append((message.header["id"], message.type,
+                         message.header.get("error_type")))
+        assert sorted(seen[:2]) == [(2, "failed", "Cancelled"), (3, "failed", "Cancelled")]
+        assert seen[2:] == [(1, "result", None), (4, "result", None)]
+        write_message(child.stdin, "shutdown", {})
+        assert child.wait(timeout=5) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        for stream in (child.stdin, child.stdout):
+            stream.close()

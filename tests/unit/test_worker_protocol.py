@@ -33,6 +33,7 @@ EXAMPLES: dict[str, tuple[dict[str, object], bytes]] = {
               "log_level": 20}, b""),
     "transcribe": ({"id": 7, "kind": "final", "options": {"beam_size": 1}},
                    encode_audio(AUDIO)),
+    "cancel": ({"id": 7}, b""),
     "ping": ({"id": 3}, b""),
     "shutdown": ({}, b""),
     "ready": ({"info": {"engine": "scripted", "model": "m", "device": "cpu",

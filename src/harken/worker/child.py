@@ -8,7 +8,9 @@ descriptor 1 is pointed at stderr so that a library which prints cannot corrupt 
 Threads: the main thread loads the engine and serves "transcribe" requests, finals before
 partials (of queued partials only the newest is kept; older ones are answered "failed" with
 error_type "Superseded"). The "harken-child-reader" thread reads stdin, answers "ping" at
-once and queues requests. Writes are serialised by a lock. Exit codes: 0 after "shutdown" or
+once, queues requests and removes cancelled ones from the queue (answered "failed" with
+error_type "Cancelled"; one already being transcribed runs to the end and is answered as
+usual). Writes are serialised by a lock. Exit codes: 0 after "shutdown" or
 EOF on stdin, 2 on a protocol error, 3 when the engine fails to load.
 """
 
@@ -96,6 +98,25 @@ class _Inbox:
                                          "message": "a newer partial replaced this one",
                                          "traceback": ""})
 
+    def cancel(self, request_id: int) -> None:
+        """Remove a queued request and answer it "Cancelled"; ignore an id not queued."""
+        found = False
+        with self._cond:
+            if self._partial is not None and self._partial.header["id"] == request_id:
+                self._partial = None
+                found = True
+            else:
+                for message in self._finals:
+                    if message.header["id"] == request_id:
+                        self._finals.remove(message)
+                        found = True
+                        break
+            self._cond.notify_all()
+        if found:
+            self._sender.send("failed", {"id": request_id, "error_type": "Cancelled",
+                                         "message": "the request was cancelled",
+                                         "traceback": ""})
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
@@ -125,9 +146,11 @@ def _read_stdin(stdin: IO[bytes], sender: _Sender, inbox: _Inbox) -> None:
             if message is None:
                 logger.debug("stdin closed: the parent has gone or closed the pipe")
                 return
-            check_message(message, "transcribe", "ping", "shutdown")
+            check_message(message, "transcribe", "cancel", "ping", "shutdown")
             if message.type == "ping":
                 sender.send("pong", {"id": message.header["id"]})
+            elif message.type == "cancel":
+                inbox.cancel(message.header["id"])
             elif message.type == "transcribe":
                 inbox.put(message)
             else:

@@ -5,7 +5,8 @@ multiprocessing, so the user's main module is never re-imported), sends "init" a
 "ready". Three threads, all owned here and joined by ``close()``:
 
 - "harken-engine-writer" sends queued requests to the child, finals in order and at most one
-  partial in flight (a queued partial is replaced by a newer one), plus pings and "shutdown";
+  partial in flight (a queued partial is replaced by a newer one), plus "cancel", pings and
+  "shutdown";
 - "harken-engine-reader" reads answers and calls ``on_result`` / ``on_failed`` / ``on_error``
   (so callbacks run on this thread and must be quick), relays the child's log records, and
   restarts a crashed child, sending its unanswered requests again;
@@ -72,6 +73,8 @@ class _Pending:
     sent_at: float = 0.0
     unstarted: int = 0
     """Sends lost with a crashed child before it began on this request (not tries)."""
+    cancelled: bool = False
+    """cancel() was called while the child held it: its answer is dropped when it comes."""
 
     @property
     def tries(self) -> int:
@@ -147,7 +150,7 @@ class EngineProcess:
         on_failed: ``(request, exc)`` for a request that failed for good: the engine raised
             on every one of ``max_attempts`` tries (:class:`EngineError`), or the child
             crashed that often while holding it (:class:`WorkerCrashed`). Partials replaced
-            by newer ones are dropped without a call.
+            by newer ones and cancelled requests are dropped without a call.
         on_error: ``(exc, fatal)`` for problems with the process itself: a crash
             (:class:`WorkerCrashed`, ``fatal=False``: it is being restarted) or a restart
             that failed (``fatal=True``: every pending request then goes to ``on_failed``
@@ -211,9 +214,9 @@ class EngineProcess:
 
     @property
     def pending(self) -> int:
-        """Requests submitted and not yet answered or failed (queued or in the child)."""
+        """Requests submitted and not yet answered, failed or cancelled."""
         with self._cond:
-            return len(self._pending)
+            return sum(not p.cancelled for p in self._pending.values())
 
     @property
     def pid(self) -> int | None:
@@ -311,6 +314,36 @@ class EngineProcess:
                 self._finals.append(request.request_id)
             self._pending[request.request_id] = _Pending(request)
             self._cond.notify_all()
+
+    def cancel(self, request_id: int) -> None:
+        """Forget a submitted request; never blocks. Thread-safe.
+
+        No ``on_result`` or ``on_failed`` call is made for it afterwards. A request still
+        queued here is never sent; one queued in the child is removed there (a "cancel"
+        message); one the child is already transcribing runs to the end and its result is
+        dropped. An unknown, answered or already cancelled id is ignored, and so is a call
+        before ``start()`` or after ``close()``.
+
+        Args:
+            request_id: the ``request_id`` of a submitted :class:`TranscribeRequest`.
+        """
+        with self._cond:
+            entry = self._pending.get(request_id)
+            if entry is None or entry.cancelled:
+                return
+            if entry.sent_gen is None:
+                del self._pending[request_id]
+                if self._partial == request_id:
+                    self._partial = None
+                try:
+                    self._finals.remove(request_id)
+                except ValueError:
+                    pass
+            else:
+                entry.cancelled = True  # kept until answered: the child still holds it
+                self._control.append(("cancel", {"id": request_id}))
+            self._cond.notify_all()
+        logger.debug("request %d cancelled", request_id)
 
     def ping(self, timeout: float = 5.0) -> float:
         """Check that the child answers; return the round trip in seconds.
@@ -594,7 +627,7 @@ class EngineProcess:
                 self._crashes = 0
                 entry = self._pending.pop(int(header["id"]), None)
                 self._cond.notify_all()
-            if entry is not None:
+            if entry is not None and not entry.cancelled:
                 output = EngineOutput.from_dict(header["output"])
                 self._call(self._on_result, entry.request, output,
                            float(header["compute_seconds"]), entry.attempts)
@@ -611,6 +644,10 @@ class EngineProcess:
             self._last_progress = time.monotonic()
             entry = self._pending.get(request_id)
             if entry is None:
+                return
+            if entry.cancelled or header["error_type"] == "Cancelled":
+                del self._pending[request_id]
+                self._cond.notify_all()
                 return
             if header["error_type"] == "Superseded" or entry.tries >= self._max_attempts:
                 del self._pending[request_id]
@@ -683,7 +720,9 @@ class EngineProcess:
                     entry.sent_gen = None
                     if entry is not culprit:
                         entry.unstarted += 1
-                    if entry.tries >= self._max_attempts:
+                    if entry.cancelled:
+                        del self._pending[entry.request.request_id]
+                    elif entry.tries >= self._max_attempts:
                         del self._pending[entry.request.request_id]
                         failed.append(entry)
                     else:
@@ -696,7 +735,7 @@ class EngineProcess:
                 crash = None  # reported once, as the fatal error
                 self._state = _State.FAILED
                 self._fatal = fatal
-                failed = list(self._pending.values())
+                failed = [e for e in self._pending.values() if not e.cancelled]
                 self._pending.clear()
                 self._finals.clear()
                 self._partial = None

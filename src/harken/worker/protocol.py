@@ -15,6 +15,9 @@ Messages, parent to child:
 
 - ``init`` ``{engine: EngineConfig.to_dict(), log_level: int}``
 - ``transcribe`` ``{id: int, kind: "final" | "partial", options: dict}`` + audio payload
+- ``cancel`` ``{id: int}``: forget a transcribe request; if it is still queued in the child
+  it is answered "failed" with error_type "Cancelled", if it is being transcribed its result
+  is sent as usual (the parent drops it), and an unknown id is ignored
 - ``ping`` ``{id: int}``
 - ``shutdown`` ``{}``
 
@@ -24,7 +27,8 @@ Child to parent:
 - ``result`` ``{id: int, output: EngineOutput.to_dict(), compute_seconds: float}``
 - ``failed`` ``{id: int | None, error_type: str, message: str, traceback: str}``
   (``id`` None: the engine failed to load; ``error_type`` "Superseded": a queued partial
-  was replaced by a newer one and will get no result)
+  was replaced by a newer one and will get no result; "Cancelled": a queued request was
+  cancelled)
 - ``pong`` ``{id: int}``
 - ``log`` ``{name: str, levelno: int, message: str}``
 - ``shutdown_ack`` ``{}``
@@ -70,6 +74,7 @@ _PREAMBLE = struct.Struct(">2sBII")
 MESSAGE_FIELDS: dict[str, frozenset[str]] = {
     "init": frozenset({"engine", "log_level"}),
     "transcribe": frozenset({"id", "kind", "options"}),
+    "cancel": frozenset({"id"}),
     "ping": frozenset({"id"}),
     "shutdown": frozenset(),
     "ready": frozenset({"info"}),
