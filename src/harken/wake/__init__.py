@@ -1,0 +1,34 @@
+"""Wake words: listen only after "jarvis", "hey harken" or any phrase.
+
+- :mod:`~harken.wake.base`: the frame detector protocol.
+- :mod:`~harken.wake.gate`: the pure waiting/listening state machine.
+- :mod:`~harken.wake.phrase`: any phrase, matched on the text of short utterances.
+- :mod:`~harken.wake.porcupine`, :mod:`~harken.wake.openwakeword`: frame detectors whose
+  packages are imported only when they load.
+- :mod:`~harken.wake.factory`: backend names to objects.
+
+Importing this package imports no backend package and starts nothing.
+"""
+
+from __future__ import annotations
+
+from .base import WakeWordDetector
+from .factory import BACKENDS, build_wake_backend, normalize_backend, parse_wake_words
+from .gate import GateState, WakeGate
+from .openwakeword import OpenWakeWordDetector
+from .phrase import PhraseMatch, PhraseWakeWord
+from .porcupine import PorcupineDetector
+
+__all__ = [
+    "BACKENDS",
+    "GateState",
+    "OpenWakeWordDetector",
+    "PhraseMatch",
+    "PhraseWakeWord",
+    "PorcupineDetector",
+    "WakeGate",
+    "WakeWordDetector",
+    "build_wake_backend",
+    "normalize_backend",
+    "parse_wake_words",
+]
