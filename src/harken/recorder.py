@@ -27,7 +27,8 @@ from numpy.typing import NDArray
 
 from ._dispatch import Dispatcher
 from ._inbox import Inbox
-from .config import SAMPLE_RATE, EngineConfig, RecorderConfig, VadConfig
+from .config import SAMPLE_RATE, EngineConfig, RealtimeConfig, RecorderConfig, VadConfig
+from .core.pipeline import CancelRequest, FinalFailed
 from .engine.base import EngineOutput, TranscribeRequest
 from .errors import ConfigError, LifecycleError
 from .events import (
@@ -56,7 +57,9 @@ _LOG = logging.getLogger(__name__)
 
 _ENGINE_FIELDS = {f.name for f in dataclasses.fields(EngineConfig)} - {"engine"}
 _VAD_FIELDS = {f.name for f in dataclasses.fields(VadConfig)} - {"backend"}
-_RECORDER_FIELDS = {f.name for f in dataclasses.fields(RecorderConfig)} - {"engine", "vad"}
+_REALTIME_FIELDS = {f.name for f in dataclasses.fields(RealtimeConfig)}
+_RECORDER_FIELDS = {f.name for f in dataclasses.fields(RecorderConfig)} - {
+    "engine", "vad", "realtime"}
 _FEED_TIMEOUT_S = 30.0
 _FILE_MAX_PENDING = 2  # finals in flight before a file source is held back
 
@@ -72,6 +75,7 @@ def build_config(config: RecorderConfig | None, settings: dict[str, Any]) -> Rec
     config = config or RecorderConfig()
     engine: dict[str, Any] = {}
     vad: dict[str, Any] = {}
+    realtime: dict[str, Any] = {}
     top: dict[str, Any] = {}
     unknown = []
     for key, value in settings.items():
@@ -83,18 +87,23 @@ def build_config(config: RecorderConfig | None, settings: dict[str, Any]) -> Rec
             engine[key] = value
         elif key in _VAD_FIELDS:
             vad[key] = value
+        elif key in _REALTIME_FIELDS:
+            realtime[key] = value
         elif key in _RECORDER_FIELDS:
             top[key] = value
         else:
             unknown.append(key)
     if unknown:
-        valid = sorted(_ENGINE_FIELDS | _VAD_FIELDS | _RECORDER_FIELDS | {"engine", "vad"})
+        valid = sorted(_ENGINE_FIELDS | _VAD_FIELDS | _REALTIME_FIELDS | _RECORDER_FIELDS
+                       | {"engine", "vad"})
         raise ConfigError(f"unknown Recorder option(s): {', '.join(sorted(unknown))}. "
                           f"Valid options: {', '.join(valid)}")
     if engine:
         top["engine"] = dataclasses.replace(config.engine, **engine)
     if vad:
         top["vad"] = dataclasses.replace(config.vad, **vad)
+    if realtime:
+        top["realtime"] = dataclasses.replace(config.realtime, **realtime)
     return dataclasses.replace(config, **top) if top else config
 
 
@@ -275,13 +284,13 @@ class Recorder:
         try:
             self._start()
         except BaseException as exc:
-            closed_meanwhile = self._state is not RecorderState.STARTING
+            closed_meanwhile = self.state is not RecorderState.STARTING
             self._shutdown(timeout=self.config.close_timeout_s, flush=False)
             if closed_meanwhile:
                 raise LifecycleError("close() was called while start() was running") from exc
             raise
         with self._state_lock:
-            closed_meanwhile = self._state is not RecorderState.STARTING
+            closed_meanwhile = self.state is not RecorderState.STARTING
             if not closed_meanwhile:
                 self._set_state(RecorderState.RUNNING)
         if closed_meanwhile:  # close() ran during start(): undo what start() made since
@@ -317,7 +326,7 @@ class Recorder:
         self._engine.start()
         from .core.pipeline import SpeechPipeline
 
-        pipeline = SpeechPipeline(vad, self.config.vad)
+        pipeline = SpeechPipeline(vad, self.config.vad, self.config.realtime)
         self._pipeline_thread = threading.Thread(
             target=self._run_pipeline, args=(pipeline,), name="harken-pipeline", daemon=True)
         self._pipeline_thread.start()
@@ -614,18 +623,13 @@ class Recorder:
         if kind == "result":
             _, request, output, compute_seconds, attempts = item
             if self._requests.pop(request.request_id, None) is None:
-                return
-            for event in pipeline.on_result(request, output, compute_seconds, attempts):
-                if isinstance(event, FinalTranscript):
-                    self.finals += 1
-                    self._deliver_final(event)
-                self._emit(event)
+                return  # cancelled
+            self._route(pipeline.on_result(request, output, compute_seconds, attempts))
         elif kind == "failed":
             _, request, exc = item
-            self._requests.pop(request.request_id, None)
-            _LOG.error("utterance %d could not be transcribed: %s", request.utterance_id, exc)
-            self._deliver_final(exc)
-            self._emit(ErrorEvent(exc, fatal=False, where="engine"))
+            if self._requests.pop(request.request_id, None) is None:
+                return
+            self._route(pipeline.on_failed(request, exc))
         elif kind == "error":
             _, exc, fatal, where = item
             if fatal:
@@ -648,12 +652,29 @@ class Recorder:
             self._route(pipeline.force_end())
 
     def _route(self, outputs: list[Output]) -> None:
+        engine = self._engine
+        assert engine is not None  # started before the pipeline thread
         for out in outputs:
             if isinstance(out, TranscribeRequest):
-                assert self._engine is not None  # started before the pipeline thread
+                if out.kind == "partial":
+                    # The engine replaces a queued partial by a newer one without answering
+                    # it: stop waiting for older partials.
+                    for stale in [i for i, r in self._requests.items() if r.kind == "partial"]:
+                        del self._requests[stale]
                 self._requests[out.request_id] = out
-                self._engine.submit(out)
+                engine.submit(out)
+            elif isinstance(out, CancelRequest):
+                if self._requests.pop(out.request_id, None) is not None:
+                    engine.cancel(out.request_id)
+            elif isinstance(out, FinalFailed):
+                _LOG.error("utterance %d could not be transcribed: %s",
+                           out.request.utterance_id, out.error)
+                self._deliver_final(out.error)
+                self._emit(ErrorEvent(out.error, fatal=False, where="engine"))
             else:
+                if isinstance(out, FinalTranscript):
+                    self.finals += 1
+                    self._deliver_final(out)
                 self._emit(out)
 
     @property

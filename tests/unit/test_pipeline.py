@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harken.config import VadConfig
+from harken.config import RealtimeConfig, VadConfig
 from harken.core import SpeechPipeline
 from harken.engine.base import EngineOutput, TranscribeRequest, WordTiming
 from harken.errors import AudioFormatError
@@ -13,10 +13,12 @@ from harken.events import FinalTranscript, SpeechEnded, SpeechStarted, Transcrip
 from harken.testing import ScriptedVad, chunks, silence, tone
 
 RATE = 16000
+PLAIN = RealtimeConfig(partials=False, early_final=False)
 
 
 def run(audio: np.ndarray, intervals, chunk: int = 320, **vad_kwargs):
-    pipe = SpeechPipeline(ScriptedVad(intervals), VadConfig(backend="energy", **vad_kwargs))
+    pipe = SpeechPipeline(ScriptedVad(intervals), VadConfig(backend="energy", **vad_kwargs),
+                          PLAIN)
     out = []
     for c in chunks(audio, chunk):
         out.extend(pipe.feed(c))
@@ -63,7 +65,7 @@ def test_tail_of_silence_is_short_and_end_time_is_the_last_speech_frame():
 
 def test_end_is_decided_after_the_post_speech_silence():
     pipe = SpeechPipeline(ScriptedVad([(0.5, 1.5)]),
-                          VadConfig(backend="energy", post_speech_silence_ms=500))
+                          VadConfig(backend="energy", post_speech_silence_ms=500), PLAIN)
     events = pipe.feed(np.concatenate([silence(0.5), tone(1), silence(0.45)]))
     assert not of(events, SpeechEnded)
     events = pipe.feed(silence(0.1))
@@ -98,7 +100,7 @@ def test_long_speech_is_split_at_max_length_and_nothing_is_lost():
 
 def test_flush_closes_an_open_utterance():
     audio = np.concatenate([silence(0.5), tone(1)])
-    pipe = SpeechPipeline(ScriptedVad([(0.5, 10)]), VadConfig(backend="energy"))
+    pipe = SpeechPipeline(ScriptedVad([(0.5, 10)]), VadConfig(backend="energy"), PLAIN)
     assert not of(pipe.feed(audio), TranscribeRequest)
     out = pipe.flush()
     assert len(of(out, TranscribeRequest)) == 1
@@ -106,7 +108,7 @@ def test_flush_closes_an_open_utterance():
 
 
 def test_forced_utterance_ignores_the_vad_until_force_end():
-    pipe = SpeechPipeline(ScriptedVad([]), VadConfig(backend="energy"))
+    pipe = SpeechPipeline(ScriptedVad([]), VadConfig(backend="energy"), PLAIN)
     pipe.feed(silence(0.5))
     assert of(pipe.force_start(), SpeechStarted)
     assert not of(pipe.feed(silence(2)), SpeechEnded)
@@ -141,6 +143,6 @@ def test_result_times_are_shifted_to_stream_time():
 
 
 def test_wrong_dtype_is_rejected_with_a_clear_error():
-    pipe = SpeechPipeline(ScriptedVad([]), VadConfig(backend="energy"))
+    pipe = SpeechPipeline(ScriptedVad([]), VadConfig(backend="energy"), PLAIN)
     with pytest.raises(AudioFormatError, match="float32"):
         pipe.feed(np.zeros(100, dtype=np.int16))

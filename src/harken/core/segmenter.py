@@ -13,7 +13,11 @@ Rules, all in frames of :data:`~harken.vad.base.FRAME_SAMPLES` samples:
 - discard: an utterance with fewer than ``min_frames`` speech frames ends with
   ``discarded=True`` and no audio to transcribe;
 - split: at ``max_samples`` the audio is cut at the quietest frame of its last part and the
-  first piece is handed out while the utterance goes on.
+  first piece is handed out while the utterance goes on;
+- early final (``early_final``): once the silence after speech reaches the kept tail, the
+  audio the final would get is already complete, so it is handed out at once as a
+  *speculative* segment; if speech resumes it is revoked, if the silence lasts it is confirmed
+  (and no second segment is cut).
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from numpy.typing import NDArray
 from ..config import SAMPLE_RATE, VadConfig
 from ..vad.base import FRAME_SAMPLES
 
-__all__ = ["Segment", "Segmenter", "UtteranceEnded", "UtteranceStarted"]
+__all__ = ["Segment", "SegmentConfirmed", "SegmentRevoked", "Segmenter", "UtteranceEnded",
+           "UtteranceStarted"]
 
 _TAIL_MS = 250
 """Silence kept after the last speech frame, in ms (at most post_speech_silence_ms)."""
@@ -50,6 +55,8 @@ class Segment:
     start_sample: int
     audio: NDArray[np.float32]
     split: bool
+    speculative: bool = False
+    """Cut early, during the silence: it becomes final only once SegmentConfirmed follows."""
 
     @property
     def end_sample(self) -> int:
@@ -67,7 +74,21 @@ class UtteranceEnded:
     discarded: bool
 
 
-SegmenterEvent = UtteranceStarted | Segment | UtteranceEnded
+@dataclass(frozen=True)
+class SegmentRevoked:
+    """Speech resumed: the speculative segment of this utterance will not be the final."""
+
+    utterance_id: int
+
+
+@dataclass(frozen=True)
+class SegmentConfirmed:
+    """The silence lasted: the speculative segment of this utterance is its final audio."""
+
+    utterance_id: int
+
+
+SegmenterEvent = UtteranceStarted | Segment | UtteranceEnded | SegmentRevoked | SegmentConfirmed
 
 
 def _frames(ms: float) -> int:
@@ -77,7 +98,9 @@ def _frames(ms: float) -> int:
 class Segmenter:
     """Groups speech frames into utterances. Not thread-safe: one stream, one thread."""
 
-    def __init__(self, config: VadConfig) -> None:
+    def __init__(self, config: VadConfig, *, early_final: bool = False) -> None:
+        self._early_final = early_final
+        self._speculating = False
         self._start_frames = _frames(config.start_ms)
         self._end_frames = _frames(config.post_speech_silence_ms)
         self._min_frames = max(1, round(config.min_utterance_ms * SAMPLE_RATE / 1000
@@ -118,6 +141,16 @@ class Segmenter:
         """Id of the open utterance, or of the last one when none is open (0 before any)."""
         return self._utterance_id
 
+    @property
+    def speaking(self) -> bool:
+        """True while an utterance is open and its latest frame was speech."""
+        return self._active and self._silence_run == 0
+
+    @property
+    def speculating(self) -> bool:
+        """True while a speculative segment of the open utterance is outstanding."""
+        return self._speculating
+
     def current_audio(self) -> NDArray[np.float32]:
         """Audio of the open utterance so far (empty when none is open)."""
         if not self._active or not self._frames_audio:
@@ -152,12 +185,26 @@ class Segmenter:
             self._speech_frames += 1
             self._silence_run = 0
             self._last_speech_end = self._position
+            if self._speculating:
+                self._speculating = False
+                events.append(SegmentRevoked(self._utterance_id))
         else:
             self._silence_run += 1
         if not self._manual and self._silence_run >= self._end_frames:
             self._close(events)
         elif len(self._frames_audio) >= self._max_frames:
+            if self._speculating:
+                self._speculating = False
+                events.append(SegmentRevoked(self._utterance_id))
             self._split(events)
+        elif (self._early_final and not self._manual and not self._speculating
+              and self._silence_run == self._tail_frames
+              and self._speech_frames >= self._min_frames):
+            # The final's audio is complete now: the rest of the silence is not kept.
+            self._speculating = True
+            events.append(Segment(self._utterance_id, self._start_sample,
+                                  np.concatenate(self._frames_audio), split=False,
+                                  speculative=True))
         return events
 
     def force_start(self) -> list[SegmenterEvent]:
@@ -171,6 +218,9 @@ class Segmenter:
             self._last_speech_end = self._position
             self._recent.clear()
             self._run = 0
+        elif self._speculating:  # a manual utterance keeps all its audio: not the same cut
+            self._speculating = False
+            events.append(SegmentRevoked(self._utterance_id))
         self._manual = True
         return events
 
@@ -201,7 +251,11 @@ class Segmenter:
         discarded = self._speech_frames < self._min_frames or keep <= 0
         events.append(UtteranceEnded(self._utterance_id, self._start_sample,
                                      self._last_speech_end, discarded))
-        if not discarded:
+        if self._speculating:
+            # Same audio as the speculative segment: the silence since is beyond the tail.
+            self._speculating = False
+            events.append(SegmentConfirmed(self._utterance_id))
+        elif not discarded:
             audio = np.concatenate(self._frames_audio[:keep])
             events.append(Segment(self._utterance_id, self._start_sample, audio, split=False))
         self._active = False

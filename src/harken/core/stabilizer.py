@@ -1,0 +1,82 @@
+"""Partial-text stabilisation (pure): which words of a growing hypothesis will not change.
+
+Each partial pass re-transcribes the whole utterance so far, so consecutive hypotheses share a
+prefix that the model keeps confirming. A word becomes *stable* once ``agreement``
+consecutive hypotheses agree on it (and on every word between it and the stable text),
+compared on normalised words (case and punctuation ignored). Stable text only grows: later
+hypotheses that disagree with it change only the *unstable* tail.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["Stabilizer"]
+
+_NORMALISE = re.compile(r"[^\w']+")
+
+
+def _norm(word: str) -> str:
+    return _NORMALISE.sub("", word.lower())
+
+
+def _common_prefix(hypotheses: list[list[str]]) -> int:
+    """Number of leading words (normalised) that all hypotheses share."""
+    n = min(len(h) for h in hypotheses)
+    for i in range(n):
+        first = _norm(hypotheses[0][i])
+        if any(_norm(h[i]) != first for h in hypotheses[1:]):
+            return i
+    return n
+
+
+class Stabilizer:
+    """Splits successive hypotheses of one utterance into stable and unstable words.
+
+    Args:
+        agreement: how many consecutive hypotheses must agree before a word is stable.
+    """
+
+    def __init__(self, agreement: int = 2) -> None:
+        self._agreement = max(1, agreement)
+        self._history: list[list[str]] = []
+        self._stable: list[str] = []
+
+    @property
+    def stable(self) -> str:
+        """The stable text so far."""
+        return " ".join(self._stable)
+
+    def reset(self) -> None:
+        """Forget everything (a new utterance)."""
+        self._history = []
+        self._stable = []
+
+    def update(self, hypothesis: str) -> tuple[str, str]:
+        """Take the newest hypothesis; return ``(stable, unstable)`` text."""
+        words = hypothesis.split()
+        self._history = [*self._history, words][-self._agreement:]
+        if len(self._history) == self._agreement:
+            # Compare what each hypothesis says after the stable text, so a hypothesis that
+            # rewrites a stable word can still confirm the words that follow it.
+            tails = [self._unstable_tail(h) for h in self._history]
+            agreed = _common_prefix(tails)
+            if agreed:
+                # Freeze the newest surface form (it has the most context).
+                self._stable = self._stable + tails[-1][:agreed]
+        return self.stable, " ".join(self._unstable_tail(words))
+
+    def _unstable_tail(self, words: list[str]) -> list[str]:
+        """The words of ``words`` after the part that the stable text covers."""
+        n = len(self._stable)
+        if not n:
+            return words
+        if _common_prefix([self._stable, words[:n]]) == n:
+            return words[n:]
+        # The model changed its mind about stable words: keep the stable text and show the
+        # rest of the hypothesis after the last place where it matches the stable end.
+        last = _norm(self._stable[-1])
+        for i in range(len(words) - 1, -1, -1):
+            if _norm(words[i]) == last:
+                return words[i + 1:]
+        return words[n:]

@@ -1,0 +1,187 @@
+"""Live partials, the stabiliser, early finals and ordered finals in the pure core."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harken.config import RealtimeConfig, VadConfig
+from harken.core import SpeechPipeline
+from harken.core.pipeline import CancelRequest, FinalFailed
+from harken.core.stabilizer import Stabilizer
+from harken.engine.base import EngineOutput, TranscribeRequest
+from harken.errors import EngineError
+from harken.events import FinalTranscript, PartialTranscript, SpeechEnded, TranscriptionStarted
+from harken.testing import ScriptedVad, silence, tone
+
+RATE = 16000
+
+
+def pipeline(intervals, **realtime):
+    return SpeechPipeline(ScriptedVad(intervals), VadConfig(backend="energy"),
+                          RealtimeConfig(**realtime))
+
+
+def feed(pipe, audio, chunk=320):
+    out = []
+    for i in range(0, len(audio), chunk):
+        out.extend(pipe.feed(audio[i:i + chunk]))
+    return out
+
+
+def of(out, cls):
+    return [x for x in out if isinstance(x, cls)]
+
+
+# ---------------------------------------------------------------- stabiliser
+
+def test_stable_text_needs_two_agreeing_hypotheses_and_only_grows():
+    s = Stabilizer(2)
+    assert s.update("the quick") == ("", "the quick")
+    assert s.update("the quick brown") == ("the quick", "brown")
+    assert s.update("the quick brown fox") == ("the quick brown", "fox")
+    # The model changes its mind about a stable word: stable text stays, and the words after
+    # it still count ("fox" follows "brown" in both of the last two hypotheses).
+    assert s.update("a quick brown fox jumps") == ("the quick brown fox", "jumps")
+    assert s.update("the quick brown fox jumps over") == ("the quick brown fox jumps", "over")
+    # A rewritten stable word ("leaps") never changes the stable text.
+    assert s.update("the quick brown fox leaps over it") == ("the quick brown fox jumps over",
+                                                              "it")
+
+
+def test_stabiliser_ignores_case_and_punctuation_when_comparing():
+    s = Stabilizer(2)
+    s.update("Hello, world")
+    assert s.update("hello world again") == ("hello world", "again")
+    assert s.update("Hello world, again!") == ("hello world again!", "")
+
+
+def test_stabiliser_with_agreement_one_freezes_every_word_at_once():
+    s = Stabilizer(1)
+    assert s.update("one two") == ("one two", "")
+    assert s.update("one two three") == ("one two three", "")
+
+
+def test_stabiliser_reset_starts_a_new_utterance():
+    s = Stabilizer(2)
+    s.update("a b")
+    s.update("a b c")
+    s.reset()
+    assert s.update("x y") == ("", "x y")
+
+
+# ---------------------------------------------------------------- partials
+
+def test_partials_go_out_while_speaking_one_at_a_time():
+    pipe = pipeline([(0.5, 3.5)], partial_interval_ms=300, partial_min_ms=300,
+                    early_final=False)
+    out = feed(pipe, np.concatenate([silence(0.5), tone(2.0)]))
+    partials = [r for r in of(out, TranscribeRequest) if r.kind == "partial"]
+    assert len(partials) == 1  # the first is still in flight: no second one
+    first = partials[0]
+    assert first.options == {"beam_size": 1, "word_timestamps": False}
+    events = pipe.on_result(first, EngineOutput("hello there"))
+    assert events == [PartialTranscript(1, "", "hello there")]
+    out = feed(pipe, tone(0.4))
+    second = [r for r in of(out, TranscribeRequest) if r.kind == "partial"]
+    assert len(second) == 1 and len(second[0].audio) > len(first.audio)
+    events = pipe.on_result(second[0], EngineOutput("hello there world"))
+    assert events == [PartialTranscript(1, "hello there", "world")]
+
+
+def test_no_partials_during_silence_and_stale_partials_are_dropped():
+    pipe = pipeline([(0.5, 1.5)], early_final=False)
+    out = feed(pipe, np.concatenate([silence(0.5), tone(1.0)]))
+    partial = [r for r in of(out, TranscribeRequest) if r.kind == "partial"][0]
+    out = feed(pipe, silence(1.0))  # the utterance ends
+    assert of(out, SpeechEnded)
+    assert not [r for r in of(out, TranscribeRequest) if r.kind == "partial"]
+    assert pipe.on_result(partial, EngineOutput("late")) == []
+
+
+def test_partials_can_be_turned_off():
+    pipe = pipeline([(0.5, 3.5)], partials=False, early_final=False)
+    out = feed(pipe, np.concatenate([silence(0.5), tone(3.0)]))
+    assert not of(out, TranscribeRequest)
+
+
+def test_a_failed_partial_frees_the_slot():
+    pipe = pipeline([(0.5, 3.5)], early_final=False)
+    out = feed(pipe, np.concatenate([silence(0.5), tone(1.0)]))
+    partial = [r for r in of(out, TranscribeRequest) if r.kind == "partial"][0]
+    assert pipe.on_failed(partial, EngineError("x")) == []
+    out = feed(pipe, tone(0.4))
+    assert [r for r in of(out, TranscribeRequest) if r.kind == "partial"]
+
+
+# ---------------------------------------------------------------- early finals
+
+def early_pipeline(intervals):
+    return pipeline(intervals, partials=False, early_final=True)
+
+
+def test_early_final_goes_out_during_the_silence_and_is_released_when_it_lasts():
+    pipe = early_pipeline([(0.5, 1.5)])
+    out = feed(pipe, np.concatenate([silence(0.5), tone(1.0), silence(0.3)]))
+    reqs = of(out, TranscribeRequest)
+    assert len(reqs) == 1 and reqs[0].kind == "final"
+    assert not of(out, TranscriptionStarted)  # not final yet: the silence may not last
+    # The answer arrives before the silence threshold: held back.
+    assert pipe.on_result(reqs[0], EngineOutput("hi")) == []
+    out = feed(pipe, silence(0.4))
+    kinds = [type(x).__name__ for x in out]
+    assert kinds == ["SpeechEnded", "TranscriptionStarted", "FinalTranscript"]
+    assert of(out, FinalTranscript)[0].text == "hi"
+
+
+def test_early_final_has_exactly_the_audio_of_the_plain_final():
+    audio = np.concatenate([silence(0.5), tone(1.0), silence(1.0)])
+    plain = pipeline([(0.5, 1.5)], partials=False, early_final=False)
+    early = early_pipeline([(0.5, 1.5)])
+    a = of(feed(plain, audio), TranscribeRequest)[0]
+    b = of(feed(early, audio), TranscribeRequest)[0]
+    assert (a.start_sample, a.end_sample) == (b.start_sample, b.end_sample)
+    assert np.array_equal(a.audio, b.audio)
+
+
+def test_speech_resuming_cancels_the_early_final():
+    pipe = early_pipeline([(0.5, 1.5), (1.8, 2.8)])
+    out = feed(pipe, np.concatenate([silence(0.5), tone(1.0), silence(0.3), tone(1.0),
+                                     silence(1.0)]))
+    reqs = of(out, TranscribeRequest)
+    cancels = of(out, CancelRequest)
+    assert [c.request_id for c in cancels] == [reqs[0].request_id]
+    assert len(reqs) == 2 and len(reqs[1].audio) > len(reqs[0].audio)
+    # A late answer to the cancelled request is ignored.
+    assert pipe.on_result(reqs[0], EngineOutput("stale")) == []
+    finals = of(pipe.on_result(reqs[1], EngineOutput("whole")), FinalTranscript)
+    assert [f.text for f in finals] == ["whole"]
+
+
+def test_flush_confirms_an_outstanding_early_final():
+    pipe = early_pipeline([(0.5, 1.5)])
+    out = feed(pipe, np.concatenate([silence(0.5), tone(1.0), silence(0.3)]))
+    req = of(out, TranscribeRequest)[0]
+    out = pipe.flush()
+    assert of(out, TranscriptionStarted) and not of(out, TranscribeRequest)
+    assert of(pipe.on_result(req, EngineOutput("done")), FinalTranscript)
+
+
+# ---------------------------------------------------------------- ordering
+
+def test_finals_are_released_in_utterance_order():
+    pipe = pipeline([(0.5, 1.5), (2.5, 3.5)], partials=False, early_final=False)
+    out = feed(pipe, np.concatenate([silence(0.5), tone(1), silence(1), tone(1), silence(1)]))
+    first, second = of(out, TranscribeRequest)
+    assert pipe.on_result(second, EngineOutput("two")) == []  # waits for the first
+    released = pipe.on_result(first, EngineOutput("one"))
+    assert [f.text for f in released] == ["one", "two"]
+
+
+def test_a_failed_final_is_reported_in_order_too():
+    pipe = pipeline([(0.5, 1.5), (2.5, 3.5)], partials=False, early_final=False)
+    out = feed(pipe, np.concatenate([silence(0.5), tone(1), silence(1), tone(1), silence(1)]))
+    first, second = of(out, TranscribeRequest)
+    assert pipe.on_result(second, EngineOutput("two")) == []
+    released = pipe.on_failed(first, EngineError("boom"))
+    assert isinstance(released[0], FinalFailed) and released[0].request is first
+    assert isinstance(released[1], FinalTranscript)
