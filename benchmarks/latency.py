@@ -311,15 +311,22 @@ def score(run: Run, utts: Sequence[Utterance], simulated: bool = False) -> Score
     ends = [u.speech_end for u in utts]
     finals: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(utts))}
     partials: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(utts))}
-    uid_map: dict[int, int] = {}
+    # Finals without stream times (RealtimeSTT) are matched, in order, to the requests that
+    # made them: the k-th final to the k-th transcription start, whose position (just after
+    # the end-pointer fired) lies after its utterance's speech end and before the next one's.
+    requested = [ev["fed"] for ev in run.events if ev["kind"] == "transcription_start"]
+    k = 0
     for ev in run.events:
-        if ev["kind"] == "final" and ev.get("text", "").strip():
+        if ev["kind"] == "final":
             if "start" in ev:
                 i = utterance_at((ev["start"] + ev["end"]) / 2, starts)
-                uid_map[ev["uid"]] = i
+            elif k < len(requested):
+                i = last_ended(requested[k], ends)
             else:
                 i = last_ended(ev["fed"], ends)
-            finals[i].append(ev)
+            k += 1
+            if ev.get("text", "").strip():
+                finals[i].append(ev)
         elif ev["kind"] == "partial":
             partials[utterance_at(ev["fed"], starts)].append(ev)
     s = Scores()

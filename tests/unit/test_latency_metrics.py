@@ -185,3 +185,17 @@ def test_score_simulated_run_uses_stream_positions() -> None:
     s = lat.score(lat.Run("x", events), _utts()[:1], simulated=True)
     assert s.e2f == pytest.approx([3.7 - 3.0])
     assert s.lag == []
+
+
+def test_score_matches_late_finals_to_their_requests() -> None:
+    # the first final arrives after the second utterance's speech ended (a slow engine)
+    events = [
+        {"kind": "transcription_start", "t": 3.6, "fed": 3.6},
+        {"kind": "transcription_start", "t": 7.6, "fed": 7.6},
+        {"kind": "final", "t": 7.9, "fed": 7.9, "text": "he was not"},
+        {"kind": "final", "t": 8.2, "fed": 8.2, "text": "go forward"},
+    ]
+    s = lat.score(lat.Run("rtstt", events), _utts())
+    assert s.missed == 0
+    assert s.errors == 0
+    assert s.e2f == pytest.approx([4.9, 1.2])
