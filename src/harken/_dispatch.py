@@ -48,6 +48,10 @@ class Dispatcher:
         self._thread = threading.Thread(target=self._run, name="harken-dispatch", daemon=True)
         self._thread.start()
 
+    def on_own_thread(self) -> bool:
+        """True when called from a callback (on the dispatch thread itself)."""
+        return self._thread is threading.current_thread()
+
     def emit(self, event: Event) -> None:
         """Queue an event for the listeners; never blocks."""
         try:

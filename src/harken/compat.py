@@ -28,9 +28,6 @@ _LOG = logging.getLogger(__name__)
 
 # RealtimeSTT arguments harken has no equivalent for yet, with the values that mean "off".
 _UNSUPPORTED_DEFAULTS: dict[str, Any] = {
-    "enable_realtime_transcription": False,
-    "on_realtime_transcription_update": None,
-    "on_realtime_transcription_stabilized": None,
     "wake_words": "",
     "wakeword_backend": "",
     "openwakeword_model_paths": None,
@@ -42,7 +39,6 @@ _UNSUPPORTED_DEFAULTS: dict[str, Any] = {
     "on_turn_detection_start": None,
     "on_turn_detection_stop": None,
     "min_gap_between_recordings": 0,
-    "early_transcription_on_silence": 0,
     "normalize_audio": False,
     "gpu_device_index": 0,
     "batch_size": 16,
@@ -53,14 +49,33 @@ _UNSUPPORTED_DEFAULTS: dict[str, Any] = {
 # with no effect on results: accepted with any value.
 _ACCEPTED = {
     "spinner", "silero_use_onnx", "silero_deactivity_detection", "use_main_model_for_realtime",
-    "realtime_model_type", "realtime_processing_pause", "init_realtime_after_seconds",
-    "realtime_batch_size", "beam_size_realtime", "initial_prompt_realtime",
+    "realtime_model_type", "realtime_batch_size", "initial_prompt_realtime",
     "wake_words_sensitivity", "wake_word_activation_delay", "wake_word_timeout",
     "wake_word_buffer_duration", "openwakeword_inference_framework", "debug_mode",
     "handle_buffer_overflow", "print_transcription_time", "allowed_latency_limit",
     "no_log_file", "use_extended_logging", "faster_whisper_vad_filter",
     "start_callback_in_new_thread", "on_vad_detect_start", "on_vad_detect_stop",
 }
+
+
+def _partial_adapter(update: Callable[[str], Any] | None,
+                     stabilized: Callable[[str], Any] | None) -> Callable[[str, str], None]:
+    """Map harken's on_partial(stable, unstable) onto RealtimeSTT's two text callbacks.
+
+    ``update`` gets the whole current text on every partial; ``stabilized`` gets it only
+    when the stable part has grown.
+    """
+    last_stable = [""]
+
+    def on_partial(stable: str, unstable: str) -> None:
+        text = f"{stable} {unstable}".strip()
+        if update is not None:
+            update(text)
+        if stabilized is not None and stable != last_stable[0]:
+            last_stable[0] = stable
+            stabilized(text)
+
+    return on_partial
 
 
 class AudioToTextRecorder:
@@ -75,7 +90,12 @@ class AudioToTextRecorder:
     ``pre_recording_buffer_duration`` (s), ``on_recording_start``/``on_recording_stop``
     (speech start/end), ``on_vad_start``/``on_vad_stop`` (the same), ``on_transcription_start``,
     ``ensure_sentence_starting_uppercase``, ``ensure_sentence_ends_with_period``, ``level``
-    (log level of the "harken" logger).
+    (log level of the "harken" logger), ``enable_realtime_transcription`` (live partials with
+    the main model), ``on_realtime_transcription_update`` / ``..._stabilized`` (text of each
+    partial / each partial whose stable part grew), ``realtime_processing_pause`` (s of new
+    audio between partial passes), ``init_realtime_after_seconds``, ``beam_size_realtime``,
+    ``early_transcription_on_silence`` (any value > 0 turns on speculative early finals; the
+    final's audio is cut at a fixed 250 ms of silence).
     """
 
     def __init__(
@@ -103,6 +123,13 @@ class AudioToTextRecorder:
         initial_prompt: str | None = None,
         suppress_tokens: list[int] | None = None,
         download_root: str | None = None,
+        enable_realtime_transcription: bool = False,
+        on_realtime_transcription_update: Callable[[str], Any] | None = None,
+        on_realtime_transcription_stabilized: Callable[[str], Any] | None = None,
+        realtime_processing_pause: float = 0.2,
+        init_realtime_after_seconds: float = 0.2,
+        beam_size_realtime: int = 1,
+        early_transcription_on_silence: int = 0,
         **kwargs: Any,
     ) -> None:
         unsupported = []
@@ -137,6 +164,11 @@ class AudioToTextRecorder:
             post_speech_silence_ms=int(round(post_speech_silence_duration * 1000)),
             min_utterance_ms=int(round(min_length_of_recording * 1000)),
             pre_roll_ms=int(round(pre_recording_buffer_duration * 1000)),
+            partials=bool(enable_realtime_transcription),
+            partial_interval_ms=int(round(realtime_processing_pause * 1000)),
+            partial_min_ms=int(round(init_realtime_after_seconds * 1000)),
+            partial_beam_size=beam_size_realtime,
+            early_final=bool(early_transcription_on_silence),
         ))
         self._uppercase = ensure_sentence_starting_uppercase
         self._period = ensure_sentence_ends_with_period
@@ -160,6 +192,9 @@ class AudioToTextRecorder:
             "on_speech_end": both(on_recording_stop, on_vad_stop),
             "on_transcription_start": on_transcription_start,
         }
+        if on_realtime_transcription_update or on_realtime_transcription_stabilized:
+            self._callbacks["on_partial"] = _partial_adapter(
+                on_realtime_transcription_update, on_realtime_transcription_stabilized)
         self._recorder: Recorder | None = None
         self._lock = threading.Lock()
         self._aborted = threading.Event()

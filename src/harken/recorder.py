@@ -227,6 +227,7 @@ class Recorder:
         self._results_cond = threading.Condition()
         self._fatal: BaseException | None = None
         self._stop = threading.Event()
+        self._closed = threading.Event()
         self._paused = False
         self._ended = False  # the source reported end of stream
         self._requests: dict[int, TranscribeRequest] = {}
@@ -343,10 +344,16 @@ class Recorder:
             flush: transcribe the utterance in progress and wait for pending finals.
         """
         with self._state_lock:
-            if self._state in (RecorderState.CLOSING, RecorderState.CLOSED):
-                return
+            already = self._state in (RecorderState.CLOSING, RecorderState.CLOSED)
             was_running = self._state in (RecorderState.RUNNING, RecorderState.PAUSED)
-            self._set_state(RecorderState.CLOSING)
+            if not already:
+                self._set_state(RecorderState.CLOSING)
+        if already:
+            dispatcher = self._dispatcher
+            if dispatcher is None or not dispatcher.on_own_thread():
+                # Another thread is closing: return once it is done (bounded).
+                self._closed.wait(self.config.close_timeout_s * 3)
+            return
         self._shutdown(timeout=self.config.request_timeout_s if timeout is None else timeout,
                        flush=flush and was_running)
         if was_running:
@@ -382,6 +389,7 @@ class Recorder:
         self._set_state(RecorderState.CLOSED)
         if self._dispatcher is not None:
             self._dispatcher.close(close_timeout)
+        self._closed.set()
 
     def pause(self) -> None:
         """Stop taking audio (the utterance in progress is transcribed); the model stays loaded."""
@@ -699,6 +707,7 @@ def transcribe_file(path: str | Path, *, on_final: Callback | None = None,
     from .sources.file import FileSource
 
     finals: list[FinalTranscript] = []
+    settings.setdefault("partials", False)  # nobody watches partials of a file
     with Recorder(config, source=FileSource(str(path)), on_final=on_final, **settings) as rec:
         while True:
             done = rec.ended and rec.wait_idle(0.1)

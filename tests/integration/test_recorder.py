@@ -262,3 +262,38 @@ def test_close_during_start_stops_everything_and_start_says_why():
     assert time.monotonic() - t0 < 4.0
     assert len(errors) == 1 and isinstance(errors[0], LifecycleError)
     assert rec.state is RecorderState.CLOSED
+
+
+def test_partials_arrive_while_speaking_and_stable_text_only_grows():
+    from harken import PartialTranscript
+
+    events = []
+    long_speech = np.concatenate([silence(0.5), tone(3.0), silence(1.0)])
+    with make(events, vad_detector=ScriptedVad([(0.5, 3.5)]), options={"delay_s": 0.05},
+              partial_interval_ms=200) as rec:
+        for i in range(0, len(long_speech), 320):
+            rec.feed_audio(long_speech[i:i + 320])
+            time.sleep(0.004)  # a little slower than the engine, as live audio is
+        rec.flush(10)
+        final = rec.text(5)
+    partials = [e for e in events if isinstance(e, PartialTranscript)]
+    assert len(partials) >= 3
+    assert all(p.utterance_id == 1 for p in partials)
+    stables = [p.stable for p in partials]
+    assert all(b.startswith(a) for a, b in zip(stables, stables[1:], strict=False))
+    assert stables[-1].startswith("speech")  # the scripted engine's first word is stable
+    # Partials come before the final of the same utterance, never after it.
+    kinds = [type(e).__name__ for e in events]
+    assert kinds.index("FinalTranscript") > max(
+        i for i, k in enumerate(kinds) if k == "PartialTranscript")
+    assert final.startswith("speech 3.")
+
+
+def test_partials_off_sends_no_partial_requests():
+    from harken import PartialTranscript
+
+    events = []
+    with make(events, partials=False) as rec:
+        feed(rec)
+        rec.flush(10)
+    assert not [e for e in events if isinstance(e, PartialTranscript)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--input-device", default=None,
                     help="input device index or name (see 'harken devices')")
     ls.add_argument("--json", action="store_true", help="print one JSON event per line")
+    ls.add_argument("--no-partials", action="store_true",
+                    help="show only final text (no live partial text)")
     _engine_args(ls)
 
     sub.add_parser("devices", help="list audio input devices")
@@ -139,32 +141,39 @@ def _transcribe(args: argparse.Namespace) -> int:
 def _listen(args: argparse.Namespace) -> int:
     import json
 
-    from ..events import ErrorEvent, Event, FinalTranscript, SpeechStarted
+    from ..events import ErrorEvent, Event, FinalTranscript, PartialTranscript, SpeechStarted
     from ..recorder import Recorder
 
     device: int | str | None = args.input_device
     if isinstance(device, str) and device.isdigit():
         device = int(device)
     tty = sys.stdout.isatty()
+    dim, reset, clear = ("\033[2m", "\033[0m", "\r\033[K") if tty else ("", "", "")
 
     def on_event(event: Event) -> None:
         if args.json:
             print(json.dumps(event.to_dict()), flush=True)
-        elif isinstance(event, FinalTranscript) and event.text:
-            print(("\r\033[K" if tty else "") + event.text, flush=True)
+        elif isinstance(event, FinalTranscript):
+            if event.text:
+                print(clear + event.text, flush=True)
+            elif tty:
+                print(clear, end="", flush=True)
+        elif isinstance(event, PartialTranscript) and tty:
+            # Stable words in normal colour, words that may still change dimmed, in place.
+            print(f"{clear}{event.stable} {dim}{event.unstable}{reset}", end="", flush=True)
         elif isinstance(event, SpeechStarted) and tty:
-            print("\r\033[2m(listening...)\033[0m", end="", flush=True)
+            print(f"{clear}{dim}(listening...){reset}", end="", flush=True)
         elif isinstance(event, ErrorEvent):
             print(f"error: {event.error}", file=sys.stderr, flush=True)
 
-    rec = Recorder(source="mic", input_device=device, on_event=on_event, **_settings(args))
-    stop = threading.Event()
-    rec.start()
-    print("Listening; press Ctrl+C to stop.", file=sys.stderr, flush=True)
+    settings = _settings(args)
+    settings["partials"] = not args.no_partials
+    rec = Recorder(source="mic", input_device=device, on_event=on_event, **settings)
     try:
-        while not stop.wait(0.2):
-            if rec.state.value == "closed":
-                break
+        rec.start()
+        print("Listening; press Ctrl+C to stop.", file=sys.stderr, flush=True)
+        while rec.state.value != "closed":
+            time.sleep(0.2)
     except KeyboardInterrupt:
         pass
     finally:
