@@ -7,9 +7,11 @@ exactly as a user would, under every multiprocessing start method.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +114,42 @@ def test_recorder_from_python_dash_c(tmp_path):
                          cwd=tmp_path, timeout=90)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("speech 1.")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_recorders_inside_a_users_multiprocessing_pool(tmp_path, method):
+    # Each pool worker (a process the user's own code started) builds and runs a recorder.
+    out = run_script(tmp_path, "pool_app.py", f"""
+        import multiprocessing
+
+        def job(i):
+            from common import AUDIO, make_recorder
+            with make_recorder() as rec:
+                rec.feed_audio(AUDIO)
+                return rec.text(timeout=30)
+
+        if __name__ == "__main__":
+            with multiprocessing.get_context({method!r}).Pool(2) as pool:
+                for text in pool.map(job, range(3)):
+                    print("POOL:", text)
+    """, timeout=120)
+    assert out.count("POOL: speech 1.") == 3
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_recorder_suite_under_each_start_method(tmp_path, method):
+    """The recorder's integration tests pass whatever start method the user's program set."""
+    plugin = tmp_path / "start_method_plugin.py"
+    plugin.write_text(textwrap.dedent(f"""
+        import multiprocessing
+
+        def pytest_configure(config):
+            multiprocessing.set_start_method({method!r}, force=True)
+    """))
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    tests = str(Path(__file__).with_name("test_recorder.py"))
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p",
+                          "start_method_plugin", "-p", "no:cacheprovider", tests],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert " passed" in out.stdout
