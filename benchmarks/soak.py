@@ -11,7 +11,11 @@ warm-up) and checks that every burst got exactly one final.
 
 Runs on the main thread of this script; the recorder's threads are its own.
 
-Usage: python benchmarks/soak.py [--minutes 60]
+With ``--real`` the audio is espeak-ng speech (sentences with 1.5 s gaps) and everything is
+the real thing: the default WebRTC+Silero VAD and the embedded tiny.en model. It runs at
+about 3-4x real time on 2 cores, so an hour takes 15-20 minutes.
+
+Usage: python benchmarks/soak.py [--minutes 60] [--real]
 """
 
 from __future__ import annotations
@@ -93,6 +97,34 @@ def minute_of_audio(minute: int) -> np.ndarray:
     return np.tile(cycle, reps)
 
 
+_SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "We will meet at the station at half past nine tomorrow morning.",
+    "Turn left at the second traffic light and then keep going straight.",
+    "The weather today is cold and windy with a chance of rain.",
+    "Please send the report to the whole team before Friday.",
+    "My favourite book has a green cover and a very long title.",
+    "It takes about twenty minutes to walk from here to the museum.",
+    "The children played football in the park until it got dark.",
+]
+
+
+def speech_minute(minute: int) -> tuple[np.ndarray, int]:
+    """About 60 s of espeak sentences with 1.5 s gaps, and how many utterances it holds."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from conftest import _espeak  # the tests' cached espeak-ng speech
+
+    parts, n, total = [], 0, 0
+    while total < 60 * RATE:
+        speech = _espeak(_SENTENCES[(minute * 7 + n) % len(_SENTENCES)])
+        parts += [speech, silence(GAP_S)]
+        total += len(speech) + int(GAP_S * RATE)
+        n += 1
+    return np.concatenate(parts), n
+
+
 def _sample(proc: psutil.Process, audio_minutes: float, finals: int) -> Sample:
     children = [c for c in proc.children(recursive=True)
                 if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
@@ -101,12 +133,14 @@ def _sample(proc: psutil.Process, audio_minutes: float, finals: int) -> Sample:
                   children=len(children), finals=finals)
 
 
-def run_soak(minutes: float, *, on_sample: object = None) -> SoakResult:
+def run_soak(minutes: float, *, on_sample: object = None, real: bool = False) -> SoakResult:
     """Stream ``minutes`` of audio through a Recorder as fast as it takes it.
 
     Args:
         minutes: minutes of audio to stream (whole minutes; at least 1).
         on_sample: optional callable taking each :class:`Sample` as it is measured.
+        real: espeak speech through the real VAD and model instead of tone bursts through
+            the energy VAD and the scripted engine.
 
     Returns:
         The measurements and the count of finals per utterance id.
@@ -126,11 +160,18 @@ def run_soak(minutes: float, *, on_sample: object = None) -> SoakResult:
     result = SoakResult(minutes=whole, wall_s=0.0, utterances=whole * per_minute,
                         finals_by_id=finals_by_id, errors=errors)
     t0 = time.monotonic()
-    with Recorder(source="push", engine="scripted", vad="energy", on_event=on_event,
-                  on_error=errors.append) as rec:
+    settings = {} if real else {"engine": "scripted", "vad": "energy"}
+    if real:
+        result.utterances = 0
+    with Recorder(source="push", on_event=on_event, on_error=errors.append,
+                  **settings) as rec:
         result.samples.append(_sample(proc, 0.0, 0))
         for minute in range(whole):
-            audio = minute_of_audio(minute)
+            if real:
+                audio, count = speech_minute(minute)
+                result.utterances += count
+            else:
+                audio = minute_of_audio(minute)
             for i in range(0, len(audio), CHUNK):
                 rec.feed_audio(audio[i:i + CHUNK])
             # Like a user would: take the finals that arrived, so none pile up.
@@ -167,8 +208,12 @@ def main() -> int:
     """Run the soak and print the figures; exit status 1 when an utterance was lost."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=int, default=60, help="minutes of audio (default 60)")
+    parser.add_argument("--real", action="store_true",
+                        help="espeak speech, real VAD and the tiny.en model")
     args = parser.parse_args()
     print(f"machine: {machine()}")
+    print("audio: " + ("espeak speech, webrtc+silero VAD, tiny.en" if args.real else
+                       "tone bursts, energy VAD, scripted engine"))
     print(f"{'audio min':>9} {'RSS MB':>8} {'threads':>7} {'fds':>5} {'children':>8} "
           f"{'finals':>7}")
 
@@ -176,7 +221,7 @@ def main() -> int:
         print(f"{s.audio_minutes:9.0f} {s.rss_mb:8.1f} {s.threads:7d} {s.fds:5d} "
               f"{s.children:8d} {s.finals:7d}", flush=True)
 
-    result = run_soak(args.minutes, on_sample=show)
+    result = run_soak(args.minutes, on_sample=show, real=args.real)
     rss = [s.rss_mb for s in result.samples[1:]]
     print(f"audio: {result.minutes} min in {result.wall_s:.1f} s wall "
           f"({result.speed:.0f}x real time)")
