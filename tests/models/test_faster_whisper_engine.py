@@ -63,3 +63,39 @@ def test_missing_model_path_is_a_clear_error(tmp_path: Path) -> None:
     engine = FasterWhisperEngine(EngineConfig(model=str(missing)))
     with pytest.raises(FileNotFoundError, match=re.escape(str(missing))):
         engine.load()
+
+
+def test_partials_take_the_short_window_fast_pass(engine: FasterWhisperEngine,
+                                                  espeak: Callable[..., np.ndarray],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    model = engine._model
+    shapes: list[tuple[int, ...]] = []
+    real_encode = model.encode
+
+    def spy(features: np.ndarray) -> object:
+        shapes.append(features.shape)
+        return real_encode(features)
+
+    monkeypatch.setattr(model, "encode", spy)
+    audio = espeak(SENTENCE)
+    partial = engine.transcribe(audio, kind="partial", options={"beam_size": 1})
+    assert shapes == [(80, 1000)]  # 10 s of mel frames, not Whisper's 30 s
+    assert partial.words == () and partial.language == "en"
+    words = re.sub(r"[^a-z ]", "", partial.text.lower()).split()
+    assert sum(w in words for w in SENTENCE.split()) >= 5, partial.text
+    long_audio = np.concatenate([audio, np.zeros(16000 * 12, np.float32), audio])
+    engine.transcribe(long_audio, kind="partial", options={"beam_size": 1})
+    assert shapes[-1][1] == 100 * (-(-(len(long_audio) // 160 + 100) // 100))  # audio + 1 s
+    shapes.clear()
+    engine.transcribe(audio, kind="final", options={"word_timestamps": False})
+    assert shapes == [(80, 3000)]  # finals keep faster-whisper's own 30 s pass by default
+    shapes.clear()
+    engine.transcribe(audio, kind="final", options={"fast_finals": True})
+    assert shapes == [(80, 1000)]
+
+
+def test_partial_longer_than_a_window_takes_the_plain_pass(
+        engine: FasterWhisperEngine, espeak: Callable[..., np.ndarray]) -> None:
+    audio = np.concatenate([espeak(SENTENCE), np.zeros(16000 * 30, np.float32)])
+    out = engine.transcribe(audio, kind="partial", options={"beam_size": 1})
+    assert "lazy" in out.text.lower() or "dog" in out.text.lower(), out.text
