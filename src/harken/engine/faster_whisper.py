@@ -16,15 +16,15 @@ Two passes:
   ``fast_partials`` is False); finals only with ``fast_finals`` (off by default, since it
   changes some transcripts).
 
-Hallucination guards apply to both passes: digital silence gives "" without a pass; text
-whose window looks like no speech (Whisper's own rule: ``no_speech_prob`` above
-``no_speech_threshold`` and ``avg_logprob`` below ``log_prob_threshold``; or
-``no_speech_prob`` above ``no_speech_hard_threshold`` alone: tiny.en says "You" on silence,
-hum and tones with no_speech_prob 0.9-0.95 and avg_logprob just above -1, while real speech,
-even one word, stays below 0.6), text with no letter or digit (". . .") and text too
-repetitive to be speech (gzip ``compression_ratio`` above ``compression_ratio_threshold``
-after repeats are trimmed) are dropped; an n-gram repeated more than ``max_repeats`` times in
-a row is cut back to ``max_repeats`` copies (:func:`trim_repeats`).
+Hallucination guards apply to both passes. Dropped: text whose window looks like no speech
+(Whisper's own rule: ``no_speech_prob`` above ``no_speech_threshold`` and ``avg_logprob``
+below ``log_prob_threshold``; or ``no_speech_prob`` above ``no_speech_hard_threshold``
+alone: tiny.en says "You" on silence, hum and tones with no_speech_prob 0.9-0.95 and
+avg_logprob just above -1, while real speech, even one word, stays below 0.6); text with no
+letter or digit (". . ."); text too repetitive to be speech (gzip ``compression_ratio``
+above ``compression_ratio_threshold`` after repeats are trimmed). Trimmed: an n-gram
+repeated more than ``max_repeats`` times in a row, cut back to ``max_repeats`` copies
+(:func:`trim_repeats`).
 
 Options (``EngineConfig.options`` or per request; ``None`` switches a guard off), besides any
 ``WhisperModel.transcribe`` keyword argument:
@@ -101,8 +101,6 @@ _FRAME_MULTIPLE = 100
 _MAX_TOKENS = 448
 """Whisper's decoder context, in tokens."""
 
-_SILENCE_PEAK = 1e-4
-"""Audio whose peak stays at or below this (-80 dBFS) is digital silence: no pass runs."""
 _HAS_WORD = re.compile(r"[^\W_]")
 
 _WORD_KEY = re.compile(r"[\W_]+")
@@ -381,8 +379,6 @@ class FasterWhisperEngine:
         kwargs.update(cfg.options)
         kwargs.update(options or {})
         own = {key: kwargs.pop(key) for key in _OWN_KEYS if key in kwargs}
-        if not np.any(np.abs(samples) > _SILENCE_PEAK):
-            return EngineOutput("", language=cfg.language)
         guards = {**own, **{key: kwargs[key] for key in ("no_speech_threshold",
                                                          "log_prob_threshold",
                                                          "compression_ratio_threshold")}}
@@ -407,11 +403,12 @@ class FasterWhisperEngine:
             piece = segment.text.strip()
             if not piece:
                 continue
-            if _looks_like_no_speech(float(segment.no_speech_prob),
-                                     float(segment.avg_logprob), guards):
+            no_speech = float(getattr(segment, "no_speech_prob", 0.0))
+            avg_logprob = float(getattr(segment, "avg_logprob", 0.0))
+            if _looks_like_no_speech(no_speech, avg_logprob, guards):
                 logger.debug("dropped a segment that looks like no speech "
                              "(no_speech_prob %.2f, avg_logprob %.2f): %r",
-                             segment.no_speech_prob, segment.avg_logprob, piece)
+                             no_speech, avg_logprob, piece)
                 continue
             texts.append(piece)
             for word in segment.words or ():
