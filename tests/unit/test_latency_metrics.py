@@ -95,7 +95,7 @@ def test_flicker_counts_changed_unstable_words_once() -> None:
 def test_flicker_counts_contradicted_stable_words_and_words_past_the_end() -> None:
     unstable, stable = lat.flicker([("go for", "word ten meters please")],
                                    "Go forward ten meters.")
-    assert stable == 1  # "for" at position 1
+    assert stable == 1  # "for" where the final has "forward"
     # positions 2..5: "word" (final: ten), "ten" (meters), "meters" (past end), "please"
     assert unstable == 4
 
@@ -199,3 +199,16 @@ def test_score_matches_late_finals_to_their_requests() -> None:
     assert s.missed == 0
     assert s.errors == 0
     assert s.e2f == pytest.approx([4.9, 1.2])
+
+
+def test_stable_errors_are_judged_by_alignment() -> None:
+    final = "And Mr. John Dashwood had then leisure"
+    # the final adds "and" in front: one error, not one per stable word
+    assert lat.flicker([("Mr. John Dashwood had", "then")], final)[1] == 1
+    # a word the final inserts inside the stable text counts; the words after it do not
+    assert lat.flicker([("the quick fox jumps", "")], "the quick brown fox jumps over")[1] == 1
+    # the rest of the utterance after the stable text is no error
+    assert lat.flicker([("the quick", "brown")], "the quick brown fox jumps over")[1] == 0
+    # the same stable error shown by several partials counts once
+    assert lat.flicker([("call stellar", ""), ("call stellar and", "")],
+                       "call Stella and ask")[1] == 1
