@@ -59,7 +59,9 @@ previous one (``Recorder.position``). Stream positions are read when events arri
 SpeechEnded (the end-pointer's silence has elapsed), ``issue`` the stream position at its
 last TranscriptionStarted (before ``close`` with early finals, equal to it without), and
 ``compute`` the compute seconds of its final. Partial lag and cadence need a real clock and
-are not reported; flicker and WER are (partials come far more often than in real time).
+are not reported. Flicker is, but means little: fed faster than real time, the audio runs
+ahead of the partial passes, whose results mostly come back after their utterance ended and
+are dropped, so few or no partials are seen.
 
 Usage:
     python benchmarks/latency.py [--quick] [--simulated] [--no-realtimestt]
