@@ -89,6 +89,51 @@ def test_bad_guard_options_are_config_errors() -> None:
     FasterWhisperEngine(EngineConfig(options={"no_speech_threshold": None, "max_repeats": None}))
 
 
+class _Segment:
+    def __init__(self, text: str, no_speech_prob: float, avg_logprob: float) -> None:
+        self.text, self.no_speech_prob, self.avg_logprob = text, no_speech_prob, avg_logprob
+        self.words = [_Word(i * 0.3, w) for i, w in enumerate(text.split())]
+
+
+class _Word:
+    def __init__(self, start: float, word: str) -> None:
+        self.start, self.end, self.word, self.probability = start, start + 0.25, word, 0.9
+
+
+class _Info:
+    language, language_probability = "en", 1.0
+
+
+class _FakeModel:
+    """A stand-in WhisperModel that returns scripted segments."""
+
+    def __init__(self, segments: list[_Segment]) -> None:
+        self.segments = segments
+
+    def transcribe(self, audio: np.ndarray, **kwargs: object) -> tuple[object, _Info]:
+        return iter(self.segments), _Info()
+
+
+def test_guards_on_scripted_segments() -> None:
+    audio = np.ones(16000, np.float32) * 0.1
+    segments = [
+        _Segment(" Hello there.", 0.05, -0.3),
+        _Segment(" You", 0.95, -0.96),  # silence after speech: the hard no-speech rule
+        _Segment(" Thanks.", 0.7, -1.4),  # Whisper's own rule
+        _Segment(" . . .", 0.1, -0.5),  # no word in it
+        _Segment(" the the the the the end", 0.1, -0.4),
+    ]
+    engine = FasterWhisperEngine(EngineConfig(), model=_FakeModel(segments))
+    out = engine.transcribe(audio, kind="partial")  # a stand-in model: the plain pass
+    assert out.text == "Hello there. the the end"
+    assert [w.text for w in out.words] == ["Hello", "there.", "the", "the", "end"]
+    off = {"no_speech_threshold": None, "no_speech_hard_threshold": None, "max_repeats": None}
+    out = engine.transcribe(audio, options=off)
+    assert out.text == "Hello there. You Thanks. the the the the the end"  # ". . ." always goes
+    with pytest.raises(ConfigError, match="max_repeats"):
+        engine.transcribe(audio, options={"max_repeats": 0})
+
+
 def test_compression_ratio_grows_with_repetition() -> None:
     assert compression_ratio("") == 0.0
     assert compression_ratio("It was the season of light, it was the season of darkness.") < 2

@@ -12,7 +12,8 @@ Two passes:
   (10 s by default, 1000 frames: shorter windows make tiny.en loop), then decodes greedily
   without timestamps or temperature fallback, with at most ``fast_max_tokens_per_s`` tokens
   per second of audio. On 2 CPU cores it is 3-5 times cheaper for 1-8 s of speech (see
-  ``benchmarks/engine_speed.py``). It gives no word timings. Partials always use it (unless
+  ``benchmarks/engine_speed.py``). It gives no word timings, and of the transcribe keyword
+  arguments it honours only language, initial_prompt and beam_size. Partials always use it (unless
   ``fast_partials`` is False); finals only with ``fast_finals`` (off by default, since it
   changes some transcripts).
 
@@ -382,7 +383,8 @@ class FasterWhisperEngine:
         guards = {**own, **{key: kwargs[key] for key in ("no_speech_threshold",
                                                          "log_prob_threshold",
                                                          "compression_ratio_threshold")}}
-        fast = _option(own, "fast_partials" if kind == "partial" else "fast_finals")
+        fast = _option(own, "fast_partials" if kind == "partial" else "fast_finals") \
+            and hasattr(self._model, "feature_extractor")  # not a stand-in model
         fits = len(samples) + int(_FAST_PAD_S * SAMPLE_RATE) <= _MAX_FRAMES * _HOP_SAMPLES
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("transcribing %.2f s (%s, %s pass) with %s", len(samples) / SAMPLE_RATE,
@@ -401,7 +403,7 @@ class FasterWhisperEngine:
         words: list[WordTiming] = []
         for segment in segments:  # materialise the lazy generator here
             piece = segment.text.strip()
-            if not piece:
+            if not _HAS_WORD.search(piece):  # empty, or only punctuation (". . .")
                 continue
             no_speech = float(getattr(segment, "no_speech_prob", 0.0))
             avg_logprob = float(getattr(segment, "avg_logprob", 0.0))
