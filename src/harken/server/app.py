@@ -1,0 +1,680 @@
+"""The harken server: WebSocket streaming, OpenAI-compatible HTTP, health and metrics.
+
+Routes:
+
+- ``GET /v1/stream`` (WebSocket): harken's own protocol (:mod:`harken.server.protocol`).
+- ``POST /v1/audio/transcriptions``: OpenAI-compatible file transcription
+  (:mod:`harken.server.openai_api`).
+- ``GET /health`` (JSON) and ``GET /metrics`` (Prometheus text).
+
+Stack: aiohttp (the ``server`` extra). It gives an HTTP server, WebSockets and multipart
+request bodies in one package on one event loop; ``websockets`` alone has no multipart POST
+bodies, and adding a second framework for HTTP would split the server over two stacks.
+aiohttp is imported in :meth:`Server.start`, never at import time.
+
+Threads: the server runs on one asyncio event loop (the caller's, or the "harken-server"
+thread of :class:`BackgroundServer`). Every session's pipeline and VAD run on that loop;
+transcription runs in the one engine process shared through
+:class:`~harken.server.engine_host.EngineHost`, whose answers hop back onto the loop.
+Each connection has a bounded outgoing queue: a client that does not read its messages is
+disconnected ("too_slow") instead of growing the server's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import EngineConfig, RealtimeConfig, VadConfig
+from ..errors import (
+    AudioFormatError,
+    BackendNotInstalled,
+    ConfigError,
+    HarkenError,
+    LifecycleError,
+    ProtocolError,
+)
+from ..events import ErrorEvent, Event
+from . import protocol as p
+from .engine_host import EngineFactory, EngineHost, ServerBusy
+from .metrics import Histogram, Metric, render
+from .session import StreamSession
+
+__all__ = ["BackgroundServer", "Server", "ServerConfig"]
+
+logger = logging.getLogger(__name__)
+
+_CLOSE_GOING_AWAY = 1001
+_CLOSE_POLICY = 1008
+_CLOSE_TOO_BIG = 1009
+_CLOSE_INTERNAL = 1011
+_CLOSE_TRY_LATER = 1013
+
+
+def _positive(name: str, value: object, whole: bool = True) -> None:
+    number = isinstance(value, int) if whole else isinstance(value, (int, float))
+    if isinstance(value, bool) or not number or not float(value) > 0:  # type: ignore[arg-type]
+        raise ConfigError(f"{name} must be a {'whole number' if whole else 'number'} > 0, "
+                          f"got {value!r}")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Settings of a harken server (validated at construction)."""
+
+    host: str = "127.0.0.1"
+    """Interface to bind; the default only accepts connections from this machine."""
+    port: int = 8765
+    """TCP port; 0 picks a free one (see :attr:`Server.port`)."""
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    vad: VadConfig = field(default_factory=VadConfig)
+    realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
+    max_sessions: int = 16
+    """Streams and file transcriptions at once; more get "server busy"."""
+    max_queued_finals: int = 16
+    """Finals one session may have waiting for the engine before it gets "server busy"."""
+    max_in_engine: int = 2
+    """Requests handed to the engine process at once (the rest wait, fairly, in the host)."""
+    max_audio_frame_bytes: int = 1 << 20
+    """The largest binary audio message accepted, in bytes (1 MiB: ~5 s of 48 kHz float32
+    stereo)."""
+    max_control_bytes: int = p.MAX_CONTROL_BYTES
+    """The largest JSON control message accepted, in bytes."""
+    max_upload_bytes: int = 25 << 20
+    """The largest file accepted by the OpenAI-compatible endpoint, in bytes."""
+    send_queue: int = 256
+    """Messages waiting for a slow client before it is disconnected."""
+    drain_timeout_s: float = 10.0
+    """On stop and on shutdown: seconds to wait for the finals still being transcribed."""
+    start_timeout_s: float = 120.0
+    """Seconds the engine may take to load."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.host, str) or not self.host:
+            raise ConfigError(f"host must be an interface name or address, got {self.host!r}")
+        if isinstance(self.port, bool) or not isinstance(self.port, int) \
+                or not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be an int from 0 to 65535, got {self.port!r}")
+        for name in ("max_sessions", "max_queued_finals", "max_in_engine",
+                     "max_audio_frame_bytes", "max_control_bytes", "max_upload_bytes",
+                     "send_queue"):
+            _positive(name, getattr(self, name))
+        for name in ("drain_timeout_s", "start_timeout_s"):
+            _positive(name, getattr(self, name), whole=False)
+        for name, cls in (("engine", EngineConfig), ("vad", VadConfig),
+                          ("realtime", RealtimeConfig)):
+            if not isinstance(getattr(self, name), cls):
+                raise ConfigError(f"{name} must be a {cls.__name__}, "
+                                  f"got {type(getattr(self, name)).__name__}")
+
+
+def _import_aiohttp() -> Any:
+    try:
+        import aiohttp.web as web
+    except ImportError:
+        raise BackendNotInstalled("aiohttp", "server", "The harken server") from None
+    return web
+
+
+class _Stats:
+    """Counters the server keeps (loop-only)."""
+
+    def __init__(self) -> None:
+        self.connections_total = 0
+        self.rejected_total = 0
+        self.closed_by_error: dict[str, int] = {}
+        self.finals_sent = 0
+        self.partials_sent = 0
+        self.http_requests: dict[str, int] = {}
+        self.http_latency = Histogram()
+
+
+class _Connection:
+    """One WebSocket client of harken's protocol (runs in the aiohttp handler task)."""
+
+    def __init__(self, server: Server, ws: Any, request: Any, name: str) -> None:
+        self._server = server
+        self._ws = ws
+        self._request = request
+        self.name = name
+        self._out: asyncio.Queue[str | None] = asyncio.Queue(server.config.send_queue)
+        self._session = StreamSession(server.host, name, self._on_event,
+                                      vad_config=server.config.vad)
+        self._closing = False
+        self._close_code = _CLOSE_GOING_AWAY
+        self._sender: asyncio.Task[None] | None = None
+
+    # -------------------------------------------------------------- outgoing
+
+    def send(self, message: p.ServerMessage) -> None:
+        """Queue a message; a full queue means the client stopped reading: drop it."""
+        if self._closing:
+            return
+        try:
+            self._out.put_nowait(p.encode(message))
+        except asyncio.QueueFull:
+            logger.warning("client %s does not read its messages; disconnecting it", self.name)
+            self._server.stats.closed_by_error[p.ErrorCode.TOO_SLOW] = \
+                self._server.stats.closed_by_error.get(p.ErrorCode.TOO_SLOW, 0) + 1
+            self._closing = True
+            self._abort()
+
+    def _abort(self) -> None:
+        transport = self._request.transport
+        if transport is not None:
+            transport.abort()
+
+    async def _send_loop(self) -> None:
+        while True:
+            text = await self._out.get()
+            if text is None:
+                return
+            try:
+                await self._ws.send_str(text)
+            except (ConnectionError, RuntimeError) as exc:
+                logger.debug("client %s: send failed: %s", self.name, exc)
+                self._closing = True
+                return
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, ErrorEvent):
+            self.send(p.Error(str(event.error), p.ErrorCode.ENGINE))
+            if event.fatal:
+                self._fail_soon(_CLOSE_INTERNAL)
+            return
+        message = p.from_event(event)
+        if message is None:
+            return
+        if isinstance(message, p.Final):
+            self._server.stats.finals_sent += 1
+        elif isinstance(message, p.Partial):
+            self._server.stats.partials_sent += 1
+        self.send(message)
+
+    def _fail_soon(self, code: int) -> None:
+        if not self._closing:
+            self._close_code = code
+            self.send_final_and_close()
+
+    def send_final_and_close(self) -> None:
+        """Let the sender finish what is queued, then close the socket."""
+        with contextlib.suppress(asyncio.QueueFull):
+            self._out.put_nowait(None)
+        self._closing = True
+        asyncio.ensure_future(self._ws.close(code=self._close_code))
+
+    # -------------------------------------------------------------- lifecycle
+
+    async def fail(self, code: str, message: str, close_code: int) -> None:
+        """Send an error, then close the connection (the session ends)."""
+        stats = self._server.stats.closed_by_error
+        stats[code] = stats.get(code, 0) + 1
+        logger.info("client %s: %s (%s)", self.name, message, code)
+        self.send(p.Error(message, code))
+        self._close_code = close_code
+        self._closing = True
+        await self._finish_sending()
+
+    async def _finish_sending(self) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            self._out.put_nowait(None)
+        sender = self._sender
+        if sender is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(sender), 2.0)
+            except asyncio.TimeoutError:
+                sender.cancel()
+                self._abort()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._ws.close(code=self._close_code), 2.0)
+
+    async def run(self) -> None:
+        """Serve the connection until it closes."""
+        self._sender = asyncio.create_task(self._send_loop())
+        try:
+            try:
+                self._session.open()
+            except ServerBusy as exc:
+                self._server.stats.rejected_total += 1
+                await self.fail(p.ErrorCode.SERVER_BUSY, str(exc), _CLOSE_TRY_LATER)
+                return
+            except HarkenError as exc:
+                await self.fail(p.ErrorCode.INTERNAL, str(exc), _CLOSE_INTERNAL)
+                return
+            await self._receive_loop()
+            if not self._closing:
+                await self._finish_sending()
+        finally:
+            self._session.close()
+            if self._sender is not None and not self._sender.done():
+                self._sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._sender
+
+    async def shutdown(self, timeout: float) -> None:
+        """Server shutdown: finish this stream's finals (bounded), then close."""
+        if self._closing:
+            return
+        if self._session.started:
+            self._session.flush()
+            await self._session.drain(timeout)
+            self.send(p.Stopped())
+        self.send(p.Error("the server is shutting down", p.ErrorCode.SHUTDOWN))
+        self._close_code = _CLOSE_GOING_AWAY
+        self._closing = True
+        await self._finish_sending()
+
+    async def _receive_loop(self) -> None:
+        web = _import_aiohttp()
+        msg_type = web.WSMsgType
+        config = self._server.config
+        while not self._closing:
+            msg = await self._ws.receive()
+            if self._closing:
+                return
+            if msg.type == msg_type.TEXT:
+                await self._on_text(msg.data)
+            elif msg.type == msg_type.BINARY:
+                await self._on_audio(msg.data)
+            elif msg.type == msg_type.ERROR:
+                exc = self._ws.exception()
+                if "size" in str(exc).lower() or "too big" in str(exc).lower():
+                    await self.fail(p.ErrorCode.TOO_LARGE,
+                                    f"message too large: {exc}; the limit is "
+                                    f"{config.max_audio_frame_bytes} bytes", _CLOSE_TOO_BIG)
+                return
+            else:  # CLOSE, CLOSING, CLOSED
+                return
+
+    async def _on_text(self, text: str) -> None:
+        config = self._server.config
+        try:
+            message = p.parse_client(text, config.max_control_bytes)
+        except ProtocolError as exc:
+            code = (p.ErrorCode.TOO_LARGE if "longer than" in str(exc)
+                    else p.ErrorCode.BAD_MESSAGE)
+            await self.fail(code, str(exc), _CLOSE_POLICY)
+            return
+        if isinstance(message, p.Ping):
+            self.send(p.Pong())
+        elif isinstance(message, p.Start):
+            await self._start(message)
+        elif isinstance(message, p.Stop):
+            if not self._session.started:
+                await self.fail(p.ErrorCode.NOT_STARTED, '"stop" before "start"',
+                                _CLOSE_POLICY)
+                return
+            self._session.flush()
+            if not await self._session.drain(config.drain_timeout_s):
+                self.send(p.Error(f"{self._session.outstanding} utterance(s) were not "
+                                  f"transcribed within {config.drain_timeout_s} s",
+                                  p.ErrorCode.ENGINE))
+            self.send(p.Stopped())
+
+    async def _start(self, message: p.Start) -> None:
+        from ..vad.factory import create_vad
+
+        config = self._server.config
+        realtime = config.realtime
+        if not message.partials and realtime.partials:
+            realtime = dataclasses.replace(realtime, partials=False)
+        try:
+            vad = create_vad(config.vad)
+            await asyncio.to_thread(vad.load)
+            self._session.begin(vad, realtime, sample_rate=message.sample_rate,
+                                encoding=message.encoding, channels=message.channels,
+                                language=message.language)
+        except (AudioFormatError, ConfigError) as exc:
+            await self.fail(p.ErrorCode.BAD_MESSAGE, str(exc), _CLOSE_POLICY)
+            return
+        except ServerBusy as exc:
+            await self.fail(p.ErrorCode.SERVER_BUSY, str(exc), _CLOSE_TRY_LATER)
+            return
+        self.send(p.Ready(self.name, message.sample_rate))
+
+    async def _on_audio(self, data: bytes) -> None:
+        config = self._server.config
+        if not self._session.started:
+            await self.fail(p.ErrorCode.NOT_STARTED, 'audio arrived before "start"; send '
+                            '{"type": "start", "sample_rate": ...} first', _CLOSE_POLICY)
+            return
+        if len(data) > config.max_audio_frame_bytes:
+            await self.fail(p.ErrorCode.TOO_LARGE, f"audio message of {len(data)} bytes is "
+                            f"longer than the {config.max_audio_frame_bytes} bytes accepted",
+                            _CLOSE_TOO_BIG)
+            return
+        try:
+            self._session.feed_bytes(data)
+        except AudioFormatError as exc:
+            await self.fail(p.ErrorCode.BAD_AUDIO, str(exc), _CLOSE_POLICY)
+        except ServerBusy as exc:
+            await self.fail(p.ErrorCode.SERVER_BUSY, str(exc), _CLOSE_TRY_LATER)
+
+
+class Server:
+    """A harken server on an asyncio loop: ``await start()``, then ``await close()``.
+
+    Args:
+        config: the server's settings.
+        engine_factory: for tests: builds the engine runner instead of an EngineProcess.
+    """
+
+    def __init__(self, config: ServerConfig | None = None, *,
+                 engine_factory: EngineFactory | None = None) -> None:
+        if config is not None and not isinstance(config, ServerConfig):
+            raise ConfigError(f"config must be a ServerConfig, got {type(config).__name__}")
+        self.config = config or ServerConfig()
+        self.host = EngineHost(self.config.engine, max_sessions=self.config.max_sessions,
+                               max_queued=self.config.max_queued_finals,
+                               max_in_engine=self.config.max_in_engine,
+                               start_timeout_s=self.config.start_timeout_s,
+                               engine_factory=engine_factory)
+        self.stats = _Stats()
+        self._runner: Any = None
+        self._port: int | None = None
+        self._connections: set[_Connection] = set()
+        self._ids = itertools.count(1)
+        self._started = False
+        self._closed = False
+        self._started_at = 0.0
+
+    @property
+    def port(self) -> int:
+        """The TCP port the server listens on (useful with port 0).
+
+        Raises:
+            LifecycleError: the server is not started.
+        """
+        if self._port is None:
+            raise LifecycleError("the server is not started: await start() first")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` of the running server."""
+        return f"http://{self.config.host}:{self.port}"
+
+    @property
+    def connections(self) -> int:
+        """WebSocket clients connected now."""
+        return len(self._connections)
+
+    async def __aenter__(self) -> Server:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Load the engine, then listen.
+
+        Raises:
+            BackendNotInstalled: aiohttp is missing (the ``server`` extra).
+            LifecycleError: started twice.
+            WorkerError: the engine did not load.
+            OSError: the address is in use.
+        """
+        web = _import_aiohttp()
+        if self._started:
+            raise LifecycleError("Server.start() called twice; create a new Server")
+        self._started = True
+        self._started_at = time.monotonic()
+        await self.host.start()
+        try:
+            app = web.Application(client_max_size=self.config.max_upload_bytes + (1 << 20))
+            from .openai_api import add_routes as add_openai_routes
+
+            app.router.add_get("/v1/stream", self._ws_handler)
+            app.router.add_get("/health", self._health)
+            app.router.add_get("/metrics", self._metrics)
+            add_openai_routes(app, self)
+            runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+            await runner.setup()
+            self._runner = runner
+            site = web.TCPSite(runner, self.config.host, self.config.port)
+            await site.start()
+            sockets = site._server.sockets if site._server is not None else []
+            self._port = int(sockets[0].getsockname()[1]) if sockets else self.config.port
+        except BaseException:
+            await self.close()
+            raise
+        logger.info("harken server listening on %s", self.url)
+
+    async def close(self, drain_timeout: float | None = None) -> None:
+        """Finish in-flight finals (bounded), close every connection, stop the engine.
+
+        Idempotent.
+
+        Args:
+            drain_timeout: seconds to wait for finals still being transcribed; defaults to
+                ``config.drain_timeout_s``.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        timeout = self.config.drain_timeout_s if drain_timeout is None else drain_timeout
+        conns = list(self._connections)
+        if conns:
+            await asyncio.wait([asyncio.ensure_future(c.shutdown(timeout)) for c in conns],
+                               timeout=timeout + 3.0)
+        if self._runner is not None:
+            with contextlib.suppress(Exception):
+                await self._runner.cleanup()
+            self._runner = None
+        await self.host.close()
+
+    def session_name(self, peer: str) -> str:
+        """A unique, readable name for a new session."""
+        return f"s{next(self._ids)}-{peer}"
+
+    # -------------------------------------------------------------- handlers
+
+    async def _ws_handler(self, request: Any) -> Any:
+        web = _import_aiohttp()
+        cfg = self.config
+        ws = web.WebSocketResponse(
+            max_msg_size=max(cfg.max_audio_frame_bytes, cfg.max_control_bytes) * 2 + 1024,
+            timeout=2.0, heartbeat=None)
+        await ws.prepare(request)
+        self.stats.connections_total += 1
+        peer = request.remote or "?"
+        conn = _Connection(self, ws, request, self.session_name(peer))
+        if self._closed:
+            await conn.fail(p.ErrorCode.SHUTDOWN, "the server is shutting down",
+                            _CLOSE_GOING_AWAY)
+            return ws
+        self._connections.add(conn)
+        try:
+            await conn.run()
+        except Exception as exc:  # a bug: report it to this client only
+            logger.exception("session %s failed", conn.name)
+            with contextlib.suppress(Exception):
+                await conn.fail(p.ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}",
+                                _CLOSE_INTERNAL)
+        finally:
+            self._connections.discard(conn)
+        return ws
+
+    def health(self) -> dict[str, Any]:
+        """What ``GET /health`` answers."""
+        host = self.host
+        ok = host.fatal is None and not self._closed
+        return {
+            "status": "ok" if ok else "failed",
+            "error": None if host.fatal is None else str(host.fatal),
+            "sessions": host.sessions,
+            "max_sessions": host.max_sessions,
+            "connections": len(self._connections),
+            "queue_depth": host.queued,
+            "in_engine": host.in_engine,
+            "engine": host.ready_info,
+            "engine_restarts": host.restarts,
+            "uptime_s": round(time.monotonic() - self._started_at, 3),
+        }
+
+    async def _health(self, request: Any) -> Any:
+        web = _import_aiohttp()
+        body = self.health()
+        return web.json_response(body, status=200 if body["status"] == "ok" else 503)
+
+    def metrics(self) -> list[Metric]:
+        """The metric families ``GET /metrics`` renders."""
+        host, stats = self.host, self.stats
+        rtf = host.compute_seconds / host.audio_seconds if host.audio_seconds else 0.0
+        return [
+            Metric("harken_sessions", "gauge", "Sessions open now (streams and files).",
+                   {"": host.sessions}),
+            Metric("harken_max_sessions", "gauge", "Sessions allowed at once.",
+                   {"": host.max_sessions}),
+            Metric("harken_websocket_connections", "gauge", "WebSocket clients connected now.",
+                   {"": len(self._connections)}),
+            Metric("harken_websocket_connections_total", "counter",
+                   "WebSocket connections accepted since start.",
+                   {"": stats.connections_total}),
+            Metric("harken_rejected_total", "counter",
+                   "Sessions and finals refused with 'server busy'.",
+                   {"": host.rejected}),
+            Metric("harken_sessions_closed_by_error_total", "counter",
+                   "Sessions closed because of an error, by error code.",
+                   {f'code="{k}"': v for k, v in sorted(stats.closed_by_error.items())}),
+            Metric("harken_engine_queue_depth", "gauge",
+                   "Requests waiting in the server for the engine.", {"": host.queued}),
+            Metric("harken_engine_inflight", "gauge",
+                   "Requests in the engine process now.", {"": host.in_engine}),
+            Metric("harken_engine_requests_total", "counter", "Requests answered, by kind.",
+                   {f'kind="{k}"': v for k, v in host.answered.items()}),
+            Metric("harken_engine_failures_total", "counter",
+                   "Requests the engine could not answer.", {"": host.failed}),
+            Metric("harken_engine_restarts_total", "counter",
+                   "Engine process restarts after a crash or hang.", {"": host.restarts}),
+            Metric("harken_engine_latency_seconds", "histogram",
+                   "Seconds from a session's request to the engine's answer (queue wait "
+                   "included), by kind.",
+                   {f'kind="{k}"': h for k, h in host.latency.items()}),
+            Metric("harken_engine_compute_seconds_total", "counter",
+                   "Engine time spent on answered requests.", {"": host.compute_seconds}),
+            Metric("harken_engine_audio_seconds_total", "counter",
+                   "Seconds of audio in answered requests.", {"": host.audio_seconds}),
+            Metric("harken_engine_rtf", "gauge",
+                   "Real-time factor: engine seconds per second of audio (lower is faster).",
+                   {"": round(rtf, 4)}),
+            Metric("harken_finals_sent_total", "counter", "Final messages sent to clients.",
+                   {"": stats.finals_sent}),
+            Metric("harken_partials_sent_total", "counter",
+                   "Partial messages sent to clients.", {"": stats.partials_sent}),
+            Metric("harken_http_requests_total", "counter",
+                   "OpenAI-compatible HTTP requests, by status.",
+                   {f'status="{k}"': v for k, v in sorted(stats.http_requests.items())}),
+            Metric("harken_http_request_seconds", "histogram",
+                   "Seconds to answer an OpenAI-compatible transcription request.",
+                   {"": stats.http_latency}),
+        ]
+
+    async def _metrics(self, request: Any) -> Any:
+        web = _import_aiohttp()
+        return web.Response(text=render(self.metrics()),
+                            content_type="text/plain", charset="utf-8",
+                            headers={"X-Content-Type-Options": "nosniff"})
+
+
+class BackgroundServer:
+    """A :class:`Server` on its own thread ("harken-server"), for synchronous programs.
+
+    ``start()`` blocks until the server listens (or raises what its start raised);
+    ``close()`` shuts it down gracefully and joins the thread. Idempotent.
+
+    Args:
+        config: the server's settings.
+        engine_factory: for tests: builds the engine runner instead of an EngineProcess.
+    """
+
+    def __init__(self, config: ServerConfig | None = None, *,
+                 engine_factory: EngineFactory | None = None) -> None:
+        self.server = Server(config, engine_factory=engine_factory)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` of the running server."""
+        return self.server.url
+
+    @property
+    def ws_url(self) -> str:
+        """``ws://host:port/v1/stream``: harken's WebSocket protocol."""
+        return self.server.url.replace("http://", "ws://", 1) + "/v1/stream"
+
+    def __enter__(self) -> BackgroundServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Start the thread and wait until the server listens.
+
+        Raises:
+            LifecycleError: started twice.
+            BackendNotInstalled, WorkerError, OSError: what :meth:`Server.start` raised.
+        """
+        if self._thread is not None:
+            raise LifecycleError("BackgroundServer.start() called twice")
+        self._thread = threading.Thread(target=self._run, name="harken-server", daemon=True)
+        self._thread.start()
+        self._ready.wait(self.server.config.start_timeout_s + 10.0)
+        if self._error is not None:
+            self._thread.join(5.0)
+            raise self._error
+
+    def call(self, fn: Any, timeout: float = 10.0) -> Any:
+        """Run ``fn()`` on the server's loop and return its result (for stats in tests)."""
+        loop = self._loop
+        if loop is None:
+            raise LifecycleError("the server is not running")
+
+        async def wrapped() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(wrapped(), loop).result(timeout)
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            await self.server.start()
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        await self._stop.wait()
+        await self.server.close()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Shut the server down (finishing in-flight finals) and join the thread."""
+        thread = self._thread
+        if thread is None:
+            return
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(stop.set)
+        limit = timeout if timeout is not None else self.server.config.drain_timeout_s + 10.0
+        thread.join(limit)
+        if thread.is_alive():
+            logger.warning("the harken-server thread did not stop within %.1f s", limit)

@@ -1,0 +1,419 @@
+"""EngineHost: one engine process shared by every server session, with fair scheduling.
+
+Each session's :class:`~harken.core.pipeline.SpeechPipeline` numbers its requests from 1,
+so the host gives every request it sends to the :class:`~harken.worker.process.EngineProcess`
+a global id (``dataclasses.replace``) and maps the answer back to the session and the
+session's own request.
+
+Scheduling. Requests wait here, in one bounded queue per session, and only
+``max_in_engine`` of them are in the engine process at once (one being transcribed and one
+ready behind it keeps the child busy without taking requests away from the scheduler). Each
+time a slot frees, the host picks the next request round-robin over sessions, finals before
+partials: a session with many queued finals gets one slot per turn, so it cannot starve the
+others, and partials (which only make text appear earlier) use capacity finals leave free. A
+session holds at most one queued partial: a newer one replaces it (coalescing), and at most
+one partial is in the engine at a time (the engine process itself replaces a partial waiting
+behind another one, which would lose the older one's answer without a word).
+
+Admission control: :meth:`open_session` raises :class:`ServerBusy` beyond ``max_sessions``,
+and :meth:`submit` raises it when a session has ``max_queued`` finals waiting (the engine
+cannot keep up with it), so no queue here grows without bound.
+
+Threads: every method here runs on the asyncio event loop that called :meth:`start`. The
+engine process's answers arrive on its reader thread ("harken-engine-reader") and hop to the
+loop with ``loop.call_soon_threadsafe``; the host then calls the session's callbacks on the
+loop, so sessions can touch their (not thread-safe) pipelines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..config import EngineConfig
+from ..engine.base import EngineOutput, TranscribeRequest
+from ..errors import ConfigError, HarkenError, LifecycleError
+from .metrics import Histogram
+
+__all__ = ["EngineHost", "EngineLike", "HostSession", "ServerBusy"]
+
+logger = logging.getLogger(__name__)
+
+ResultCallback = Callable[[TranscribeRequest, EngineOutput, float, int], None]
+FailedCallback = Callable[[TranscribeRequest, BaseException], None]
+ErrorCallback = Callable[[BaseException, bool], None]
+
+
+class ServerBusy(HarkenError):
+    """The server has no room: too many sessions, or too many finals waiting for one."""
+
+
+class EngineLike(Protocol):
+    """What the host needs from an engine runner (an EngineProcess, or a fake in tests)."""
+
+    def start(self) -> None: ...  # noqa: D102
+
+    def submit(self, request: TranscribeRequest) -> None: ...  # noqa: D102
+
+    def cancel(self, request_id: int) -> None: ...  # noqa: D102
+
+    def close(self, timeout: float = 2.0) -> None: ...  # noqa: D102
+
+    @property
+    def restarts(self) -> int: ...  # noqa: D102
+
+    @property
+    def ready_info(self) -> dict[str, Any]: ...  # noqa: D102
+
+
+EngineFactory = Callable[[ResultCallback, FailedCallback, ErrorCallback], EngineLike]
+
+
+@dataclass(eq=False)
+class HostSession:
+    """One session's place in the host: its queue and its callbacks (loop-only state)."""
+
+    session_id: int
+    name: str
+    on_result: ResultCallback
+    on_failed: FailedCallback
+    on_error: ErrorCallback
+    finals: collections.deque[tuple[TranscribeRequest, float]] = field(
+        default_factory=collections.deque)
+    """Waiting finals with the time.monotonic() they were submitted at."""
+    partial: tuple[TranscribeRequest, float] | None = None
+    in_engine: set[int] = field(default_factory=set)
+    """Global ids of this session's requests now in the engine process."""
+
+
+@dataclass(eq=False)
+class _Sent:
+    session: HostSession
+    request: TranscribeRequest
+    """The session's own request (its own id)."""
+    submitted_at: float
+    """time.monotonic() when the session handed it to the host."""
+
+
+class EngineHost:
+    """Runs one engine process for many sessions and schedules their requests fairly.
+
+    Args:
+        config: the engine to run.
+        max_sessions: sessions allowed at once; :meth:`open_session` raises beyond it.
+        max_queued: finals one session may have waiting in the host.
+        max_in_engine: requests in the engine process at once (>= 1).
+        start_timeout_s: seconds the engine may take to load.
+        request_timeout_s: see :class:`~harken.worker.process.EngineProcess`.
+        max_attempts: tries per request before it fails.
+        engine_factory: builds the engine runner from ``(on_result, on_failed, on_error)``;
+            defaults to an :class:`~harken.worker.process.EngineProcess` (tests pass fakes).
+
+    Raises:
+        ConfigError: a limit is not a positive int.
+    """
+
+    def __init__(self, config: EngineConfig, *, max_sessions: int = 16, max_queued: int = 16,
+                 max_in_engine: int = 2, start_timeout_s: float = 120.0,
+                 request_timeout_s: float = 60.0, max_attempts: int = 3,
+                 engine_factory: EngineFactory | None = None) -> None:
+        if not isinstance(config, EngineConfig):
+            raise ConfigError(f"config must be an EngineConfig, got {type(config).__name__}")
+        for name, value in (("max_sessions", max_sessions), ("max_queued", max_queued),
+                            ("max_in_engine", max_in_engine)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be an int >= 1, got {value!r}")
+        self._config = config
+        self.max_sessions = max_sessions
+        self._max_queued = max_queued
+        self._max_in_engine = max_in_engine
+        self._start_timeout_s = start_timeout_s
+        self._request_timeout_s = request_timeout_s
+        self._max_attempts = max_attempts
+        self._factory = engine_factory
+        self._engine: EngineLike | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sessions: dict[int, HostSession] = {}
+        self._order: collections.deque[int] = collections.deque()  # round-robin turn
+        self._sent: dict[int, _Sent] = {}  # global id -> where it came from
+        self._next_session = 1
+        self._next_global = 1
+        self._closed = False
+        self.fatal: BaseException | None = None
+        """The error that stopped the engine for good, if one did."""
+        self.latency = {"final": Histogram(), "partial": Histogram()}
+        """Seconds from submit() to the answer, per request kind (queue wait included)."""
+        self.answered = {"final": 0, "partial": 0}
+        self.failed = 0
+        self.rejected = 0
+        """Sessions refused and finals refused because the host was full."""
+        self.compute_seconds = 0.0
+        """Engine time spent on answered requests, in seconds."""
+        self.audio_seconds = 0.0
+        """Audio in answered requests, in seconds."""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start the engine process (the model loads on a worker thread; the loop runs on).
+
+        Raises:
+            LifecycleError: started twice.
+            WorkerError: the engine did not load (see EngineProcess.start).
+        """
+        if self._engine is not None or self._closed:
+            raise LifecycleError("EngineHost.start() called twice; create a new host")
+        self._loop = asyncio.get_running_loop()
+        self._engine = self._make_engine()
+        try:
+            await asyncio.to_thread(self._engine.start)
+        except BaseException:
+            engine, self._engine = self._engine, None
+            await asyncio.to_thread(engine.close, 1.0)
+            raise
+
+    def _make_engine(self) -> EngineLike:
+        if self._factory is not None:
+            return self._factory(self._from_engine_result, self._from_engine_failed,
+                                 self._from_engine_error)
+        from ..worker.process import EngineProcess
+
+        return EngineProcess(self._config, on_result=self._from_engine_result,
+                             on_failed=self._from_engine_failed,
+                             on_error=self._from_engine_error,
+                             start_timeout_s=self._start_timeout_s,
+                             request_timeout_s=self._request_timeout_s,
+                             max_attempts=self._max_attempts)
+
+    async def close(self, timeout: float = 2.0) -> None:
+        """Stop the engine process; idempotent. Pending requests are dropped silently."""
+        if self._closed:
+            return
+        self._closed = True
+        for session in list(self._sessions.values()):
+            self.close_session(session)
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await asyncio.to_thread(engine.close, timeout)
+
+    # ------------------------------------------------------------------ sessions
+
+    @property
+    def sessions(self) -> int:
+        """Sessions open now."""
+        return len(self._sessions)
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting in the host (not yet in the engine process)."""
+        return sum(len(s.finals) + (s.partial is not None) for s in self._sessions.values())
+
+    @property
+    def in_engine(self) -> int:
+        """Requests in the engine process now."""
+        return len(self._sent)
+
+    @property
+    def restarts(self) -> int:
+        """Engine process restarts after crashes or hangs."""
+        return self._engine.restarts if self._engine is not None else 0
+
+    @property
+    def ready_info(self) -> dict[str, Any]:
+        """What the engine reported when it became ready (engine, model, load time)."""
+        return self._engine.ready_info if self._engine is not None else {}
+
+    def open_session(self, name: str, on_result: ResultCallback, on_failed: FailedCallback,
+                     on_error: ErrorCallback) -> HostSession:
+        """Register a session; its callbacks run on the loop.
+
+        Raises:
+            ServerBusy: ``max_sessions`` sessions are open.
+            LifecycleError: the host is not running.
+            WorkerError: the engine process failed for good.
+        """
+        if self._engine is None or self._closed:
+            raise LifecycleError("the engine host is not running")
+        if self.fatal is not None:
+            raise self.fatal
+        if len(self._sessions) >= self.max_sessions:
+            self.rejected += 1
+            raise ServerBusy(f"the server is busy: all {self.max_sessions} sessions are in use; "
+                             "try again later")
+        session = HostSession(self._next_session, name, on_result, on_failed, on_error)
+        self._next_session += 1
+        self._sessions[session.session_id] = session
+        self._order.append(session.session_id)
+        return session
+
+    def close_session(self, session: HostSession) -> None:
+        """Forget a session: drop its queue and withdraw its requests from the engine."""
+        if self._sessions.pop(session.session_id, None) is None:
+            return
+        try:
+            self._order.remove(session.session_id)
+        except ValueError:  # pragma: no cover - always in the order
+            pass
+        session.finals.clear()
+        session.partial = None
+        for gid in list(session.in_engine):
+            self._withdraw(gid)
+        self._pump()
+
+    def submit(self, session: HostSession, request: TranscribeRequest) -> None:
+        """Queue a session's request (its own id); the answer comes to its callbacks.
+
+        Raises:
+            ServerBusy: the session already has ``max_queued`` finals waiting.
+            LifecycleError: the session is closed.
+        """
+        if session.session_id not in self._sessions:
+            raise LifecycleError(f"session {session.name} is closed")
+        if self.fatal is not None:
+            raise self.fatal
+        if request.kind == "partial":
+            session.partial = (request, time.monotonic())  # replaces a waiting partial
+        else:
+            if len(session.finals) >= self._max_queued:
+                self.rejected += 1
+                raise ServerBusy(f"the server is busy: {len(session.finals)} utterances of this "
+                                 "session are waiting for the engine")
+            session.finals.append((request, time.monotonic()))
+        self._pump()
+
+    def cancel(self, session: HostSession, request_id: int) -> None:
+        """Withdraw a session's request (its own id); no callback comes for it."""
+        if session.partial is not None and session.partial[0].request_id == request_id:
+            session.partial = None
+            return
+        for queued in session.finals:
+            if queued[0].request_id == request_id:
+                session.finals.remove(queued)
+                return
+        for gid in list(session.in_engine):
+            if self._sent[gid].request.request_id == request_id:
+                self._withdraw(gid)
+                self._pump()
+                return
+
+    # ------------------------------------------------------------------ scheduling
+
+    def _withdraw(self, gid: int) -> None:
+        sent = self._sent.pop(gid, None)
+        if sent is None:
+            return
+        sent.session.in_engine.discard(gid)
+        if self._engine is not None:
+            self._engine.cancel(gid)
+
+    def _pick(self) -> tuple[HostSession, TranscribeRequest, float] | None:
+        """Take the next request to send: round-robin over sessions, finals first.
+
+        The session served moves to the back of the turn order, whatever kind it sent.
+        """
+        for i, sid in enumerate(self._order):
+            session = self._sessions[sid]
+            if session.finals:
+                self._order.rotate(-(i + 1))
+                request, submitted_at = session.finals.popleft()
+                return session, request, submitted_at
+        if any(s.request.kind == "partial" for s in self._sent.values()):
+            return None  # one partial in the engine at a time
+        for i, sid in enumerate(self._order):
+            session = self._sessions[sid]
+            if session.partial is not None:
+                self._order.rotate(-(i + 1))
+                (request, submitted_at), session.partial = session.partial, None
+                return session, request, submitted_at
+        return None
+
+    def _pump(self) -> None:
+        engine = self._engine
+        if engine is None or self.fatal is not None:
+            return
+        while len(self._sent) < self._max_in_engine:
+            picked = self._pick()
+            if picked is None:
+                return
+            session, request, submitted_at = picked
+            gid = self._next_global
+            self._next_global += 1
+            self._sent[gid] = _Sent(session, request, submitted_at)
+            session.in_engine.add(gid)
+            try:
+                engine.submit(dataclasses.replace(request, request_id=gid))
+            except HarkenError as exc:
+                self._sent.pop(gid, None)
+                session.in_engine.discard(gid)
+                logger.warning("engine refused a request: %s", exc)
+                session.on_failed(request, exc)
+
+    # ------------------------------------------------------------------ engine callbacks
+
+    def _hop(self, callback: Callable[..., None], *args: Any) -> None:
+        """Run ``callback(*args)`` on the loop (called on the engine's reader thread)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # the loop closed meanwhile
+            pass
+
+    def _from_engine_result(self, request: TranscribeRequest, output: EngineOutput,
+                            compute_seconds: float, attempts: int) -> None:
+        self._hop(self._answered, request.request_id, output, compute_seconds, attempts)
+
+    def _from_engine_failed(self, request: TranscribeRequest, exc: BaseException) -> None:
+        self._hop(self._failed, request.request_id, exc)
+
+    def _from_engine_error(self, exc: BaseException, fatal: bool) -> None:
+        self._hop(self._error, exc, fatal)
+
+    def _answered(self, gid: int, output: EngineOutput, compute_seconds: float,
+                  attempts: int) -> None:
+        sent = self._sent.pop(gid, None)
+        if sent is None:
+            return  # withdrawn
+        sent.session.in_engine.discard(gid)
+        kind = sent.request.kind
+        self.answered[kind] += 1
+        self.latency[kind].observe(time.monotonic() - sent.submitted_at)
+        self.compute_seconds += compute_seconds
+        self.audio_seconds += sent.request.duration
+        self._pump()
+        try:
+            sent.session.on_result(sent.request, output, compute_seconds, attempts)
+        except Exception:
+            logger.exception("session %s failed to handle a result", sent.session.name)
+
+    def _failed(self, gid: int, exc: BaseException) -> None:
+        sent = self._sent.pop(gid, None)
+        if sent is None:
+            return
+        sent.session.in_engine.discard(gid)
+        self.failed += 1
+        self._pump()
+        try:
+            sent.session.on_failed(sent.request, exc)
+        except Exception:
+            logger.exception("session %s failed to handle a failure", sent.session.name)
+
+    def _error(self, exc: BaseException, fatal: bool) -> None:
+        if fatal:
+            self.fatal = exc
+            logger.error("the engine process failed for good: %s", exc)
+            self._sent.clear()
+        for session in list(self._sessions.values()):
+            if fatal:
+                session.in_engine.clear()
+            try:
+                session.on_error(exc, fatal)
+            except Exception:
+                logger.exception("session %s failed to handle an engine error", session.name)
