@@ -35,7 +35,7 @@ def of(out, cls):
 # ---------------------------------------------------------------- stabiliser
 
 def test_stable_text_needs_two_agreeing_hypotheses_and_only_grows():
-    s = Stabilizer(2)
+    s = Stabilizer(2, holdback=0)
     assert s.update("the quick") == ("", "the quick")
     assert s.update("the quick brown") == ("the quick", "brown")
     assert s.update("the quick brown fox") == ("the quick brown", "fox")
@@ -49,20 +49,27 @@ def test_stable_text_needs_two_agreeing_hypotheses_and_only_grows():
 
 
 def test_stabiliser_ignores_case_and_punctuation_when_comparing():
-    s = Stabilizer(2)
+    s = Stabilizer(2, holdback=0)
     s.update("Hello, world")
     assert s.update("hello world again") == ("hello world", "again")
     assert s.update("Hello world, again!") == ("hello world again!", "")
 
 
 def test_stabiliser_with_agreement_one_freezes_every_word_at_once():
-    s = Stabilizer(1)
+    s = Stabilizer(1, holdback=0)
     assert s.update("one two") == ("one two", "")
     assert s.update("one two three") == ("one two three", "")
 
 
+def test_holdback_hides_the_last_word_which_is_often_cut_off():
+    s = Stabilizer(2, holdback=1)
+    assert s.update("the quick bro") == ("", "the quick")
+    assert s.update("the quick brown fo") == ("the quick", "brown")
+    assert s.update("the quick brown fox jum") == ("the quick brown", "fox")
+
+
 def test_stabiliser_reset_starts_a_new_utterance():
-    s = Stabilizer(2)
+    s = Stabilizer(2, holdback=0)
     s.update("a b")
     s.update("a b c")
     s.reset()
@@ -80,12 +87,12 @@ def test_partials_go_out_while_speaking_one_at_a_time():
     first = partials[0]
     assert first.options == {"beam_size": 1, "word_timestamps": False}
     events = pipe.on_result(first, EngineOutput("hello there"))
-    assert events == [PartialTranscript(1, "", "hello there")]
+    assert events == [PartialTranscript(1, "", "hello")]  # the last word may be cut off
     out = feed(pipe, tone(0.4))
     second = [r for r in of(out, TranscribeRequest) if r.kind == "partial"]
     assert len(second) == 1 and len(second[0].audio) > len(first.audio)
     events = pipe.on_result(second[0], EngineOutput("hello there world"))
-    assert events == [PartialTranscript(1, "hello there", "world")]
+    assert events == [PartialTranscript(1, "hello", "there")]
 
 
 def test_no_partials_during_silence_and_stale_partials_are_dropped():
