@@ -1,0 +1,403 @@
+"""The harken server on 127.0.0.1 with real WebSocket clients (scripted engine, energy VAD).
+
+Each test runs a real :class:`~harken.server.app.Server` (a real engine process with the
+scripted engine) and real ``websockets`` clients on one asyncio loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+import pytest
+import websockets
+
+from harken.audio.convert import float32_to_pcm16
+from harken.config import EngineConfig, RealtimeConfig, VadConfig
+from harken.server import protocol as p
+from harken.server.app import Server, ServerConfig
+
+RATE = 16000
+
+
+def tone(seconds: float, rate: int = RATE, amp: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (amp * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+def silence(seconds: float, rate: int = RATE) -> np.ndarray:
+    return np.zeros(int(seconds * rate), np.float32)
+
+
+def utterances(n: int, rate: int = RATE) -> np.ndarray:
+    """n bursts of 1 s tone, each followed by 0.8 s of silence."""
+    parts = [silence(0.3, rate)]
+    for _ in range(n):
+        parts += [tone(1.0, rate), silence(0.8, rate)]
+    return np.concatenate(parts)
+
+
+def config(**kw: Any) -> ServerConfig:
+    kw.setdefault("engine", EngineConfig(engine="scripted"))
+    kw.setdefault("vad", VadConfig(backend="energy"))
+    return ServerConfig(port=0, **kw)
+
+
+def run(body: Callable[[Server], Awaitable[None]], **kw: Any) -> None:
+    async def main() -> None:
+        async with Server(config(**kw)) as server:
+            await body(server)
+
+    asyncio.run(main())
+
+
+def ws_url(server: Server) -> str:
+    return server.url.replace("http://", "ws://") + "/v1/stream"
+
+
+async def collect(ws: Any, until: str = "stopped", timeout: float = 10.0) -> list[Any]:
+    out: list[Any] = []
+    async with asyncio.timeout(timeout):
+        while True:
+            msg = p.parse_server(await ws.recv())
+            out.append(msg)
+            if p.encode(msg).startswith(f'{{"type":"{until}"'):
+                return out
+
+
+async def stream(ws: Any, audio: np.ndarray, encoding: str = "pcm16", rate: int = RATE,
+                 chunk_s: float = 0.1, channels: int = 1, pace: float = 0.0) -> None:
+    """Send "start" and the audio; ``pace`` > 0 sleeps that fraction of each chunk's time."""
+    await ws.send(p.encode(p.Start(rate, encoding, channels)))
+    ready = p.parse_server(await ws.recv())
+    assert ready == p.Ready(ready.session, rate)  # type: ignore[union-attr]
+    step = int(chunk_s * rate) * channels
+    for i in range(0, len(audio), step):
+        await ws.send(encode_audio(audio[i:i + step], encoding))
+        if pace:
+            await asyncio.sleep(chunk_s * pace)
+
+
+def encode_audio(chunk: np.ndarray, encoding: str) -> bytes:
+    if encoding == "float32":
+        return chunk.astype("<f4").tobytes()
+    if encoding == "pcm16":
+        return bytes(float32_to_pcm16(chunk))
+    raise AssertionError(f"use g711() for {encoding}")
+
+
+def g711(chunk: np.ndarray, law: str) -> bytes:
+    """Encode with the reference algorithm (search the decode table for the nearest code)."""
+    from harken.audio.convert import alaw_to_float32, ulaw_to_float32
+
+    table = (ulaw_to_float32 if law == "ulaw" else alaw_to_float32)(bytes(range(256)))
+    codes = np.abs(chunk[:, None] - table[None, :]).argmin(axis=1).astype(np.uint8)
+    return codes.tobytes()
+
+
+def finals(messages: list[Any]) -> list[p.Final]:
+    return [m for m in messages if isinstance(m, p.Final)]
+
+
+def test_stream_gets_speech_events_partials_finals_and_stopped():
+    async def body(server: Server) -> None:
+        async with websockets.connect(ws_url(server)) as ws:
+            await stream(ws, utterances(2), pace=0.5)
+            await ws.send(p.encode(p.Stop()))
+            msgs = await collect(ws)
+        kinds = [type(m).__name__ for m in msgs]
+        assert kinds.count("SpeechStartedMessage") == 2
+        assert kinds.count("SpeechEndedMessage") == 2
+        assert "Partial" in kinds
+        got = finals(msgs)
+        assert [f.utterance for f in got] == [1, 2]
+        for f, start in zip(got, (0.3, 2.1), strict=True):
+            # Scripted text describes the audio; times are stream seconds.
+            assert f.text.startswith("speech ")
+            assert abs(f.start - (start - 0.4)) < 0.15 or abs(f.start - start) < 0.45
+            assert f.words and f.words[0].start >= f.start - 1e-6
+            assert f.language == "en"
+        assert isinstance(msgs[-1], p.Stopped)
+
+    run(body)
+
+
+@pytest.mark.parametrize("encoding, rate, channels", [
+    ("pcm16", 8000, 1), ("float32", 48000, 2), ("ulaw", 8000, 1), ("alaw", 8000, 1)])
+def test_every_encoding_rate_and_channel_count(encoding, rate, channels):
+    async def body(server: Server) -> None:
+        audio = utterances(1, rate)
+        async with websockets.connect(ws_url(server)) as ws:
+            await ws.send(p.encode(p.Start(rate, encoding, channels, partials=False)))
+            assert isinstance(p.parse_server(await ws.recv()), p.Ready)
+            step = rate // 10
+            for i in range(0, len(audio), step):
+                chunk = audio[i:i + step]
+                if channels == 2:
+                    chunk = np.repeat(chunk, 2)  # interleaved stereo
+                if encoding in ("ulaw", "alaw"):
+                    await ws.send(g711(chunk, encoding))
+                else:
+                    await ws.send(encode_audio(chunk, encoding))
+            await ws.send(p.encode(p.Stop()))
+            msgs = await collect(ws)
+        (final,) = finals(msgs)
+        # "speech 1.xx s rms 0.2xx": the engine got ~1.4 s of 16 kHz audio at the right level.
+        words = final.text.split()
+        assert 1.0 < float(words[1]) < 2.0, final.text
+        assert 0.1 < float(words[4]) < 0.3, final.text
+        assert not any(isinstance(m, p.Partial) for m in msgs)
+
+    run(body)
+
+
+def test_ping_pong_and_stop_before_any_speech():
+    async def body(server: Server) -> None:
+        async with websockets.connect(ws_url(server)) as ws:
+            await ws.send(p.encode(p.Ping()))
+            assert p.parse_server(await ws.recv()) == p.Pong()
+            await stream(ws, silence(0.5))
+            await ws.send(p.encode(p.Stop()))
+            assert await collect(ws) == [p.Stopped()]
+            # A second stream on the same connection.
+            await stream(ws, utterances(1))
+            await ws.send(p.encode(p.Stop()))
+            assert len(finals(await collect(ws))) == 1
+
+    run(body)
+
+
+async def _expect_error(server: Server, send: list[str | bytes], code: str) -> p.Error:
+    async with websockets.connect(ws_url(server)) as ws:
+        for item in send:
+            await ws.send(item)
+        msgs = []
+        with pytest.raises(websockets.ConnectionClosed):
+            async with asyncio.timeout(5):
+                while True:
+                    msgs.append(p.parse_server(await ws.recv()))
+    errors = [m for m in msgs if isinstance(m, p.Error)]
+    assert errors and errors[-1].code == code, msgs
+    return errors[-1]
+
+
+START = p.encode(p.Start(RATE))
+
+
+@pytest.mark.parametrize("send, code, fragment", [
+    (["{not json"], "bad_message", "not valid JSON"),
+    (['{"type": "dance"}'], "bad_message", "unknown control message type"),
+    ([b"\x00\x01" * 100], "not_started", "before \"start\""),
+    (['{"type":"start","sample_rate":8000,"encoding":"opus"}'], "bad_message", "encoding"),
+    ([START, b"\x00\x01\x02"], "bad_audio", "even number of bytes"),
+    ([START, b"\x00" * 5000], "too_large", "longer than"),
+    (['{"type": "stop"}'], "not_started", "before"),
+    (["x" * 5000], "too_large", "longer than"),
+])
+def test_malformed_frames_close_that_session_only(send, code, fragment):
+    async def body(server: Server) -> None:
+        async with websockets.connect(ws_url(server)) as good:
+            await stream(good, utterances(1)[:RATE])  # mid-utterance
+            error = await _expect_error(server, send, code)
+            assert fragment in error.message
+            await stream_rest(good)
+
+    async def stream_rest(good: Any) -> None:
+        for i in range(0, 2 * RATE, 1600):
+            await good.send(encode_audio(silence(0.1), "pcm16"))
+        await good.send(p.encode(p.Stop()))
+        msgs = await collect(good)
+        assert len(finals(msgs)) == 1 and isinstance(msgs[-1], p.Stopped)
+
+    run(body, max_audio_frame_bytes=4096)
+
+
+def test_server_busy_beyond_max_sessions():
+    async def body(server: Server) -> None:
+        async with websockets.connect(ws_url(server)) as a, \
+                websockets.connect(ws_url(server)) as b:
+            await a.send(p.encode(p.Ping()))
+            await b.send(p.encode(p.Ping()))
+            await a.recv(), await b.recv()
+            async with websockets.connect(ws_url(server)) as c:
+                msg = p.parse_server(await c.recv())
+                assert isinstance(msg, p.Error) and msg.code == "server_busy"
+                assert "all 2 sessions" in msg.message
+                with pytest.raises(websockets.ConnectionClosed) as info:
+                    await c.recv()
+                assert info.value.rcvd is not None and info.value.rcvd.code == 1013
+        for _ in range(100):
+            if server.host.sessions == 0:
+                break
+            await asyncio.sleep(0.02)
+        async with websockets.connect(ws_url(server)) as d:  # room again
+            await d.send(p.encode(p.Ping()))
+            assert p.parse_server(await d.recv()) == p.Pong()
+        assert server.host.rejected == 1
+
+    run(body, max_sessions=2)
+
+
+def test_a_client_that_does_not_read_is_disconnected():
+    async def body(server: Server) -> None:
+        async with websockets.connect(ws_url(server), max_queue=1) as ws:
+            # Thousands of pings, never reading the pongs: the server's queue for this
+            # client (8 messages) overflows and the server drops the connection.
+            burst = "".join(p.encode(p.Ping()) for _ in range(1))
+            with pytest.raises(websockets.ConnectionClosed):
+                for _ in range(20000):
+                    await ws.send(burst)
+                await ws.recv()
+                for _ in range(20000):
+                    await ws.recv()
+        for _ in range(100):
+            if server.host.sessions == 0 and server.connections == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert server.host.sessions == 0 and server.connections == 0
+        assert server.stats.closed_by_error.get("too_slow") == 1
+
+    run(body, send_queue=8)
+
+
+def _threads() -> set[str]:
+    """Thread names, leaving out the loop's default executor (a bounded, reused pool)."""
+    return {t.name for t in threading.enumerate() if not t.name.startswith("asyncio_")}
+
+
+async def _wait_idle(server: Server, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while server.connections or server.host.sessions or server.host.queued \
+                or server.host.in_engine:
+            await asyncio.sleep(0.02)
+
+
+def test_connect_disconnect_cycles_leak_nothing():
+    """50 clients that stop cleanly, vanish mid-utterance, send garbage or do not read."""
+
+    async def body(server: Server) -> None:
+        audio = utterances(1)
+        pcm = [encode_audio(audio[i:i + 1600], "pcm16") for i in range(0, len(audio), 1600)]
+        half = pcm[: len(pcm) // 2]
+        await _wait_idle(server)
+        tasks_before = len(asyncio.all_tasks())
+        threads_before = _threads()
+
+        async def one(i: int) -> None:
+            kind = i % 5
+            try:
+                async with websockets.connect(ws_url(server), max_queue=2,
+                                              close_timeout=0.2) as ws:
+                    await ws.send(START)
+                    await ws.recv()
+                    if kind == 0:  # a clean stream
+                        for chunk in pcm:
+                            await ws.send(chunk)
+                        await ws.send(p.encode(p.Stop()))
+                        assert len(finals(await collect(ws))) == 1
+                    elif kind == 1:  # vanishes mid-utterance
+                        for chunk in half:
+                            await ws.send(chunk)
+                    elif kind == 2:  # garbage
+                        await ws.send("garbage")
+                        await ws.send(b"\x01")
+                    elif kind == 3:  # says stop mid-utterance, leaves without reading
+                        for chunk in half:
+                            await ws.send(chunk)
+                        await ws.send(p.encode(p.Stop()))
+                    else:  # drops the TCP connection without a close frame
+                        for chunk in half:
+                            await ws.send(chunk)
+                        ws.transport.abort()
+            except websockets.ConnectionClosed:
+                pass
+
+        for start in range(0, 50, 5):
+            await asyncio.gather(*(one(i) for i in range(start, start + 5)))
+        await _wait_idle(server)
+        for _ in range(100):
+            if len(asyncio.all_tasks()) <= tasks_before:
+                break
+            await asyncio.sleep(0.02)
+        assert len(asyncio.all_tasks()) <= tasks_before
+        assert _threads() <= threads_before
+        assert server.stats.connections_total >= 50
+        # The engine is still free: a new stream gets its final quickly.
+        async with websockets.connect(ws_url(server)) as ws:
+            await stream(ws, utterances(1))
+            await ws.send(p.encode(p.Stop()))
+            assert len(finals(await collect(ws, timeout=5))) == 1
+
+    run(body, realtime=RealtimeConfig(partial_interval_ms=200))
+
+
+def test_shutdown_finishes_in_flight_finals():
+    async def main() -> None:
+        server = Server(config(engine=EngineConfig(engine="scripted",
+                                                   options={"delay_s": 0.3})))
+        await server.start()
+        async with websockets.connect(ws_url(server)) as ws:
+            audio = utterances(1)
+            await stream(ws, audio[: int(1.2 * RATE)])  # still speaking: no stop sent
+            await asyncio.sleep(0.1)
+            closing = asyncio.ensure_future(server.close(drain_timeout=5))
+            msgs: list[Any] = []
+            with pytest.raises(websockets.ConnectionClosed) as info:
+                async with asyncio.timeout(8):
+                    while True:
+                        msgs.append(p.parse_server(await ws.recv()))
+            await closing
+        assert len(finals(msgs)) == 1, msgs
+        assert any(isinstance(m, p.Stopped) for m in msgs)
+        assert isinstance(msgs[-1], p.Error) and msgs[-1].code == "shutting_down"
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1001
+
+    asyncio.run(main())
+
+
+def test_health_and_metrics():
+    async def body(server: Server) -> None:
+        import aiohttp
+
+        async with websockets.connect(ws_url(server)) as ws:
+            await stream(ws, utterances(2))
+            await ws.send(p.encode(p.Stop()))
+            await collect(ws)
+            async with aiohttp.ClientSession() as http:
+                async with http.get(server.url + "/health") as r:
+                    assert r.status == 200
+                    health = await r.json()
+                async with http.get(server.url + "/metrics") as r:
+                    assert r.status == 200 and r.content_type == "text/plain"
+                    text = await r.text()
+        assert health["status"] == "ok" and health["sessions"] == 1
+        assert health["engine"]["engine"] == "scripted"
+        values = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                values[name] = float(value)
+        assert values["harken_sessions"] == 1
+        assert values["harken_engine_queue_depth"] == 0
+        assert values['harken_engine_requests_total{kind="final"}'] == 2
+        assert values['harken_engine_latency_seconds_count{kind="final"}'] == 2
+        assert values['harken_engine_latency_seconds_bucket{kind="final",le="+Inf"}'] == 2
+        assert values["harken_engine_audio_seconds_total"] > 2.0
+        assert 0 < values["harken_engine_rtf"] < 1
+        assert values["harken_finals_sent_total"] == 2
+        assert "# TYPE harken_engine_latency_seconds histogram" in text
+
+    run(body)
+
+
+def test_json_encoding_of_messages_is_what_clients_see():
+    async def body(server: Server) -> None:
+        async with websockets.connect(ws_url(server)) as ws:
+            await ws.send(json.dumps({"type": "start", "sample_rate": 16000}))
+            assert json.loads(await ws.recv())["type"] == "ready"
+
+    run(body)

@@ -1,0 +1,237 @@
+"""EngineHost: global ids, fair round-robin, partial coalescing, admission, withdrawal.
+
+Most tests drive the host with a fake engine runner (answers are given by hand, so the order
+of submissions is exact); one runs the real engine process with the scripted engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import pytest
+
+from harken.config import EngineConfig
+from harken.engine.base import EngineOutput, TranscribeRequest
+from harken.errors import WorkerCrashed
+from harken.server.engine_host import EngineHost, ServerBusy
+
+
+class FakeEngine:
+    def __init__(self, on_result: Any, on_failed: Any, on_error: Any) -> None:
+        self.on_result, self.on_failed, self.on_error = on_result, on_failed, on_error
+        self.submitted: list[TranscribeRequest] = []
+        self.cancelled: list[int] = []
+        self.restarts = 0
+        self.ready_info: dict[str, Any] = {"engine": "fake"}
+        self.closed = False
+
+    def start(self) -> None:
+        pass
+
+    def submit(self, request: TranscribeRequest) -> None:
+        self.submitted.append(request)
+
+    def cancel(self, request_id: int) -> None:
+        self.cancelled.append(request_id)
+
+    def close(self, timeout: float = 2.0) -> None:
+        self.closed = True
+
+    def answer(self, request: TranscribeRequest, text: str = "ok") -> None:
+        self.on_result(request, EngineOutput(text), 0.1, 1)
+
+
+def req(rid: int, kind: str = "final", utterance: int = 1) -> TranscribeRequest:
+    return TranscribeRequest(rid, utterance, kind, np.zeros(1600, np.float32), 0, 1600)  # type: ignore[arg-type]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.results: list[tuple[int, str]] = []
+        self.failed: list[int] = []
+        self.errors: list[tuple[BaseException, bool]] = []
+
+    def on_result(self, request: TranscribeRequest, output: EngineOutput, *_: Any) -> None:
+        self.results.append((request.request_id, output.text))
+
+    def on_failed(self, request: TranscribeRequest, exc: BaseException) -> None:
+        self.failed.append(request.request_id)
+
+    def on_error(self, exc: BaseException, fatal: bool) -> None:
+        self.errors.append((exc, fatal))
+
+
+async def make_host(**kw: Any) -> tuple[EngineHost, list[FakeEngine]]:
+    engines: list[FakeEngine] = []
+
+    def factory(*callbacks: Any) -> FakeEngine:
+        engines.append(FakeEngine(*callbacks))
+        return engines[-1]
+
+    host = EngineHost(EngineConfig(engine="scripted"), engine_factory=factory, **kw)
+    await host.start()
+    return host, engines
+
+
+async def settle() -> None:
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+def test_round_robin_a_chatty_session_cannot_starve_another():
+    async def main() -> None:
+        host, (engine,) = await make_host(max_in_engine=1, max_queued=32)
+        a, b, c = Recorder(), Recorder(), Recorder()
+        sa = host.open_session("a", a.on_result, a.on_failed, a.on_error)
+        sb = host.open_session("b", b.on_result, b.on_failed, b.on_error)
+        sc = host.open_session("c", c.on_result, c.on_failed, c.on_error)
+        for i in range(1, 11):
+            host.submit(sa, req(i))
+        host.submit(sb, req(1))
+        host.submit(sc, req(1))
+        host.submit(sc, req(2))
+        assert len(engine.submitted) == 1 and host.queued == 12
+        order = []
+        while engine.submitted:
+            sent = engine.submitted.pop(0)
+            order.append(sent.request_id)
+            engine.answer(sent, f"g{sent.request_id}")
+            await settle()
+        # Global ids are unique; the sessions see their own ids back, in order.
+        assert order == list(range(1, 14))
+        assert a.results == [(i, f"g{g}") for i, g in zip(range(1, 11), [1, 4, 6, 7, 8, 9, 10,
+                                                                            11, 12, 13],
+                                                          strict=True)]
+        assert b.results == [(1, "g2")]  # b's only final went second, not eleventh
+        assert c.results == [(1, "g3"), (2, "g5")]
+        assert host.queued == 0 and host.in_engine == 0
+        assert host.answered["final"] == 13 and host.latency["final"].count == 13
+        await host.close()
+        assert engine.closed
+
+    asyncio.run(main())
+
+
+def test_finals_go_before_partials_and_one_partial_at_a_time():
+    async def main() -> None:
+        host, (engine,) = await make_host(max_in_engine=2)
+        a, b = Recorder(), Recorder()
+        sa = host.open_session("a", a.on_result, a.on_failed, a.on_error)
+        sb = host.open_session("b", b.on_result, b.on_failed, b.on_error)
+        host.submit(sa, req(1, "partial"))
+        host.submit(sb, req(1, "partial"))  # waits: one partial in the engine at a time
+        assert [r.kind for r in engine.submitted] == ["partial"]
+        host.submit(sb, req(2, "partial"))  # coalesced: replaces b's waiting partial
+        host.submit(sa, req(2, "final"))
+        assert [r.kind for r in engine.submitted] == ["partial", "final"]
+        engine.answer(engine.submitted.pop(0))
+        await settle()
+        assert engine.submitted[-1].kind == "partial"
+        engine.answer(engine.submitted.pop())
+        await settle()
+        assert b.results == [(2, "ok")]  # the replaced partial 1 never went out
+        await host.close()
+
+    asyncio.run(main())
+
+
+def test_admission_and_queue_limits_say_server_busy():
+    async def main() -> None:
+        host, _ = await make_host(max_sessions=2, max_queued=2, max_in_engine=1)
+        r = Recorder()
+        s1 = host.open_session("1", r.on_result, r.on_failed, r.on_error)
+        host.open_session("2", r.on_result, r.on_failed, r.on_error)
+        with pytest.raises(ServerBusy, match="all 2 sessions"):
+            host.open_session("3", r.on_result, r.on_failed, r.on_error)
+        host.submit(s1, req(1))  # into the engine
+        host.submit(s1, req(2))
+        host.submit(s1, req(3))
+        with pytest.raises(ServerBusy, match="2 utterances"):
+            host.submit(s1, req(4))
+        assert host.rejected == 2
+        host.close_session(s1)
+        host.open_session("3", r.on_result, r.on_failed, r.on_error)  # room again
+        await host.close()
+
+    asyncio.run(main())
+
+
+def test_closing_a_session_withdraws_its_requests_and_frees_the_engine():
+    async def main() -> None:
+        host, (engine,) = await make_host(max_in_engine=2)
+        a, b = Recorder(), Recorder()
+        sa = host.open_session("a", a.on_result, a.on_failed, a.on_error)
+        sb = host.open_session("b", b.on_result, b.on_failed, b.on_error)
+        for i in range(1, 4):
+            host.submit(sa, req(i))
+        host.submit(sb, req(1))
+        assert [r.request_id for r in engine.submitted] == [1, 2]  # a's 1 and 2
+        host.close_session(sa)
+        assert sorted(engine.cancelled) == [1, 2]
+        assert host.queued == 0
+        # b's final got a slot at once; late answers for a's withdrawn requests are dropped.
+        assert engine.submitted[-1].request_id == 3
+        for sent in list(engine.submitted):
+            engine.answer(sent)
+        await settle()
+        assert a.results == [] and b.results == [(1, "ok")]
+        assert host.in_engine == 0 and host.sessions == 1
+        await host.close()
+
+    asyncio.run(main())
+
+
+def test_cancel_removes_a_queued_or_running_request():
+    async def main() -> None:
+        host, (engine,) = await make_host(max_in_engine=1)
+        a = Recorder()
+        sa = host.open_session("a", a.on_result, a.on_failed, a.on_error)
+        host.submit(sa, req(1))
+        host.submit(sa, req(2))
+        host.cancel(sa, 2)  # queued: just dropped
+        host.cancel(sa, 1)  # in the engine: cancelled there
+        assert engine.cancelled == [engine.submitted[0].request_id]
+        assert host.queued == 0 and host.in_engine == 0
+        await host.close()
+
+    asyncio.run(main())
+
+
+def test_fatal_engine_error_reaches_every_session():
+    async def main() -> None:
+        host, (engine,) = await make_host()
+        a, b = Recorder(), Recorder()
+        host.open_session("a", a.on_result, a.on_failed, a.on_error)
+        host.open_session("b", b.on_result, b.on_failed, b.on_error)
+        engine.on_error(WorkerCrashed("gone"), True)
+        await settle()
+        assert [f for _, f in a.errors] == [True] and [f for _, f in b.errors] == [True]
+        with pytest.raises(WorkerCrashed):
+            host.open_session("c", a.on_result, a.on_failed, a.on_error)
+        await host.close()
+
+    asyncio.run(main())
+
+
+def test_real_engine_process_answers_each_session_with_its_own_ids():
+    async def main() -> None:
+        host = EngineHost(EngineConfig(engine="scripted", options={"delay_s": 0.02}),
+                          max_in_engine=2)
+        await host.start()
+        recorders = [Recorder() for _ in range(4)]
+        slots = [host.open_session(str(i), r.on_result, r.on_failed, r.on_error)
+                 for i, r in enumerate(recorders)]
+        for slot in slots:
+            for i in range(1, 4):
+                host.submit(slot, req(i))
+        for _ in range(200):
+            if all(len(r.results) == 3 for r in recorders):
+                break
+            await asyncio.sleep(0.02)
+        assert [[rid for rid, _ in r.results] for r in recorders] == [[1, 2, 3]] * 4
+        assert host.in_engine == 0 and host.queued == 0
+        await host.close()
+
+    asyncio.run(main())
