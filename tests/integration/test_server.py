@@ -207,7 +207,7 @@ def test_malformed_frames_close_that_session_only(send, code, fragment):
             await stream_rest(good)
 
     async def stream_rest(good: Any) -> None:
-        for i in range(0, 2 * RATE, 1600):
+        for _ in range(0, 2 * RATE, 1600):
             await good.send(encode_audio(silence(0.1), "pcm16"))
         await good.send(p.encode(p.Stop()))
         msgs = await collect(good)
