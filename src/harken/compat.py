@@ -28,13 +28,6 @@ _LOG = logging.getLogger(__name__)
 
 # RealtimeSTT arguments harken has no equivalent for yet, with the values that mean "off".
 _UNSUPPORTED_DEFAULTS: dict[str, Any] = {
-    "wake_words": "",
-    "wakeword_backend": "",
-    "openwakeword_model_paths": None,
-    "on_wakeword_detected": None,
-    "on_wakeword_timeout": None,
-    "on_wakeword_detection_start": None,
-    "on_wakeword_detection_end": None,
     "on_recorded_chunk": None,
     "on_turn_detection_start": None,
     "on_turn_detection_stop": None,
@@ -50,12 +43,43 @@ _UNSUPPORTED_DEFAULTS: dict[str, Any] = {
 _ACCEPTED = {
     "spinner", "silero_use_onnx", "silero_deactivity_detection", "use_main_model_for_realtime",
     "realtime_model_type", "realtime_batch_size", "initial_prompt_realtime",
-    "wake_words_sensitivity", "wake_word_activation_delay", "wake_word_timeout",
     "wake_word_buffer_duration", "openwakeword_inference_framework", "debug_mode",
     "handle_buffer_overflow", "print_transcription_time", "allowed_latency_limit",
     "no_log_file", "use_extended_logging", "faster_whisper_vad_filter",
     "start_callback_in_new_thread", "on_vad_detect_start", "on_vad_detect_stop",
 }
+
+
+def _wake_settings(wake_words: str, backend: str, model_paths: str | None,
+                   sensitivity: float, timeout: float, delay: float) -> dict[str, Any]:
+    """Map RealtimeSTT's wake word arguments onto harken's ``wake_*`` settings.
+
+    An empty ``wakeword_backend`` means Porcupine when every word is one of its built-in
+    keywords and pvporcupine is installed (RealtimeSTT's usual setup), else the phrase
+    backend, which takes any phrase. ``openwakeword_model_paths`` (comma-separated .tflite
+    files) are the openWakeWord models.
+    """
+    import importlib.util
+
+    from .wake.factory import normalize_backend, parse_wake_words
+    from .wake.porcupine import BUILTIN_KEYWORDS
+
+    key = (backend or "").strip().lower()
+    if key in ("openwakewords", "oww", "openwakeword"):
+        key = "openwakeword"
+    if key == "openwakeword" and model_paths:
+        words: str = model_paths
+    elif not wake_words:
+        return {}
+    else:
+        words = wake_words
+    if not key:
+        builtin = all(w.lower() in BUILTIN_KEYWORDS for w in parse_wake_words(words))
+        key = ("porcupine" if builtin and importlib.util.find_spec("pvporcupine") is not None
+               else "phrase")
+    return {"wake_words": words, "wake_backend": normalize_backend(key),
+            "wake_sensitivity": sensitivity, "wake_timeout_s": timeout,
+            "wake_activation_delay_s": delay}
 
 
 def _partial_adapter(update: Callable[[str], Any] | None,
@@ -95,7 +119,14 @@ class AudioToTextRecorder:
     partial / each partial whose stable part grew), ``realtime_processing_pause`` (s of new
     audio between partial passes), ``init_realtime_after_seconds``, ``beam_size_realtime``,
     ``early_transcription_on_silence`` (any value > 0 turns on speculative early finals; the
-    final's audio is cut at a fixed 250 ms of silence).
+    final's audio is cut at a fixed 250 ms of silence), ``wake_words`` (any phrase with the
+    phrase backend; Porcupine keywords use Porcupine when ``wakeword_backend`` is empty and
+    pvporcupine is installed), ``wakeword_backend`` ("pvporcupine", "oww"/"openwakeword",
+    or "phrase"), ``openwakeword_model_paths``, ``wake_words_sensitivity``,
+    ``wake_word_timeout`` (s), ``wake_word_activation_delay`` (s),
+    ``on_wakeword_detected``, ``on_wakeword_timeout``, ``on_wakeword_detection_start``
+    (waiting for a wake word begins) and ``on_wakeword_detection_end`` (a wake word was
+    heard).
     """
 
     def __init__(
@@ -130,6 +161,16 @@ class AudioToTextRecorder:
         init_realtime_after_seconds: float = 0.2,
         beam_size_realtime: int = 1,
         early_transcription_on_silence: int = 0,
+        wake_words: str = "",
+        wakeword_backend: str = "",
+        openwakeword_model_paths: str | None = None,
+        wake_words_sensitivity: float = 0.6,
+        wake_word_timeout: float = 5.0,
+        wake_word_activation_delay: float = 0.0,
+        on_wakeword_detected: Callable[[], Any] | None = None,
+        on_wakeword_timeout: Callable[[], Any] | None = None,
+        on_wakeword_detection_start: Callable[[], Any] | None = None,
+        on_wakeword_detection_end: Callable[[], Any] | None = None,
         **kwargs: Any,
     ) -> None:
         unsupported = []
@@ -169,6 +210,9 @@ class AudioToTextRecorder:
             partial_min_ms=int(round(init_realtime_after_seconds * 1000)),
             partial_beam_size=beam_size_realtime,
             early_final=bool(early_transcription_on_silence),
+            **_wake_settings(wake_words, wakeword_backend, openwakeword_model_paths,
+                             wake_words_sensitivity, wake_word_timeout,
+                             wake_word_activation_delay),
         ))
         self._uppercase = ensure_sentence_starting_uppercase
         self._period = ensure_sentence_ends_with_period
@@ -191,7 +235,12 @@ class AudioToTextRecorder:
             "on_speech_start": both(on_recording_start, on_vad_start),
             "on_speech_end": both(on_recording_stop, on_vad_stop),
             "on_transcription_start": on_transcription_start,
+            "on_wake_word_timeout": on_wakeword_timeout,
+            "on_wake_word_waiting": on_wakeword_detection_start,
         }
+        heard = both(on_wakeword_detected, on_wakeword_detection_end)
+        if heard is not None:
+            self._callbacks["on_wake_word"] = lambda word: heard()
         if on_realtime_transcription_update or on_realtime_transcription_stabilized:
             self._callbacks["on_partial"] = _partial_adapter(
                 on_realtime_transcription_update, on_realtime_transcription_stabilized)

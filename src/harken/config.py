@@ -13,7 +13,8 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["EngineConfig", "RealtimeConfig", "RecorderConfig", "VadConfig", "SAMPLE_RATE"]
+__all__ = ["EngineConfig", "RealtimeConfig", "RecorderConfig", "VadConfig", "WakeConfig",
+           "SAMPLE_RATE"]
 
 SAMPLE_RATE = 16000
 """The rate of every sample inside harken, in Hz. Sources resample to it at the edge."""
@@ -169,12 +170,69 @@ class RealtimeConfig:
 
 
 @dataclass(frozen=True)
+class WakeConfig:
+    """Wake words: transcribe only what follows "jarvis", "hey harken" or any phrase.
+
+    With no ``words`` (the default) every utterance is transcribed.
+    """
+
+    words: tuple[str, ...] = ()
+    """Wake words or phrases; a comma-separated string is split ("jarvis, computer")."""
+    backend: str = "phrase"
+    """"phrase" (any phrase: short utterances are transcribed by the loaded engine and
+    matched; needs nothing extra), "porcupine" (pvporcupine 1.9.5 built-in keywords or .ppn
+    files) or "openwakeword" (pyopen-wakeword models such as "hey_jarvis", or .tflite
+    files)."""
+    sensitivity: float | tuple[float, ...] = 0.5
+    """0..1, one for all words or one per word; higher detects more and false-triggers more."""
+    timeout_s: float = 5.0
+    """Seconds after the wake word to wait for speech to start before waiting again."""
+    activation_delay_s: float = 0.0
+    """If > 0, listen without a wake word at first: speech starting within this many seconds
+    of the start is a command; after that (or after that command) a wake word is needed."""
+
+    def __post_init__(self) -> None:
+        words = self.words
+        if isinstance(words, str):
+            words = tuple(w.strip() for w in words.split(",") if w.strip())
+            _check(bool(words), f"wake words {self.words!r} name no word")
+        elif isinstance(words, list):
+            words = tuple(words)
+        _check(isinstance(words, tuple), f"wake words must be a string or a tuple of "
+                                         f"strings, got {self.words!r}")
+        object.__setattr__(self, "words", words)
+        if isinstance(self.sensitivity, list):
+            object.__setattr__(self, "sensitivity", tuple(self.sensitivity))
+        for name in ("timeout_s", "activation_delay_s"):
+            value = getattr(self, name)
+            _finite(value, name)
+            _check(0 <= value <= 3600, f"wake {name} must be from 0 to 3600, got {value!r}")
+        _check(self.timeout_s > 0, f"wake timeout_s must be > 0, got {self.timeout_s!r}")
+        from .wake.factory import build_wake_backend, normalize_backend
+
+        object.__setattr__(self, "backend", normalize_backend(self.backend))
+        if words:
+            build_wake_backend(self.backend, words, self.sensitivity)  # validates names
+
+    @property
+    def enabled(self) -> bool:
+        """True when wake words are set."""
+        return bool(self.words)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WakeConfig:
+        """Build from a dict; unknown keys raise ConfigError."""
+        return cls(**_checked_keys(cls, data))
+
+
+@dataclass(frozen=True)
 class RecorderConfig:
     """Everything a :class:`harken.Recorder` needs besides its source and callbacks."""
 
     engine: EngineConfig = field(default_factory=EngineConfig)
     vad: VadConfig = field(default_factory=VadConfig)
     realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
+    wake: WakeConfig = field(default_factory=WakeConfig)
     start_timeout_s: float = 120.0
     """How long start() waits for the engine process to load the model."""
     close_timeout_s: float = 2.0
@@ -191,6 +249,7 @@ class RecorderConfig:
         _check(isinstance(self.engine, EngineConfig), "engine must be an EngineConfig")
         _check(isinstance(self.vad, VadConfig), "vad must be a VadConfig")
         _check(isinstance(self.realtime, RealtimeConfig), "realtime must be a RealtimeConfig")
+        _check(isinstance(self.wake, WakeConfig), "wake must be a WakeConfig")
         for name in ("start_timeout_s", "close_timeout_s", "request_timeout_s", "max_backlog_s"):
             value = getattr(self, name)
             _finite(value, name)

@@ -23,6 +23,9 @@ __all__ = [
     "SpeechStarted",
     "StateChanged",
     "TranscriptionStarted",
+    "WakeWordDetected",
+    "WakeWordTimeout",
+    "WakeWordWaiting",
     "Word",
 ]
 
@@ -143,6 +146,34 @@ class FinalTranscript(Event):
     """How many times the request was sent (more than 1 after a worker restart)."""
     split: bool = False
     """True when the utterance ran past ``max_utterance_s`` and goes on in the next final."""
+
+
+@dataclass(frozen=True)
+class WakeWordWaiting(Event):
+    """The recorder began waiting for a wake word (RealtimeSTT's wake word detection start):
+    speech is ignored until one is heard."""
+
+    time: float
+    """Seconds from the start of the stream."""
+
+
+@dataclass(frozen=True)
+class WakeWordDetected(Event):
+    """A wake word was heard; the next utterance (or the rest of this one) is a command."""
+
+    word: str
+    """The wake word or phrase as configured (Porcupine keyword, openWakeWord model name)."""
+    time: float
+    """Seconds from the start of the stream where the wake word ended (as the backend
+    measures it: a frame detector's hit, or the phrase's last word)."""
+
+
+@dataclass(frozen=True)
+class WakeWordTimeout(Event):
+    """No speech started within ``wake_timeout_s`` after the wake word; waiting again."""
+
+    time: float
+    """Seconds from the start of the stream."""
 
 
 @dataclass(frozen=True)

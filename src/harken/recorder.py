@@ -27,7 +27,14 @@ from numpy.typing import NDArray
 
 from ._dispatch import Dispatcher
 from ._inbox import Inbox
-from .config import SAMPLE_RATE, EngineConfig, RealtimeConfig, RecorderConfig, VadConfig
+from .config import (
+    SAMPLE_RATE,
+    EngineConfig,
+    RealtimeConfig,
+    RecorderConfig,
+    VadConfig,
+    WakeConfig,
+)
 from .core.pipeline import CancelRequest, FinalFailed
 from .engine.base import EngineOutput, TranscribeRequest
 from .errors import ConfigError, LifecycleError
@@ -43,12 +50,17 @@ from .events import (
     SpeechStarted,
     StateChanged,
     TranscriptionStarted,
+    WakeWordDetected,
+    WakeWordTimeout,
+    WakeWordWaiting,
 )
 from .sources.base import AudioSource
 from .vad.base import VoiceActivityDetector
+from .wake.base import WakeWordDetector
 
 if TYPE_CHECKING:
     from .core.pipeline import Output, SpeechPipeline
+    from .wake.phrase import PhraseWakeWord
     from .worker.process import EngineProcess
 
 __all__ = ["Recorder", "transcribe_file"]
@@ -59,7 +71,11 @@ _ENGINE_FIELDS = {f.name for f in dataclasses.fields(EngineConfig)} - {"engine"}
 _VAD_FIELDS = {f.name for f in dataclasses.fields(VadConfig)} - {"backend"}
 _REALTIME_FIELDS = {f.name for f in dataclasses.fields(RealtimeConfig)}
 _RECORDER_FIELDS = {f.name for f in dataclasses.fields(RecorderConfig)} - {
-    "engine", "vad", "realtime"}
+    "engine", "vad", "realtime", "wake"}
+_WAKE_KEYS = {  # Recorder keyword -> WakeConfig field
+    "wake_words": "words", "wake_backend": "backend", "wake_sensitivity": "sensitivity",
+    "wake_timeout_s": "timeout_s", "wake_activation_delay_s": "activation_delay_s",
+}
 _FEED_TIMEOUT_S = 30.0
 _FILE_MAX_PENDING = 2  # finals in flight before a file source is held back
 
@@ -69,13 +85,16 @@ Callback = Callable[..., Any]
 def build_config(config: RecorderConfig | None, settings: dict[str, Any]) -> RecorderConfig:
     """Apply keyword shortcuts (``model="base"``, ``post_speech_silence_ms=300``, ...) to a config.
 
-    ``engine`` names the engine backend and ``vad`` the VAD backend. Unknown names raise
+    ``engine`` names the engine backend and ``vad`` the VAD backend; ``wake_words``,
+    ``wake_backend``, ``wake_sensitivity``, ``wake_timeout_s`` and
+    ``wake_activation_delay_s`` set :class:`~harken.config.WakeConfig`. Unknown names raise
     ConfigError listing the valid ones.
     """
     config = config or RecorderConfig()
     engine: dict[str, Any] = {}
     vad: dict[str, Any] = {}
     realtime: dict[str, Any] = {}
+    wake: dict[str, Any] = {}
     top: dict[str, Any] = {}
     unknown = []
     for key, value in settings.items():
@@ -89,13 +108,15 @@ def build_config(config: RecorderConfig | None, settings: dict[str, Any]) -> Rec
             vad[key] = value
         elif key in _REALTIME_FIELDS:
             realtime[key] = value
+        elif key in _WAKE_KEYS:
+            wake[_WAKE_KEYS[key]] = value
         elif key in _RECORDER_FIELDS:
             top[key] = value
         else:
             unknown.append(key)
     if unknown:
         valid = sorted(_ENGINE_FIELDS | _VAD_FIELDS | _REALTIME_FIELDS | _RECORDER_FIELDS
-                       | {"engine", "vad"})
+                       | set(_WAKE_KEYS) | {"engine", "vad"})
         raise ConfigError(f"unknown Recorder option(s): {', '.join(sorted(unknown))}. "
                           f"Valid options: {', '.join(valid)}")
     if engine:
@@ -104,6 +125,8 @@ def build_config(config: RecorderConfig | None, settings: dict[str, Any]) -> Rec
         top["vad"] = dataclasses.replace(config.vad, **vad)
     if realtime:
         top["realtime"] = dataclasses.replace(config.realtime, **realtime)
+    if wake:
+        top["wake"] = dataclasses.replace(config.wake, **wake)
     return dataclasses.replace(config, **top) if top else config
 
 
@@ -165,6 +188,10 @@ class Recorder:
         on_recording_start: ``on_recording_start()`` when audio capture starts or resumes.
         on_recording_stop: ``on_recording_stop()`` when it pauses or stops.
         on_error: ``on_error(exc)`` for every error in a background thread or process.
+        on_wake_word: ``on_wake_word(word)`` when a wake word is heard (with ``wake_words``).
+        on_wake_word_timeout: ``on_wake_word_timeout()`` when no speech followed it in time.
+        on_wake_word_waiting: ``on_wake_word_waiting()`` when the recorder starts waiting for
+            a wake word (at start, after each command and after a timeout).
         on_event: ``on_event(event)`` for every event object.
         vad_detector: a ready VoiceActivityDetector to use instead of building one from
             the config (tests, custom VADs).
@@ -186,6 +213,9 @@ class Recorder:
         on_recording_start: Callback | None = None,
         on_recording_stop: Callback | None = None,
         on_error: Callback | None = None,
+        on_wake_word: Callback | None = None,
+        on_wake_word_timeout: Callback | None = None,
+        on_wake_word_waiting: Callback | None = None,
         on_event: Callback | None = None,
         vad_detector: VoiceActivityDetector | None = None,
         **settings: Any,
@@ -196,6 +226,9 @@ class Recorder:
                          ("on_transcription_start", on_transcription_start),
                          ("on_recording_start", on_recording_start),
                          ("on_recording_stop", on_recording_stop), ("on_error", on_error),
+                         ("on_wake_word", on_wake_word),
+                         ("on_wake_word_timeout", on_wake_word_timeout),
+                         ("on_wake_word_waiting", on_wake_word_waiting),
                          ("on_event", on_event)):
             if cb is not None and not callable(cb):
                 raise ConfigError(f"{name} must be callable, got {cb!r}")
@@ -211,13 +244,15 @@ class Recorder:
             SpeechStarted: on_speech_start, SpeechEnded: on_speech_end,
             TranscriptionStarted: on_transcription_start,
             RecordingStarted: on_recording_start, RecordingStopped: on_recording_stop,
-            ErrorEvent: on_error,
+            ErrorEvent: on_error, WakeWordDetected: on_wake_word,
+            WakeWordTimeout: on_wake_word_timeout, WakeWordWaiting: on_wake_word_waiting,
         }
         self._on_event = on_event
         self._state = RecorderState.CREATED
         self._state_lock = threading.RLock()
         self._source: AudioSource | None = None
         self._vad: VoiceActivityDetector | None = None
+        self._wake_detector: WakeWordDetector | None = None
         self._engine: EngineProcess | None = None
         self._dispatcher: Dispatcher | None = None
         self._pipeline_thread: threading.Thread | None = None
@@ -312,6 +347,7 @@ class Recorder:
             vad = create_vad(self.config.vad)
         vad.load()
         self._vad = vad
+        wake = self._load_wake(self.config.wake)
         listeners: list[Callable[[Event], None]] = [self._call_callbacks]
         self._dispatcher = Dispatcher(listeners)
         self._dispatcher.start()
@@ -327,12 +363,28 @@ class Recorder:
         self._engine.start()
         from .core.pipeline import SpeechPipeline
 
-        pipeline = SpeechPipeline(vad, self.config.vad, self.config.realtime)
+        pipeline = SpeechPipeline(vad, self.config.vad, self.config.realtime, wake=wake,
+                                  wake_config=self.config.wake)
         self._pipeline_thread = threading.Thread(
             target=self._run_pipeline, args=(pipeline,), name="harken-pipeline", daemon=True)
         self._pipeline_thread.start()
         self._source = source
         source.start(_Sink(self))
+
+    def _load_wake(self, config: WakeConfig) -> WakeWordDetector | PhraseWakeWord | None:
+        """Build the wake word backend; a frame detector loads here (may raise
+        BackendNotInstalled or ConfigError naming the missing package or file)."""
+        if not config.enabled:
+            return None
+        from .wake.factory import build_wake_backend
+        from .wake.phrase import PhraseWakeWord
+
+        wake = build_wake_backend(config.backend, config.words, config.sensitivity)
+        if isinstance(wake, PhraseWakeWord):
+            return wake
+        self._wake_detector = wake
+        wake.load()
+        return wake
 
     def close(self, timeout: float | None = None, *, flush: bool = True) -> None:
         """Stop listening and release everything. Idempotent; safe after a failed start.
@@ -382,6 +434,11 @@ class Recorder:
                 self._vad.close()
             except Exception:
                 _LOG.exception("closing the VAD failed")
+        if self._wake_detector is not None:
+            try:
+                self._wake_detector.close()
+            except Exception:
+                _LOG.exception("closing the wake word detector failed")
         with self._results_cond:
             self._results_cond.notify_all()
         with self._idle:
@@ -563,6 +620,8 @@ class Recorder:
             cb(event.stable, event.unstable)
         elif isinstance(event, ErrorEvent):
             cb(event.error)
+        elif isinstance(event, WakeWordDetected):
+            cb(event.word)
         else:
             cb()
 

@@ -82,7 +82,7 @@ def test_phrase_matches(text: str, phrase: str, remainder: str) -> None:
 @pytest.mark.parametrize("text", [
     "Have you heard it?", "Harvest the crops.", "Travis is here.", "Hey, how are you?",
     "Hey there.", "Hark, the herald angels sing.", "The weather is nice. Hey Harken.",
-    "", "...", "Job is done.",
+    "", "...", "Job is done.", "Hi, Harken circle, slowly among the open field.",
 ])
 def test_phrase_rejects(text: str) -> None:
     assert PhraseWakeWord(("hey harken", "jarvis")).match(text) is None
@@ -95,7 +95,8 @@ def test_sensitivity_sets_the_letter_budget() -> None:
     loose = PhraseWakeWord(("jarvis",), sensitivity=1.0)
     assert loose.max_edits("jarvis") == 2 and loose.match("Carvin") is not None
     assert PhraseWakeWord(("jarvis",)).match("Carvin") is None
-    assert PhraseWakeWord(("hey harken",)).max_edits("hey harken") == 2
+    assert PhraseWakeWord(("hey harken",)).max_edits("hey harken") == 1
+    assert PhraseWakeWord(("hey harken",), sensitivity=1.0).max_edits("hey harken") == 3
 
 
 def test_the_closest_phrase_wins() -> None:
@@ -255,3 +256,149 @@ def test_openwakeword_buffers_any_frame_count(oww: OpenWakeWordDetector, espeak:
     shifted = hits(oww, np.concatenate([np.zeros(300, np.float32), audio]))
     assert len(first) == len(shifted) == 1
     assert abs(first[0][1] - shifted[0][1]) <= 0.2
+
+
+# -- settings and the Recorder (scripted engine: real threads and engine process) ----------
+
+def test_recorder_settings_map_onto_wake_config() -> None:
+    from harken import Recorder
+
+    rec = Recorder(source="push", engine="scripted", wake_words="jarvis, computer",
+                   wake_backend="pvporcupine", wake_sensitivity=[0.4, 0.6],
+                   wake_timeout_s=3.0, wake_activation_delay_s=1.5)
+    wake = rec.config.wake
+    assert (wake.words, wake.backend, wake.sensitivity) == (
+        ("jarvis", "computer"), "porcupine", (0.4, 0.6))
+    assert (wake.timeout_s, wake.activation_delay_s, wake.enabled) == (3.0, 1.5, True)
+    assert not Recorder(source="push", engine="scripted").config.wake.enabled
+
+
+@pytest.mark.parametrize(("kwargs", "needle"), [
+    ({"wake_words": "hey harken", "wake_backend": "porcupine"}, "not a built-in Porcupine"),
+    ({"wake_words": "jarvis", "wake_backend": "snowboy"}, "unknown wake word backend"),
+    ({"wake_words": " , "}, "name no word"),
+    ({"wake_words": "jarvis", "wake_timeout_s": 0}, "timeout_s must be > 0"),
+    ({"wake_words": "jarvis", "wake_sensitivity": 7}, "from 0 to 1"),
+    ({"wake_word": "jarvis"}, "wake_words"),  # a typo lists the valid options
+])
+def test_recorder_rejects_bad_wake_settings(kwargs: dict[str, object], needle: str) -> None:
+    from harken import Recorder
+
+    with pytest.raises(ConfigError, match=needle):
+        Recorder(source="push", engine="scripted", **kwargs)  # type: ignore[arg-type]
+
+
+def test_recorder_start_fails_cleanly_without_the_backend(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from harken import Recorder
+
+    monkeypatch.setitem(sys.modules, "pvporcupine", None)
+    rec = Recorder(source="push", engine="scripted", vad="energy", wake_words="jarvis",
+                   wake_backend="porcupine")
+    with pytest.raises(BackendNotInstalled, match="porcupine"):
+        rec.start()
+    rec.close()
+
+
+def test_recorder_phrase_wake_word_with_scripted_engine() -> None:
+    """Phrase path through the real threads: every check answers the scripted text."""
+    from harken import FinalTranscript, Recorder
+    from harken.events import WakeWordDetected, WakeWordWaiting
+    from harken.testing import ScriptedVad, silence, tone
+
+    events: list[object] = []
+    audio = np.concatenate([silence(0.5), tone(1.2), silence(1.5)])
+    with Recorder(source="push", engine="scripted", vad_detector=ScriptedVad([(0.5, 1.7)]),
+                  options={"text": "Jarvis, turn on the lights."}, wake_words="jarvis",
+                  on_event=events.append) as rec:
+        rec.feed_audio(audio)
+        rec.flush(20)
+        final = rec.next_final(5)
+    assert final.text == "Turn on the lights."
+    assert [type(e) for e in events if isinstance(
+        e, (WakeWordWaiting, WakeWordDetected, FinalTranscript))] == [
+        WakeWordWaiting, WakeWordDetected, FinalTranscript, WakeWordWaiting]
+
+
+def test_recorder_porcupine_wake_word_on_espeak(espeak: Speak) -> None:
+    """Porcupine through the Recorder: other speech is ignored, the command after the wake
+    word is transcribed (scripted engine: it describes the audio it got)."""
+    pytest.importorskip("pvporcupine")
+    pytest.importorskip("webrtcvad")
+    from harken import Recorder
+    from harken.events import WakeWordDetected
+
+    other = espeak("please remember to buy milk and bread")
+    wake = espeak("jarvis", "en-us+f3", 150)
+    command = espeak("turn on the lights in the kitchen")
+    audio = np.concatenate([silence_s(0.5), other, silence_s(1.5), wake, silence_s(0.7),
+                            command, silence_s(1.5)])
+    events: list[object] = []
+    with Recorder(source="push", engine="scripted", vad="webrtc", wake_words="jarvis",
+                  wake_backend="porcupine", on_event=events.append) as rec:
+        rec.feed_audio(audio)
+        rec.flush(20)
+    detected = [e for e in events if isinstance(e, WakeWordDetected)]
+    from harken import FinalTranscript
+
+    finals = [e for e in events if isinstance(e, FinalTranscript)]
+    assert [d.word for d in detected] == ["jarvis"]
+    wake_end = (0.5 + len(other) / S + 1.5 + len(wake) / S)
+    assert wake_end - 0.3 < detected[0].time < wake_end + 0.7
+    assert len(finals) == 1, finals
+    assert finals[0].start >= detected[0].time
+    duration = float(finals[0].text.split()[1])  # "speech 1.90 s rms ..."
+    assert abs(duration - len(command) / S) < 0.7
+
+
+def silence_s(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * S), np.float32)
+
+
+# -- RealtimeSTT compatibility and the CLI --------------------------------------------------
+
+def test_compat_maps_realtimestt_wake_arguments() -> None:
+    from harken.compat import AudioToTextRecorder
+
+    calls: list[str] = []
+    rec = AudioToTextRecorder(
+        use_microphone=False, wake_words="hey harken", wake_words_sensitivity=0.4,
+        wake_word_timeout=3, wake_word_activation_delay=2,
+        on_wakeword_detected=lambda: calls.append("detected"),
+        on_wakeword_detection_end=lambda: calls.append("end"),
+        on_wakeword_detection_start=lambda: calls.append("start"),
+        on_wakeword_timeout=lambda: calls.append("timeout"))
+    wake = rec._config.wake
+    assert (wake.words, wake.backend, wake.sensitivity) == (("hey harken",), "phrase", 0.4)
+    assert (wake.timeout_s, wake.activation_delay_s) == (3, 2)
+    rec._callbacks["on_wake_word"]("hey harken")
+    rec._callbacks["on_wake_word_waiting"]()
+    rec._callbacks["on_wake_word_timeout"]()
+    assert calls == ["detected", "end", "start", "timeout"]
+    rec.shutdown()
+
+
+def test_compat_backend_choice() -> None:
+    from harken.compat import AudioToTextRecorder
+
+    pytest.importorskip("pvporcupine")
+    assert AudioToTextRecorder(use_microphone=False, wake_words="jarvis, computer"
+                               )._config.wake.backend == "porcupine"  # RealtimeSTT's default
+    oww = AudioToTextRecorder(use_microphone=False, wake_words="hey jarvis",
+                              wakeword_backend="openwakeword")._config.wake
+    assert (oww.backend, oww.words) == ("openwakeword", ("hey jarvis",))
+    assert not AudioToTextRecorder(use_microphone=False)._config.wake.enabled
+    with pytest.raises(ConfigError, match="not a built-in Porcupine"):
+        AudioToTextRecorder(use_microphone=False, wake_words="hey harken",
+                            wakeword_backend="pvporcupine")
+
+
+def test_cli_wake_word_flags() -> None:
+    from harken.cli.main import _listen_settings, build_parser
+
+    args = build_parser().parse_args(["listen", "--wake-word", "jarvis", "--wake-backend",
+                                      "porcupine", "--wake-timeout", "3"])
+    settings = _listen_settings(args)
+    assert (settings["wake_words"], settings["wake_backend"], settings["wake_timeout_s"]) == (
+        "jarvis", "porcupine", 3.0)
+    assert "wake_words" not in _listen_settings(build_parser().parse_args(["listen"]))

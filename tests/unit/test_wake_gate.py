@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harken.config import RealtimeConfig, VadConfig, WakeConfig
+from harken.core.pipeline import SpeechPipeline
+from harken.engine.base import EngineOutput, TranscribeRequest, WordTiming
+from harken.events import (
+    ErrorEvent,
+    FinalTranscript,
+    SpeechEnded,
+    SpeechStarted,
+    WakeWordDetected,
+    WakeWordTimeout,
+    WakeWordWaiting,
+)
+from harken.testing import ScriptedVad
 from harken.wake.gate import (
     CheckDropped,
     CommandText,
@@ -258,3 +272,173 @@ def test_every_pair_of_wake_and_command_outcomes() -> None:
         assert gate.pending_checks == 0
         dropped_or_command = [e for e in events if isinstance(e, (CheckDropped, CommandText))]
         assert sorted(e.utterance_id for e in dropped_or_command) == [1, 2], (first, second)
+
+
+# -- through the pure pipeline (scripted VAD, scripted detector, no engine) ----------------
+
+
+
+class ScriptedDetector:
+    """Says ``word`` on the frame that ends at each given second."""
+
+    def __init__(self, hits_s: list[float], word: str = "jarvis") -> None:
+        self.hit_frames = {round(t * S / 512) for t in hits_s}
+        self.word = word
+        self.frames = 0
+        self.heard: list[int] = []
+        self.resets = 0
+
+    @property
+    def keywords(self) -> tuple[str, ...]:
+        return (self.word,)
+
+    def load(self) -> None:
+        pass
+
+    def process(self, frame: np.ndarray) -> str | None:
+        self.frames += 1
+        self.heard.append(self.frames)
+        return self.word if self.frames in self.hit_frames else None
+
+    def reset(self) -> None:
+        self.resets += 1
+
+    def close(self) -> None:
+        pass
+
+
+def pipeline(intervals: list[tuple[float, float]], wake: object, **wake_kwargs: float
+             ) -> SpeechPipeline:
+    return SpeechPipeline(ScriptedVad(intervals), VadConfig(backend="energy"),
+                          RealtimeConfig(partials=False, early_final=False),
+                          wake=wake,  # type: ignore[arg-type]
+                          wake_config=WakeConfig(words=("jarvis",), **wake_kwargs))
+
+
+def run(pipe: SpeechPipeline, seconds: float) -> list[object]:
+    out: list[object] = []
+    # a ramp so each request's audio says where it came from
+    audio = (np.arange(int(seconds * S), dtype=np.float32) / S / 100).astype(np.float32)
+    for i in range(0, len(audio), 1600):
+        out += pipe.feed(audio[i:i + 1600])
+    return out
+
+
+def test_pipeline_transcribes_only_the_utterance_after_the_wake_word() -> None:
+    # speech 1-2 s (ignored), wake word inside speech 3-3.6 s (hit at 3.7 s),
+    # command 4.2-5.5 s, speech 7-8 s (ignored: back to waiting)
+    detector = ScriptedDetector([3.7])
+    pipe = pipeline([(1, 2), (3, 3.6), (4.2, 5.5), (7, 8)], detector)
+    out = run(pipe, 10)
+    requests = [o for o in out if isinstance(o, TranscribeRequest)]
+    assert len(requests) == 1
+    req = requests[0]
+    hit = round(3.7 * S / 512) * 512
+    assert req.start_sample >= hit  # the pre-roll does not reach back into the wake word
+    assert req.start_sample / S == pytest.approx(4.2 - 0.4, abs=0.05)  # pre-roll from 4.2 s
+    assert req.end_sample / S == pytest.approx(5.5 + 0.25, abs=0.05)
+    kinds = [type(o).__name__ for o in out if not isinstance(o, TranscribeRequest)]
+    assert kinds == ["WakeWordWaiting", "WakeWordDetected", "SpeechStarted", "SpeechEnded",
+                     "WakeWordWaiting", "TranscriptionStarted"]
+    assert [o for o in out if isinstance(o, WakeWordDetected)] == [
+        WakeWordDetected("jarvis", hit / S)]
+    waits = [o.time for o in out if isinstance(o, WakeWordWaiting)]
+    assert waits[0] == 0 and len(waits) == 2  # at start, and after the command
+    assert len([o for o in out if isinstance(o, SpeechStarted)]) == 1
+    assert len([o for o in out if isinstance(o, SpeechEnded)]) == 1
+    # the detector hears the whole stream (a hit while listening would not count)
+    assert len(detector.heard) == 10 * S // 512
+
+
+def test_pipeline_ignores_hits_while_listening() -> None:
+    pipe = pipeline([(1, 1.5), (2.0, 3.0)], ScriptedDetector([1.6, 2.5]))
+    out = run(pipe, 5)
+    assert len([o for o in out if isinstance(o, WakeWordDetected)]) == 1
+    (req,) = [o for o in out if isinstance(o, TranscribeRequest)]
+    assert req.start_sample < 2.0 * S < 3.0 * S < req.end_sample  # not cut at 2.5 s
+
+
+def test_pipeline_keeps_speech_running_straight_on_from_the_wake_word() -> None:
+    # one breath 1.0-4.0 s; the detector fires at 1.6 s: the command starts right there
+    pipe = pipeline([(1.0, 4.0)], ScriptedDetector([1.6]))
+    out = run(pipe, 6)
+    (req,) = [o for o in out if isinstance(o, TranscribeRequest)]
+    hit = round(1.6 * S / 512) * 512
+    # the command starts at the hit, plus 256 ms from before it (detector latency)
+    assert req.start_sample == hit - 8 * 512
+    assert len(req.audio) == req.end_sample - req.start_sample
+    ramp = (np.arange(int(6 * S), dtype=np.float32) / S / 100).astype(np.float32)
+    assert np.array_equal(req.audio, ramp[req.start_sample:req.end_sample])
+    assert req.end_sample / S == pytest.approx(4.0 + 0.25, abs=0.05)
+
+
+def test_pipeline_times_out_when_no_command_follows() -> None:
+    pipe = pipeline([(1, 1.5), (5, 6)], ScriptedDetector([1.6]), timeout_s=2.0)
+    out = run(pipe, 8)
+    hit = round(1.6 * S / 512) * 512
+    timeouts = [o for o in out if isinstance(o, WakeWordTimeout)]
+    assert len(timeouts) == 1
+    assert timeouts[0].time == pytest.approx(hit / S + 2.0, abs=0.001)
+    assert not [o for o in out if isinstance(o, TranscribeRequest)]
+
+
+def test_pipeline_activation_delay_listens_without_a_wake_word_first() -> None:
+    pipe = pipeline([(1, 2), (6, 7)], ScriptedDetector([]), activation_delay_s=3.0)
+    out = run(pipe, 9)
+    requests = [o for o in out if isinstance(o, TranscribeRequest)]
+    assert len(requests) == 1 and requests[0].start_sample < 2 * S
+    assert [type(o).__name__ for o in out if isinstance(o, WakeWordWaiting)] == [
+        "WakeWordWaiting"]  # after the first command
+
+
+def answer(pipe: SpeechPipeline, req: TranscribeRequest, text: str) -> list[object]:
+    tokens = text.split()
+    step = req.duration / max(1, len(tokens))
+    words = tuple(WordTiming(i * step, (i + 1) * step, t, 1.0) for i, t in enumerate(tokens))
+    return list(pipe.on_result(req, EngineOutput(text, "en", 1.0, words)))
+
+
+def test_pipeline_phrase_checks_then_command() -> None:
+    phrase = PhraseWakeWord(("hey harken",))
+    pipe = pipeline([(1, 2), (3, 3.8), (4.6, 6)], phrase)
+    out = run(pipe, 8)
+    checks = [o for o in out if isinstance(o, TranscribeRequest)]
+    assert len(checks) == 3  # all undecided: each is a wake check
+    assert all(c.options == {"hotwords": "Hey Harken"} for c in checks)
+    assert not [o for o in out if isinstance(o, SpeechStarted)]
+    assert answer(pipe, checks[0], "The weather is nice.") == []
+    got = answer(pipe, checks[2], "What time is it?")
+    assert got == []  # held until check 2 is answered
+    got = answer(pipe, checks[1], "Hey, Harken!")
+    assert isinstance(got[0], WakeWordDetected) and got[0].word == "hey harken"
+    finals = [o for o in got if isinstance(o, FinalTranscript)]
+    assert [f.text for f in finals] == ["What time is it?"]
+    assert finals[0].utterance_id == checks[2].utterance_id
+    assert isinstance(got[-1], WakeWordWaiting)
+
+
+def test_pipeline_phrase_with_the_command_in_one_breath() -> None:
+    pipe = pipeline([(1, 3)], PhraseWakeWord(("jarvis",)))
+    out = run(pipe, 4)
+    (check,) = [o for o in out if isinstance(o, TranscribeRequest)]
+    got = answer(pipe, check, "Jarvis, turn on the lights.")
+    final = next(o for o in got if isinstance(o, FinalTranscript))
+    assert final.text == "Turn on the lights."
+    assert [w.text for w in final.words] == ["turn", "on", "the", "lights."]
+    assert final.start > check.start_sample / S  # starts after the wake word
+
+
+def test_pipeline_phrase_failed_check_is_an_error_event_not_a_final() -> None:
+    pipe = pipeline([(1, 2)], PhraseWakeWord(("jarvis",)))
+    (check,) = [o for o in run(pipe, 3) if isinstance(o, TranscribeRequest)]
+    got = pipe.on_failed(check, RuntimeError("boom"))
+    assert [type(o) for o in got] == [ErrorEvent]
+
+
+def test_pipeline_manual_recording_is_a_command_while_waiting() -> None:
+    pipe = pipeline([], ScriptedDetector([]))
+    run(pipe, 1)
+    pipe.force_start()
+    run(pipe, 1)
+    out = pipe.force_end()
+    assert [o for o in out if isinstance(o, TranscribeRequest)]

@@ -66,6 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true", help="print one JSON event per line")
     ls.add_argument("--no-partials", action="store_true",
                     help="show only final text (no live partial text)")
+    w = ls.add_argument_group("wake word")
+    w.add_argument("--wake-word", default=None, metavar="WORDS",
+                   help="transcribe only what follows this wake word or phrase, e.g. jarvis or "
+                        "'hey harken' (comma-separated for several)")
+    w.add_argument("--wake-backend", default="phrase",
+                   help="phrase (any phrase, uses the loaded model; default), porcupine "
+                        "(built-in keywords such as jarvis, computer) or openwakeword "
+                        "(hey_jarvis, alexa, ...)")
+    w.add_argument("--wake-sensitivity", type=float, default=0.5,
+                   help="0..1: higher detects more and false-triggers more (default 0.5)")
+    w.add_argument("--wake-timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="after the wake word, wait this long for speech (default 5)")
     _engine_args(ls)
 
     sub.add_parser("devices", help="list audio input devices")
@@ -138,10 +150,29 @@ def _transcribe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listen_settings(args: argparse.Namespace) -> dict[str, Any]:
+    settings = _settings(args)
+    settings["partials"] = not args.no_partials
+    if args.wake_word:
+        settings.update(wake_words=args.wake_word, wake_backend=args.wake_backend,
+                        wake_sensitivity=args.wake_sensitivity,
+                        wake_timeout_s=args.wake_timeout)
+    return settings
+
+
 def _listen(args: argparse.Namespace) -> int:
     import json
 
-    from ..events import ErrorEvent, Event, FinalTranscript, PartialTranscript, SpeechStarted
+    from ..events import (
+        ErrorEvent,
+        Event,
+        FinalTranscript,
+        PartialTranscript,
+        SpeechStarted,
+        WakeWordDetected,
+        WakeWordTimeout,
+        WakeWordWaiting,
+    )
     from ..recorder import Recorder
 
     device: int | str | None = args.input_device
@@ -163,11 +194,17 @@ def _listen(args: argparse.Namespace) -> int:
             print(f"{clear}{event.stable} {dim}{event.unstable}{reset}", end="", flush=True)
         elif isinstance(event, SpeechStarted) and tty:
             print(f"{clear}{dim}(listening...){reset}", end="", flush=True)
+        elif isinstance(event, WakeWordWaiting) and tty:
+            print(f"{clear}{dim}(say '{args.wake_word}'){reset}", end="", flush=True)
+        elif isinstance(event, WakeWordDetected):
+            print(f"{clear}{dim}({event.word}: listening...){reset}", end="" if tty else "\n",
+                  flush=True)
+        elif isinstance(event, WakeWordTimeout) and tty:
+            print(f"{clear}{dim}(nothing said){reset}", flush=True)
         elif isinstance(event, ErrorEvent):
             print(f"error: {event.error}", file=sys.stderr, flush=True)
 
-    settings = _settings(args)
-    settings["partials"] = not args.no_partials
+    settings = _listen_settings(args)
     rec = Recorder(source="mic", input_device=device, on_event=on_event, **settings)
     try:
         rec.start()

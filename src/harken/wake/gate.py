@@ -122,6 +122,7 @@ class WakeGate:
         self._phrase = phrase
         self._state = GateState.WAITING
         self._since = 0  # where LISTENING began
+        self._deadline = 0  # LISTENING times out here unless speech starts first
         self._open_id = 0  # utterance open now (0: none)
         self._open_start = 0
         self._open_command = False
@@ -148,14 +149,29 @@ class WakeGate:
         """Wake checks sent and not yet resolved."""
         return len(self._pending)
 
-    def start(self, sample: int = 0) -> list[GateEvent]:
-        """Begin (or begin again after a reset) waiting for a wake word at ``sample``."""
-        self._state = GateState.WAITING
+    def start(self, sample: int = 0, listen_samples: int = 0) -> list[GateEvent]:
+        """Begin (or begin again after a reset) at ``sample``.
+
+        Args:
+            sample: the stream position, in samples.
+            listen_samples: if > 0, first listen without a wake word: speech that starts
+                within this many samples is a command (RealtimeSTT's
+                ``wake_word_activation_delay``); otherwise wait for a wake word at once.
+        """
         self._open_id = 0
         self._open_command = False
         self._commands.clear()
         self._pending.clear()
+        if listen_samples > 0:
+            self._listen(sample, sample + listen_samples)
+            return []
+        self._state = GateState.WAITING
         return [WaitingStarted(sample)]
+
+    def _listen(self, since: int, deadline: int) -> None:
+        self._state = GateState.LISTENING
+        self._since = since
+        self._deadline = deadline
 
     def hit(self, word: str, sample: int) -> list[GateEvent]:
         """A frame detector heard ``word`` ending at ``sample``.
@@ -166,8 +182,7 @@ class WakeGate:
         """
         if self._phrase is not None or self._state is not GateState.WAITING:
             return []
-        self._state = GateState.LISTENING
-        self._since = sample
+        self._listen(sample, sample + self._timeout)
         self._open_id = 0
         self._open_command = False
         return [WakeDetected(word, sample)]
@@ -182,7 +197,7 @@ class WakeGate:
         self._open_id = utterance_id
         self._open_start = start_sample
         command = (not self._pending and self._state is GateState.LISTENING
-                   and start_sample <= self._since + self._timeout)
+                   and start_sample <= self._deadline)
         self._open_command = command
         if command:
             self._commands.add(utterance_id)
@@ -210,7 +225,7 @@ class WakeGate:
         if utterance_id in self._commands:
             self._commands.discard(utterance_id)
             if discarded:  # a cough is not the command: keep listening from here
-                self._since = end_sample
+                self._listen(end_sample, end_sample + self._timeout)
                 return "drop", events
             self._state = GateState.WAITING
             events.append(WaitingStarted(end_sample))
@@ -259,19 +274,21 @@ class WakeGate:
         """The stream reached ``position`` (samples): time out a wake word nobody followed."""
         if self._pending or self._state is not GateState.LISTENING:
             return []
-        if self._open_id and self._open_start <= self._since + self._timeout:
+        if self._open_id and self._open_start <= self._deadline:
             return []
-        if position < self._since + self._timeout:
+        if position < self._deadline:
             return []
-        return self._timeout_before(position)
+        return self._time_out()
 
     def _timeout_before(self, sample: int) -> list[GateEvent]:
         """Time out if the gate was listening and ``sample`` lies past the timeout."""
-        deadline = self._since + self._timeout
-        if self._state is GateState.LISTENING and sample >= deadline:
-            self._state = GateState.WAITING
-            return [WakeTimedOut(deadline), WaitingStarted(deadline)]
+        if self._state is GateState.LISTENING and sample > self._deadline:
+            return self._time_out()
         return []
+
+    def _time_out(self) -> list[GateEvent]:
+        self._state = GateState.WAITING
+        return [WakeTimedOut(self._deadline), WaitingStarted(self._deadline)]
 
     def _resolve(self, check: _Check) -> list[GateEvent]:
         events = self._timeout_before(check.start)
@@ -296,6 +313,5 @@ class WakeGate:
             events.append(WaitingStarted(check.end))
         else:
             events.append(CheckDropped(check.utterance_id))
-            self._state = GateState.LISTENING
-            self._since = check.end
+            self._listen(check.end, check.end + self._timeout)
         return events
