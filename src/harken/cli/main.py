@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_args(ls)
 
     sub.add_parser("devices", help="list audio input devices")
+    from . import client, serve  # the server commands (they import aiohttp only when run)
+
+    serve.add_parser(sub)
+    client.add_parser(sub)
     return parser
 
 
@@ -242,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
             return _transcribe(args)
         if args.command == "listen":
             return _listen(args)
+        if args.command in ("serve", "client"):
+            return int(args.run(args))
         return _devices()
     except HarkenError as exc:
         print(f"harken: {exc}", file=sys.stderr)

@@ -1,0 +1,90 @@
+"""``harken serve``: run the speech-to-text server until SIGINT or SIGTERM.
+
+Runs :class:`~harken.server.app.Server` on an asyncio loop on the main thread. SIGINT and
+SIGTERM start a graceful shutdown: in-flight finals are finished (up to
+``--drain-timeout`` seconds), then every client is closed and the engine process stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from typing import Any
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add the ``serve`` command to the ``harken`` argument parser."""
+    s = subparsers.add_parser(
+        "serve", help="run the server (WebSocket streaming, OpenAI-compatible HTTP)",
+        description="Serve real-time speech-to-text to many clients sharing one model.")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="interface to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8765, help="TCP port (default 8765; 0: any)")
+    s.add_argument("--max-sessions", type=int, default=16,
+                   help="clients at once; more get 'server busy' (default 16)")
+    s.add_argument("--drain-timeout", type=float, default=10.0,
+                   help="seconds to finish in-flight finals on shutdown (default 10)")
+    g = s.add_argument_group("model")
+    g.add_argument("--model", default="tiny.en",
+                   help="faster-whisper model name or directory (default: the embedded tiny.en)")
+    g.add_argument("--language", default=None, help="language code, e.g. en (default: detect)")
+    g.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    g.add_argument("--compute-type", default="int8")
+    g.add_argument("--beam-size", type=int, default=5)
+    g.add_argument("--engine", default="faster-whisper",
+                   help="engine backend: faster-whisper (default) or scripted (a test engine)")
+    v = s.add_argument_group("voice activity")
+    v.add_argument("--vad", default="webrtc+silero",
+                   choices=["webrtc+silero", "silero", "webrtc", "energy"])
+    v.add_argument("--silence-ms", type=int, default=500,
+                   help="silence that ends an utterance, in ms (default 500)")
+    v.add_argument("--no-partials", action="store_true", help="send no live partial text")
+    s.set_defaults(run=run)
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from ..config import EngineConfig, RealtimeConfig, VadConfig
+    from ..server.app import ServerConfig
+
+    engine = EngineConfig(engine=args.engine, model=args.model, device=args.device,
+                          compute_type=args.compute_type, beam_size=args.beam_size,
+                          language=args.language)
+    return ServerConfig(host=args.host, port=args.port, engine=engine,
+                        vad=VadConfig(backend=args.vad,
+                                      post_speech_silence_ms=args.silence_ms),
+                        realtime=RealtimeConfig(partials=not args.no_partials),
+                        max_sessions=args.max_sessions, drain_timeout_s=args.drain_timeout)
+
+
+async def _serve(config: Any) -> None:
+    from ..server.app import Server
+
+    server = Server(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        print(f"harken: loading the model ({config.engine.engine} {config.engine.model})...",
+              file=sys.stderr, flush=True)
+        await server.start()
+        print(f"harken: listening on {server.url} (WebSocket {server.url.replace('http', 'ws')}"
+              f"/v1/stream, OpenAI {server.url}/v1/audio/transcriptions); Ctrl+C stops",
+              file=sys.stderr, flush=True)
+        await stop.wait()
+        print("harken: shutting down (finishing in-flight finals)...", file=sys.stderr,
+              flush=True)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await server.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the server until SIGINT/SIGTERM; return the exit status."""
+    asyncio.run(_serve(_config(args)))
+    return 0

@@ -1,0 +1,110 @@
+"""``harken serve`` and ``harken client`` as users run them: real processes, real signals."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from harken.audio.convert import float32_to_pcm16
+
+
+def write_bursts(path: Path, n: int, rate: int = 8000) -> Path:
+    t = np.arange(rate) / rate
+    burst = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    gap = np.zeros(int(0.8 * rate), np.float32)
+    audio = np.concatenate([gap] + [np.concatenate([burst, gap]) for _ in range(n)])
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(bytes(float32_to_pcm16(audio)))
+    return path
+
+
+def start_server(*extra: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harken", "serve", "--port", "0", "--engine", "scripted",
+         "--vad", "energy", *extra], stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        match = re.search(r"listening on (http://\S+)", line)
+        if match:
+            return proc, match.group(1)
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise AssertionError(f"the server did not start: {proc.stderr.read()}")
+
+
+def stop_server(proc: subprocess.Popen[str], sig: int = signal.SIGINT) -> str:
+    proc.send_signal(sig)
+    try:
+        _, err = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert proc.returncode == 0, err
+    return err
+
+
+def test_serve_and_client_end_to_end(tmp_path):
+    wav = write_bursts(tmp_path / "two.wav", 2)
+    proc, url = start_server()
+    try:
+        ws = url.replace("http://", "ws://") + "/v1/stream"
+        out = subprocess.run([sys.executable, "-m", "harken", "client", str(wav), "--url", ws,
+                              "--speed", "0", "--json"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        messages = [json.loads(line) for line in out.stdout.splitlines()]
+        types = [m["type"] for m in messages]
+        assert types[0] == "ready" and types[-1] == "stopped"
+        assert types.count("final") == 2 and types.count("speech_started") == 2
+        # Plain output: one line per final with its stream times.
+        out = subprocess.run([sys.executable, "-m", "harken", "client", str(wav), "--url", ws,
+                              "--speed", "4"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        assert len(lines) == 2 and all(re.match(r"\[\s*\d+\.\d\d - \s*\d+\.\d\d\] speech ", x)
+                                       for x in lines), lines
+    finally:
+        err = stop_server(proc)
+    assert "shutting down" in err
+
+
+def test_sigterm_while_a_client_streams_finishes_its_final(tmp_path):
+    wav = write_bursts(tmp_path / "one.wav", 1)
+    proc, url = start_server("--drain-timeout", "5")
+    ws = url.replace("http://", "ws://") + "/v1/stream"
+    client = subprocess.Popen([sys.executable, "-m", "harken", "client", str(wav), "--url", ws,
+                               "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        time.sleep(1.3 + 0.8)  # the client is in the middle of its one utterance (real pace)
+        stop_server(proc, signal.SIGTERM)
+        out, _ = client.communicate(timeout=15)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    messages = [json.loads(line) for line in out.splitlines()]
+    types = [m["type"] for m in messages]
+    assert types[-2:] == ["final", "stopped"], types
+    # The final covers what was sent before the signal: part of the 1 s burst at 0.8 s.
+    assert 0.3 < messages[-2]["start"] < 0.8 < messages[-2]["end"] < 1.8
+
+
+def test_client_reports_a_missing_file(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "harken", "client", str(tmp_path / "no.wav")],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "no such file" in out.stderr
