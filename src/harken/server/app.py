@@ -46,6 +46,7 @@ from . import protocol as p
 from .engine_host import EngineFactory, EngineHost, ServerBusy
 from .metrics import Histogram, Metric, render
 from .session import StreamSession
+from .vads import VadFactory
 
 __all__ = ["BackgroundServer", "Server", "ServerConfig"]
 
@@ -319,15 +320,12 @@ class _Connection:
             self.send(p.Stopped())
 
     async def _start(self, message: p.Start) -> None:
-        from ..vad.factory import create_vad
-
         config = self._server.config
         realtime = config.realtime
         if not message.partials and realtime.partials:
             realtime = dataclasses.replace(realtime, partials=False)
         try:
-            vad = create_vad(config.vad)
-            await asyncio.to_thread(vad.load)
+            vad = self._server.vads.create()
             self._session.begin(vad, realtime, sample_rate=message.sample_rate,
                                 encoding=message.encoding, channels=message.channels,
                                 language=message.language)
@@ -377,6 +375,8 @@ class Server:
                                start_timeout_s=self.config.start_timeout_s,
                                engine_factory=engine_factory)
         self.stats = _Stats()
+        self.vads = VadFactory(self.config.vad)
+        """Builds each session's detector on one shared Silero model."""
         self._runner: Any = None
         self._port: int | None = None
         self._connections: set[_Connection] = set()
@@ -427,6 +427,7 @@ class Server:
             raise LifecycleError("Server.start() called twice; create a new Server")
         self._started = True
         self._started_at = time.monotonic()
+        await asyncio.to_thread(self.vads.load)
         await self.host.start()
         try:
             app = web.Application(client_max_size=self.config.max_upload_bytes + (1 << 20))
@@ -517,6 +518,7 @@ class Server:
             "in_engine": host.in_engine,
             "engine": host.ready_info,
             "engine_restarts": host.restarts,
+            "tasks": len(asyncio.all_tasks()),
             "uptime_s": round(time.monotonic() - self._started_at, 3),
         }
 

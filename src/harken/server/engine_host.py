@@ -10,10 +10,11 @@ Scheduling. Requests wait here, in one bounded queue per session, and only
 ready behind it keeps the child busy without taking requests away from the scheduler). Each
 time a slot frees, the host picks the next request round-robin over sessions, finals before
 partials: a session with many queued finals gets one slot per turn, so it cannot starve the
-others, and partials (which only make text appear earlier) use capacity finals leave free. A
-session holds at most one queued partial: a newer one replaces it (coalescing), and at most
-one partial is in the engine at a time (the engine process itself replaces a partial waiting
-behind another one, which would lose the older one's answer without a word).
+others, and partials (which only make text appear earlier) go out only when the engine
+process is idle, so a final never waits behind more than the one partial being transcribed.
+A session holds at most one queued partial: a newer one replaces it (coalescing). One partial
+at a time also matters because the engine process replaces a partial waiting behind another
+one without answering it.
 
 Admission control: :meth:`open_session` raises :class:`ServerBusy` beyond ``max_sessions``,
 and :meth:`submit` raises it when a session has ``max_queued`` finals waiting (the engine
@@ -323,8 +324,10 @@ class EngineHost:
                 self._order.rotate(-(i + 1))
                 request, submitted_at = session.finals.popleft()
                 return session, request, submitted_at
-        if any(s.request.kind == "partial" for s in self._sent.values()):
-            return None  # one partial in the engine at a time
+        if self._sent:
+            # Partials only go to an idle engine: a final arriving next then waits for at
+            # most one running partial, never for partials queued in the child before it.
+            return None
         for i, sid in enumerate(self._order):
             session = self._sessions[sid]
             if session.partial is not None:

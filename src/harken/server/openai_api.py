@@ -233,8 +233,6 @@ async def _run(server: Server, request: Any, audio: NDArray[np.float32], rate: i
                language: str | None, prompt: str | None,
                on_final: Any) -> list[FinalTranscript]:
     """Transcribe ``audio`` as one session; ``on_final`` (if given) sees each final."""
-    from ..vad.factory import create_vad
-
     finals: list[FinalTranscript] = []
     errors: list[BaseException] = []
 
@@ -253,8 +251,7 @@ async def _run(server: Server, request: Any, audio: NDArray[np.float32], rate: i
     except ServerBusy as exc:
         raise _RequestError(503, str(exc), None, "server_busy") from None
     try:
-        vad = create_vad(server.config.vad)
-        await asyncio.to_thread(vad.load)
+        vad = server.vads.create()
         options = {"initial_prompt": prompt} if prompt else None
         session.begin(vad, RealtimeConfig(partials=False, early_final=False),
                       sample_rate=rate, language=language, options=options)
