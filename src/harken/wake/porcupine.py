@@ -97,8 +97,14 @@ class PorcupineDetector:
         try:
             pvporcupine = importlib.import_module("pvporcupine")
         except ImportError as exc:
-            raise BackendNotInstalled("pvporcupine", "porcupine",
-                                      "The Porcupine wake word backend") from exc
+            missing = BackendNotInstalled("pvporcupine", "porcupine",
+                                          "The Porcupine wake word backend")
+            # No extra can install it: its metadata pulls enum34, which breaks Python 3.
+            missing.msg = (
+                "The Porcupine wake word backend needs the 'pvporcupine' package, which is "
+                "not installed. Install it with: pip install --no-deps pvporcupine==1.9.5")
+            missing.args = (missing.msg,)
+            raise missing from exc
         paths: list[str] = []
         for name in self._names:
             if _is_file(name):
