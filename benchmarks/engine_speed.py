@@ -13,6 +13,16 @@ without word timestamps, beam 1, ``without_timestamps=True``, fallback off
 Whisper's 30 s pad: harken's partial pass), the fast pass with beam 5 (``fast_finals``), and
 ``cpu_threads`` 1, 2 and 0 (CTranslate2's choice) for beam 1 and the fast pass.
 
+Measured (2026-11, 2-core AMD EPYC shared with other jobs, load average 5-7, --repeats 2;
+median ms for 0-3 / 3-5 / 5-8.5 s of audio, WER on the human recordings):
+
+- final default (beam 5 + words): 2842 / 1946 / 2878 ms, WER 0.25 / 0 / 0.026
+- beam 1, without_timestamps, temperature 0: 2543 / 1952 / 2072 ms, WER 0.25 / 0 / 0.034
+- fast pass beam 1 (partials): 399 / 470 / 741 ms, WER 0.25 / 0 / 0.034
+- fast pass beam 5 (fast_finals): 477 / 632 / 985 ms, WER 0.25 / 0 / 0.017, but 0.14 WER
+  against the plain pass on 3-5 s espeak sentences, so finals keep the plain pass by default
+- cpu_threads 1 is slower than 2 or 0 (CTranslate2's choice), which are alike here.
+
 Usage: python benchmarks/engine_speed.py [--repeats 3] [--quick]
 """
 
