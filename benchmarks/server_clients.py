@@ -17,7 +17,10 @@ Metrics, per N:
   beam 5): errors over words, all utterances pooled. Missed utterances count as deletions.
 - **missed**: utterances with no final; **errors**: error messages clients received.
 - **queue max**: the largest engine queue depth ``/health`` showed (sampled every 0.25 s);
-  **RTF**: engine seconds per second of audio transcribed, from ``/metrics``.
+  **RTF**: engine seconds per second of audio transcribed, from ``/metrics``;
+  **srv CPU** / **eng CPU**: CPU time of the server process (event loop, VAD, WebSockets)
+  and of the engine process, per second of wall time (100% = one core); **fast**: finals
+  sent with the engine's fast pass because others were waiting.
 
 Then ``--cycles`` connect/disconnect cycles (clean stop, vanish mid-utterance, garbage,
 stop-then-leave, TCP abort; 5 at a time) and a check that the server's sessions, queue,
@@ -319,9 +322,17 @@ def main() -> int:
         print(f"server {http} (pid {proc.pid}); {args.utterances} utterances per client, "
               "real-time pace, 40 ms messages")
         print(f"{'N':>3} {'utts':>5} {'missed':>6} {'E2F p50':>8} {'E2F p95':>8} "
-              f"{'max':>6} {'WER':>6} {'errors':>6} {'queue':>5} {'RTF':>6} {'part/utt':>8}")
+              f"{'max':>6} {'WER':>6} {'errors':>6} {'queue':>5} {'RTF':>6} {'part/utt':>8} "
+              f"{'srv CPU':>7} {'eng CPU':>7} {'fast':>5}")
+        def cpu() -> tuple[float, float]:
+            own = server.cpu_times()
+            kids = sum(c.cpu_times().user + c.cpu_times().system
+                       for c in server.children(recursive=True))
+            return own.user + own.system, kids
+
         for n in counts:
             before = get_metrics(http)
+            cpu0, wall0 = cpu(), time.monotonic()
             peaks: dict[str, int] = {}
 
             async def one_round(n: int = n, peaks: dict[str, int] = peaks) -> list[ClientRun]:
@@ -339,18 +350,24 @@ def main() -> int:
 
             runs = asyncio.run(one_round())
             after = get_metrics(http)
+            cpu1, wall = cpu(), time.monotonic() - wall0
             compute = after["harken_engine_compute_seconds_total"] - before[
                 "harken_engine_compute_seconds_total"]
             audio_s = after["harken_engine_audio_seconds_total"] - before[
                 "harken_engine_audio_seconds_total"]
             row = score(runs, refs)
             row.update(queue_max=peaks.get("queue_depth", 0),
-                       rtf=compute / audio_s if audio_s else float("nan"))
+                       rtf=compute / audio_s if audio_s else float("nan"),
+                       server_cpu=(cpu1[0] - cpu0[0]) / wall,
+                       engine_cpu=(cpu1[1] - cpu0[1]) / wall,
+                       fast_finals=after.get("harken_engine_fast_finals_total", 0)
+                       - before.get("harken_engine_fast_finals_total", 0))
             results["clients"][n] = row
             print(f"{n:>3} {row['utterances']:>5} {row['missed']:>6} {row['e2f_p50']:>8.2f} "
                   f"{row['e2f_p95']:>8.2f} {row['e2f_max']:>6.2f} {row['wer']:>6.1%} "
                   f"{row['errors']:>6} {row['queue_max']:>5} {row['rtf']:>6.3f} "
-                  f"{row['partials_per_utt']:>8.1f}"
+                  f"{row['partials_per_utt']:>8.1f} {row['server_cpu']:>7.0%} "
+                  f"{row['engine_cpu']:>7.0%} {row['fast_finals']:>5.0f}"
                   + (f"  {row['error_kinds']}" if row["errors"] else ""), flush=True)
         if args.cycles:
             base = get_json(http + "/health")

@@ -141,6 +141,28 @@ def test_finals_go_before_partials_which_wait_for_an_idle_engine():
     asyncio.run(main())
 
 
+def test_finals_take_the_fast_pass_while_others_wait():
+    async def main() -> None:
+        host, (engine,) = await make_host(max_in_engine=1, fast_finals_at=2)
+        r = Recorder()
+        slots = [host.open_session(str(i), r.on_result, r.on_failed, r.on_error)
+                 for i in range(4)]
+        for slot in slots:
+            host.submit(slot, req(1))
+        fast = []
+        while engine.submitted:
+            sent = engine.submitted.pop(0)
+            fast.append(bool(sent.options.get("fast_finals")))
+            engine.answer(sent)
+            await settle()
+        # Finals still waiting behind each one as it goes out: 0, 2 (fast), 1, 0.
+        assert fast == [False, True, False, False]
+        assert host.fast_finals == 1
+        await host.close()
+
+    asyncio.run(main())
+
+
 def test_admission_and_queue_limits_say_server_busy():
     async def main() -> None:
         host, _ = await make_host(max_sessions=2, max_queued=2, max_in_engine=1)

@@ -83,6 +83,9 @@ class ServerConfig:
     """Finals one session may have waiting for the engine before it gets "server busy"."""
     max_in_engine: int = 2
     """Requests handed to the engine process at once (the rest wait, fairly, in the host)."""
+    fast_finals_at: int | None = 2
+    """Finals waiting for the engine (all sessions) at which finals take the engine's fast
+    pass (no word timings) to keep up; None: never."""
     max_audio_frame_bytes: int = 1 << 20
     """The largest binary audio message accepted, in bytes (1 MiB: ~5 s of 48 kHz float32
     stereo)."""
@@ -107,6 +110,8 @@ class ServerConfig:
                      "max_audio_frame_bytes", "max_control_bytes", "max_upload_bytes",
                      "send_queue"):
             _positive(name, getattr(self, name))
+        if self.fast_finals_at is not None:
+            _positive("fast_finals_at", self.fast_finals_at)
         for name in ("drain_timeout_s", "start_timeout_s"):
             _positive(name, getattr(self, name), whole=False)
         for name, cls in (("engine", EngineConfig), ("vad", VadConfig),
@@ -372,6 +377,7 @@ class Server:
         self.host = EngineHost(self.config.engine, max_sessions=self.config.max_sessions,
                                max_queued=self.config.max_queued_finals,
                                max_in_engine=self.config.max_in_engine,
+                               fast_finals_at=self.config.fast_finals_at,
                                start_timeout_s=self.config.start_timeout_s,
                                engine_factory=engine_factory)
         self.stats = _Stats()
@@ -553,6 +559,9 @@ class Server:
                    "Requests in the engine process now.", {"": host.in_engine}),
             Metric("harken_engine_requests_total", "counter", "Requests answered, by kind.",
                    {f'kind="{k}"': v for k, v in host.answered.items()}),
+            Metric("harken_engine_fast_finals_total", "counter",
+                   "Finals sent with the engine's fast pass because others were waiting.",
+                   {"": host.fast_finals}),
             Metric("harken_engine_failures_total", "counter",
                    "Requests the engine could not answer.", {"": host.failed}),
             Metric("harken_engine_restarts_total", "counter",

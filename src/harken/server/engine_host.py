@@ -16,6 +16,12 @@ A session holds at most one queued partial: a newer one replaces it (coalescing)
 at a time also matters because the engine process replaces a partial waiting behind another
 one without answering it.
 
+Load shedding: when ``fast_finals_at`` or more finals are waiting (all sessions together)
+as a final goes out, it is sent with the engine option ``fast_finals`` (faster-whisper's
+short-window greedy pass, 3-5 times cheaper on CPU, without word timings), so that latency
+stays bounded when many people finish speaking at once. Answers say nothing about it; the
+``fast_finals`` counter does.
+
 Admission control: :meth:`open_session` raises :class:`ServerBusy` beyond ``max_sessions``,
 and :meth:`submit` raises it when a session has ``max_queued`` finals waiting (the engine
 cannot keep up with it), so no queue here grows without bound.
@@ -110,6 +116,8 @@ class EngineHost:
         max_sessions: sessions allowed at once; :meth:`open_session` raises beyond it.
         max_queued: finals one session may have waiting in the host.
         max_in_engine: requests in the engine process at once (>= 1).
+        fast_finals_at: finals waiting (all sessions) at which a final is sent with the
+            ``fast_finals`` engine option; None never does.
         start_timeout_s: seconds the engine may take to load.
         request_timeout_s: see :class:`~harken.worker.process.EngineProcess`.
         max_attempts: tries per request before it fails.
@@ -121,7 +129,8 @@ class EngineHost:
     """
 
     def __init__(self, config: EngineConfig, *, max_sessions: int = 16, max_queued: int = 16,
-                 max_in_engine: int = 2, start_timeout_s: float = 120.0,
+                 max_in_engine: int = 2, fast_finals_at: int | None = 2,
+                 start_timeout_s: float = 120.0,
                  request_timeout_s: float = 60.0, max_attempts: int = 3,
                  engine_factory: EngineFactory | None = None) -> None:
         if not isinstance(config, EngineConfig):
@@ -130,7 +139,14 @@ class EngineHost:
                             ("max_in_engine", max_in_engine)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an int >= 1, got {value!r}")
+        if fast_finals_at is not None and (isinstance(fast_finals_at, bool) or not isinstance(
+                fast_finals_at, int) or fast_finals_at < 1):
+            raise ConfigError(f"fast_finals_at must be an int >= 1 or None, "
+                              f"got {fast_finals_at!r}")
         self._config = config
+        self._fast_finals_at = fast_finals_at
+        self.fast_finals = 0
+        """Finals sent with the fast pass because others were waiting."""
         self.max_sessions = max_sessions
         self._max_queued = max_queued
         self._max_in_engine = max_in_engine
@@ -313,6 +329,9 @@ class EngineHost:
         if self._engine is not None:
             self._engine.cancel(gid)
 
+    def _waiting_finals(self) -> int:
+        return sum(len(s.finals) for s in self._sessions.values())
+
     def _pick(self) -> tuple[HostSession, TranscribeRequest, float] | None:
         """Take the next request to send: round-robin over sessions, finals first.
 
@@ -345,6 +364,11 @@ class EngineHost:
             if picked is None:
                 return
             session, request, submitted_at = picked
+            if request.kind == "final" and self._fast_finals_at is not None and \
+                    self._waiting_finals() >= self._fast_finals_at:
+                request = dataclasses.replace(request, options={**request.options,
+                                                                "fast_finals": True})
+                self.fast_finals += 1
             gid = self._next_global
             self._next_global += 1
             self._sent[gid] = _Sent(session, request, submitted_at)
