@@ -156,6 +156,7 @@ class _Connection:
         self._closing = False
         self._close_code = _CLOSE_GOING_AWAY
         self._sender: asyncio.Task[None] | None = None
+        self._close_task: asyncio.Future[Any] | None = None
 
     # -------------------------------------------------------------- outgoing
 
@@ -214,7 +215,8 @@ class _Connection:
         with contextlib.suppress(asyncio.QueueFull):
             self._out.put_nowait(None)
         self._closing = True
-        asyncio.ensure_future(self._ws.close(code=self._close_code))
+        # Closing the socket ends the handler's receive loop, whose cleanup leaves the host.
+        self._close_task = asyncio.ensure_future(self._ws.close(code=self._close_code))
 
     # -------------------------------------------------------------- lifecycle
 
@@ -443,7 +445,9 @@ class Server:
             app.router.add_get("/health", self._health)
             app.router.add_get("/metrics", self._metrics)
             add_openai_routes(app, self)
-            runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+            # On shutdown, HTTP transcriptions in flight get the drain timeout to finish.
+            runner = web.AppRunner(app, access_log=None,
+                                   shutdown_timeout=self.config.drain_timeout_s)
             await runner.setup()
             self._runner = runner
             site = web.TCPSite(runner, self.config.host, self.config.port)
