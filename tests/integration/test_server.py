@@ -242,6 +242,33 @@ def test_server_busy_beyond_max_sessions():
     run(body, max_sessions=2)
 
 
+def test_audio_rate_limit():
+    async def body(server: Server) -> None:
+        async with websockets.connect(ws_url(server)) as fast:
+            await stream(fast, silence(1.0))  # 1 s burst allowance: fine
+            errors = []
+            try:
+                for _ in range(30):
+                    await fast.send(encode_audio(silence(0.1), "pcm16"))
+                    await asyncio.sleep(0.01)  # ~10x real time
+            except websockets.ConnectionClosed:
+                pass
+            with pytest.raises(websockets.ConnectionClosed):
+                async with asyncio.timeout(5):
+                    while True:  # what the server said before it closed
+                        msg = p.parse_server(await fast.recv())
+                        if isinstance(msg, p.Error):
+                            errors.append(msg)
+            (error,) = errors
+            assert error.code == "too_fast" and "2 times real time" in error.message
+        async with websockets.connect(ws_url(server)) as paced:
+            await stream(paced, utterances(1)[: RATE // 2], pace=1.0)  # real time: fine
+            await paced.send(p.encode(p.Stop()))
+            assert isinstance((await collect(paced))[-1], p.Stopped)
+
+    run(body, max_audio_rate=2.0, audio_burst_s=1.0)
+
+
 def test_a_client_that_does_not_read_is_disconnected():
     async def body(server: Server) -> None:
         async with websockets.connect(ws_url(server), max_queue=1) as ws:

@@ -26,6 +26,9 @@ def add_parser(subparsers: Any) -> None:
     s.add_argument("--port", type=int, default=8765, help="TCP port (default 8765; 0: any)")
     s.add_argument("--max-sessions", type=int, default=16,
                    help="clients at once; more get 'server busy' (default 16)")
+    s.add_argument("--max-audio-rate", type=float, default=None, metavar="X",
+                   help="refuse clients sending audio faster than X times real time "
+                   "(default: no limit)")
     s.add_argument("--fast-finals-at", type=int, default=2, metavar="N",
                    help="when N finals wait for the engine, finals take its fast pass (no "
                    "word timings) to keep up; 0: never (default 2)")
@@ -61,7 +64,8 @@ def _config(args: argparse.Namespace) -> Any:
                                       post_speech_silence_ms=args.silence_ms),
                         realtime=RealtimeConfig(partials=not args.no_partials),
                         max_sessions=args.max_sessions, drain_timeout_s=args.drain_timeout,
-                        fast_finals_at=args.fast_finals_at or None)
+                        fast_finals_at=args.fast_finals_at or None,
+                        max_audio_rate=args.max_audio_rate)
 
 
 async def _serve(config: Any) -> None:

@@ -89,6 +89,12 @@ class ServerConfig:
     max_audio_frame_bytes: int = 1 << 20
     """The largest binary audio message accepted, in bytes (1 MiB: ~5 s of 48 kHz float32
     stereo)."""
+    max_audio_rate: float | None = None
+    """The most seconds of audio a client may send per second of wall time, measured from its
+    "start" with ``audio_burst_s`` of slack (e.g. 2.0: at most twice real time); a faster
+    client gets a "too_fast" error. None: no limit (files may be streamed at full speed)."""
+    audio_burst_s: float = 10.0
+    """Seconds of audio a client may send ahead of ``max_audio_rate``."""
     max_control_bytes: int = p.MAX_CONTROL_BYTES
     """The largest JSON control message accepted, in bytes."""
     max_upload_bytes: int = 25 << 20
@@ -112,7 +118,9 @@ class ServerConfig:
             _positive(name, getattr(self, name))
         if self.fast_finals_at is not None:
             _positive("fast_finals_at", self.fast_finals_at)
-        for name in ("drain_timeout_s", "start_timeout_s"):
+        if self.max_audio_rate is not None:
+            _positive("max_audio_rate", self.max_audio_rate, whole=False)
+        for name in ("drain_timeout_s", "start_timeout_s", "audio_burst_s"):
             _positive(name, getattr(self, name), whole=False)
         for name, cls in (("engine", EngineConfig), ("vad", VadConfig),
                           ("realtime", RealtimeConfig)):
@@ -157,6 +165,8 @@ class _Connection:
         self._close_code = _CLOSE_GOING_AWAY
         self._sender: asyncio.Task[None] | None = None
         self._close_task: asyncio.Future[Any] | None = None
+        self._audio_started = 0.0
+        """time.monotonic() of the stream's "start"."""
 
     # -------------------------------------------------------------- outgoing
 
@@ -342,6 +352,7 @@ class _Connection:
         except ServerBusy as exc:
             await self.fail(p.ErrorCode.SERVER_BUSY, str(exc), _CLOSE_TRY_LATER)
             return
+        self._audio_started = time.monotonic()
         self.send(p.Ready(self.name, message.sample_rate))
 
     async def _on_audio(self, data: bytes) -> None:
@@ -357,6 +368,15 @@ class _Connection:
             return
         try:
             self._session.feed_bytes(data)
+            rate = config.max_audio_rate
+            if rate is not None:
+                allowed = config.audio_burst_s + rate * (time.monotonic() - self._audio_started)
+                if self._session.stream_seconds > allowed:
+                    await self.fail(p.ErrorCode.TOO_FAST,
+                                    f"audio arrives faster than {rate:g} times real time "
+                                    f"({self._session.stream_seconds:.1f} s of audio in "
+                                    f"{time.monotonic() - self._audio_started:.1f} s)",
+                                    _CLOSE_POLICY)
         except AudioFormatError as exc:
             await self.fail(p.ErrorCode.BAD_AUDIO, str(exc), _CLOSE_POLICY)
         except ServerBusy as exc:

@@ -79,6 +79,8 @@ class ErrorCode:
     """A message was longer than the server accepts."""
     TOO_SLOW = "too_slow"
     """The client did not read the server's messages fast enough."""
+    TOO_FAST = "too_fast"
+    """The client sent audio faster than the server's limit on real-time pace."""
     SERVER_BUSY = "server_busy"
     """The server has its maximum number of sessions, or its engine queue is full."""
     ENGINE = "engine_error"

@@ -69,7 +69,9 @@ class StreamSession:
         self._idle = asyncio.Event()
         self._idle.set()
         self.audio_seconds = 0.0
-        """Seconds of audio received (at the client's rate)."""
+        """Seconds of audio received over the session's life."""
+        self.stream_seconds = 0.0
+        """Seconds of audio received since the current stream's :meth:`begin`."""
         self.fatal: BaseException | None = None
         """Set when the engine failed for good: the session cannot go on."""
 
@@ -111,6 +113,7 @@ class StreamSession:
         self._pipeline = SpeechPipeline(vad, self._vad_config, realtime)
         self._encoding = encoding
         self._channels = channels
+        self.stream_seconds = 0.0
         self._options = dict(options or {})
         if language is not None:
             self._options["language"] = language
@@ -161,7 +164,9 @@ class StreamSession:
         pipeline = self._pipeline
         if self._slot is None or pipeline is None:
             raise LifecycleError(f"session {self.name} is not open and started")
-        self.audio_seconds += len(samples) / self._resampler.in_rate
+        seconds = len(samples) / self._resampler.in_rate
+        self.audio_seconds += seconds
+        self.stream_seconds += seconds
         self._route(pipeline.feed(self._resampler.process(samples)))
 
     def flush(self) -> None:
