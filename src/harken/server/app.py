@@ -2,7 +2,8 @@
 
 Routes:
 
-- ``GET /v1/stream`` (WebSocket): harken's own protocol (:mod:`harken.server.protocol`).
+- ``GET /v1/stream`` (WebSocket): harken's own protocol (:mod:`harken.server.protocol`,
+  served by :mod:`harken.server.websocket`).
 - ``POST /v1/audio/transcriptions``: OpenAI-compatible file transcription
   (:mod:`harken.server.openai_api`).
 - ``GET /health`` (JSON) and ``GET /metrics`` (Prometheus text).
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import logging
 import threading
@@ -33,31 +33,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import EngineConfig, RealtimeConfig, VadConfig
-from ..errors import (
-    AudioFormatError,
-    BackendNotInstalled,
-    ConfigError,
-    HarkenError,
-    LifecycleError,
-    ProtocolError,
-)
-from ..events import ErrorEvent, Event
+from ..errors import ConfigError, LifecycleError
 from . import protocol as p
-from .engine_host import EngineFactory, EngineHost, ServerBusy
+from .engine_host import EngineFactory, EngineHost
 from .metrics import Histogram, Metric, render
-from .session import StreamSession
 from .vads import VadFactory
+from .websocket import CLOSE_GOING_AWAY, CLOSE_INTERNAL, Connection, import_aiohttp
 
 __all__ = ["BackgroundServer", "Server", "ServerConfig"]
 
 logger = logging.getLogger(__name__)
-
-_CLOSE_GOING_AWAY = 1001
-_CLOSE_POLICY = 1008
-_CLOSE_TOO_BIG = 1009
-_CLOSE_INTERNAL = 1011
-_CLOSE_TRY_LATER = 1013
-
 
 def _positive(name: str, value: object, whole: bool = True) -> None:
     number = isinstance(value, int) if whole else isinstance(value, (int, float))
@@ -129,14 +114,6 @@ class ServerConfig:
                                   f"got {type(getattr(self, name)).__name__}")
 
 
-def _import_aiohttp() -> Any:
-    try:
-        import aiohttp.web as web
-    except ImportError:
-        raise BackendNotInstalled("aiohttp", "server", "The harken server") from None
-    return web
-
-
 class _Stats:
     """Counters the server keeps (loop-only)."""
 
@@ -148,239 +125,6 @@ class _Stats:
         self.partials_sent = 0
         self.http_requests: dict[str, int] = {}
         self.http_latency = Histogram()
-
-
-class _Connection:
-    """One WebSocket client of harken's protocol (runs in the aiohttp handler task)."""
-
-    def __init__(self, server: Server, ws: Any, request: Any, name: str) -> None:
-        self._server = server
-        self._ws = ws
-        self._request = request
-        self.name = name
-        self._out: asyncio.Queue[str | None] = asyncio.Queue(server.config.send_queue)
-        self._session = StreamSession(server.host, name, self._on_event,
-                                      vad_config=server.config.vad)
-        self._closing = False
-        self._close_code = _CLOSE_GOING_AWAY
-        self._sender: asyncio.Task[None] | None = None
-        self._close_task: asyncio.Future[Any] | None = None
-        self._audio_started = 0.0
-        """time.monotonic() of the stream's "start"."""
-
-    # -------------------------------------------------------------- outgoing
-
-    def send(self, message: p.ServerMessage) -> None:
-        """Queue a message; a full queue means the client stopped reading: drop it."""
-        if self._closing:
-            return
-        try:
-            self._out.put_nowait(p.encode(message))
-        except asyncio.QueueFull:
-            logger.warning("client %s does not read its messages; disconnecting it", self.name)
-            self._server.stats.closed_by_error[p.ErrorCode.TOO_SLOW] = \
-                self._server.stats.closed_by_error.get(p.ErrorCode.TOO_SLOW, 0) + 1
-            self._closing = True
-            self._abort()
-
-    def _abort(self) -> None:
-        transport = self._request.transport
-        if transport is not None:
-            transport.abort()
-
-    async def _send_loop(self) -> None:
-        while True:
-            text = await self._out.get()
-            if text is None:
-                return
-            try:
-                await self._ws.send_str(text)
-            except (ConnectionError, RuntimeError) as exc:
-                logger.debug("client %s: send failed: %s", self.name, exc)
-                self._closing = True
-                return
-
-    def _on_event(self, event: Event) -> None:
-        if isinstance(event, ErrorEvent):
-            self.send(p.Error(str(event.error), p.ErrorCode.ENGINE))
-            if event.fatal:
-                self._fail_soon(_CLOSE_INTERNAL)
-            return
-        message = p.from_event(event)
-        if message is None:
-            return
-        if isinstance(message, p.Final):
-            self._server.stats.finals_sent += 1
-        elif isinstance(message, p.Partial):
-            self._server.stats.partials_sent += 1
-        self.send(message)
-
-    def _fail_soon(self, code: int) -> None:
-        if not self._closing:
-            self._close_code = code
-            self.send_final_and_close()
-
-    def send_final_and_close(self) -> None:
-        """Let the sender finish what is queued, then close the socket."""
-        with contextlib.suppress(asyncio.QueueFull):
-            self._out.put_nowait(None)
-        self._closing = True
-        # Closing the socket ends the handler's receive loop, whose cleanup leaves the host.
-        self._close_task = asyncio.ensure_future(self._ws.close(code=self._close_code))
-
-    # -------------------------------------------------------------- lifecycle
-
-    async def fail(self, code: str, message: str, close_code: int) -> None:
-        """Send an error, then close the connection (the session ends)."""
-        stats = self._server.stats.closed_by_error
-        stats[code] = stats.get(code, 0) + 1
-        logger.info("client %s: %s (%s)", self.name, message, code)
-        self.send(p.Error(message, code))
-        self._close_code = close_code
-        self._closing = True
-        await self._finish_sending()
-
-    async def _finish_sending(self) -> None:
-        with contextlib.suppress(asyncio.QueueFull):
-            self._out.put_nowait(None)
-        sender = self._sender
-        if sender is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(sender), 2.0)
-            except asyncio.TimeoutError:
-                sender.cancel()
-                self._abort()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._ws.close(code=self._close_code), 2.0)
-
-    async def run(self) -> None:
-        """Serve the connection until it closes."""
-        self._sender = asyncio.create_task(self._send_loop())
-        try:
-            try:
-                self._session.open()
-            except ServerBusy as exc:
-                self._server.stats.rejected_total += 1
-                await self.fail(p.ErrorCode.SERVER_BUSY, str(exc), _CLOSE_TRY_LATER)
-                return
-            except HarkenError as exc:
-                await self.fail(p.ErrorCode.INTERNAL, str(exc), _CLOSE_INTERNAL)
-                return
-            await self._receive_loop()
-            if not self._closing:
-                await self._finish_sending()
-        finally:
-            self._session.close()
-            if self._sender is not None and not self._sender.done():
-                self._sender.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._sender
-
-    async def shutdown(self, timeout: float) -> None:
-        """Server shutdown: finish this stream's finals (bounded), then close."""
-        if self._closing:
-            return
-        if self._session.started:
-            self._session.flush()
-            await self._session.drain(timeout)
-            self.send(p.Stopped())
-        self.send(p.Error("the server is shutting down", p.ErrorCode.SHUTDOWN))
-        self._close_code = _CLOSE_GOING_AWAY
-        self._closing = True
-        await self._finish_sending()
-
-    async def _receive_loop(self) -> None:
-        web = _import_aiohttp()
-        msg_type = web.WSMsgType
-        config = self._server.config
-        while not self._closing:
-            msg = await self._ws.receive()
-            if self._closing:
-                return
-            if msg.type == msg_type.TEXT:
-                await self._on_text(msg.data)
-            elif msg.type == msg_type.BINARY:
-                await self._on_audio(msg.data)
-            elif msg.type == msg_type.ERROR:
-                exc = self._ws.exception()
-                if "size" in str(exc).lower() or "too big" in str(exc).lower():
-                    await self.fail(p.ErrorCode.TOO_LARGE,
-                                    f"message too large: {exc}; the limit is "
-                                    f"{config.max_audio_frame_bytes} bytes", _CLOSE_TOO_BIG)
-                return
-            else:  # CLOSE, CLOSING, CLOSED
-                return
-
-    async def _on_text(self, text: str) -> None:
-        config = self._server.config
-        try:
-            message = p.parse_client(text, config.max_control_bytes)
-        except ProtocolError as exc:
-            code = (p.ErrorCode.TOO_LARGE if "longer than" in str(exc)
-                    else p.ErrorCode.BAD_MESSAGE)
-            await self.fail(code, str(exc), _CLOSE_POLICY)
-            return
-        if isinstance(message, p.Ping):
-            self.send(p.Pong())
-        elif isinstance(message, p.Start):
-            await self._start(message)
-        elif isinstance(message, p.Stop):
-            if not self._session.started:
-                await self.fail(p.ErrorCode.NOT_STARTED, '"stop" before "start"',
-                                _CLOSE_POLICY)
-                return
-            self._session.flush()
-            if not await self._session.drain(config.drain_timeout_s):
-                self.send(p.Error(f"{self._session.outstanding} utterance(s) were not "
-                                  f"transcribed within {config.drain_timeout_s} s",
-                                  p.ErrorCode.ENGINE))
-            self.send(p.Stopped())
-
-    async def _start(self, message: p.Start) -> None:
-        config = self._server.config
-        realtime = config.realtime
-        if not message.partials and realtime.partials:
-            realtime = dataclasses.replace(realtime, partials=False)
-        try:
-            vad = self._server.vads.create()
-            self._session.begin(vad, realtime, sample_rate=message.sample_rate,
-                                encoding=message.encoding, channels=message.channels,
-                                language=message.language)
-        except (AudioFormatError, ConfigError) as exc:
-            await self.fail(p.ErrorCode.BAD_MESSAGE, str(exc), _CLOSE_POLICY)
-            return
-        except ServerBusy as exc:
-            await self.fail(p.ErrorCode.SERVER_BUSY, str(exc), _CLOSE_TRY_LATER)
-            return
-        self._audio_started = time.monotonic()
-        self.send(p.Ready(self.name, message.sample_rate))
-
-    async def _on_audio(self, data: bytes) -> None:
-        config = self._server.config
-        if not self._session.started:
-            await self.fail(p.ErrorCode.NOT_STARTED, 'audio arrived before "start"; send '
-                            '{"type": "start", "sample_rate": ...} first', _CLOSE_POLICY)
-            return
-        if len(data) > config.max_audio_frame_bytes:
-            await self.fail(p.ErrorCode.TOO_LARGE, f"audio message of {len(data)} bytes is "
-                            f"longer than the {config.max_audio_frame_bytes} bytes accepted",
-                            _CLOSE_TOO_BIG)
-            return
-        try:
-            self._session.feed_bytes(data)
-            rate = config.max_audio_rate
-            if rate is not None:
-                allowed = config.audio_burst_s + rate * (time.monotonic() - self._audio_started)
-                if self._session.stream_seconds > allowed:
-                    await self.fail(p.ErrorCode.TOO_FAST,
-                                    f"audio arrives faster than {rate:g} times real time "
-                                    f"({self._session.stream_seconds:.1f} s of audio in "
-                                    f"{time.monotonic() - self._audio_started:.1f} s)",
-                                    _CLOSE_POLICY)
-        except AudioFormatError as exc:
-            await self.fail(p.ErrorCode.BAD_AUDIO, str(exc), _CLOSE_POLICY)
-        except ServerBusy as exc:
-            await self.fail(p.ErrorCode.SERVER_BUSY, str(exc), _CLOSE_TRY_LATER)
 
 
 class Server:
@@ -407,7 +151,7 @@ class Server:
         """Builds each session's detector on one shared Silero model."""
         self._runner: Any = None
         self._port: int | None = None
-        self._connections: set[_Connection] = set()
+        self._connections: set[Connection] = set()
         self._ids = itertools.count(1)
         self._started = False
         self._closed = False
@@ -450,7 +194,7 @@ class Server:
             WorkerError: the engine did not load.
             OSError: the address is in use.
         """
-        web = _import_aiohttp()
+        web = import_aiohttp()
         if self._started:
             raise LifecycleError("Server.start() called twice; create a new Server")
         self._started = True
@@ -509,7 +253,7 @@ class Server:
     # -------------------------------------------------------------- handlers
 
     async def _ws_handler(self, request: Any) -> Any:
-        web = _import_aiohttp()
+        web = import_aiohttp()
         cfg = self.config
         ws = web.WebSocketResponse(
             max_msg_size=max(cfg.max_audio_frame_bytes, cfg.max_control_bytes) * 2 + 1024,
@@ -517,10 +261,10 @@ class Server:
         await ws.prepare(request)
         self.stats.connections_total += 1
         peer = request.remote or "?"
-        conn = _Connection(self, ws, request, self.session_name(peer))
+        conn = Connection(self, ws, request, self.session_name(peer))
         if self._closed:
             await conn.fail(p.ErrorCode.SHUTDOWN, "the server is shutting down",
-                            _CLOSE_GOING_AWAY)
+                            CLOSE_GOING_AWAY)
             return ws
         self._connections.add(conn)
         try:
@@ -529,7 +273,7 @@ class Server:
             logger.exception("session %s failed", conn.name)
             with contextlib.suppress(Exception):
                 await conn.fail(p.ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}",
-                                _CLOSE_INTERNAL)
+                                CLOSE_INTERNAL)
         finally:
             self._connections.discard(conn)
         return ws
@@ -553,7 +297,7 @@ class Server:
         }
 
     async def _health(self, request: Any) -> Any:
-        web = _import_aiohttp()
+        web = import_aiohttp()
         body = self.health()
         return web.json_response(body, status=200 if body["status"] == "ok" else 503)
 
@@ -614,7 +358,7 @@ class Server:
         ]
 
     async def _metrics(self, request: Any) -> Any:
-        web = _import_aiohttp()
+        web = import_aiohttp()
         return web.Response(text=render(self.metrics()),
                             content_type="text/plain", charset="utf-8",
                             headers={"X-Content-Type-Options": "nosniff"})
