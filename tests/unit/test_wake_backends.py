@@ -104,9 +104,11 @@ def test_the_closest_phrase_wins() -> None:
     assert found is not None and found.phrase == "hey hawk" and found.remainder == "Go"
 
 
-def test_request_options_name_the_phrases_as_hotwords() -> None:
+def test_request_options_name_the_phrases_as_hotwords_and_prompt() -> None:
     assert PhraseWakeWord(("hey harken", "jarvis")).request_options() == {
         "hotwords": "Hey Harken, Jarvis"}
+    assert PhraseWakeWord(("hey harken", "jarvis"), sensitivity=0.6).request_options() == {
+        "hotwords": "Hey Harken, Jarvis", "initial_prompt": "Hey Harken. Jarvis."}
 
 
 @pytest.mark.parametrize("kwargs", [
