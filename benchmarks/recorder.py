@@ -93,6 +93,8 @@ def main() -> int:
     parser.add_argument("--utterances", type=int, default=12)
     parser.add_argument("--silence-ms", type=int, default=500)
     parser.add_argument("--gap-s", type=float, default=1.5)
+    parser.add_argument("--no-partials", action="store_true",
+                        help="finals only (partials cost CPU that finals then wait for)")
     args = parser.parse_args()
 
     from conftest import _espeak  # the same speech the tests use
@@ -101,6 +103,7 @@ def main() -> int:
 
     print(f"machine: {machine()}")
     print(f"settings: tiny.en int8 cpu, beam 5, post_speech_silence_ms={args.silence_ms}, "
+          f"partials {'off' if args.no_partials else 'on'}, "
           f"{args.utterances} espeak utterances, {args.gap_s} s gaps, real-time pace")
     print(f"import harken: {import_time() * 1000:.0f} ms (median of 5)")
 
@@ -137,7 +140,8 @@ def main() -> int:
             with lock:
                 arrivals.append((time.perf_counter(), event))
 
-    rec = Recorder(source="push", on_event=on_event, post_speech_silence_ms=args.silence_ms)
+    rec = Recorder(source="push", on_event=on_event, post_speech_silence_ms=args.silence_ms,
+                   partials=not args.no_partials)
     rec.start()
     worker_pid = rec.engine_pid
     chunk = 320  # 20 ms
