@@ -137,8 +137,9 @@ def test_recorders_inside_a_users_multiprocessing_pool(tmp_path, method):
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_recorder_suite_under_each_start_method(tmp_path, method):
-    """The recorder's integration tests pass whatever start method the user's program set."""
+def test_recorder_and_server_suites_under_each_start_method(tmp_path, method):
+    """The recorder's and the server's integration tests pass whatever start method the
+    user's program set."""
     plugin = tmp_path / "start_method_plugin.py"
     plugin.write_text(textwrap.dedent(f"""
         import multiprocessing
@@ -147,9 +148,10 @@ def test_recorder_suite_under_each_start_method(tmp_path, method):
             multiprocessing.set_start_method({method!r}, force=True)
     """))
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
-    tests = str(Path(__file__).with_name("test_recorder.py"))
+    here = Path(__file__).parent
+    tests = [str(here / "test_recorder.py"), str(here / "test_server.py")]
     out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p",
-                          "start_method_plugin", "-p", "no:cacheprovider", tests],
+                          "start_method_plugin", "-p", "no:cacheprovider", *tests],
                          capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     assert " passed" in out.stdout
