@@ -24,11 +24,13 @@ utterance order, also when a restarted engine answers out of order.
 Wake words (optional): a :class:`~harken.wake.gate.WakeGate` decides which utterances are
 commands. Utterances heard while waiting for the wake word produce no SpeechStarted,
 partials or finals. A frame detector (Porcupine, openWakeWord) hears every frame, and its
-hits count while waiting; on a hit the utterance holding the wake word is dropped and the segmenter starts
-afresh, so the command's audio (and its pre-roll) begins after the wake word while speech
-running straight on from it is kept. The phrase backend sends each plausible utterance as a
-wake check (a ``final`` request with the phrases as hotwords) and the gate matches its text;
-the text after the phrase, or the next utterance, is the command.
+hits count while waiting; on a hit the utterance holding the wake word is dropped and the
+segmenter starts afresh, so the command's pre-roll does not reach back into the wake word;
+a command that starts right at the hit (speech running straight on) gets
+``_WAKE_LOOKBACK_MS`` of audio from before it, covering the detector's latency. The phrase
+backend sends each plausible utterance as a wake check (a ``final`` request with the
+phrases as hotwords) and the gate matches its text; the text after the phrase, or the next
+utterance, is the command.
 
 Tests drive it by pushing numpy arrays, with a fake VAD and no engine at all.
 """
