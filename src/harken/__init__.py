@@ -16,6 +16,11 @@ _EXPORTS: dict[str, str] = {
     "AsyncRecorder": "harken.aio",
     "transcribe_file": "harken.recorder",
     "EngineConfig": "harken.config",
+    "RealtimeConfig": "harken.config",
+    "WakeConfig": "harken.config",
+    "WakeWordDetected": "harken.events",
+    "WakeWordTimeout": "harken.events",
+    "WakeWordWaiting": "harken.events",
     "RecorderConfig": "harken.config",
     "VadConfig": "harken.config",
     "ErrorEvent": "harken.events",
@@ -47,7 +52,7 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover
     from .aio import AsyncRecorder
-    from .config import EngineConfig, RecorderConfig, VadConfig
+    from .config import EngineConfig, RealtimeConfig, RecorderConfig, VadConfig, WakeConfig
     from .errors import (
         AudioFormatError,
         AudioSourceError,
@@ -73,6 +78,9 @@ if TYPE_CHECKING:  # pragma: no cover
         SpeechStarted,
         StateChanged,
         TranscriptionStarted,
+        WakeWordDetected,
+        WakeWordTimeout,
+        WakeWordWaiting,
         Word,
     )
     from .recorder import Recorder, transcribe_file
