@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import HarkenError
 from .formats import FORMATS, render
+from .options import add_engine_args
 
 __all__ = ["build_parser", "main", "sample_path"]
 
@@ -24,23 +25,6 @@ _LOG = logging.getLogger("harken.cli")
 def sample_path() -> Path:
     """Path of the short recording shipped with harken (16 kHz mono WAV)."""
     return Path(__file__).resolve().parent.parent / "data" / "sample.wav"
-
-
-def _engine_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model")
-    g.add_argument("--model", default="tiny.en",
-                   help="faster-whisper model name or directory (default: the embedded tiny.en)")
-    g.add_argument("--language", default=None, help="language code, e.g. en (default: detect)")
-    g.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
-    g.add_argument("--compute-type", default="int8")
-    g.add_argument("--beam-size", type=int, default=5)
-    g.add_argument("--engine", default="faster-whisper",
-                   help="engine backend: faster-whisper (default) or scripted (a test engine)")
-    v = p.add_argument_group("voice activity")
-    v.add_argument("--vad", default="webrtc+silero",
-                   choices=["webrtc+silero", "silero", "webrtc", "energy"])
-    v.add_argument("--silence-ms", type=int, default=500,
-                   help="silence that ends an utterance, in ms (default 500)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-o", "--output-dir", type=Path, default=None,
                    help="write <name>.<format> files here instead of printing")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    _engine_args(t)
+    add_engine_args(t)
 
     ls = sub.add_parser("listen", help="transcribe the microphone live")
     ls.add_argument("--input-device", default=None,
@@ -78,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="0..1: higher detects more and false-triggers more (default 0.5)")
     w.add_argument("--wake-timeout", type=float, default=5.0, metavar="SECONDS",
                    help="after the wake word, wait this long for speech (default 5)")
-    _engine_args(ls)
+    add_engine_args(ls)
 
     sub.add_parser("devices", help="list audio input devices")
     from . import client, serve  # the server commands (they import aiohttp only when run)

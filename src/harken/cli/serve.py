@@ -13,6 +13,8 @@ import signal
 import sys
 from typing import Any
 
+from .options import add_engine_args
+
 __all__ = ["add_parser", "run"]
 
 
@@ -34,21 +36,8 @@ def add_parser(subparsers: Any) -> None:
                    "word timings) to keep up; 0: never (default 2)")
     s.add_argument("--drain-timeout", type=float, default=10.0,
                    help="seconds to finish in-flight finals on shutdown (default 10)")
-    g = s.add_argument_group("model")
-    g.add_argument("--model", default="tiny.en",
-                   help="faster-whisper model name or directory (default: the embedded tiny.en)")
-    g.add_argument("--language", default=None, help="language code, e.g. en (default: detect)")
-    g.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
-    g.add_argument("--compute-type", default="int8")
-    g.add_argument("--beam-size", type=int, default=5)
-    g.add_argument("--engine", default="faster-whisper",
-                   help="engine backend: faster-whisper (default) or scripted (a test engine)")
-    v = s.add_argument_group("voice activity")
-    v.add_argument("--vad", default="webrtc+silero",
-                   choices=["webrtc+silero", "silero", "webrtc", "energy"])
-    v.add_argument("--silence-ms", type=int, default=500,
-                   help="silence that ends an utterance, in ms (default 500)")
-    v.add_argument("--no-partials", action="store_true", help="send no live partial text")
+    add_engine_args(s)
+    s.add_argument("--no-partials", action="store_true", help="send no live partial text")
     s.set_defaults(run=run)
 
 
