@@ -76,7 +76,6 @@ import bisect
 import difflib
 import json
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -92,6 +91,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from machine_info import machine
 from numpy.typing import NDArray
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -387,20 +387,6 @@ def score(run: Run, utts: Sequence[Utterance], simulated: bool = False) -> Score
 
 
 # ----------------------------------------------------------------------------- setup
-
-
-def machine() -> str:
-    """One line: OS, CPU model, cores, Python."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{platform.platform()}, {cpu}, {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}")
 
 
 def load_utterances(quick: bool, n_espeak: int) -> list[Utterance]:

@@ -16,7 +16,6 @@ Usage: python benchmarks/recorder.py [--utterances 12] [--silence-ms 500]
 from __future__ import annotations
 
 import argparse
-import platform
 import resource
 import statistics
 import subprocess
@@ -26,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine_info import machine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -47,22 +47,6 @@ SENTENCES = [
     "The children played football in the park until it got dark.",
     "It takes about twenty minutes to walk from here to the museum.",
 ]
-
-
-def machine() -> str:
-    """One line describing the machine."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-
-    return (f"{platform.platform()}, {cpu}, {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}")
 
 
 def pct(values: list[float], q: float) -> float:

@@ -21,7 +21,6 @@ Usage: python benchmarks/soak.py [--minutes 60] [--real]
 from __future__ import annotations
 
 import argparse
-import platform
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+from machine_info import machine
 
 from harken.events import FinalTranscript
 from harken.recorder import Recorder
@@ -187,21 +187,6 @@ def run_soak(minutes: float, *, on_sample: object = None, real: bool = False) ->
         rec.flush(120)
     result.wall_s = time.monotonic() - t0
     return result
-
-
-def machine() -> str:
-    """One line describing this machine."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = psutil.virtual_memory().total / 2**30
-    return (f"{cpu}, {psutil.cpu_count()} cores, {mem:.1f} GiB RAM, "
-            f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
 
 
 def main() -> int:

@@ -20,6 +20,8 @@ MINUTES = 20
 
 def _load_soak() -> ModuleType:
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "soak.py"
+    if str(path.parent) not in sys.path:  # for its sibling module machine_info
+        sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location("harken_bench_soak", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -18,6 +18,8 @@ DATA = ROOT / "tests" / "data"
 
 
 def _load() -> ModuleType:
+    if str(ROOT / "benchmarks") not in sys.path:  # for its sibling module machine_info
+        sys.path.insert(0, str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location("harken_bench_latency",
                                                   ROOT / "benchmarks" / "latency.py")
     assert spec is not None and spec.loader is not None
