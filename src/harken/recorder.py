@@ -179,8 +179,8 @@ class Recorder:
         source: "mic" (default), "push" (use :meth:`feed_audio`), a file path, or any
             :class:`~harken.sources.base.AudioSource`.
         input_device: microphone index or name (with ``source="mic"``).
-        on_final: called with each :class:`FinalTranscript`'s text... as ``on_final(text)``;
-            use ``on_event`` for the full objects.
+        on_final: ``on_final(text)`` with the text of each final transcript; use
+            ``on_event`` for the full :class:`FinalTranscript` objects.
         on_partial: ``on_partial(stable, unstable)`` for interim text.
         on_speech_start: ``on_speech_start()`` when voice activity starts.
         on_speech_end: ``on_speech_end()`` when it ends.
