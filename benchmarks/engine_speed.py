@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -39,6 +37,7 @@ import wave
 from pathlib import Path
 from typing import Any
 
+import machine_info
 import numpy as np
 
 from harken.config import EngineConfig
@@ -57,19 +56,10 @@ BUCKETS = ((0.0, 3.0), (3.0, 5.0), (5.0, 8.5))
 
 def machine() -> str:
     """One line describing the machine and the libraries."""
-    cpu = platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import ctranslate2
     import faster_whisper
 
-    return (f"{platform.platform()}, {cpu}, {os.cpu_count()} cores, Python "
-            f"{platform.python_version()}, faster-whisper {faster_whisper.__version__}, "
+    return (f"{machine_info.machine()}, faster-whisper {faster_whisper.__version__}, "
             f"ctranslate2 {ctranslate2.__version__}")
 
 
