@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -373,14 +374,31 @@ def _child(*, stderr: Any = None) -> subprocess.Popen[bytes]:
                             stdout=subprocess.PIPE, stderr=stderr, env=env)
 
 
-def test_child_program_exits_on_stdin_eof_and_keeps_stdout_clean() -> None:
-    child = _child(stderr=subprocess.PIPE)
+@contextlib.contextmanager
+def _ready_child(options: dict[str, Any], *,
+                 stderr: Any = None) -> Iterator[subprocess.Popen[bytes]]:
+    """The child program, sent "init" for the scripted engine and answered "ready";
+    killed (if still running) and its pipes closed afterwards."""
+    child = _child(stderr=stderr)
     assert child.stdin is not None and child.stdout is not None
-    config = EngineConfig(engine="scripted", options={"print_text": "PRINTED BY A LIBRARY"})
+    config = EngineConfig(engine="scripted", options=options)
     try:
         write_message(child.stdin, "init", {"engine": config.to_dict(), "log_level": 30})
         ready = read_message(child.stdout)
         assert ready is not None and ready.type == "ready"
+        yield child
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        for stream in (child.stdin, child.stdout, child.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_child_program_exits_on_stdin_eof_and_keeps_stdout_clean() -> None:
+    with _ready_child({"print_text": "PRINTED BY A LIBRARY"}, stderr=subprocess.PIPE) as child:
+        assert child.stdin is not None and child.stdout is not None
         write_message(child.stdin, "transcribe", {"id": 1, "kind": "final", "options": {}},
                       np.zeros(1600, np.float32).tobytes())
         write_message(child.stdin, "ping", {"id": 9})
@@ -393,22 +411,11 @@ def test_child_program_exits_on_stdin_eof_and_keeps_stdout_clean() -> None:
         assert read_message(child.stdout) is None
         assert child.stderr is not None
         assert b"PRINTED BY A LIBRARY" in child.stderr.read()
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        for stream in (child.stdin, child.stdout, child.stderr):
-            if stream is not None:
-                stream.close()
 
 
 def test_child_program_supersedes_queued_partials() -> None:
-    child = _child()
-    assert child.stdin is not None and child.stdout is not None
-    config = EngineConfig(engine="scripted", options={"delay_s": 0.3})
-    try:
-        write_message(child.stdin, "init", {"engine": config.to_dict(), "log_level": 30})
-        assert (read_message(child.stdout) or None) is not None
+    with _ready_child({"delay_s": 0.3}) as child:
+        assert child.stdin is not None and child.stdout is not None
         audio = np.zeros(160, np.float32).tobytes()
         write_message(child.stdin, "transcribe", {"id": 1, "kind": "final", "options": {}},
                       audio)
@@ -427,48 +434,6 @@ def test_child_program_supersedes_queued_partials() -> None:
         assert [s[0] for s in seen[2:]] == [1, 5, 4]  # finals before the newest partial
         write_message(child.stdin, "shutdown", {})
         assert child.wait(timeout=5) == 0
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        for stream in (child.stdin, child.stdout):
-            stream.close()
-
-
-@pytest.mark.parametrize("method", ["spawn", "forkserver"])
-def test_script_without_main_guard_under_start_method(tmp_path: Path, method: str) -> None:
-    script = tmp_path / "user_script.py"
-    script.write_text(textwrap.dedent(f"""
-        import multiprocessing, threading
-        import numpy as np
-        multiprocessing.set_start_method({method!r}, force=True)
-        from harken.config import EngineConfig
-        from harken.engine.base import TranscribeRequest
-        from harken.worker.process import EngineProcess
-
-        done = threading.Event()
-        texts = []
-
-        def on_result(request, output, seconds, attempts):
-            texts.append(output.text)
-            done.set()
-
-        # module level, no `if __name__ == "__main__":` guard on purpose
-        engine = EngineProcess(EngineConfig(engine="scripted"), on_result=on_result,
-                               on_failed=print, on_error=print)
-        engine.start()
-        audio = np.full(8000, 0.2, dtype=np.float32)
-        engine.submit(TranscribeRequest(1, 1, "final", audio, 0, 8000))
-        assert done.wait(10)
-        engine.close()
-        print("RESULT", texts[0], multiprocessing.get_start_method())
-    """))
-    env = dict(os.environ, PYTHONPATH=str(SRC))
-    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                         timeout=60, env=env, cwd=tmp_path)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == f"RESULT speech 0.50 s rms 0.200 {method}"
-    assert "bootstrapping" not in run.stderr
 
 
 def test_forgotten_close_kills_a_hung_child_at_exit(tmp_path: Path) -> None:
@@ -597,12 +562,8 @@ def test_cancelled_request_is_not_resent_after_a_crash(
 
 
 def test_child_program_cancels_a_queued_request() -> None:
-    child = _child()
-    assert child.stdin is not None and child.stdout is not None
-    config = EngineConfig(engine="scripted", options={"delay_s": 0.3})
-    try:
-        write_message(child.stdin, "init", {"engine": config.to_dict(), "log_level": 30})
-        assert (read_message(child.stdout) or None) is not None
+    with _ready_child({"delay_s": 0.3}) as child:
+        assert child.stdin is not None and child.stdout is not None
         audio = np.zeros(160, np.float32).tobytes()
         for i, kind in ((1, "final"), (2, "final"), (3, "partial"), (4, "final")):
             write_message(child.stdin, "transcribe", {"id": i, "kind": kind, "options": {}},
@@ -621,9 +582,3 @@ def test_child_program_cancels_a_queued_request() -> None:
         assert seen[2:] == [(1, "result", None), (4, "result", None)]
         write_message(child.stdin, "shutdown", {})
         assert child.wait(timeout=5) == 0
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        for stream in (child.stdin, child.stdout):
-            stream.close()
