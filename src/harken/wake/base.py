@@ -11,14 +11,32 @@ whole VAD-bounded utterances, see :mod:`harken.wake.phrase`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ..errors import ConfigError
 from ..vad.base import FRAME_SAMPLES
 
-__all__ = ["FRAME_SAMPLES", "WakeWordDetector"]
+__all__ = ["FRAME_SAMPLES", "WakeWordDetector", "values_per_keyword"]
+
+
+def values_per_keyword(values: Sequence[float] | float, count: int, *,
+                       ok: Callable[[float], bool], error: str) -> list[float]:
+    """One number per keyword (a sensitivity or threshold); a single number serves them all.
+
+    Raises:
+        ConfigError: with ``error`` when the count does not match or a value fails ``ok``.
+    """
+    if isinstance(values, (int, float)):
+        out = [float(values)] * count
+    else:
+        out = [float(v) for v in values]
+    if len(out) != count or not all(ok(v) for v in out):
+        raise ConfigError(error)
+    return out
 
 
 @runtime_checkable

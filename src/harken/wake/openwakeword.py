@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import BackendNotInstalled, ConfigError
+from .base import values_per_keyword
 
 __all__ = ["BUILTIN_MODELS", "OpenWakeWordDetector"]
 
@@ -70,14 +71,10 @@ class OpenWakeWordDetector:
                     f"{', '.join(BUILTIN_MODELS)}, give the path of a .tflite model file, "
                     "or use the 'phrase' backend for any phrase")
             names.append(name)
-        if isinstance(thresholds, (int, float)):
-            limits = [float(thresholds)] * len(names)
-        else:
-            limits = [float(t) for t in thresholds]
-        if len(limits) != len(names) or not all(0.0 < t < 1.0 for t in limits):
-            raise ConfigError(
-                f"openWakeWord needs one threshold between 0 and 1 per model ({len(names)}), "
-                f"got {thresholds!r}")
+        limits = values_per_keyword(
+            thresholds, len(names), ok=lambda t: 0.0 < t < 1.0,
+            error=f"openWakeWord needs one threshold between 0 and 1 per model ({len(names)}), "
+                  f"got {thresholds!r}")
         self._names = tuple(names)
         self._thresholds = tuple(limits)
         self._features: Any = None

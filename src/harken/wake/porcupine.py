@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import BackendNotInstalled, ConfigError
-from .base import FRAME_SAMPLES
+from .base import FRAME_SAMPLES, values_per_keyword
 
 __all__ = ["BUILTIN_KEYWORDS", "PorcupineDetector"]
 
@@ -66,14 +66,10 @@ class PorcupineDetector:
                     f"{', '.join(BUILTIN_KEYWORDS)}, give the path of a .ppn keyword file, "
                     "or use the 'phrase' backend for any phrase")
             names.append(name)
-        if isinstance(sensitivities, (int, float)):
-            sens = [float(sensitivities)] * len(names)
-        else:
-            sens = [float(s) for s in sensitivities]
-        if len(sens) != len(names) or not all(0.0 <= s <= 1.0 for s in sens):
-            raise ConfigError(
-                f"Porcupine needs one sensitivity from 0 to 1 per keyword ({len(names)}), "
-                f"got {sensitivities!r}")
+        sens = values_per_keyword(
+            sensitivities, len(names), ok=lambda s: 0.0 <= s <= 1.0,
+            error=f"Porcupine needs one sensitivity from 0 to 1 per keyword ({len(names)}), "
+                  f"got {sensitivities!r}")
         self._names = tuple(names)
         self._sensitivities = tuple(sens)
         self._porcupine = porcupine
