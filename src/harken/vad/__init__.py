@@ -10,13 +10,13 @@ called from one thread (the pipeline thread).
 
 from __future__ import annotations
 
-import importlib
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .._lazy import lazy_exports
 from ..errors import AudioFormatError
 from .base import FRAME_SAMPLES, VoiceActivityDetector
 
@@ -76,14 +76,4 @@ def check_frame(frame: NDArray[np.float32]) -> None:
         raise AudioFormatError("a VAD frame must not hold NaN or infinite samples")
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'harken.vad' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)
