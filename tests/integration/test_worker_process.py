@@ -436,6 +436,42 @@ def test_child_program_supersedes_queued_partials() -> None:
         assert child.wait(timeout=5) == 0
 
 
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_script_without_main_guard_under_start_method(tmp_path: Path, method: str) -> None:
+    script = tmp_path / "user_script.py"
+    script.write_text(textwrap.dedent(f"""
+        import multiprocessing, threading
+        import numpy as np
+        multiprocessing.set_start_method({method!r}, force=True)
+        from harken.config import EngineConfig
+        from harken.engine.base import TranscribeRequest
+        from harken.worker.process import EngineProcess
+
+        done = threading.Event()
+        texts = []
+
+        def on_result(request, output, seconds, attempts):
+            texts.append(output.text)
+            done.set()
+
+        # module level, no `if __name__ == "__main__":` guard on purpose
+        engine = EngineProcess(EngineConfig(engine="scripted"), on_result=on_result,
+                               on_failed=print, on_error=print)
+        engine.start()
+        audio = np.full(8000, 0.2, dtype=np.float32)
+        engine.submit(TranscribeRequest(1, 1, "final", audio, 0, 8000))
+        assert done.wait(10)
+        engine.close()
+        print("RESULT", texts[0], multiprocessing.get_start_method())
+    """))
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=60, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == f"RESULT speech 0.50 s rms 0.200 {method}"
+    assert "bootstrapping" not in run.stderr
+
+
 def test_forgotten_close_kills_a_hung_child_at_exit(tmp_path: Path) -> None:
     marker = tmp_path / "hung"
     script = tmp_path / "forgetful.py"
