@@ -7,6 +7,10 @@ Routes:
 - ``POST /v1/audio/transcriptions``: OpenAI-compatible file transcription
   (:mod:`harken.server.openai_api`).
 - ``GET /health`` (JSON) and ``GET /metrics`` (Prometheus text).
+- ``GET /``: a browser page that streams the microphone (:mod:`harken.server.web`).
+
+With ``ServerConfig.token`` set, an aiohttp middleware (:mod:`harken.server.auth`) asks
+every route but ``GET /`` and ``/health`` for ``Authorization: Bearer <token>``.
 
 Stack: aiohttp (the ``server`` extra). It gives an HTTP server, WebSockets and multipart
 request bodies in one package on one event loop; ``websockets`` alone has no multipart POST
@@ -35,6 +39,7 @@ from typing import Any
 from ..config import EngineConfig, RealtimeConfig, VadConfig
 from ..errors import ConfigError, LifecycleError
 from . import protocol as p
+from .auth import check_token
 from .engine_host import EngineFactory, EngineHost
 from .metrics import Histogram, Metric, render
 from .vads import VadFactory
@@ -90,6 +95,9 @@ class ServerConfig:
     """On stop and on shutdown: seconds to wait for the finals still being transcribed."""
     start_timeout_s: float = 120.0
     """Seconds the engine may take to load."""
+    token: str | None = field(default=None, repr=False)
+    """When set, every route except ``GET /`` and ``/health`` needs ``Authorization: Bearer
+    <token>`` (WebSockets may pass ``?token=``); see :mod:`harken.server.auth`."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host:
@@ -107,6 +115,7 @@ class ServerConfig:
             _positive("max_audio_rate", self.max_audio_rate, whole=False)
         for name in ("drain_timeout_s", "start_timeout_s", "audio_burst_s"):
             _positive(name, getattr(self, name), whole=False)
+        check_token(self.token)
         for name, cls in (("engine", EngineConfig), ("vad", VadConfig),
                           ("realtime", RealtimeConfig)):
             if not isinstance(getattr(self, name), cls):
@@ -202,13 +211,19 @@ class Server:
         await asyncio.to_thread(self.vads.load)
         await self.host.start()
         try:
-            app = web.Application(client_max_size=self.config.max_upload_bytes + (1 << 20))
+            from .auth import make_middleware
+            from .web import add_routes as add_web_routes
+
+            token = self.config.token
+            app = web.Application(client_max_size=self.config.max_upload_bytes + (1 << 20),
+                                  middlewares=[make_middleware(token)] if token else [])
             from .openai_api import add_routes as add_openai_routes
 
             app.router.add_get("/v1/stream", self._ws_handler)
             app.router.add_get("/health", self._health)
             app.router.add_get("/metrics", self._metrics)
             add_openai_routes(app, self)
+            add_web_routes(app, self)
             # On shutdown, HTTP transcriptions in flight get the drain timeout to finish.
             runner = web.AppRunner(app, access_log=None,
                                    shutdown_timeout=self.config.drain_timeout_s)

@@ -1,0 +1,104 @@
+"""Optional bearer-token access control for the harken server (an aiohttp middleware).
+
+When :attr:`~harken.server.app.ServerConfig.token` is set, every request needs
+``Authorization: Bearer <token>``, except ``GET /`` (the browser page) and ``GET /health``.
+WebSocket upgrades may pass the token as a ``?token=`` query parameter instead, because
+browsers cannot set headers on a WebSocket. Anything else gets ``401`` with an
+OpenAI-shaped JSON error, so the ``openai`` package raises ``AuthenticationError``.
+
+The middleware wraps every route registered on the application, including routes other
+modules add later, so a protocol module gets access control without doing anything.
+Tokens are compared in constant time (:func:`hmac.compare_digest`).
+
+Thread: the middleware runs on the server's asyncio event loop, in each request's handler task.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..errors import ConfigError
+
+__all__ = ["OPEN_PATHS", "check_token", "is_authorized", "make_middleware"]
+
+logger = logging.getLogger(__name__)
+
+OPEN_PATHS = frozenset({"/", "/health"})
+"""Paths served without a token (to GET and HEAD requests only)."""
+
+_MAX_TOKEN_CHARS = 4096
+
+
+def check_token(token: object) -> str | None:
+    """Validate a configured token; return it unchanged.
+
+    Args:
+        token: None (no access control) or the token clients must present.
+
+    Raises:
+        ConfigError: the token is not a string of 1 to 4096 visible ASCII characters (no
+            spaces or control characters: it must fit in an HTTP header and a URL).
+    """
+    if token is None:
+        return None
+    if not isinstance(token, str) or not 1 <= len(token) <= _MAX_TOKEN_CHARS \
+            or not all("!" <= ch <= "~" for ch in token):
+        shown = type(token).__name__ if not isinstance(token, str) else f"{len(token)} chars"
+        raise ConfigError("token must be None or 1 to 4096 visible ASCII characters (no "
+                          f"spaces or control characters), got {shown}")
+    return token
+
+
+def _presented(request: Any) -> str | None:
+    """The token a request carries: the Bearer header, or ``?token=`` on a WebSocket."""
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, value = header.strip().partition(" ")
+        return value.strip() if scheme.lower() == "bearer" else None
+    upgrade = request.headers.get("Upgrade", "")
+    if upgrade.lower() == "websocket":
+        value = request.query.get("token")
+        return value if isinstance(value, str) else None
+    return None
+
+
+def is_authorized(request: Any, token: str) -> bool:
+    """Whether ``request`` may pass: an open path, or the right token (constant time)."""
+    if request.method in ("GET", "HEAD") and request.path in OPEN_PATHS:
+        return True
+    presented = _presented(request)
+    if presented is None:
+        return False
+    return hmac.compare_digest(presented.encode("utf-8"), token.encode("utf-8"))
+
+
+def make_middleware(token: str) -> Any:
+    """An aiohttp middleware that answers 401 to requests without the right token.
+
+    Imports aiohttp (call it from ``Server.start()``).
+
+    Args:
+        token: the token clients must present (already validated by :func:`check_token`).
+    """
+    from aiohttp import web
+
+    @web.middleware
+    async def bearer_token(request: Any,
+                           handler: Callable[[Any], Awaitable[Any]]) -> Any:
+        if is_authorized(request, token):
+            return await handler(request)
+        missing = _presented(request) is None
+        logger.info("refused %s %s from %s: %s token", request.method, request.path,
+                    request.remote, "no" if missing else "wrong")
+        message = ("this server needs a token: send 'Authorization: Bearer <token>' (a "
+                   "WebSocket may add ?token=<token> to its URL instead)" if missing
+                   else "the token is not valid")
+        body = {"error": {"message": message, "type": "invalid_request_error",
+                          "param": None, "code": "invalid_api_key"}}
+        return web.json_response(body, status=401,
+                                 headers={"WWW-Authenticate": 'Bearer realm="harken"'})
+
+    return bearer_token
