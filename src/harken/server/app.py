@@ -8,6 +8,9 @@ Routes:
   (:mod:`harken.server.openai_api`).
 - ``GET /health`` (JSON) and ``GET /metrics`` (Prometheus text).
 - ``GET /``: a browser page that streams the microphone (:mod:`harken.server.web`).
+- ``GET /rtstt/control`` and ``GET /rtstt/data`` (WebSockets): RealtimeSTT's protocol, for
+  its ``AudioToTextRecorderClient`` (:mod:`harken.server.rtstt_compat`); with
+  ``ServerConfig.rtstt_ports`` also at ``/`` on RealtimeSTT's two ports.
 
 With ``ServerConfig.token`` set, an aiohttp middleware (:mod:`harken.server.auth`) asks
 every route but ``GET /`` and ``/health`` for ``Authorization: Bearer <token>``.
@@ -42,6 +45,7 @@ from . import protocol as p
 from .auth import check_token
 from .engine_host import EngineFactory, EngineHost
 from .metrics import Histogram, Metric, render
+from .rtstt_compat import RtsttHub, check_ports
 from .vads import VadFactory
 from .websocket import CLOSE_GOING_AWAY, CLOSE_INTERNAL, Connection, import_aiohttp
 
@@ -98,6 +102,9 @@ class ServerConfig:
     token: str | None = field(default=None, repr=False)
     """When set, every route except ``GET /`` and ``/health`` needs ``Authorization: Bearer
     <token>`` (WebSockets may pass ``?token=``); see :mod:`harken.server.auth`."""
+    rtstt_ports: tuple[int, int] | None = None
+    """(control, data) ports that also serve RealtimeSTT's protocol at ``/``, e.g. (8011, 8012)
+    for its client's default URLs; None: only ``/rtstt/control`` and ``/rtstt/data``."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host:
@@ -116,6 +123,7 @@ class ServerConfig:
         for name in ("drain_timeout_s", "start_timeout_s", "audio_burst_s"):
             _positive(name, getattr(self, name), whole=False)
         check_token(self.token)
+        check_ports(self.rtstt_ports)
         for name, cls in (("engine", EngineConfig), ("vad", VadConfig),
                           ("realtime", RealtimeConfig)):
             if not isinstance(getattr(self, name), cls):
@@ -159,6 +167,8 @@ class Server:
         self.vads = VadFactory(self.config.vad)
         """Builds each session's detector on one shared Silero model."""
         self._runner: Any = None
+        self.rtstt: RtsttHub | None = None
+        """RealtimeSTT's endpoints (set by :meth:`start`)."""
         self._port: int | None = None
         self._connections: set[Connection] = set()
         self._ids = itertools.count(1)
@@ -224,6 +234,7 @@ class Server:
             app.router.add_get("/metrics", self._metrics)
             add_openai_routes(app, self)
             add_web_routes(app, self)
+            self.rtstt = RtsttHub.add_routes(app, self)
             # On shutdown, HTTP transcriptions in flight get the drain timeout to finish.
             runner = web.AppRunner(app, access_log=None,
                                    shutdown_timeout=self.config.drain_timeout_s)
@@ -233,6 +244,8 @@ class Server:
             await site.start()
             sockets = site._server.sockets if site._server is not None else []
             self._port = int(sockets[0].getsockname()[1]) if sockets else self.config.port
+            if self.config.rtstt_ports is not None:
+                await self.rtstt.listen(self.config.host, *self.config.rtstt_ports)
         except BaseException:
             await self.close()
             raise
@@ -255,6 +268,8 @@ class Server:
         if conns:
             await asyncio.wait([asyncio.ensure_future(c.shutdown(timeout)) for c in conns],
                                timeout=timeout + 3.0)
+        if self.rtstt is not None:
+            await self.rtstt.close(timeout)
         if self._runner is not None:
             with contextlib.suppress(Exception):
                 await self._runner.cleanup()
