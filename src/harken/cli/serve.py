@@ -38,7 +38,20 @@ def add_parser(subparsers: Any) -> None:
                    help="seconds to finish in-flight finals on shutdown (default 10)")
     add_engine_args(s)
     s.add_argument("--no-partials", action="store_true", help="send no live partial text")
+    s.add_argument("--rtstt-ports", type=_port_pair, default=None, metavar="CONTROL,DATA",
+                   help="also serve RealtimeSTT's protocol at / on these two ports, e.g. "
+                   "8011,8012 (its client's defaults)")
     s.set_defaults(run=run)
+
+
+def _port_pair(text: str) -> tuple[int, int]:
+    """Parse ``--rtstt-ports`` ("8011,8012")."""
+    try:
+        control, data = (int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected two ports like 8011,8012, got {text!r}") from None
+    return control, data
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -54,7 +67,7 @@ def _config(args: argparse.Namespace) -> Any:
                         realtime=RealtimeConfig(partials=not args.no_partials),
                         max_sessions=args.max_sessions, drain_timeout_s=args.drain_timeout,
                         fast_finals_at=args.fast_finals_at or None,
-                        max_audio_rate=args.max_audio_rate)
+                        max_audio_rate=args.max_audio_rate, rtstt_ports=args.rtstt_ports)
 
 
 async def _serve(config: Any) -> None:
@@ -72,6 +85,9 @@ async def _serve(config: Any) -> None:
         print(f"harken: listening on {server.url} (WebSocket {server.url.replace('http', 'ws')}"
               f"/v1/stream, OpenAI {server.url}/v1/audio/transcriptions); Ctrl+C stops",
               file=sys.stderr, flush=True)
+        if server.rtstt is not None and server.rtstt.ports is not None:
+            print("harken: RealtimeSTT protocol on ws://{0}:{1} (control) and ws://{0}:{2} "
+                  "(data)".format(config.host, *server.rtstt.ports), file=sys.stderr, flush=True)
         await stop.wait()
         print("harken: shutting down (finishing in-flight finals)...", file=sys.stderr,
               flush=True)
