@@ -233,6 +233,9 @@ class Server:
             app.router.add_get("/health", self._health)
             app.router.add_get("/metrics", self._metrics)
             add_openai_routes(app, self)
+            from .openai_realtime import add_routes as add_realtime_routes
+
+            add_realtime_routes(app, self)
             add_web_routes(app, self)
             self.rtstt = RtsttHub.add_routes(app, self)
             # On shutdown, HTTP transcriptions in flight get the drain timeout to finish.
