@@ -1,0 +1,464 @@
+"""OpenAI Realtime transcription sessions (GET /v1/realtime), driven by the openai package.
+
+A real :class:`~harken.server.app.Server` on 127.0.0.1 (a real engine process with the
+scripted engine, energy VAD) on the test's event loop; the official ``openai`` client's
+``realtime.connect`` is the client, with raw ``websockets`` for the beta dialect and for
+malformed input. The model test runs the real tiny.en and the real VAD on espeak speech.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+import pytest
+import websockets
+
+from harken.audio.convert import float32_to_pcm16
+from harken.config import EngineConfig, VadConfig
+from harken.server.app import Server, ServerConfig
+from harken.server.openai_realtime import (
+    EventError,
+    RealtimeSettings,
+    parse_session_update,
+    render_session,
+)
+
+openai = pytest.importorskip("openai")
+
+RATE = 24000
+TEXT = "hello there world"
+COMPLETED = "conversation.item.input_audio_transcription.completed"
+DELTA = "conversation.item.input_audio_transcription.delta"
+
+
+def tone(seconds: float, rate: int = RATE, amp: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (amp * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+def silence(seconds: float, rate: int = RATE) -> np.ndarray:
+    return np.zeros(int(seconds * rate), np.float32)
+
+
+def bursts(n: int, rate: int = RATE) -> np.ndarray:
+    """n bursts of 1 s tone, each followed by 0.8 s of silence, after 0.3 s of silence."""
+    parts = [silence(0.3, rate)]
+    for _ in range(n):
+        parts += [tone(1.0, rate), silence(0.8, rate)]
+    return np.concatenate(parts)
+
+
+def b64(audio: np.ndarray) -> str:
+    return base64.b64encode(bytes(float32_to_pcm16(audio))).decode()
+
+
+def config(**kw: Any) -> ServerConfig:
+    kw.setdefault("engine", EngineConfig(engine="scripted", options={"text": TEXT}))
+    kw.setdefault("vad", VadConfig(backend="energy"))
+    return ServerConfig(port=0, **kw)
+
+
+def run(body: Callable[[Server], Awaitable[None]], **kw: Any) -> None:
+    async def main() -> None:
+        async with Server(config(**kw)) as server:
+            await body(server)
+
+    asyncio.run(main())
+
+
+def connect(server: Server) -> Any:
+    client = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0)
+    return client.realtime.connect(extra_query={"intent": "transcription"})
+
+
+def ws_url(server: Server) -> str:
+    return server.url.replace("http://", "ws://") + "/v1/realtime?intent=transcription"
+
+
+async def send_audio(conn: Any, audio: np.ndarray, chunk_s: float = 0.1,
+                     pace: float = 0.5, rate: int = RATE) -> None:
+    step = int(chunk_s * rate)
+    for i in range(0, len(audio), step):
+        await conn.input_audio_buffer.append(audio=b64(audio[i:i + step]))
+        if pace:
+            await asyncio.sleep(chunk_s * pace)
+
+
+async def events_until(conn: Any, done: Callable[[list[Any]], bool],
+                       timeout: float = 15.0) -> list[Any]:
+    out: list[Any] = []
+    async with asyncio.timeout(timeout):
+        while not done(out):
+            out.append(await conn.recv())
+    return out
+
+
+def count(kind: str) -> Callable[[list[Any]], Callable[[list[Any]], bool]]:
+    def at_least(n: int) -> Callable[[list[Any]], bool]:
+        return lambda evs: sum(e.type == kind for e in evs) >= n
+    return at_least  # type: ignore[return-value]
+
+
+async def raw_until(ws: Any, kind: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    async with asyncio.timeout(timeout):
+        while not out or out[-1]["type"] != kind:
+            out.append(json.loads(await ws.recv()))
+    return out
+
+
+async def wait_idle(server: Server, timeout: float = 5.0) -> dict[str, Any]:
+    """Poll health() until no session and no connection task is left."""
+    baseline = server.health()["tasks"]
+    health = server.health()
+    async with asyncio.timeout(timeout):
+        while True:
+            health = server.health()
+            if health["sessions"] == 0 and health["queue_depth"] == 0 and \
+                    health["in_engine"] == 0:
+                return health
+            await asyncio.sleep(0.05)
+    return {"baseline": baseline, **health}  # pragma: no cover
+
+
+# ---------------------------------------------------------------- openai client, scripted
+
+
+def test_server_vad_event_sequence_with_the_openai_client():
+    async def body(server: Server) -> None:
+        async with connect(server) as conn:
+            created = await conn.recv()
+            assert created.type == "session.created"
+            fmt = created.session.audio.input.format
+            assert (fmt.type, fmt.rate) == ("audio/pcm", 24000)
+            assert created.session.audio.input.turn_detection.type == "server_vad"
+            await conn.session.update(session={
+                "type": "transcription",
+                "audio": {"input": {
+                    "transcription": {"model": "gpt-4o-transcribe", "language": "en"},
+                    "turn_detection": {"type": "server_vad", "silence_duration_ms": 400,
+                                       "prefix_padding_ms": 200}}}})
+            updated = await conn.recv()
+            assert updated.type == "session.updated"
+            td = updated.session.audio.input.turn_detection
+            assert (td.silence_duration_ms, td.prefix_padding_ms) == (400, 200)
+            assert updated.session.audio.input.transcription.language == "en"
+            sender = asyncio.create_task(send_audio(conn, bursts(2)))
+            events = await events_until(conn, count(COMPLETED)(2))
+            await sender
+        kinds = [e.type for e in events]
+        items = list(dict.fromkeys(e.item_id for e in events))
+        assert len(items) == 2, kinds
+        previous = None
+        for n, item in enumerate(items):
+            mine = [e for e in events if getattr(e, "item_id", None) == item]
+            order = [e.type for e in mine if e.type != DELTA]
+            assert order == ["input_audio_buffer.speech_started",
+                             "input_audio_buffer.speech_stopped",
+                             "input_audio_buffer.committed", COMPLETED], order
+            started, stopped, committed, completed = (e for e in mine if e.type != DELTA)
+            # Stream times in ms: tone n starts at 0.3 + 1.8 n s, minus 200 ms of padding.
+            assert abs(started.audio_start_ms - (100 + 1800 * n)) <= 70
+            assert abs(stopped.audio_end_ms - (1300 + 1800 * n)) <= 70
+            assert committed.previous_item_id == previous
+            previous = item
+            assert completed.transcript == TEXT
+            assert completed.usage.type == "duration" and completed.usage.seconds > 0.9
+            deltas = [e.delta for e in mine if e.type == DELTA]
+            assert "".join(deltas) == TEXT  # the deltas concatenate to the transcript
+            # Live text: the stable words came while the person spoke (before the stop).
+            assert mine.index(stopped) > mine.index(next(e for e in mine if e.type == DELTA))
+        assert server.stats.finals_sent == 2
+
+    run(body)
+
+
+def test_manual_commit_and_clear_with_the_openai_client():
+    async def body(server: Server) -> None:
+        async with connect(server) as conn:
+            await conn.recv()  # session.created
+            await conn.session.update(session={"type": "transcription", "audio": {
+                "input": {"turn_detection": None}}})
+            updated = await conn.recv()
+            assert updated.session.audio.input.turn_detection is None
+            # Two utterances in one buffer make one item; no VAD events are sent.
+            await send_audio(conn, bursts(2), pace=0.2)
+            await conn.input_audio_buffer.commit()
+            events = await events_until(conn, count(COMPLETED)(1))
+            kinds = [e.type for e in events]
+            assert "input_audio_buffer.speech_started" not in kinds
+            committed = next(e for e in events if e.type == "input_audio_buffer.committed")
+            completed = events[-1]
+            assert completed.item_id == committed.item_id
+            assert completed.transcript == f"{TEXT} {TEXT}"
+            # Nothing appended since: OpenAI's error, and the session goes on.
+            await conn.input_audio_buffer.commit(event_id="ev_empty")
+            error = await conn.recv()
+            assert error.type == "error"
+            assert error.error.code == "input_audio_buffer_commit_empty"
+            assert error.error.event_id == "ev_empty"
+            # Cleared audio is never transcribed: a commit after the clear holds only what
+            # came later (one utterance, cut mid-speech by the commit).
+            await send_audio(conn, np.concatenate([silence(0.2), tone(0.8)]), pace=0)
+            await conn.input_audio_buffer.clear()
+            cleared = await events_until(conn, count("input_audio_buffer.cleared")(1))
+            assert [e.type for e in cleared][-1] == "input_audio_buffer.cleared"
+            await send_audio(conn, np.concatenate([silence(0.2), tone(0.8)]), pace=0)
+            await conn.input_audio_buffer.commit()
+            events = await events_until(conn, count(COMPLETED)(1))
+            completed = events[-1]
+            assert completed.transcript == TEXT
+            assert abs(completed.usage.seconds - 1.0) < 0.05  # the cleared second is not in it
+            assert sum(e.type == COMPLETED for e in events) == 1
+
+    run(body)
+
+
+def test_beta_dialect_with_g711_ulaw_at_8khz():
+    from harken.audio.convert import ulaw_to_float32
+
+    table = ulaw_to_float32(bytes(range(256)))
+    audio = bursts(1, 8000)
+    ulaw = np.abs(audio[:, None] - table[None, :]).argmin(axis=1).astype(np.uint8).tobytes()
+
+    async def body(server: Server) -> None:
+        async with websockets.connect(ws_url(server),
+                                      additional_headers={"OpenAI-Beta": "realtime=v1"}) as ws:
+            created = json.loads(await ws.recv())
+            assert created["type"] == "transcription_session.created"
+            assert created["session"]["input_audio_format"] == "pcm16"
+            await ws.send(json.dumps({"type": "transcription_session.update", "session": {
+                "input_audio_format": "g711_ulaw",
+                "input_audio_transcription": {"model": "whisper-1", "language": "en"}}}))
+            updated = json.loads(await ws.recv())
+            assert updated["type"] == "transcription_session.updated"
+            assert updated["session"]["input_audio_format"] == "g711_ulaw"
+            step = 800
+            for i in range(0, len(ulaw), step):
+                await ws.send(json.dumps({"type": "input_audio_buffer.append",
+                                          "audio": base64.b64encode(ulaw[i:i + step]).decode()}))
+                await asyncio.sleep(0.05)
+            events = await raw_until(ws, COMPLETED)
+        stopped = next(e for e in events if e["type"] == "input_audio_buffer.speech_stopped")
+        assert abs(stopped["audio_end_ms"] - 1300) <= 70  # 8 kHz time, counted right
+        assert events[-1]["transcript"] == TEXT
+
+    run(body)
+
+
+def test_malformed_events_get_openai_errors_and_the_session_goes_on():
+    async def body(server: Server) -> None:
+        async with websockets.connect(ws_url(server)) as ws:
+            assert json.loads(await ws.recv())["type"] == "session.created"
+            bad = [
+                ("{not json", "invalid_json", None, None),
+                (json.dumps([1, 2]), "invalid_event", None, None),
+                (json.dumps({"type": "response.create", "event_id": "e1"}),
+                 "invalid_event", "type", "e1"),
+                (json.dumps({"type": "input_audio_buffer.append", "audio": "%%%not base64",
+                             "event_id": "e2"}), "invalid_value", "audio", "e2"),
+                (json.dumps({"type": "input_audio_buffer.append", "audio": 5}),
+                 "invalid_value", "audio", None),
+                (json.dumps({"type": "input_audio_buffer.append",
+                             "audio": base64.b64encode(b"\x01\x02\x03").decode()}),
+                 "invalid_value", "audio", None),  # pcm16 needs whole samples
+                (json.dumps({"type": "session.update", "session": {
+                    "type": "transcription",
+                    "audio": {"input": {"format": {"type": "audio/pcm", "rate": 1}}}}}),
+                 "invalid_value", "session.audio.input.format.rate", None),
+                (json.dumps({"type": "session.update", "session": {"type": "realtime"}}),
+                 "invalid_value", "session.type", None),
+                (json.dumps({"type": "input_audio_buffer.commit"}),
+                 "input_audio_buffer_commit_empty", None, None),
+            ]
+            for text, code, param, event_id in bad:
+                await ws.send(text)
+                error = json.loads(await ws.recv())
+                assert error["type"] == "error", text
+                detail = error["error"]
+                assert (detail["code"], detail["param"], detail["event_id"]) == \
+                    (code, param, event_id), (text, detail)
+                assert detail["type"] == "invalid_request_error" and detail["message"]
+            await ws.send(b"\x00\x01")
+            assert json.loads(await ws.recv())["error"]["code"] == "invalid_event"
+            # Still alive: a good update is answered and speech is transcribed.
+            await ws.send(json.dumps({"type": "session.update", "session": {
+                "type": "transcription", "audio": {"input": {"format": {
+                    "type": "audio/pcm", "rate": 16000}}}}}))
+            updated = json.loads(await ws.recv())
+            assert updated["session"]["audio"]["input"]["format"]["rate"] == 16000
+            audio = bursts(1, 16000)
+            for i in range(0, len(audio), 1600):
+                await ws.send(json.dumps({"type": "input_audio_buffer.append",
+                                          "audio": b64(audio[i:i + 1600])}))
+            events = await raw_until(ws, COMPLETED)
+            assert events[-1]["transcript"] == TEXT
+
+    run(body)
+
+
+def test_endless_garbage_oversize_and_too_fast_audio_close_the_connection():
+    async def body(server: Server) -> None:
+        async with websockets.connect(ws_url(server)) as ws:
+            await ws.recv()
+            for _ in range(40):
+                await ws.send("garbage")
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await ws.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        for seconds in (0.6875, 2.0):  # 33000 bytes > 32000; 96000 bytes, over the socket's
+            async with websockets.connect(ws_url(server)) as ws:  # message limit too
+                await ws.recv()
+                await ws.send(json.dumps({"type": "input_audio_buffer.append",
+                                          "audio": b64(tone(seconds))}))
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    error = json.loads(await ws.recv())
+                    assert error["error"]["code"] == "too_large"
+                    await ws.recv()
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+        async with websockets.connect(ws_url(server)) as ws:
+            await ws.recv()
+            with pytest.raises(websockets.ConnectionClosed):
+                for _ in range(40):  # 0.5 s each, at once: far beyond 1x real time + 1 s
+                    await ws.send(json.dumps({"type": "input_audio_buffer.append",
+                                              "audio": b64(silence(0.5))}))
+                    await asyncio.sleep(0.001)
+                while True:
+                    message = json.loads(await ws.recv())
+                    if message["type"] == "error":
+                        assert message["error"]["code"] == "too_fast"
+        assert server.stats.closed_by_error.get("too_fast") == 1
+        assert server.stats.closed_by_error.get("too_many_errors") == 1
+        await wait_idle(server)
+
+    run(body, max_audio_frame_bytes=32000, max_audio_rate=1.0, audio_burst_s=1.0)
+
+
+def test_disconnect_mid_utterance_leaves_no_session_or_task():
+    async def body(server: Server) -> None:
+        tasks_before = server.health()["tasks"]
+        async with connect(server) as conn:
+            await conn.recv()
+            # Speech that never ends, with slow partials in the engine when we leave.
+            await send_audio(conn, np.concatenate([silence(0.3), tone(2.0)]), pace=0.3)
+            await events_until(conn, count("input_audio_buffer.speech_started")(1))
+            assert server.health()["sessions"] == 1
+        health = await wait_idle(server)
+        assert health["sessions"] == 0 and health["connections"] == 0
+        async with asyncio.timeout(5):
+            while server.health()["tasks"] > tasks_before:
+                await asyncio.sleep(0.05)
+
+    run(body, engine=EngineConfig(engine="scripted", options={"text": TEXT, "delay_s": 0.3}))
+
+
+def test_server_shutdown_finishes_the_transcript_then_closes():
+    async def main() -> None:
+        server = Server(config())
+        await server.start()
+        try:
+            async with connect(server) as conn:
+                await conn.recv()
+                await send_audio(conn, np.concatenate([silence(0.3), tone(1.0)]), pace=0)
+                await events_until(conn, count("input_audio_buffer.speech_started")(1))
+                closing = asyncio.create_task(server.close(drain_timeout=5.0))
+                events: list[Any] = []
+                async with asyncio.timeout(10):
+                    async for event in conn:  # ends when the server closes (1001: OK)
+                        events.append(event)
+                kinds = [e.type for e in events]
+                assert COMPLETED in kinds, kinds  # the open utterance was transcribed
+                assert events[-1].type == "error" and \
+                    events[-1].error.code == "shutting_down"
+                async with asyncio.timeout(10):
+                    await closing
+        finally:
+            await server.close()
+
+    asyncio.run(main())
+
+
+# ---------------------------------------------------------------- settings (pure)
+
+
+def test_session_update_parsing_and_rendering():
+    base = RealtimeSettings.defaults(VadConfig())
+    ga = parse_session_update(base, {"type": "transcription", "audio": {"input": {
+        "format": {"type": "audio/pcmu"}, "turn_detection": None}}}, beta=False)
+    assert (ga.encoding, ga.sample_rate, ga.server_vad) == ("ulaw", 8000, False)
+    assert render_session(ga, "s", beta=False)["audio"]["input"]["format"] == \
+        {"type": "audio/pcmu"}
+    beta = parse_session_update(base, {"input_audio_format": "g711_alaw", "turn_detection": {
+        "type": "server_vad", "silence_duration_ms": 700}}, beta=True)
+    assert (beta.encoding, beta.sample_rate, beta.silence_duration_ms) == ("alaw", 8000, 700)
+    assert beta.vad_config(VadConfig()).post_speech_silence_ms == 700
+    assert render_session(beta, "s", beta=True)["input_audio_format"] == "g711_alaw"
+    # Absent fields do not change; semantic VAD is served as server VAD.
+    same = parse_session_update(beta, {"turn_detection": {"type": "semantic_vad"}}, beta=True)
+    assert same.encoding == "alaw" and same.server_vad
+    for session, param in [
+        ({"input_audio_format": "mp3"}, "session.input_audio_format"),
+        ({"turn_detection": {"type": "server_vad", "silence_duration_ms": -1}},
+         "session.turn_detection.silence_duration_ms"),
+        ({"turn_detection": {"type": "push_to_talk"}}, "session.turn_detection.type"),
+        ({"input_audio_transcription": {"language": 7}},
+         "session.input_audio_transcription.language"),
+        ("nope", "session"),
+    ]:
+        with pytest.raises(EventError) as info:
+            parse_session_update(base, session, beta=True)
+        assert info.value.param == param
+
+
+def test_a_plain_http_get_or_another_intent_is_refused():
+    async def body(server: Server) -> None:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http:
+            async with http.get(server.url + "/v1/realtime") as response:
+                assert response.status == 400
+                assert "WebSocket" in (await response.json())["error"]["message"]
+            async with http.get(server.url + "/v1/realtime?intent=conversation") as response:
+                assert response.status == 400
+                assert (await response.json())["error"]["param"] == "intent"
+
+    run(body)
+
+
+# ---------------------------------------------------------------- real model
+
+
+@pytest.mark.model
+def test_real_model_transcribes_espeak_speech_over_the_openai_client(espeak):
+    import soxr
+
+    from harken.testing import word_errors
+
+    sentence = "Please send the report to the whole team before Friday."
+    speech = soxr.resample(espeak(sentence), 16000, RATE).astype(np.float32)
+    audio = np.concatenate([silence(0.5), speech, silence(1.0)])
+
+    async def body(server: Server) -> None:
+        async with connect(server) as conn:
+            await conn.recv()
+            await conn.session.update(session={"type": "transcription", "audio": {"input": {
+                "transcription": {"model": "whisper-1", "language": "en"}}}})
+            await conn.recv()
+            sender = asyncio.create_task(send_audio(conn, audio, pace=0.25))
+            events = await events_until(conn, count(COMPLETED)(1), timeout=40)
+            await sender
+        completed = events[-1]
+        deltas = "".join(e.delta for e in events
+                         if e.type == DELTA and e.item_id == completed.item_id)
+        errors, words = word_errors(sentence, completed.transcript)
+        assert errors / words <= 0.35, completed.transcript
+        assert completed.transcript.startswith(deltas) and deltas, (deltas,
+                                                                     completed.transcript)
+
+    run(body, engine=EngineConfig(), vad=VadConfig())
