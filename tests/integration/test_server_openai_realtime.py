@@ -34,6 +34,7 @@ RATE = 24000
 TEXT = "hello there world"
 COMPLETED = "conversation.item.input_audio_transcription.completed"
 DELTA = "conversation.item.input_audio_transcription.delta"
+FAILED = "conversation.item.input_audio_transcription.failed"
 
 
 def tone(seconds: float, rate: int = RATE, amp: float = 0.3) -> np.ndarray:
@@ -382,6 +383,54 @@ def test_server_shutdown_finishes_the_transcript_then_closes():
             await server.close()
 
     asyncio.run(main())
+
+
+def test_format_change_mid_session_keeps_the_items_already_spoken():
+    async def body(server: Server) -> None:
+        async with connect(server) as conn:
+            await conn.recv()
+            # One utterance at 24 kHz whose silence has not ended yet...
+            await send_audio(conn, np.concatenate([silence(0.3), tone(1.0), silence(0.2)]),
+                             pace=0)
+            await events_until(conn, count("input_audio_buffer.speech_started")(1))
+            # ...then the client switches to 16 kHz: the open utterance is finished first.
+            await conn.session.update(session={"type": "transcription", "audio": {"input": {
+                "format": {"type": "audio/pcm", "rate": 16000}}}})
+            await send_audio(conn, bursts(1, 16000), pace=0, rate=16000)
+            events = await events_until(conn, count(COMPLETED)(2))
+        kinds = [e.type for e in events]
+        assert kinds.index("session.updated") > kinds.index("input_audio_buffer.committed")
+        done = [e for e in events if e.type == COMPLETED]
+        assert [e.transcript for e in done] == [TEXT, TEXT]
+        assert done[0].item_id != done[1].item_id
+        # Times go on counting from the connection's start: 1.5 s of 24 kHz audio before.
+        started = [e for e in events if e.type == "input_audio_buffer.speech_started"]
+        assert abs(started[-1].audio_start_ms - 1500) <= 70
+
+    run(body)
+
+
+def test_a_final_the_engine_cannot_transcribe_fails_its_item_only():
+    async def body(server: Server) -> None:
+        async with connect(server) as conn:
+            await conn.recv()
+            audio = np.concatenate([silence(0.3), tone(2.0), silence(0.8), tone(1.0),
+                                    silence(0.8)])
+            sender = asyncio.create_task(send_audio(conn, audio, pace=0))
+            events = await events_until(
+                conn, lambda evs: sum(e.type in (COMPLETED, FAILED) for e in evs) >= 2)
+            await sender
+        items = [e.item_id for e in events if e.type == "input_audio_buffer.committed"]
+        failed = next(e for e in events if e.type == FAILED)
+        completed = next(e for e in events if e.type == COMPLETED)
+        assert (failed.item_id, completed.item_id) == tuple(items)
+        assert "scripted failure" in failed.error.message
+        assert completed.transcript == TEXT
+
+    # Audio of 2 s or more fails (the 2 s utterance with its pre-roll); partials, shorter
+    # while the person speaks, are simply not shown.
+    run(body, engine=EngineConfig(engine="scripted",
+                                  options={"text": TEXT, "fail_min_s": 2.0}))
 
 
 # ---------------------------------------------------------------- settings (pure)
