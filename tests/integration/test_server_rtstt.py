@@ -518,3 +518,25 @@ def test_realtimestt_client_with_the_real_model(client_class: Any, espeak: Any) 
     with recorded.lock:
         assert recorded.realtime, recorded.events
         assert "recording_start" in recorded.events and "recording_stop" in recorded.events
+
+
+def test_token_is_needed_on_the_paths_and_the_extra_ports() -> None:
+    async def body(server: Server) -> None:
+        hub = server.rtstt
+        assert hub is not None and hub.ports is not None
+        control_url, _ = urls(server)
+        for url in (control_url, f"ws://127.0.0.1:{hub.ports[0]}",
+                    f"ws://127.0.0.1:{hub.ports[1]}"):
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                async with websockets.connect(url):
+                    pass
+            assert refused.value.response.status_code == 401
+            async with websockets.connect(url + "?token=s3cret") as ws:
+                if url.endswith(str(hub.ports[1])):
+                    await send_audio(ws, silence(0.2))
+                    assert json.loads(await ws.recv()) == {"type": "vad_detect_start"}
+                else:
+                    assert (await control(ws, {"command": "get_parameter",
+                                               "parameter": "is_recording"}))["value"] is False
+
+    run(body, token="s3cret", rtstt_ports=(0, 0))
