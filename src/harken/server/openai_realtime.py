@@ -778,7 +778,7 @@ class RealtimeConnection:
         elif isinstance(event, PartialTranscript):
             item = self._owner.get(key)
             if item is not None and not item.cleared and event.stable:
-                self._advance(item, " ".join([*item.texts, event.stable]).strip())
+                self._advance(item, " ".join(t for t in [*item.texts, event.stable] if t))
         elif isinstance(event, FinalTranscript):
             item = self._owner.get(key)
             if item is None:
