@@ -1,38 +1,65 @@
-"""``harken client FILE --url ws://...``: stream a file to a harken server and print events.
+"""``harken client``: stream a file or the microphone to a harken server and print the text.
 
-The file is decoded (soundfile, or the standard library for WAV), sent as 16-bit PCM at its
-own sample rate in chunks of ``--chunk-ms``, paced at real time (``--speed`` changes the
-pace; 0 sends as fast as possible), then "stop"; the command prints the server's messages
-until "stopped". It uses aiohttp's WebSocket client (the ``server`` extra) on an asyncio loop
-on the main thread.
+``harken client FILE`` decodes the file (soundfile, or the standard library for WAV) and
+sends it as 16-bit PCM at its own sample rate in chunks of ``--chunk-ms``, paced at real
+time (``--speed`` changes the pace; 0 sends as fast as possible). ``harken client --mic``
+records the microphone (:class:`~harken.sources.microphone.MicrophoneSource`, 16 kHz) until
+Ctrl+C. Either way the command then sends "stop" and prints the server's messages until
+"stopped"; a second Ctrl+C quits at once. ``--token`` (or ``HARKEN_TOKEN``) is sent as
+``Authorization: Bearer <token>``.
+
+Threads: an asyncio loop on the main thread (aiohttp's WebSocket client, the ``server``
+extra). With ``--mic``, the microphone's "harken-mic" thread converts each block to PCM
+and hands it to the loop through a bounded queue (full: the block is dropped and counted).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import sys
 import time
+from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import BackendNotInstalled
+from ..errors import BackendNotInstalled, HarkenError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 __all__ = ["add_parser", "run"]
+
+_MIC_QUEUE = 200
+"""Microphone blocks waiting for the socket before blocks are dropped (~6 s of 32 ms)."""
 
 
 def add_parser(subparsers: Any) -> None:
     """Add the ``client`` command to the ``harken`` argument parser."""
-    c = subparsers.add_parser("client", help="stream an audio file to a harken server",
-                              description="Stream a file to 'harken serve' at real-time "
-                              "pace and print partial and final text.")
-    c.add_argument("file", type=Path, help="audio file (WAV; FLAC, OGG, MP3 with soundfile)")
+    c = subparsers.add_parser("client", help="stream an audio file or the microphone to a "
+                              "harken server",
+                              description="Stream a file (at real-time pace) or the microphone "
+                              "(until Ctrl+C) to 'harken serve' and print partial and final "
+                              "text.")
+    c.add_argument("file", type=Path, nargs="?",
+                   help="audio file (WAV; FLAC, OGG, MP3 with soundfile); or use --mic")
+    c.add_argument("--mic", action="store_true",
+                   help="stream the microphone instead of a file, until Ctrl+C")
+    c.add_argument("--input-device", default=None,
+                   help="with --mic: input device index or name (see 'harken devices')")
     c.add_argument("--url", default="ws://127.0.0.1:8765/v1/stream",
                    help="the server's WebSocket URL (default ws://127.0.0.1:8765/v1/stream)")
+    c.add_argument("--token", default=None,
+                   help="the server's token (harken serve --token); default: the "
+                   "HARKEN_TOKEN environment variable")
     c.add_argument("--speed", type=float, default=1.0,
-                   help="pace relative to real time (default 1; 0: as fast as possible)")
-    c.add_argument("--chunk-ms", type=int, default=100, help="audio per message, in ms")
+                   help="file pace relative to real time (default 1; 0: as fast as possible)")
+    c.add_argument("--chunk-ms", type=int, default=100, help="file audio per message, in ms")
     c.add_argument("--language", default=None, help="language code for the engine")
     c.add_argument("--no-partials", action="store_true", help="ask for final text only")
     c.add_argument("--json", action="store_true", help="print every server message as JSON")
@@ -56,62 +83,205 @@ def _print(message: Any, raw: str, as_json: bool, tty: bool) -> None:
               flush=True)
 
 
-async def _stream(args: argparse.Namespace) -> int:
-    try:
-        import aiohttp
-    except ImportError:
-        raise BackendNotInstalled("aiohttp", "server", "harken client") from None
+async def _file_audio(args: argparse.Namespace, audio: NDArray[np.float32], rate: int,
+                      stop: asyncio.Event) -> AsyncGenerator[bytes, None]:
+    """The file as pcm16 chunks, paced at ``args.speed`` times real time, until ``stop``."""
     from ..audio.convert import float32_to_pcm16
-    from ..server import protocol as p
-    from ..server.openai_api import decode_audio
 
-    audio, rate = await asyncio.to_thread(decode_audio, args.file.read_bytes())
-    tty = sys.stdout.isatty()
     step = max(1, rate * args.chunk_ms // 1000)
-    failed = False
-    async with aiohttp.ClientSession() as http, http.ws_connect(args.url) as ws:
-        await ws.send_str(p.encode(p.Start(rate, "pcm16", 1, args.language,
-                                           not args.no_partials)))
+    started = time.monotonic()
+    for i in range(0, len(audio), step):
+        if stop.is_set():
+            return
+        yield bytes(float32_to_pcm16(audio[i:i + step]))
+        if args.speed > 0:
+            due = started + (i + step) / rate / args.speed
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.0, due - time.monotonic()))
 
-        async def reader() -> bool:
-            nonlocal failed
-            async for msg in ws:
-                if msg.type != aiohttp.WSMsgType.TEXT:
-                    break
-                message = p.parse_server(msg.data)
-                _print(message, msg.data, args.json, tty)
-                if isinstance(message, p.Error):
-                    failed = True
-                if isinstance(message, p.Stopped):
-                    return True
-            return False
 
-        reading = asyncio.ensure_future(reader())
-        started = time.monotonic()
+class _MicSink:
+    """Takes the microphone's 16 kHz blocks on "harken-mic" and queues them on the loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
+        self._loop = loop
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(size)
+        self.dropped = 0
+        """Blocks dropped because the socket fell behind."""
+        self.failure: BaseException | None = None
+
+    def _put(self, item: bytes | None) -> None:  # on the loop
         try:
-            for i in range(0, len(audio), step):
-                if reading.done() or ws.closed:
-                    break
-                await ws.send_bytes(bytes(float32_to_pcm16(audio[i:i + step])))
-                if args.speed > 0:
-                    due = started + (i + step) / rate / args.speed
-                    await asyncio.sleep(max(0.0, due - time.monotonic()))
-            if not ws.closed and not reading.done():
-                await ws.send_str(json.dumps({"type": "stop"}))
-            stopped = await reading
-        finally:
-            if not reading.done():
-                reading.cancel()
-                await asyncio.gather(reading, return_exceptions=True)
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            if item is None:  # the end marker must get through: drop the oldest block
+                self.queue.get_nowait()
+                self.queue.put_nowait(None)
+            else:
+                self.dropped += 1
+
+    def _call(self, item: bytes | None) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening
+            self._loop.call_soon_threadsafe(self._put, item)
+
+    def write(self, samples: NDArray[np.float32]) -> None:
+        from ..audio.convert import float32_to_pcm16
+
+        self._call(bytes(float32_to_pcm16(samples)))
+
+    def end(self) -> None:
+        self._call(None)
+
+    def error(self, exc: BaseException) -> None:
+        self.failure = exc
+        self._call(None)
+
+
+async def _mic_audio(args: argparse.Namespace, sink: _MicSink,
+                     stop: asyncio.Event) -> AsyncGenerator[bytes, None]:
+    """Microphone pcm16 at 16 kHz until ``stop`` (Ctrl+C) or the device fails."""
+    from ..sources.microphone import MicrophoneSource
+
+    device: int | str | None = args.input_device
+    if isinstance(device, str) and device.isdigit():
+        device = int(device)
+    source = MicrophoneSource(device)
+    await asyncio.to_thread(source.start, sink)
+    print("harken client: streaming the microphone; press Ctrl+C to stop", file=sys.stderr,
+          flush=True)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        while True:
+            getting = asyncio.ensure_future(sink.queue.get())
+            await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not getting.done():
+                getting.cancel()
+                break
+            chunk = getting.result()
+            if chunk is None:
+                break
+            yield chunk
+        await asyncio.to_thread(source.close)
+        while not sink.queue.empty():  # what was recorded before Ctrl+C still goes out
+            chunk = sink.queue.get_nowait()
+            if chunk is not None:
+                yield chunk
+    finally:
+        stopping.cancel()
+        await asyncio.to_thread(source.close)
+        if sink.dropped:
+            print(f"harken client: {sink.dropped} microphone blocks were dropped (the "
+                  "connection was too slow)", file=sys.stderr, flush=True)
+
+
+async def _session(args: argparse.Namespace, start: Any, audio: AsyncGenerator[bytes, None],
+                   token: str | None) -> int:
+    """Send "start", the audio and "stop"; print the messages until "stopped"."""
+    import aiohttp
+
+    from ..server import protocol as p
+
+    tty = sys.stdout.isatty()
+    failed = False
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        async with aiohttp.ClientSession() as http, \
+                http.ws_connect(args.url, headers=headers) as ws:
+            await ws.send_str(p.encode(start))
+
+            async def reader() -> bool:
+                nonlocal failed
+                async for msg in ws:
+                    if msg.type != aiohttp.WSMsgType.TEXT:
+                        break
+                    message = p.parse_server(msg.data)
+                    _print(message, msg.data, args.json, tty)
+                    if isinstance(message, p.Error):
+                        failed = True
+                    if isinstance(message, p.Stopped):
+                        return True
+                return False
+
+            reading = asyncio.ensure_future(reader())
+            try:
+                async with contextlib.aclosing(audio):
+                    async for chunk in audio:
+                        if reading.done() or ws.closed:
+                            break
+                        await ws.send_bytes(chunk)
+                if not ws.closed and not reading.done():
+                    await ws.send_str(json.dumps({"type": "stop"}))
+                stopped = await reading
+            finally:
+                if not reading.done():
+                    reading.cancel()
+                    await asyncio.gather(reading, return_exceptions=True)
+    except aiohttp.WSServerHandshakeError as exc:
+        if exc.status == 401:
+            why = ("the token was refused" if token else
+                   "it needs a token: pass --token or set HARKEN_TOKEN")
+            print(f"harken client: the server refused the connection: {why}",
+                  file=sys.stderr)
+        else:
+            print(f"harken client: the server refused the connection: HTTP {exc.status} "
+                  f"{exc.message}", file=sys.stderr)
+        return 1
+    except aiohttp.ClientConnectionError as exc:
+        print(f"harken client: cannot connect to {args.url}: {exc}", file=sys.stderr)
+        return 1
     if not stopped:
         print("harken client: the server closed the connection", file=sys.stderr)
         return 1
     return 1 if failed else 0
 
 
+async def _stream(args: argparse.Namespace) -> int:
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        raise BackendNotInstalled("aiohttp", "server", "harken client") from None
+    from ..server import protocol as p
+
+    token = args.token or os.environ.get("HARKEN_TOKEN") or None
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def on_sigint() -> None:
+        # The first Ctrl+C finishes the stream (the last finals still arrive); the default
+        # handler comes back, so a second one quits at once.
+        stop.set()
+        loop.remove_signal_handler(signal.SIGINT)
+
+    with contextlib.suppress(NotImplementedError):  # Windows: Ctrl+C quits at once
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    try:
+        if args.mic:
+            sink = _MicSink(loop, _MIC_QUEUE)
+            start = p.Start(16000, "pcm16", 1, args.language, not args.no_partials)
+            status = await _session(args, start, _mic_audio(args, sink, stop), token)
+            if sink.failure is not None:
+                raise sink.failure
+            return status
+        from ..server.openai_api import decode_audio
+
+        audio, rate = await asyncio.to_thread(decode_audio, args.file.read_bytes())
+        start = p.Start(rate, "pcm16", 1, args.language, not args.no_partials)
+        return await _session(args, start, _file_audio(args, audio, rate, stop), token)
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGINT)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Stream ``args.file`` to the server; return the exit status."""
-    if not args.file.is_file():
+    """Stream ``args.file`` or the microphone to the server; return the exit status."""
+    if args.mic == (args.file is not None):
+        print("harken client: give an audio file or --mic (one of them)", file=sys.stderr)
+        return 2
+    if args.file is not None and not args.file.is_file():
         print(f"harken client: no such file: {args.file}", file=sys.stderr)
         return 2
-    return asyncio.run(_stream(args))
+    try:
+        return asyncio.run(_stream(args))
+    except HarkenError as exc:
+        print(f"harken client: {exc}", file=sys.stderr)
+        return 1
