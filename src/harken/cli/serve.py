@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from typing import Any
@@ -36,6 +37,10 @@ def add_parser(subparsers: Any) -> None:
                    "word timings) to keep up; 0: never (default 2)")
     s.add_argument("--drain-timeout", type=float, default=10.0,
                    help="seconds to finish in-flight finals on shutdown (default 10)")
+    s.add_argument("--token", default=None,
+                   help="require 'Authorization: Bearer TOKEN' (or ?token= on WebSockets) on "
+                   "every route but / and /health; default: the HARKEN_TOKEN environment "
+                   "variable, else no token")
     add_engine_args(s)
     s.add_argument("--no-partials", action="store_true", help="send no live partial text")
     s.add_argument("--rtstt-ports", type=_port_pair, default=None, metavar="CONTROL,DATA",
@@ -67,7 +72,8 @@ def _config(args: argparse.Namespace) -> Any:
                         realtime=RealtimeConfig(partials=not args.no_partials),
                         max_sessions=args.max_sessions, drain_timeout_s=args.drain_timeout,
                         fast_finals_at=args.fast_finals_at or None,
-                        max_audio_rate=args.max_audio_rate, rtstt_ports=args.rtstt_ports)
+                        max_audio_rate=args.max_audio_rate, rtstt_ports=args.rtstt_ports,
+                        token=args.token or os.environ.get("HARKEN_TOKEN") or None)
 
 
 async def _serve(config: Any) -> None:
@@ -85,6 +91,8 @@ async def _serve(config: Any) -> None:
         print(f"harken: listening on {server.url} (WebSocket {server.url.replace('http', 'ws')}"
               f"/v1/stream, OpenAI {server.url}/v1/audio/transcriptions); Ctrl+C stops",
               file=sys.stderr, flush=True)
+        print(f"harken: browser page {server.url}/"
+              + ("?token=<token>" if config.token else ""), file=sys.stderr, flush=True)
         if server.rtstt is not None and server.rtstt.ports is not None:
             print("harken: RealtimeSTT protocol on ws://{0}:{1} (control) and ws://{0}:{2} "
                   "(data)".format(config.host, *server.rtstt.ports), file=sys.stderr, flush=True)
