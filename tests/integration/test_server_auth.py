@@ -192,3 +192,15 @@ def test_harken_client_token(server, wav):
         assert ok.returncode == 0, ok.stderr
         types = [json.loads(line)["type"] for line in ok.stdout.splitlines()]
         assert types[0] == "ready" and types[-1] == "stopped" and "final" in types, types
+
+
+def test_harken_serve_token_option_and_environment(monkeypatch):
+    from harken.cli.main import build_parser
+    from harken.cli.serve import _config
+
+    args = build_parser().parse_args(["serve", "--token", TOKEN])
+    assert _config(args).token == TOKEN
+    monkeypatch.setenv("HARKEN_TOKEN", "from-env")
+    assert _config(build_parser().parse_args(["serve"])).token == "from-env"
+    monkeypatch.setenv("HARKEN_TOKEN", "")
+    assert _config(build_parser().parse_args(["serve"])).token is None
