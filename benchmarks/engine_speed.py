@@ -1,29 +1,33 @@
 """Benchmark one faster-whisper pass: what makes a short pass cheaper, and what it costs in WER.
 
 Runs FasterWhisperEngine (embedded tiny.en, int8, CPU) in this process on the human
-recordings in tests/data (1-8 s, with transcripts) and on espeak-ng sentences, and prints
-the machine and a table: setting, audio length bucket, median milliseconds per pass (over
-every clip in the bucket and every repeat) and WER. WER of the recordings is against their
-human transcripts; WER of the espeak sentences is against the plain beam-5 pass of the same
-audio (tiny.en mishears espeak's robotic voice, so the sentence text is no fair reference).
+recordings in tests/data (1-8.5 s, with transcripts) and on espeak-ng sentences in four
+voices, and prints the machine and a table: setting, audio length bucket, median
+milliseconds per pass (over every clip in the bucket and every repeat) and WER against the
+truth (the human transcripts; the sentence text for espeak, which tiny.en mishears more).
+The last table sums every bucket: WER over all words and the median time as a ratio of the
+plain pass's on the same clips.
 
-Settings: harken's final default (beam 5, word timestamps, temperature fallback), the same
-without word timestamps, beam 1, ``without_timestamps=True``, fallback off
-(``temperature=0``), the fast pass (a window of the audio + 1 s, at least 10 s, instead of
-Whisper's 30 s pad: harken's partial pass), the fast pass with beam 5 (``fast_finals``), and
-``cpu_threads`` 1, 2 and 0 (CTranslate2's choice) for beam 1 and the fast pass.
+Settings: the plain pass (faster-whisper's own 30 s window, beam 5, word timestamps,
+temperature fallback; harken's final pass before fast finals), the same without word
+timestamps, beam 1, ``without_timestamps=True``, fallback off (``temperature=0``), the fast
+pass (a window of the audio + 1 s instead of Whisper's 30 s pad) as harken's final default
+(at least 15 s, beam 5, word timings by alignment, plain pass when doubtful) and with a
+10 s or 20 s window, the partial default (10 s, beam 1), and ``cpu_threads`` 1 and 0
+(CTranslate2's choice) for beam 1 and the fast pass.
 
-Measured (2026-11, 2-core AMD EPYC shared with other jobs, load average 5-7, --repeats 2;
-median ms for 0-3 / 3-5 / 5-8.5 s of audio, WER on the human recordings):
+Measured (2026-11-26, 2-core AMD EPYC shared with other jobs, load 2-4, ``--repeats 1
+--only "fast final"``; 12 human recordings up to 8.5 s and 32 espeak sentences with 250 ms of
+silence after each; WER human / espeak / all, median time as a ratio of the plain pass):
 
-- final default (beam 5 + words): 2842 / 1946 / 2878 ms, WER 0.25 / 0 / 0.026
-- beam 1, without_timestamps, temperature 0: 2543 / 1952 / 2072 ms, WER 0.25 / 0 / 0.034
-- fast pass beam 1 (partials): 399 / 470 / 741 ms, WER 0.25 / 0 / 0.034
-- fast pass beam 5 (fast_finals): 477 / 632 / 985 ms, WER 0.25 / 0 / 0.017, but 0.14 WER
-  against the plain pass on 3-5 s espeak sentences, so finals keep the plain pass by default
+- plain pass (beam 5 + words): WER 3.7% / 15.3% / 11.3%, 1.00 (1107-1284 ms median)
+- fast final, 15 s window (default, words by alignment): WER 1.9% / 11.7% / 8.3%, 0.47
+- the same without word timings: same WER, 0.43
+- fast final, 10 s window: WER 3.1% / 12.7% / 9.4%, 0.36
+- fast final, 20 s window: WER 1.9% / 12.3% / 8.8%, 0.55
 - cpu_threads 1 is slower than 2 or 0 (CTranslate2's choice), which are alike here.
 
-Usage: python benchmarks/engine_speed.py [--repeats 3] [--quick]
+Usage: python benchmarks/engine_speed.py [--repeats 3] [--quick] [--only plain,fast]
 """
 
 from __future__ import annotations
@@ -50,7 +54,12 @@ ESPEAK = [
     "the quick brown fox jumps over the lazy dog",
     "please remind me to call my sister tomorrow morning at nine",
     "what is the weather going to be like this weekend in the mountains near the lake",
+    "she sells sea shells by the sea shore",
+    "the meeting has been moved to thursday afternoon",
+    "can you send me the report before lunch",
+    "my flight leaves from gate twelve at half past six",
 ]
+VOICES = ("en-us", "en", "en-us+f3", "en+m3")
 BUCKETS = ((0.0, 3.0), (3.0, 5.0), (5.0, 8.5))
 
 
@@ -69,115 +78,121 @@ def read_wav(path: Path) -> np.ndarray:
     return np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
 
 
-def espeak(text: str) -> np.ndarray:
+def espeak(text: str, voice: str) -> np.ndarray:
+    """The sentence spoken by espeak-ng, 16 kHz, with 250 ms of silence after it (as a VAD
+    cut leaves)."""
     import subprocess
 
     import soxr
 
-    raw = subprocess.run(["espeak-ng", "-v", "en-us", "-s", "160", "--stdout", text],
+    raw = subprocess.run(["espeak-ng", "-v", voice, "-s", "160", "--stdout", text],
                          check=True, capture_output=True).stdout
     import io
 
     with wave.open(io.BytesIO(raw), "rb") as handle:
         rate = handle.getframerate()
         samples = np.frombuffer(handle.readframes(handle.getnframes()), "<i2")
-    audio = samples.astype(np.float32) / 32768.0
-    return np.asarray(soxr.resample(audio, rate, 16000), dtype=np.float32)
+    audio = np.asarray(soxr.resample(samples.astype(np.float32) / 32768.0, rate, 16000),
+                       dtype=np.float32)
+    return np.concatenate([audio, np.zeros(4000, np.float32)])
 
 
-def clips(quick: bool) -> list[tuple[str, np.ndarray, str | None]]:
-    """(name, audio, reference or None for espeak) for every test clip of 8.5 s or less."""
+def clips(quick: bool) -> list[tuple[str, np.ndarray, str, bool]]:
+    """(name, audio, reference, is_human) for every test clip of 8.5 s or less and the
+    espeak sentences."""
     manifest = json.loads((DATA / "manifest.json").read_text())
-    found = [(name, read_wav(DATA / f"{name}.wav"), str(entry["text"]))
+    found = [(name, read_wav(DATA / f"{name}.wav"), str(entry["text"]), True)
              for name, entry in sorted(manifest.items()) if entry["seconds"] <= 8.5]
     if quick:
         found = found[::2]
-    found += [(f"espeak:{text[:16]}", espeak(text), None)
+    found += [(f"espeak:{voice}:{text[:16]}", espeak(text, voice), text, False)
+              for voice in (VOICES[:2] if quick else VOICES)
               for text in (ESPEAK[::2] if quick else ESPEAK)]
     return found
 
 
 SETTINGS: list[tuple[str, str, dict[str, Any], int]] = [
-    # (label, kind, per-request options, cpu_threads)
-    ("final default: beam 5 + words", "final", {}, 2),
-    ("beam 5, no word timestamps", "final", {"word_timestamps": False}, 2),
-    ("beam 5, without_timestamps", "final",
-     {"word_timestamps": False, "without_timestamps": True}, 2),
-    ("beam 1", "final", {"beam_size": 1, "word_timestamps": False}, 2),
-    ("beam 1, without_timestamps, temperature 0", "final",
-     {"beam_size": 1, "word_timestamps": False, "without_timestamps": True,
-      "temperature": 0.0}, 2),
-    ("fast pass beam 1 (partial default)", "partial", {"beam_size": 1}, 2),
-    ("fast pass beam 5 (fast_finals)", "final", {"fast_finals": True}, 2),
-    ("beam 1, cpu_threads=1", "final", {"beam_size": 1, "word_timestamps": False}, 1),
-    ("beam 1, cpu_threads=0", "final", {"beam_size": 1, "word_timestamps": False}, 0),
-    ("fast pass beam 1, cpu_threads=1", "partial", {"beam_size": 1}, 1),
-    ("fast pass beam 1, cpu_threads=0", "partial", {"beam_size": 1}, 0),
+    # (label, kind, per-request options, cpu_threads); the first is the reference for ratios
+    ("plain: beam 5 + words", "final", {"fast_finals": False}, 2),
+    ("plain: beam 5, no word timestamps", "final",
+     {"fast_finals": False, "word_timestamps": False}, 2),
+    ("plain: beam 1, without_timestamps, temp 0", "final",
+     {"fast_finals": False, "beam_size": 1, "word_timestamps": False,
+      "without_timestamps": True, "temperature": 0.0}, 2),
+    ("fast final (default): 15 s, beam 5 + words", "final", {}, 2),
+    ("fast final: 15 s, beam 5, no words", "final", {"word_timestamps": False}, 2),
+    ("fast final: 10 s window", "final", {"fast_final_min_window_s": 10.0}, 2),
+    ("fast final: 20 s window", "final", {"fast_final_min_window_s": 20.0}, 2),
+    ("fast partial (default): 10 s, beam 1", "partial", {"beam_size": 1}, 2),
+    ("plain: beam 1, cpu_threads=1", "final",
+     {"fast_finals": False, "beam_size": 1, "word_timestamps": False}, 1),
+    ("plain: beam 1, cpu_threads=0", "final",
+     {"fast_finals": False, "beam_size": 1, "word_timestamps": False}, 0),
+    ("fast partial, cpu_threads=1", "partial", {"beam_size": 1}, 1),
+    ("fast partial, cpu_threads=0", "partial", {"beam_size": 1}, 0),
 ]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="passes per clip (median)")
-    parser.add_argument("--quick", action="store_true", help="every other clip")
+    parser.add_argument("--quick", action="store_true",
+                        help="every other recording and sentence, two voices")
+    parser.add_argument("--only", default="",
+                        help="comma-separated words; run the settings whose label has one "
+                             "(the plain pass always runs: it is the reference)")
     args = parser.parse_args()
     print(f"machine: {machine()}")
+    wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+    settings = [item for k, item in enumerate(SETTINGS)
+                if k == 0 or not wanted or any(w in item[0] for w in wanted)]
     audio_clips = clips(args.quick)
     engines: dict[int, FasterWhisperEngine] = {}
-
-    def engine(threads: int) -> FasterWhisperEngine:
+    for _, _, _, threads in settings:
         if threads not in engines:
             engines[threads] = FasterWhisperEngine(EngineConfig(
                 model="tiny.en", cpu_threads=threads, language="en"))
             engines[threads].load()
             engines[threads].transcribe(audio_clips[0][1])  # warm up
-        return engines[threads]
-
-    for _, _, _, threads in SETTINGS:
-        engine(threads)
     # Settings take turns on every clip and repeat, so a change in the machine's load
     # (other jobs) hits every setting alike instead of whichever ran at the time.
-    times = {(k, b): [] for k in range(len(SETTINGS)) for b in range(len(BUCKETS))}
-    errors = {(k, b): [0, 0, 0, 0] for k in range(len(SETTINGS)) for b in range(len(BUCKETS))}
+    times: dict[tuple[int, str], list[float]] = {}
     texts: dict[tuple[int, str], str] = {}
-    for name, audio, _ in audio_clips:
-        seconds = len(audio) / 16000
-        bucket = next(i for i, (lo, hi) in enumerate(BUCKETS) if lo <= seconds < hi)
+    for name, audio, _, _ in audio_clips:
         for _ in range(args.repeats):
-            for k, (_, kind, options, threads) in enumerate(SETTINGS):
+            for k, (_, kind, options, threads) in enumerate(settings):
                 started = time.perf_counter()
                 out = engines[threads].transcribe(audio, kind=kind,  # type: ignore[arg-type]
                                                   options=dict(options))
-                times[k, bucket].append(time.perf_counter() - started)
+                times.setdefault((k, name), []).append(time.perf_counter() - started)
                 texts[k, name] = out.text
         print(f"  done: {name}", file=sys.stderr, flush=True)
-    rows: list[tuple[str, str, float, float, float, int]] = []
-    for k, (label, _, _, _) in enumerate(SETTINGS):
-        for b, (lo, hi) in enumerate(BUCKETS):
-            if not times[k, b]:
-                continue
-            for name, audio, reference in audio_clips:
-                seconds = len(audio) / 16000
-                if not lo <= seconds < hi:
-                    continue
-                if reference is None:  # espeak: against the plain beam-5 pass (setting 0)
-                    e, n = word_errors(texts[0, name], texts[k, name])
-                    errors[k, b][2] += e
-                    errors[k, b][3] += n
-                else:
-                    e, n = word_errors(reference, texts[k, name])
-                    errors[k, b][0] += e
-                    errors[k, b][1] += n
-            counts = errors[k, b]
-            rows.append((label, f"{lo:g}-{hi:g} s", statistics.median(times[k, b]) * 1000,
-                         counts[0] / counts[1] if counts[1] else float("nan"),
-                         counts[2] / counts[3] if counts[3] else float("nan"),
-                         len(times[k, b])))
+
+    def wer(k: int, chosen: list[tuple[str, np.ndarray, str, bool]], human: bool) -> float:
+        counts = [word_errors(ref, texts[k, name])
+                  for name, _, ref, is_human in chosen if is_human == human]
+        total = sum(n for _, n in counts)
+        return sum(e for e, _ in counts) / total if total else float("nan")
+
     print(f"{'setting':44s} {'audio':>9s} {'median ms':>10s} {'WER human':>10s} "
-          f"{'WER espeak':>11s} {'passes':>7s}")
-    for label, bucket_label, ms, human, synth, count in rows:
-        print(f"{label:44s} {bucket_label:>9s} {ms:10.0f} {human:10.3f} {synth:11.3f} "
-              f"{count:7d}")
+          f"{'WER espeak':>11s}")
+    for k, (label, _, _, _) in enumerate(settings):
+        for lo, hi in BUCKETS:
+            chosen = [c for c in audio_clips if lo <= len(c[1]) / 16000 < hi]
+            if not chosen:
+                continue
+            ms = statistics.median(t for c in chosen for t in times[k, c[0]]) * 1000
+            print(f"{label:44s} {f'{lo:g}-{hi:g} s':>9s} {ms:10.0f} "
+                  f"{wer(k, chosen, True):10.3f} {wer(k, chosen, False):11.3f}")
+    print(f"\n{'setting (all clips)':44s} {'x plain':>9s} {'WER human':>10s} "
+          f"{'WER espeak':>11s} {'WER all':>8s}")
+    for k, (label, _, _, _) in enumerate(settings):
+        ratio = statistics.median(statistics.median(times[k, c[0]]) /
+                                  statistics.median(times[0, c[0]]) for c in audio_clips)
+        counts = [word_errors(ref, texts[k, name]) for name, _, ref, _ in audio_clips]
+        overall = sum(e for e, _ in counts) / sum(n for _, n in counts)
+        print(f"{label:44s} {ratio:9.2f} {wer(k, audio_clips, True):10.3f} "
+              f"{wer(k, audio_clips, False):11.3f} {overall:8.3f}")
     for eng in engines.values():
         eng.close()
     return 0

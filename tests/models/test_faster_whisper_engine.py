@@ -88,10 +88,51 @@ def test_partials_take_the_short_window_fast_pass(engine: FasterWhisperEngine,
     assert shapes[-1][1] == 100 * (-(-(len(long_audio) // 160 + 100) // 100))  # audio + 1 s
     shapes.clear()
     engine.transcribe(audio, kind="final", options={"word_timestamps": False})
-    assert shapes == [(80, 3000)]  # finals keep faster-whisper's own 30 s pass by default
+    assert shapes == [(80, 1500)]  # finals: the fast pass in a 15 s window by default
     shapes.clear()
-    engine.transcribe(audio, kind="final", options={"fast_finals": True})
-    assert shapes == [(80, 1000)]
+    engine.transcribe(audio, kind="final", options={"fast_finals": False})
+    assert shapes == [(80, 3000)]  # faster-whisper's own 30 s pass
+
+
+def test_fast_final_word_timings_match_the_plain_pass(engine: FasterWhisperEngine,
+                                                     espeak: Callable[..., np.ndarray]) -> None:
+    audio = espeak(SENTENCE)
+    fast = engine.transcribe(audio, kind="final")
+    plain = engine.transcribe(audio, kind="final", options={"fast_finals": False})
+    assert fast.words, fast
+    # Whisper's word split ("round-fark" is "round" + "-fark"): the words spell the text.
+    assert "".join(w.text for w in fast.words) == fast.text.replace(" ", "")
+    starts = [w.start for w in fast.words]
+    assert starts == sorted(starts) and all(w.end >= w.start for w in fast.words)
+    assert fast.words[-1].end <= len(audio) / 16000 + 0.05
+    if [w.text for w in fast.words] == [w.text for w in plain.words]:
+        for a, b in zip(fast.words, plain.words):
+            assert abs(a.start - b.start) < 0.15 and abs(a.end - b.end) < 0.15, (a, b)
+
+
+def test_a_doubtful_fast_final_is_decoded_again_by_the_plain_pass(
+        engine: FasterWhisperEngine, espeak: Callable[..., np.ndarray],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    model = engine._model
+    shapes: list[int] = []
+    real_encode = model.encode
+
+    def spy(features: np.ndarray) -> object:
+        shapes.append(features.shape[1])
+        return real_encode(features)
+
+    monkeypatch.setattr(model, "encode", spy)
+    audio = espeak(SENTENCE)
+    engine.transcribe(audio, kind="final")
+    assert shapes == [1500]  # confident: one fast pass
+    shapes.clear()
+    # No decode is this confident: the fast pass is doubted and the plain pass runs.
+    out = engine.transcribe(audio, kind="final", options={"log_prob_threshold": -0.0001})
+    assert shapes[0] == 1500 and 3000 in shapes[1:], shapes
+    assert "dog" in out.text.lower() or "lazy" in out.text.lower(), out.text
+    shapes.clear()
+    engine.transcribe(audio, kind="partial", options={"log_prob_threshold": -0.0001})
+    assert shapes == [1000]  # partials are never decoded twice
 
 
 def test_partial_longer_than_a_window_takes_the_plain_pass(

@@ -9,13 +9,20 @@ Two passes:
 - the plain pass is ``WhisperModel.transcribe``: Whisper pads every input to a 30 s window
   (3000 mel frames), so even 1 s of speech costs a full 30 s encoder pass;
 - the fast pass encodes only the audio plus 1 s of silence, at least ``fast_min_window_s``
-  (10 s by default, 1000 frames: shorter windows make tiny.en loop), then decodes greedily
-  without timestamps or temperature fallback, with at most ``fast_max_tokens_per_s`` tokens
-  per second of audio. On 2 CPU cores it is 3-5 times cheaper for 1-8 s of speech (see
-  ``benchmarks/engine_speed.py``). It gives no word timings, and of the transcribe keyword
-  arguments it honours only language, initial_prompt and beam_size. Partials always use it (unless
-  ``fast_partials`` is False); finals only with ``fast_finals`` (off by default, since it
-  changes some transcripts).
+  for partials (10 s by default, 1000 frames: shorter windows make tiny.en loop) and
+  ``fast_final_min_window_s`` for finals (15 s), then decodes without timestamp tokens or
+  temperature fallback, with at most ``fast_max_tokens_per_s`` tokens per second of audio.
+  Word timings, when asked for, come from one alignment pass over the decoded tokens (the
+  cross-attention method of faster-whisper's ``word_timestamps``). Of the transcribe keyword
+  arguments it honours language, initial_prompt, beam_size and word_timestamps.
+
+Both partials and finals take the fast pass by default (``fast_partials``, ``fast_finals``).
+On 2 CPU cores it costs 0.3-0.4 of the plain pass for 1-8 s of speech, and its WER is no
+worse (``benchmarks/engine_speed.py``: on the human recordings and 32 espeak sentences in 4
+voices, the 15 s window scored 8.2% against the plain pass's 9.6%; the 10 s window 10.0%).
+A final whose fast decode is doubtful (average log-probability below
+``log_prob_threshold``, gzip compression ratio above ``compression_ratio_threshold``, or out
+of tokens) is decoded again by the plain pass, whose temperature fallback exists for that.
 
 Hallucination guards apply to both passes. Dropped: text whose window looks like no speech
 (Whisper's own rule: ``no_speech_prob`` above ``no_speech_threshold`` and ``avg_logprob``
@@ -34,8 +41,9 @@ Options (``EngineConfig.options`` or per request; ``None`` switches a guard off)
 key                             default    meaning
 ==============================  =========  ===================================================
 ``fast_partials``               True       partial requests use the fast pass
-``fast_finals``                 False      final requests use the fast pass (no word timings)
-``fast_min_window_s``           10.0       shortest encoder window of the fast pass, seconds
+``fast_finals``                 True       final requests use the fast pass
+``fast_min_window_s``           10.0       shortest encoder window of a fast partial, seconds
+``fast_final_min_window_s``     15.0       shortest encoder window of a fast final, seconds
 ``fast_max_tokens_per_s``       8.0        fast pass token cap per second of audio (+16)
 ``no_speech_threshold``         0.6        drop text when no_speech_prob is above this ...
 ``log_prob_threshold``          -1.0       ... and avg_logprob is below this
@@ -76,8 +84,9 @@ EMBEDDED_MODEL = "tiny.en"
 
 GUARD_DEFAULTS: dict[str, Any] = {
     "fast_partials": True,
-    "fast_finals": False,
+    "fast_finals": True,
     "fast_min_window_s": 10.0,
+    "fast_final_min_window_s": 15.0,
     "fast_max_tokens_per_s": 8.0,
     "no_speech_threshold": 0.6,
     "log_prob_threshold": -1.0,
@@ -87,8 +96,8 @@ GUARD_DEFAULTS: dict[str, Any] = {
 }
 """harken's own engine options and their defaults (see the module docstring)."""
 
-_OWN_KEYS = ("fast_partials", "fast_finals", "fast_min_window_s", "fast_max_tokens_per_s",
-             "no_speech_hard_threshold", "max_repeats")
+_OWN_KEYS = ("fast_partials", "fast_finals", "fast_min_window_s", "fast_final_min_window_s",
+             "fast_max_tokens_per_s", "no_speech_hard_threshold", "max_repeats")
 """Options harken uses itself and does not pass on to ``WhisperModel.transcribe``."""
 
 _HOP_SAMPLES = 160
@@ -101,6 +110,10 @@ _FRAME_MULTIPLE = 100
 """The fast pass window is rounded up to a multiple of this many frames (1 s)."""
 _MAX_TOKENS = 448
 """Whisper's decoder context, in tokens."""
+
+_PREPEND_PUNCTUATION = "\"'“¿([{-"
+_APPEND_PUNCTUATION = "\"'.。,，!！?？:：”)]}、"
+"""Punctuation attached to the next / previous word in word timings (Whisper's sets)."""
 
 _HAS_WORD = re.compile(r"[^\W_]")
 
@@ -244,7 +257,8 @@ def _check_options(options: dict[str, Any], where: str) -> None:
         if key in options and not isinstance(options[key], bool):
             raise ConfigError(f"{where} option {key!r} must be True or False, "
                               f"got {options[key]!r}")
-    for key, low in (("fast_min_window_s", 0.0), ("fast_max_tokens_per_s", 0.0)):
+    for key, low in (("fast_min_window_s", 0.0), ("fast_final_min_window_s", 0.0),
+                     ("fast_max_tokens_per_s", 0.0)):
         value = options.get(key, 1.0)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > low:
             raise ConfigError(f"{where} option {key!r} must be a number > {low:g}, "
@@ -262,6 +276,16 @@ def _check_options(options: dict[str, Any], where: str) -> None:
                                 or repeats < 1):
         raise ConfigError(f"{where} option 'max_repeats' must be an int >= 1 or None, "
                           f"got {repeats!r}")
+
+
+def _doubtful(text: str, avg_logprob: float, out_of_tokens: bool,
+              options: dict[str, Any]) -> bool:
+    """A decode Whisper would retry at a higher temperature: not confident enough, too
+    repetitive, or cut off by the token budget."""
+    floor = _option(options, "log_prob_threshold")
+    ratio = _option(options, "compression_ratio_threshold")
+    return (out_of_tokens or (floor is not None and avg_logprob < floor)
+            or (ratio is not None and bool(text) and compression_ratio(text) > ratio))
 
 
 def _looks_like_no_speech(no_speech_prob: float, avg_logprob: float,
@@ -336,8 +360,9 @@ class FasterWhisperEngine:
         Settings come from the config (beam_size, language, initial_prompt,
         word_timestamps), then ``config.options``, then ``options``; later ones win.
         ``condition_on_previous_text`` and ``vad_filter`` default to False (harken segments
-        speech itself). Partials (and finals with ``fast_finals``) take the fast pass when
-        the audio fits one 30 s window; the hallucination guards apply to every pass.
+        speech itself). Partials and finals take the fast pass when the audio fits one 30 s
+        window (a doubtful fast final is decoded again by the plain pass); the
+        hallucination guards apply to every pass.
 
         Args:
             audio: float32 mono samples at 16 kHz.
@@ -347,8 +372,8 @@ class FasterWhisperEngine:
 
         Returns:
             The stripped text of the kept segments joined by spaces, the language and, with
-            word_timestamps on the plain pass, the words with times in seconds from the
-            start of ``audio``.
+            word_timestamps (on by default), the words with times in seconds from the start
+            of ``audio``.
 
         Raises:
             LifecycleError: :meth:`load` was not called.
@@ -391,10 +416,11 @@ class FasterWhisperEngine:
                          kind, "fast" if fast and fits else "plain", kwargs)
         samples = np.ascontiguousarray(samples)
         if fast and fits:
-            output = self._fast_pass(samples, kwargs, guards)
-        else:
-            output = self._plain_pass(samples, kwargs, guards)
-        return output
+            output = self._fast_pass(samples, kwargs, guards, kind)
+            if output is not None:
+                return output
+            logger.debug("fast final pass was doubtful: running the plain pass")
+        return self._plain_pass(samples, kwargs, guards)
 
     def _plain_pass(self, samples: NDArray[np.float32], kwargs: dict[str, Any],
                     guards: dict[str, Any]) -> EngineOutput:
@@ -457,10 +483,16 @@ class FasterWhisperEngine:
         return tokenizer
 
     def _fast_pass(self, samples: NDArray[np.float32], kwargs: dict[str, Any],
-                   guards: dict[str, Any]) -> EngineOutput:
-        """Encode a window just longer than the audio and decode it greedily."""
+                   guards: dict[str, Any], kind: RequestKind) -> EngineOutput | None:
+        """Encode a window just longer than the audio and decode it without timestamps.
+
+        Returns None for a final whose decode looks doubtful (low average log-probability,
+        too repetitive, or out of tokens while not silent): the caller then runs the plain
+        pass, whose temperature fallback is made for exactly that.
+        """
         model = self._model
-        min_frames = int(round(float(_option(guards, "fast_min_window_s")) * 100))
+        window_key = "fast_min_window_s" if kind == "partial" else "fast_final_min_window_s"
+        min_frames = int(round(float(_option(guards, window_key)) * 100))
         needed = math.ceil((len(samples) + _FAST_PAD_S * SAMPLE_RATE) / _HOP_SAMPLES)
         frames = min(_MAX_FRAMES, max(min_frames,
                                       -(-needed // _FRAME_MULTIPLE) * _FRAME_MULTIPLE))
@@ -483,10 +515,10 @@ class FasterWhisperEngine:
         prompt = model.get_prompt(tokenizer, previous, without_timestamps=True)
         seconds = len(samples) / SAMPLE_RATE
         budget = int(seconds * float(_option(guards, "fast_max_tokens_per_s"))) + 16
+        max_length = min(_MAX_TOKENS, len(prompt) + budget)
         result = model.model.generate(
             encoded, [prompt], beam_size=int(kwargs.get("beam_size", 1)),
-            max_length=min(_MAX_TOKENS, len(prompt) + budget), return_scores=True,
-            return_no_speech_prob=True)[0]
+            max_length=max_length, return_scores=True, return_no_speech_prob=True)[0]
         tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
         avg_logprob = float(result.scores[0]) * len(tokens) / (len(tokens) + 1)
         text = tokenizer.decode(tokens).strip()
@@ -494,10 +526,30 @@ class FasterWhisperEngine:
             logger.debug("fast pass: dropped text that looks like no speech (no_speech_prob "
                          "%.2f, avg_logprob %.2f): %r", result.no_speech_prob, avg_logprob,
                          text)
-            text = ""
-        text, _ = self._guard_text(text, [], guards)
+            return EngineOutput(text="", language=language,
+                                language_probability=float(language_probability))
+        if kind == "final" and _doubtful(text, avg_logprob, len(prompt) + len(tokens) + 1
+                                         >= max_length, guards):
+            return None
+        words: list[WordTiming] = []
+        if kind == "final" and kwargs.get("word_timestamps") and tokens:
+            words = self._align(tokenizer, tokens, encoded, len(samples) // _HOP_SAMPLES)
+        text, words = self._guard_text(text, words, guards)
         return EngineOutput(text=text, language=language,
-                            language_probability=float(language_probability))
+                            language_probability=float(language_probability),
+                            words=tuple(words))
+
+    def _align(self, tokenizer: Any, tokens: list[int], encoded: Any,
+               frames: int) -> list[WordTiming]:
+        """Word timings of ``tokens`` from the decoder's cross-attention (as faster-whisper's
+        word_timestamps does), punctuation attached to its word; times in seconds."""
+        from faster_whisper.transcribe import merge_punctuations
+
+        alignment = self._model.find_alignment(tokenizer, [tokens], encoded, frames)[0]
+        merge_punctuations(alignment, _PREPEND_PUNCTUATION, _APPEND_PUNCTUATION)
+        return [WordTiming(float(w["start"]), float(w["end"]), str(w["word"]).strip(),
+                           float(w["probability"]))
+                for w in alignment if str(w["word"]).strip()]
 
     def close(self) -> None:
         """Drop the model so its memory can be freed."""
