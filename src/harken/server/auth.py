@@ -53,11 +53,13 @@ def check_token(token: object) -> str | None:
 
 
 def _presented(request: Any) -> str | None:
-    """The token a request carries: the Bearer header, or ``?token=`` on a WebSocket."""
-    header = request.headers.get("Authorization")
-    if header is not None:
-        scheme, _, value = header.strip().partition(" ")
-        return value.strip() if scheme.lower() == "bearer" else None
+    """The token a request carries: the Bearer header (first), or ``?token=`` on a WebSocket.
+
+    Another scheme in the header (e.g. Basic credentials for a proxy in front) is ignored.
+    """
+    scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() == "bearer":
+        return str(value.strip())
     upgrade = request.headers.get("Upgrade", "")
     if upgrade.lower() == "websocket":
         value = request.query.get("token")
