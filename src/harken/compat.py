@@ -119,7 +119,7 @@ class AudioToTextRecorder:
     partial / each partial whose stable part grew), ``realtime_processing_pause`` (s of new
     audio between partial passes), ``init_realtime_after_seconds``, ``beam_size_realtime``,
     ``early_transcription_on_silence`` (any value > 0 turns on speculative early finals; the
-    final's audio is cut at a fixed 250 ms of silence), ``wake_words`` (any phrase with the
+    final's audio is cut at a fixed 128 ms of silence), ``wake_words`` (any phrase with the
     phrase backend; Porcupine keywords use Porcupine when ``wakeword_backend`` is empty and
     pvporcupine is installed), ``wakeword_backend`` ("pvporcupine", "oww"/"openwakeword",
     or "phrase"), ``openwakeword_model_paths``, ``wake_words_sensitivity``,

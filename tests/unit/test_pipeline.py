@@ -59,8 +59,8 @@ def test_tail_of_silence_is_short_and_end_time_is_the_last_speech_frame():
     ended = of(out, SpeechEnded)[0]
     assert abs(ended.end - 1.5) <= 0.04
     req = of(out, TranscribeRequest)[0]
-    # At most 250 ms of silence is kept after the last speech frame.
-    assert req.end_sample / RATE <= 1.5 + 0.25 + 0.04
+    # 128 ms of silence is kept after the last speech frame.
+    assert req.end_sample / RATE == pytest.approx(1.5 + 0.128, abs=0.04)
 
 
 def test_end_is_decided_after_the_post_speech_silence():

@@ -336,7 +336,9 @@ def test_pipeline_transcribes_only_the_utterance_after_the_wake_word() -> None:
     hit = round(3.7 * S / 512) * 512
     assert req.start_sample >= hit  # the pre-roll does not reach back into the wake word
     assert req.start_sample / S == pytest.approx(4.2 - 0.4, abs=0.05)  # pre-roll from 4.2 s
-    assert req.end_sample / S == pytest.approx(5.5 + 0.25, abs=0.05)
+    # the kept tail (128 ms), extended because the ramp after the speech is no silence: a
+    # "late sound" in the next 320 ms keeps the audio going to 64 ms after it
+    assert req.end_sample / S == pytest.approx(5.5 + 0.128 + 0.320 + 0.064, abs=0.05)
     kinds = [type(o).__name__ for o in out if not isinstance(o, TranscribeRequest)]
     assert kinds == ["WakeWordWaiting", "WakeWordDetected", "SpeechStarted", "SpeechEnded",
                      "WakeWordWaiting", "TranscriptionStarted"]
@@ -369,7 +371,7 @@ def test_pipeline_keeps_speech_running_straight_on_from_the_wake_word() -> None:
     assert len(req.audio) == req.end_sample - req.start_sample
     ramp = (np.arange(int(6 * S), dtype=np.float32) / S / 100).astype(np.float32)
     assert np.array_equal(req.audio, ramp[req.start_sample:req.end_sample])
-    assert req.end_sample / S == pytest.approx(4.0 + 0.25, abs=0.05)
+    assert req.end_sample / S == pytest.approx(4.0 + 0.128 + 0.320 + 0.064, abs=0.05)
 
 
 def test_pipeline_times_out_when_no_command_follows() -> None:

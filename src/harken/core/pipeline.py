@@ -301,8 +301,8 @@ class SpeechPipeline:
     def _maybe_partial(self, out: list[Output]) -> None:
         seg = self._segmenter
         if (not self._realtime.partials or self._partial_inflight is not None
-                or not seg.speaking or seg.speculating):
-            return
+                or not seg.speaking or seg.speculating or seg.fading):
+            return  # a partial started as the voice fades would hold up the early final
         if self._gate is not None and not self._command.get(seg.utterance_id, False):
             return  # not a command: no partials while waiting for the wake word
         audio_len = seg.position - seg.current_start_sample
@@ -321,15 +321,21 @@ class SpeechPipeline:
     def _request(self, utterance_id: int, kind: str, audio: NDArray[np.float32],
                  start_sample: int, split: bool,
                  options: dict[str, object] | None = None) -> TranscribeRequest:
+        options = dict(options or {})
         if start_sample == self._lead_at and len(self._lead):
             # A command running straight on from the wake word: keep its first syllables.
             audio = np.concatenate([self._lead, audio])
             start_sample -= len(self._lead)
+            if kind != "partial":
+                # Its audio starts inside the wake word; faster-whisper's own pass (timestamp
+                # tokens) keeps the first word after such a fragment, where the fast pass
+                # dropped it ("jarvis what time is it" -> "Time is it?").
+                options.setdefault("fast_finals", False)
         request = TranscribeRequest(
             request_id=self._next_request, utterance_id=utterance_id,
             kind="partial" if kind == "partial" else "final", audio=audio,
             start_sample=start_sample, end_sample=start_sample + len(audio), split=split,
-            options=dict(options or {}))
+            options=options)
         self._next_request += 1
         return request
 
@@ -344,8 +350,15 @@ class SpeechPipeline:
                 self._partial_inflight = None
                 out.append(SpeechStarted(ev.utterance_id, _seconds(ev.start_sample)))
             elif isinstance(ev, Segment):
+                stable = self._stabilizer.stable
+                options: dict[str, object] | None = None
+                if stable and self._realtime.stable_prefix:
+                    options = {"prefix": stable}
                 request = self._request(ev.utterance_id, "final", ev.audio, ev.start_sample,
-                                        ev.split)
+                                        ev.split, options)
+                if ev.split:
+                    # The stable text belonged to this piece; the rest starts afresh.
+                    self._stabilizer.reset()
                 if ev.speculative:
                     self._speculative[ev.utterance_id] = request
                 else:
