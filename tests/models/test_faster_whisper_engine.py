@@ -106,7 +106,7 @@ def test_fast_final_word_timings_match_the_plain_pass(engine: FasterWhisperEngin
     assert starts == sorted(starts) and all(w.end >= w.start for w in fast.words)
     assert fast.words[-1].end <= len(audio) / 16000 + 0.05
     if [w.text for w in fast.words] == [w.text for w in plain.words]:
-        for a, b in zip(fast.words, plain.words):
+        for a, b in zip(fast.words, plain.words, strict=True):
             assert abs(a.start - b.start) < 0.15 and abs(a.end - b.end) < 0.15, (a, b)
 
 
@@ -140,3 +140,14 @@ def test_partial_longer_than_a_window_takes_the_plain_pass(
     audio = np.concatenate([espeak(SENTENCE), np.zeros(16000 * 30, np.float32)])
     out = engine.transcribe(audio, kind="partial", options={"beam_size": 1})
     assert "lazy" in out.text.lower() or "dog" in out.text.lower(), out.text
+
+
+def test_prefix_is_the_start_of_the_final(engine: FasterWhisperEngine,
+                                          espeak: Callable[..., np.ndarray]) -> None:
+    audio = espeak(SENTENCE)
+    for options in ({}, {"fast_finals": False}):
+        out = engine.transcribe(audio, kind="final",
+                                options={**options, "prefix": "A quick brown"})
+        assert out.text.startswith("A quick brown"), out.text
+        assert "dog" in out.text.lower() or "lazy" in out.text.lower(), out.text
+        assert [w.text for w in out.words][:3] == ["A", "quick", "brown"], out.words

@@ -192,3 +192,30 @@ def test_a_failed_final_is_reported_in_order_too():
     released = pipe.on_failed(first, EngineError("boom"))
     assert isinstance(released[0], FinalFailed) and released[0].request is first
     assert isinstance(released[1], FinalTranscript)
+
+
+def _speak_with_partials(pipe, hypothesis: str) -> list[TranscribeRequest]:
+    """Feed 1.5 s of speech, answering each partial with ``hypothesis``; return the final
+    requests that went out (the speculative one included)."""
+    finals = []
+    audio = np.concatenate([silence(0.5), tone(1.5), silence(1.0)])
+    for i in range(0, len(audio), 320):
+        for out in pipe.feed(audio[i:i + 320]):
+            if isinstance(out, TranscribeRequest) and out.kind == "partial":
+                pipe.on_result(out, EngineOutput(hypothesis))
+            elif isinstance(out, TranscribeRequest):
+                finals.append(out)
+    return finals
+
+
+def test_stable_prefix_gives_the_final_the_stable_text():
+    pipe = pipeline([(0.5, 2.0)], stable_prefix=True, partial_interval_ms=100)
+    finals = _speak_with_partials(pipe, "turn the lights off")
+    # Stable: "turn the lights" (the last word is held back).
+    assert [f.options.get("prefix") for f in finals] == ["turn the lights"]
+
+
+def test_no_prefix_by_default():
+    pipe = pipeline([(0.5, 2.0)], partial_interval_ms=100)
+    finals = _speak_with_partials(pipe, "turn the lights off")
+    assert finals and all("prefix" not in f.options for f in finals)
