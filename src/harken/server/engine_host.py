@@ -17,10 +17,11 @@ at a time also matters because the engine process replaces a partial waiting beh
 one without answering it.
 
 Load shedding: when ``fast_finals_at`` or more finals are waiting (all sessions together)
-as a final goes out, it is sent with the engine option ``fast_finals`` (faster-whisper's
-short-window greedy pass, 3-5 times cheaper on CPU, without word timings), so that latency
-stays bounded when many people finish speaking at once. Answers say nothing about it; the
-``fast_finals`` counter does.
+as a final goes out, it is sent with :data:`CHEAP_FINAL`: the engine's fast pass in the
+partials' 10 s window with greedy decoding (about 0.75 of the default final pass, which is
+already the fast pass with beam 5 in a 15 s window), so that latency stays bounded when many
+people finish speaking at once. Answers say nothing about it; the ``fast_finals`` counter
+does.
 
 Admission control: :meth:`open_session` raises :class:`ServerBusy` beyond ``max_sessions``,
 and :meth:`submit` raises it when a session has ``max_queued`` finals waiting (the engine
@@ -48,9 +49,13 @@ from ..engine.base import EngineOutput, TranscribeRequest
 from ..errors import ConfigError, HarkenError, LifecycleError
 from .metrics import Histogram
 
-__all__ = ["EngineHost", "EngineLike", "HostSession", "ServerBusy"]
+__all__ = ["CHEAP_FINAL", "EngineHost", "EngineLike", "HostSession", "ServerBusy"]
 
 logger = logging.getLogger(__name__)
+
+CHEAP_FINAL: dict[str, Any] = {"fast_finals": True, "beam_size": 1,
+                               "fast_final_min_window_s": 10.0}
+"""Engine options of a final sent while others wait (see "Load shedding")."""
 
 ResultCallback = Callable[[TranscribeRequest, EngineOutput, float, int], None]
 FailedCallback = Callable[[TranscribeRequest, BaseException], None]
@@ -367,7 +372,7 @@ class EngineHost:
             if request.kind == "final" and self._fast_finals_at is not None and \
                     self._waiting_finals() >= self._fast_finals_at:
                 request = dataclasses.replace(request, options={**request.options,
-                                                                "fast_finals": True})
+                                                                **CHEAP_FINAL})
                 self.fast_finals += 1
             gid = self._next_global
             self._next_global += 1
