@@ -44,7 +44,9 @@ pace audio time ``s`` is fed at ``t = s``):
   them to the final's words (a word the final adds in front must not count every stable
   word after it); mean over utterances.
 - WER: finals (joined per utterance) against the offline reference, over all utterances
-  (a missed utterance counts as all deletions).
+  (a missed utterance counts as all deletions); and against the truth (the recordings'
+  transcripts, the espeak sentences), printed next to the offline pass's own WER against
+  the truth: the issue's "final WER no worse than offline" compares those two.
 
 RealtimeSTT's ``stable_text`` is decided per character; a trailing half word is moved to the
 unstable part (:func:`whole_word_split`) so both systems are judged on whole words.
@@ -286,6 +288,8 @@ class Utterance:
     reference: str = ""
     ref_words: list[tuple[str, float]] = field(default_factory=list)
     """Normalised offline words with their end times in stream seconds."""
+    truth: str = ""
+    """What was said: the recording's transcript or the espeak sentence."""
 
 
 @dataclass
@@ -311,6 +315,8 @@ class Scores:
     stable_errors: list[int] = field(default_factory=list)
     errors: int = 0
     ref_words: int = 0
+    truth_errors: int = 0
+    truth_words: int = 0
     finals: int = 0
     missed: int = 0
     compute: list[float] = field(default_factory=list)
@@ -349,6 +355,9 @@ def score(run: Run, utts: Sequence[Utterance], simulated: bool = False) -> Score
         e, n = word_errors(u.reference, text)
         s.errors += e
         s.ref_words += n
+        e, n = word_errors(u.truth, text)
+        s.truth_errors += e
+        s.truth_words += n
         s.finals += len(fin)
         if not fin:
             s.missed += 1
@@ -399,7 +408,7 @@ def load_utterances(quick: bool, n_espeak: int) -> list[Utterance]:
     for name in names:
         with wave.open(str(DATA / f"{name}.wav")) as w:
             pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-        utts.append(Utterance(name, pcm))
+        utts.append(Utterance(name, pcm, truth=str(manifest[name]["text"])))
     if n_espeak:
         sys.path.insert(0, str(ROOT / "tests"))
         from conftest import _espeak  # type: ignore[import-not-found]  # the speech the test suite uses (cached WAVs)
@@ -407,7 +416,7 @@ def load_utterances(quick: bool, n_espeak: int) -> list[Utterance]:
         for k, text in enumerate(SENTENCES[:n_espeak]):
             audio = _espeak(text)
             pcm = np.clip(np.round(audio * 32767), -32768, 32767).astype(np.int16)
-            utts.append(Utterance(f"espeak_{k}", pcm))
+            utts.append(Utterance(f"espeak_{k}", pcm, truth=text))
     return utts
 
 
@@ -617,6 +626,7 @@ def report(runs: list[Run], scores: list[Scores], simulated: bool) -> dict[str, 
     row("stable words the final contradicts (mean/utt)", "n",
         lambda s: statistics.mean(s.stable_errors) if s.stable_errors else float("nan"))
     row("WER vs offline", "%", lambda s: s.errors / max(1, s.ref_words))
+    row("WER vs truth", "%", lambda s: s.truth_errors / max(1, s.truth_words))
     row("final compute (median)", "ms",
         lambda s: statistics.median([c for c in s.compute if c == c]) if any(
             c == c for c in s.compute) else float("nan"))
@@ -649,7 +659,8 @@ def rescore(path: Path) -> int:
     """Score and report the runs saved by ``--json`` (after a change to the metrics)."""
     data = json.loads(path.read_text())
     utts = [Utterance(u["name"], np.zeros(0, np.int16), u["offset"], u["speech_end"],
-                      u["reference"], [(w, float(t)) for w, t in u["ref_words"]])
+                      u["reference"], [(w, float(t)) for w, t in u["ref_words"]],
+                      u.get("truth", ""))
             for u in data["utterances"]]
     runs = [Run(name, data["events"][name]) for name in data["systems"]]
     simulated = bool(data.get("simulated", False))
@@ -673,6 +684,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--systems", default="harken,baseline,realtimestt",
                         help="comma-separated subset of harken,baseline,realtimestt")
     parser.add_argument("--json", type=Path, help="also write the numbers and events here")
+    parser.add_argument("--harken-settings", type=json.loads, default={},
+                        help='extra Recorder keywords for the "harken" system, as JSON '
+                             '(e.g. \'{"partial_beam_size": 5}\')')
     parser.add_argument("--rescore", type=Path,
                         help="score the events in a --json file again (no audio, no model)")
     args = parser.parse_args(argv)
@@ -698,21 +712,28 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"machine: {machine()}")
     print(f"harken {getattr(harken, '__version__', '?')}, model tiny.en (embedded) int8 cpu, "
-          f"final beam 5, post_speech_silence_ms={args.silence_ms}")
+          f"final beam 5, post_speech_silence_ms={args.silence_ms}"
+          + (f", harken settings {json.dumps(args.harken_settings)}"
+             if args.harken_settings else ""))
     n_rec = sum(1 for u in utts if not u.name.startswith("espeak"))
     print(f"audio: {len(utts)} utterances ({n_rec} recordings, {n_espeak} espeak), "
           f"{len(stream) / RATE:.1f} s stream, "
           f"{PAD_S} s silence around each, {CHUNK * 1000 // RATE} ms chunks, "
           f"{'simulated clock' if args.simulated else 'real-time pace'}")
     ref_s = offline_reference(utts, model_path)
-    print(f"offline reference: beam 5, condition_on_previous_text=False ({ref_s:.1f} s)")
+    from harken.testing import word_errors
+
+    counts = [word_errors(u.truth, u.reference) for u in utts]
+    print(f"offline reference: beam 5, condition_on_previous_text=False ({ref_s:.1f} s); "
+          f"its WER vs truth {100 * sum(e for e, _ in counts) / sum(n for _, n in counts):.1f}%")
 
     runs: list[Run] = []
     common = {"post_speech_silence_ms": args.silence_ms}
     for system in systems:
         t = time.perf_counter()
         if system == "harken":
-            run = run_harken("harken", stream, dict(common), args.simulated, len(utts))
+            run = run_harken("harken", stream, {**common, **args.harken_settings},
+                             args.simulated, len(utts))
         elif system == "baseline":
             run = run_harken("baseline", stream,
                              {**common, "partials": False, "early_final": False},
@@ -740,7 +761,8 @@ def main(argv: list[str] | None = None) -> int:
         summary["events"] = {r.system: r.events for r in runs}
         summary["simulated"] = args.simulated
         summary["utterances"] = [{"name": u.name, "offset": u.offset, "speech_end": u.speech_end,
-                                  "reference": u.reference, "ref_words": u.ref_words}
+                                  "reference": u.reference, "ref_words": u.ref_words,
+                                  "truth": u.truth}
                                  for u in utts]
         args.json.write_text(json.dumps(summary, indent=1))
     return 0 if all(s.missed == 0 for s in scores) else 1
