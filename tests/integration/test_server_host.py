@@ -262,3 +262,19 @@ def test_real_engine_process_answers_each_session_with_its_own_ids():
         await host.close()
 
     asyncio.run(main())
+
+
+def test_a_final_sent_while_another_is_transcribed_is_cheap():
+    async def main() -> None:
+        host, (engine,) = await make_host(max_in_engine=2, fast_finals_at=1)
+        r = Recorder()
+        a, b = (host.open_session(str(i), r.on_result, r.on_failed, r.on_error)
+                for i in range(2))
+        host.submit(a, req(1))
+        host.submit(b, req(1))  # goes to the engine while a's final is in it
+        cheap = [s.options.get("beam_size") == 1 for s in engine.submitted]
+        assert cheap == [False, True]
+        assert host.fast_finals == 1
+        await host.close()
+
+    asyncio.run(main())

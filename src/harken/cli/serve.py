@@ -32,9 +32,9 @@ def add_parser(subparsers: Any) -> None:
     s.add_argument("--max-audio-rate", type=float, default=None, metavar="X",
                    help="refuse clients sending audio faster than X times real time "
                    "(default: no limit)")
-    s.add_argument("--fast-finals-at", type=int, default=2, metavar="N",
-                   help="when N finals wait for the engine, finals take its fast pass (no "
-                   "word timings) to keep up; 0: never (default 2)")
+    s.add_argument("--fast-finals-at", type=int, default=1, metavar="N",
+                   help="when N other finals wait for or are in the engine, a final takes "
+                   "its cheaper greedy pass to keep up; 0: never (default 1)")
     s.add_argument("--drain-timeout", type=float, default=10.0,
                    help="seconds to finish in-flight finals on shutdown (default 10)")
     s.add_argument("--token", default=None,

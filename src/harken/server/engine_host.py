@@ -16,12 +16,12 @@ A session holds at most one queued partial: a newer one replaces it (coalescing)
 at a time also matters because the engine process replaces a partial waiting behind another
 one without answering it.
 
-Load shedding: when ``fast_finals_at`` or more finals are waiting (all sessions together)
-as a final goes out, it is sent with :data:`CHEAP_FINAL`: the engine's fast pass in the
-partials' 10 s window with greedy decoding (about 0.75 of the default final pass, which is
-already the fast pass with beam 5 in a 15 s window), so that latency stays bounded when many
-people finish speaking at once. Answers say nothing about it; the ``fast_finals`` counter
-does.
+Load shedding: when ``fast_finals_at`` or more other finals are waiting or being
+transcribed (all sessions together) as a final goes out, it is sent with
+:data:`CHEAP_FINAL`: the engine's fast pass in the partials' 10 s window with greedy
+decoding (about 0.75 of the default final pass, itself the fast pass with beam 5 in a 15 s
+window), so that latency stays bounded when many people finish speaking at once. Answers
+say nothing about it; the ``fast_finals`` counter does.
 
 Admission control: :meth:`open_session` raises :class:`ServerBusy` beyond ``max_sessions``,
 and :meth:`submit` raises it when a session has ``max_queued`` finals waiting (the engine
@@ -121,8 +121,8 @@ class EngineHost:
         max_sessions: sessions allowed at once; :meth:`open_session` raises beyond it.
         max_queued: finals one session may have waiting in the host.
         max_in_engine: requests in the engine process at once (>= 1).
-        fast_finals_at: finals waiting (all sessions) at which a final is sent with the
-            ``fast_finals`` engine option; None never does.
+        fast_finals_at: other finals waiting or in the engine (all sessions) at which a
+            final is sent with :data:`CHEAP_FINAL`; None never does.
         start_timeout_s: seconds the engine may take to load.
         request_timeout_s: see :class:`~harken.worker.process.EngineProcess`.
         max_attempts: tries per request before it fails.
@@ -134,7 +134,7 @@ class EngineHost:
     """
 
     def __init__(self, config: EngineConfig, *, max_sessions: int = 16, max_queued: int = 16,
-                 max_in_engine: int = 2, fast_finals_at: int | None = 2,
+                 max_in_engine: int = 2, fast_finals_at: int | None = 1,
                  start_timeout_s: float = 120.0,
                  request_timeout_s: float = 60.0, max_attempts: int = 3,
                  engine_factory: EngineFactory | None = None) -> None:
@@ -337,6 +337,9 @@ class EngineHost:
     def _waiting_finals(self) -> int:
         return sum(len(s.finals) for s in self._sessions.values())
 
+    def _finals_in_engine(self) -> int:
+        return sum(1 for sent in self._sent.values() if sent.request.kind == "final")
+
     def _pick(self) -> tuple[HostSession, TranscribeRequest, float] | None:
         """Take the next request to send: round-robin over sessions, finals first.
 
@@ -370,7 +373,7 @@ class EngineHost:
                 return
             session, request, submitted_at = picked
             if request.kind == "final" and self._fast_finals_at is not None and \
-                    self._waiting_finals() >= self._fast_finals_at:
+                    self._waiting_finals() + self._finals_in_engine() >= self._fast_finals_at:
                 request = dataclasses.replace(request, options={**request.options,
                                                                 **CHEAP_FINAL})
                 self.fast_finals += 1
