@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "Recorder": "harken.recorder",
     "AsyncRecorder": "harken.aio",
-    "transcribe_file": "harken.recorder",
+    "transcribe_file": "harken.files",
     "EngineConfig": "harken.config",
     "RealtimeConfig": "harken.config",
     "WakeConfig": "harken.config",
@@ -84,7 +84,8 @@ if TYPE_CHECKING:  # pragma: no cover
         WakeWordWaiting,
         Word,
     )
-    from .recorder import Recorder, transcribe_file
+    from .files import transcribe_file
+    from .recorder import Recorder
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals(), __all__)

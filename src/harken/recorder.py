@@ -4,17 +4,19 @@ Threads (all named "harken-*", all owned and joined by :meth:`Recorder.close`):
 
 - the source's own thread(s) write audio into the inbox (bounded; backpressure blocks them);
 - "harken-pipeline" runs VAD and segmentation and sends requests to the engine process,
-  never waiting for it;
+  never waiting for it (:class:`~harken._pipeline_loop.PipelineLoop`);
 - the engine process's reader/writer threads post results back into the inbox;
 - "harken-dispatch" calls user callbacks, one at a time, in event order.
 
 Nothing is started before :meth:`Recorder.start`; the constructor only stores and validates.
+This module owns the lifecycle and the public methods; the parts live next to it: keyword
+shortcuts in ``_shortcuts``, callbacks in ``_callbacks``, building the source, VAD and wake
+backend in ``_wiring``, the pipeline thread's work in ``_pipeline_loop``, the finals queue in
+``_finals``, and :func:`transcribe_file` in ``files`` (re-exported here).
 """
 
 from __future__ import annotations
 
-import collections
-import dataclasses
 import logging
 import threading
 import time
@@ -22,147 +24,37 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from numpy.typing import NDArray
 
+from ._callbacks import Callback, CallbackTable
 from ._dispatch import Dispatcher
+from ._finals import FinalQueue
 from ._inbox import Inbox
-from .config import (
-    SAMPLE_RATE,
-    EngineConfig,
-    RealtimeConfig,
-    RecorderConfig,
-    VadConfig,
-    WakeConfig,
-)
-from .core.pipeline import CancelRequest, FinalFailed
-from .engine.base import EngineOutput, TranscribeRequest
+from ._pipeline_loop import PipelineLoop
+from ._shortcuts import build_config
+from ._wiring import InboxSink, build_wake, is_realtime, load_vad, make_source
+from .config import SAMPLE_RATE, RecorderConfig
 from .errors import ConfigError, LifecycleError
 from .events import (
     ErrorEvent,
     Event,
     FinalTranscript,
-    PartialTranscript,
     RecorderState,
     RecordingStarted,
     RecordingStopped,
-    SpeechEnded,
-    SpeechStarted,
     StateChanged,
-    TranscriptionStarted,
-    WakeWordDetected,
-    WakeWordTimeout,
-    WakeWordWaiting,
 )
+from .files import transcribe_file
 from .sources.base import AudioSource
 from .vad.base import VoiceActivityDetector
 from .wake.base import WakeWordDetector
 
 if TYPE_CHECKING:
-    from .core.pipeline import Output, SpeechPipeline
-    from .wake.phrase import PhraseWakeWord
     from .worker.process import EngineProcess
 
-__all__ = ["Recorder", "transcribe_file"]
+__all__ = ["Callback", "Recorder", "build_config", "transcribe_file"]
 
 _LOG = logging.getLogger(__name__)
-
-_ENGINE_FIELDS = {f.name for f in dataclasses.fields(EngineConfig)} - {"engine"}
-_VAD_FIELDS = {f.name for f in dataclasses.fields(VadConfig)} - {"backend"}
-_REALTIME_FIELDS = {f.name for f in dataclasses.fields(RealtimeConfig)}
-_RECORDER_FIELDS = {f.name for f in dataclasses.fields(RecorderConfig)} - {
-    "engine", "vad", "realtime", "wake"}
-_WAKE_KEYS = {  # Recorder keyword -> WakeConfig field
-    "wake_words": "words", "wake_backend": "backend", "wake_sensitivity": "sensitivity",
-    "wake_timeout_s": "timeout_s", "wake_activation_delay_s": "activation_delay_s",
-}
-_FEED_TIMEOUT_S = 30.0
-_FILE_MAX_PENDING = 2  # finals in flight before a file source is held back
-
-Callback = Callable[..., Any]
-
-
-def build_config(config: RecorderConfig | None, settings: dict[str, Any]) -> RecorderConfig:
-    """Apply keyword shortcuts (``model="base"``, ``post_speech_silence_ms=300``, ...) to a config.
-
-    ``engine`` names the engine backend and ``vad`` the VAD backend; ``wake_words``,
-    ``wake_backend``, ``wake_sensitivity``, ``wake_timeout_s`` and
-    ``wake_activation_delay_s`` set :class:`~harken.config.WakeConfig`. Unknown names raise
-    ConfigError listing the valid ones.
-    """
-    config = config or RecorderConfig()
-    engine: dict[str, Any] = {}
-    vad: dict[str, Any] = {}
-    realtime: dict[str, Any] = {}
-    wake: dict[str, Any] = {}
-    top: dict[str, Any] = {}
-    unknown = []
-    for key, value in settings.items():
-        if key == "engine":
-            engine["engine"] = value
-        elif key == "vad":
-            vad["backend"] = value
-        elif key in _ENGINE_FIELDS:
-            engine[key] = value
-        elif key in _VAD_FIELDS:
-            vad[key] = value
-        elif key in _REALTIME_FIELDS:
-            realtime[key] = value
-        elif key in _WAKE_KEYS:
-            wake[_WAKE_KEYS[key]] = value
-        elif key in _RECORDER_FIELDS:
-            top[key] = value
-        else:
-            unknown.append(key)
-    if unknown:
-        valid = sorted(_ENGINE_FIELDS | _VAD_FIELDS | _REALTIME_FIELDS | _RECORDER_FIELDS
-                       | set(_WAKE_KEYS) | {"engine", "vad"})
-        raise ConfigError(f"unknown Recorder option(s): {', '.join(sorted(unknown))}. "
-                          f"Valid options: {', '.join(valid)}")
-    if engine:
-        top["engine"] = dataclasses.replace(config.engine, **engine)
-    if vad:
-        top["vad"] = dataclasses.replace(config.vad, **vad)
-    if realtime:
-        top["realtime"] = dataclasses.replace(config.realtime, **realtime)
-    if wake:
-        top["wake"] = dataclasses.replace(config.wake, **wake)
-    return dataclasses.replace(config, **top) if top else config
-
-
-def _make_source(source: AudioSource | str | Path, input_device: int | str | None) -> AudioSource:
-    if not isinstance(source, (str, Path)):
-        if not isinstance(source, AudioSource):
-            raise ConfigError(f"source must be 'mic', 'push', a file path or an AudioSource, "
-                              f"got {source!r}")
-        return source
-    if source in ("mic", "microphone"):
-        from .sources.microphone import MicrophoneSource
-
-        return MicrophoneSource(input_device)
-    if source == "push":
-        from .sources.push import PushSource
-
-        return PushSource()
-    from .sources.file import FileSource
-
-    return FileSource(str(source))
-
-
-class _Sink:
-    """The AudioSink the recorder hands its source (runs on the source's thread)."""
-
-    def __init__(self, recorder: Recorder) -> None:
-        self._recorder = recorder
-
-    def write(self, samples: NDArray[np.float32]) -> None:
-        self._recorder._inbox.put_audio(samples, _FEED_TIMEOUT_S)
-
-    def end(self) -> None:
-        self._recorder._inbox.put_ordered(("end",))
-
-    def error(self, exc: BaseException) -> None:
-        self._recorder._inbox.put_control(("error", exc, False, "source"))
 
 
 class Recorder:
@@ -221,17 +113,15 @@ class Recorder:
         **settings: Any,
     ) -> None:
         self.config = build_config(config, settings)
-        for name, cb in (("on_final", on_final), ("on_partial", on_partial),
-                         ("on_speech_start", on_speech_start), ("on_speech_end", on_speech_end),
-                         ("on_transcription_start", on_transcription_start),
-                         ("on_recording_start", on_recording_start),
-                         ("on_recording_stop", on_recording_stop), ("on_error", on_error),
-                         ("on_wake_word", on_wake_word),
-                         ("on_wake_word_timeout", on_wake_word_timeout),
-                         ("on_wake_word_waiting", on_wake_word_waiting),
-                         ("on_event", on_event)):
-            if cb is not None and not callable(cb):
-                raise ConfigError(f"{name} must be callable, got {cb!r}")
+        self._callbacks = CallbackTable(on_event, {
+            "on_final": on_final, "on_partial": on_partial,
+            "on_speech_start": on_speech_start, "on_speech_end": on_speech_end,
+            "on_transcription_start": on_transcription_start,
+            "on_recording_start": on_recording_start, "on_recording_stop": on_recording_stop,
+            "on_error": on_error, "on_wake_word": on_wake_word,
+            "on_wake_word_timeout": on_wake_word_timeout,
+            "on_wake_word_waiting": on_wake_word_waiting,
+        })
         if isinstance(source, str) and source not in ("mic", "microphone", "push") \
                 and not Path(source).exists():
             raise ConfigError(f"source must be 'mic', 'push' or an existing file; "
@@ -239,15 +129,6 @@ class Recorder:
         self._source_spec = source
         self._input_device = input_device
         self._vad_detector = vad_detector
-        self._callbacks = {
-            FinalTranscript: on_final, PartialTranscript: on_partial,
-            SpeechStarted: on_speech_start, SpeechEnded: on_speech_end,
-            TranscriptionStarted: on_transcription_start,
-            RecordingStarted: on_recording_start, RecordingStopped: on_recording_stop,
-            ErrorEvent: on_error, WakeWordDetected: on_wake_word,
-            WakeWordTimeout: on_wake_word_timeout, WakeWordWaiting: on_wake_word_waiting,
-        }
-        self._on_event = on_event
         self._state = RecorderState.CREATED
         self._state_lock = threading.RLock()
         self._source: AudioSource | None = None
@@ -257,19 +138,14 @@ class Recorder:
         self._dispatcher: Dispatcher | None = None
         self._pipeline_thread: threading.Thread | None = None
         self._inbox = Inbox(int(self.config.max_backlog_s * SAMPLE_RATE))
-        self._results: collections.deque[FinalTranscript | BaseException] = \
-            collections.deque(maxlen=10_000)
-        self._results_cond = threading.Condition()
+        self._finals = FinalQueue()
         self._fatal: BaseException | None = None
         self._stop = threading.Event()
         self._closed = threading.Event()
-        self._paused = False
-        self._ended = False  # the source reported end of stream
-        self._requests: dict[int, TranscribeRequest] = {}
         self._idle = threading.Condition()
-        self._position = 0
-        self.finals: int = 0
-        """Final transcripts delivered so far."""
+        self._loop = PipelineLoop(self._inbox, stop=self._stop, idle=self._idle,
+                                  emit=self._emit, deliver_final=self._finals.put,
+                                  fail=self._fail)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -281,7 +157,17 @@ class Recorder:
     @property
     def position(self) -> float:
         """Seconds of audio processed by the pipeline so far."""
-        return self._position / SAMPLE_RATE
+        return self._loop.position / SAMPLE_RATE
+
+    @property
+    def finals(self) -> int:
+        """Final transcripts delivered so far."""
+        return self._loop.finals
+
+    @property
+    def ended(self) -> bool:
+        """True when a finite source (a file) has delivered all its audio."""
+        return self._loop.ended
 
     @property
     def source(self) -> AudioSource | None:
@@ -338,53 +224,36 @@ class Recorder:
     def _start(self) -> None:
         from .worker.process import EngineProcess
 
-        source = _make_source(self._source_spec, self._input_device)
-        if self._vad_detector is not None:
-            vad = self._vad_detector
-        else:
-            from .vad.factory import create_vad
-
-            vad = create_vad(self.config.vad)
-        vad.load()
+        source = make_source(self._source_spec, self._input_device)
+        vad = load_vad(self.config.vad, self._vad_detector)
         self._vad = vad
-        wake = self._load_wake(self.config.wake)
-        listeners: list[Callable[[Event], None]] = [self._call_callbacks]
+        wake, self._wake_detector = build_wake(self.config.wake)
+        if self._wake_detector is not None:
+            self._wake_detector.load()
+        listeners: list[Callable[[Event], None]] = [self._callbacks]
         self._dispatcher = Dispatcher(listeners)
         self._dispatcher.start()
         self._engine = EngineProcess(
             self.config.engine,
-            on_result=self._engine_result,
-            on_failed=self._engine_failed,
-            on_error=self._engine_error,
+            on_result=self._loop.post_result,
+            on_failed=self._loop.post_failed,
+            on_error=self._loop.post_error,
             start_timeout_s=self.config.start_timeout_s,
             request_timeout_s=self.config.request_timeout_s,
             max_attempts=self.config.max_attempts,
         )
-        self._engine.start()
+        engine = self._engine
+        engine.start()
         from .core.pipeline import SpeechPipeline
 
         pipeline = SpeechPipeline(vad, self.config.vad, self.config.realtime, wake=wake,
                                   wake_config=self.config.wake)
         self._pipeline_thread = threading.Thread(
-            target=self._run_pipeline, args=(pipeline,), name="harken-pipeline", daemon=True)
+            target=self._loop.run, args=(pipeline, engine, is_realtime(self._source_spec)),
+            name="harken-pipeline", daemon=True)
         self._pipeline_thread.start()
         self._source = source
-        source.start(_Sink(self))
-
-    def _load_wake(self, config: WakeConfig) -> WakeWordDetector | PhraseWakeWord | None:
-        """Build the wake word backend; a frame detector loads here (may raise
-        BackendNotInstalled or ConfigError naming the missing package or file)."""
-        if not config.enabled:
-            return None
-        from .wake.factory import build_wake_backend
-        from .wake.phrase import PhraseWakeWord
-
-        wake = build_wake_backend(config.backend, config.words, config.sensitivity)
-        if isinstance(wake, PhraseWakeWord):
-            return wake
-        self._wake_detector = wake
-        wake.load()
-        return wake
+        source.start(InboxSink(self._inbox))
 
     def close(self, timeout: float | None = None, *, flush: bool = True) -> None:
         """Stop listening and release everything. Idempotent; safe after a failed start.
@@ -439,8 +308,7 @@ class Recorder:
                 self._wake_detector.close()
             except Exception:
                 _LOG.exception("closing the wake word detector failed")
-        with self._results_cond:
-            self._results_cond.notify_all()
+        self._finals.wake()
         with self._idle:
             self._idle.notify_all()
         self._set_state(RecorderState.CLOSED)
@@ -534,7 +402,7 @@ class Recorder:
         return True
 
     def _is_idle(self) -> bool:
-        return self._inbox.unfinished == 0 and not self._requests
+        return self._inbox.unfinished == 0 and not self._loop.requests
 
     # ----------------------------------------------------------------- output
 
@@ -552,21 +420,13 @@ class Recorder:
         """Like :meth:`text`, returning the whole :class:`FinalTranscript`."""
         if self._state is RecorderState.CREATED:
             raise LifecycleError("call start() before waiting for text")
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._results_cond:
-            while not self._results:
-                self._raise_fatal()
-                if self._state is RecorderState.CLOSED:
-                    raise LifecycleError("the recorder is closed and no transcript is left")
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError(f"no final transcript within {timeout} s")
-                # Short waits keep Ctrl+C responsive.
-                self._results_cond.wait(0.1 if remaining is None else min(remaining, 0.1))
-            item = self._results.popleft()
-        if isinstance(item, BaseException):
-            raise item
-        return item
+        return self._finals.get(timeout, self._check_can_wait)
+
+    def _check_can_wait(self) -> None:
+        """Raise what ends a wait for finals: a fatal error, or a closed recorder."""
+        self._raise_fatal()
+        if self._state is RecorderState.CLOSED:
+            raise LifecycleError("the recorder is closed and no transcript is left")
 
     def transcripts(self, timeout: float | None = None) -> Iterator[FinalTranscript]:
         """Yield final transcripts until the recorder is closed (or ``timeout`` between two)."""
@@ -606,185 +466,11 @@ class Recorder:
 
     def _emit_direct(self, event: Event) -> None:
         """Call callbacks on this thread (after the dispatcher has stopped)."""
-        self._call_callbacks(event)
-
-    def _call_callbacks(self, event: Event) -> None:
-        if self._on_event is not None:
-            self._on_event(event)
-        cb = self._callbacks.get(type(event))
-        if cb is None:
-            return
-        if isinstance(event, FinalTranscript):
-            cb(event.text)
-        elif isinstance(event, PartialTranscript):
-            cb(event.stable, event.unstable)
-        elif isinstance(event, ErrorEvent):
-            cb(event.error)
-        elif isinstance(event, WakeWordDetected):
-            cb(event.word)
-        else:
-            cb()
-
-    def _deliver_final(self, item: FinalTranscript | BaseException) -> None:
-        with self._results_cond:
-            self._results.append(item)
-            self._results_cond.notify_all()
-
-    # Engine callbacks: run on the engine's reader thread; hand over to the pipeline thread.
-    def _engine_result(self, request: TranscribeRequest, output: EngineOutput,
-                       compute_seconds: float, attempts: int) -> None:
-        self._inbox.put_control(("result", request, output, compute_seconds, attempts))
-
-    def _engine_failed(self, request: TranscribeRequest, exc: BaseException) -> None:
-        self._inbox.put_control(("failed", request, exc))
-
-    def _engine_error(self, exc: BaseException, fatal: bool) -> None:
-        self._inbox.put_control(("error", exc, fatal, "engine"))
-
-    def _run_pipeline(self, pipeline: SpeechPipeline) -> None:
-        try:
-            self._pipeline_loop(pipeline)
-        except BaseException as exc:  # never lose an error in a thread
-            _LOG.exception("pipeline thread failed")
-            self._fail(exc, "pipeline")
+        self._callbacks(event)
 
     def _fail(self, exc: BaseException, where: str) -> None:
         self._fatal = exc
         self._emit(ErrorEvent(exc, fatal=True, where=where))
-        with self._results_cond:
-            self._results_cond.notify_all()
+        self._finals.wake()
         with self._idle:
             self._idle.notify_all()
-
-    def _pipeline_loop(self, pipeline: SpeechPipeline) -> None:
-        realtime = getattr(self._source_spec, "realtime", True) \
-            if not isinstance(self._source_spec, (str, Path)) \
-            else self._source_spec in ("mic", "microphone", "push")
-        while not self._stop.is_set():
-            hold_back = (not realtime and self._engine is not None
-                         and len(self._requests) >= _FILE_MAX_PENDING)
-            item = self._inbox.get(0.1, allow_audio=not hold_back)
-            if item is None:
-                self._notify_idle()
-                continue
-            try:
-                if isinstance(item, np.ndarray):
-                    if self._paused:
-                        continue
-                    outputs = pipeline.feed(item)
-                    self._position = pipeline.position
-                    self._route(outputs)
-                else:
-                    self._handle_control(item, pipeline)
-            finally:
-                self._inbox.task_done()
-            if self._inbox.unfinished == 0:
-                self._notify_idle()
-
-    def _notify_idle(self) -> None:
-        with self._idle:
-            self._idle.notify_all()
-
-    def _handle_control(self, item: tuple[Any, ...], pipeline: SpeechPipeline) -> None:
-        kind = item[0]
-        if kind == "result":
-            _, request, output, compute_seconds, attempts = item
-            if self._requests.pop(request.request_id, None) is None:
-                return  # cancelled
-            self._route(pipeline.on_result(request, output, compute_seconds, attempts))
-        elif kind == "failed":
-            _, request, exc = item
-            if self._requests.pop(request.request_id, None) is None:
-                return
-            self._route(pipeline.on_failed(request, exc))
-        elif kind == "error":
-            _, exc, fatal, where = item
-            if fatal:
-                self._fail(exc, where)
-            else:
-                self._emit(ErrorEvent(exc, fatal=False, where=where))
-        elif kind == "pause":
-            self._paused = True
-            self._route(pipeline.flush())
-        elif kind == "resume":
-            self._paused = False
-        elif kind in ("flush", "end"):
-            self._route(pipeline.flush())
-            self._position = pipeline.position
-            if kind == "end":
-                self._ended = True
-        elif kind == "force_start":
-            self._route(pipeline.force_start())
-        elif kind == "force_end":
-            self._route(pipeline.force_end())
-
-    def _route(self, outputs: list[Output]) -> None:
-        engine = self._engine
-        assert engine is not None  # started before the pipeline thread
-        for out in outputs:
-            if isinstance(out, TranscribeRequest):
-                if out.kind == "partial":
-                    # The engine replaces a queued partial by a newer one without answering
-                    # it: stop waiting for older partials.
-                    for stale in [i for i, r in self._requests.items() if r.kind == "partial"]:
-                        del self._requests[stale]
-                self._requests[out.request_id] = out
-                engine.submit(out)
-            elif isinstance(out, CancelRequest):
-                if self._requests.pop(out.request_id, None) is not None:
-                    engine.cancel(out.request_id)
-            elif isinstance(out, FinalFailed):
-                _LOG.error("utterance %d could not be transcribed: %s",
-                           out.request.utterance_id, out.error)
-                self._deliver_final(out.error)
-                self._emit(ErrorEvent(out.error, fatal=False, where="engine"))
-            else:
-                if isinstance(out, FinalTranscript):
-                    self.finals += 1
-                    self._deliver_final(out)
-                self._emit(out)
-
-    @property
-    def ended(self) -> bool:
-        """True when a finite source (a file) has delivered all its audio."""
-        return self._ended
-
-
-def transcribe_file(path: str | Path, *, on_final: Callback | None = None,
-                    on_progress: Callable[[float], None] | None = None,
-                    config: RecorderConfig | None = None,
-                    **settings: Any) -> list[FinalTranscript]:
-    """Transcribe an audio file through the streaming pipeline; return its finals in order.
-
-    The file is read as fast as the engine allows (not in real time). ``on_progress`` is
-    called with the seconds of audio processed so far, about ten times a second.
-    ``settings`` are the keyword shortcuts :class:`Recorder` takes. Finals take
-    faster-whisper's own 30 s pass (engine option ``fast_finals=False`` unless given): nobody
-    waits on a file's finals, so the standard pass is worth its cost.
-
-    Raises:
-        EngineError: an utterance could not be transcribed.
-    """
-    from .sources.file import FileSource
-
-    finals: list[FinalTranscript] = []
-    settings.setdefault("partials", False)  # nobody watches partials of a file
-    options = {**(config.engine.options if config is not None else {}),
-               **(settings.get("options") or {})}
-    options.setdefault("fast_finals", False)
-    settings["options"] = options
-    with Recorder(config, source=FileSource(str(path)), on_final=on_final, **settings) as rec:
-        while True:
-            done = rec.ended and rec.wait_idle(0.1)
-            while True:  # take finals as they come, so an error surfaces at once
-                try:
-                    finals.append(rec.next_final(timeout=0))
-                except TimeoutError:
-                    break
-            if done:
-                break
-            if on_progress is not None:
-                on_progress(rec.position)
-            time.sleep(0.05)
-    finals.sort(key=lambda f: (f.start, f.utterance_id))
-    return finals

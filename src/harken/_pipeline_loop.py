@@ -1,0 +1,179 @@
+"""The work of the recorder's "harken-pipeline" thread: inbox in, events and requests out.
+
+:class:`PipelineLoop` drains the recorder's inbox: audio goes through the pure
+:class:`~harken.core.pipeline.SpeechPipeline`, commands and engine answers are applied to it,
+and what comes out is routed: requests to the engine process (never waiting for it), events
+to the recorder's dispatcher, finals to the recorder's result queue. It keeps the
+bookkeeping that only this thread writes: requests awaiting an answer, pause, end of stream,
+position. Runs on the "harken-pipeline" thread, which the Recorder starts and joins; only
+the ``post_*`` methods run elsewhere (the engine's reader thread), and they only queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._inbox import Inbox
+from .core.pipeline import CancelRequest, FinalFailed
+from .engine.base import EngineOutput, TranscribeRequest
+from .events import ErrorEvent, Event, FinalTranscript
+
+if TYPE_CHECKING:
+    from .core.pipeline import Output, SpeechPipeline
+    from .worker.process import EngineProcess
+
+__all__ = ["PipelineLoop"]
+
+_LOG = logging.getLogger(__name__)
+
+_FILE_MAX_PENDING = 2  # finals in flight before a file source is held back
+
+
+class PipelineLoop:
+    """Runs the pipeline thread's loop for a :class:`~harken.recorder.Recorder`.
+
+    Args:
+        inbox: where audio, commands and engine answers arrive.
+        stop: set by the recorder to end :meth:`run`.
+        idle: notified whenever the inbox may have run empty.
+        emit: hands an event to the dispatcher.
+        deliver_final: queues a final (or the error that replaced it) for ``next_final()``.
+        fail: reports a fatal error ``(exc, where)``.
+    """
+
+    def __init__(self, inbox: Inbox, *, stop: threading.Event, idle: threading.Condition,
+                 emit: Callable[[Event], None],
+                 deliver_final: Callable[[FinalTranscript | BaseException], None],
+                 fail: Callable[[BaseException, str], None]) -> None:
+        self._inbox = inbox
+        self._stop = stop
+        self._idle = idle
+        self._emit = emit
+        self._deliver_final = deliver_final
+        self._fail = fail
+        self._paused = False
+        self.requests: dict[int, TranscribeRequest] = {}
+        """Requests sent to the engine and not yet answered, by request id."""
+        self.ended = False
+        """The source reported the end of its stream."""
+        self.position = 0
+        """Samples (16 kHz) the pipeline has processed."""
+        self.finals = 0
+        """Final transcripts delivered so far."""
+
+    # Engine callbacks: run on the engine's reader thread; hand over to the pipeline thread.
+
+    def post_result(self, request: TranscribeRequest, output: EngineOutput,
+                    compute_seconds: float, attempts: int) -> None:
+        """Queue an engine answer for the pipeline (``EngineProcess`` ``on_result``)."""
+        self._inbox.put_control(("result", request, output, compute_seconds, attempts))
+
+    def post_failed(self, request: TranscribeRequest, exc: BaseException) -> None:
+        """Queue a request that failed for good (``EngineProcess`` ``on_failed``)."""
+        self._inbox.put_control(("failed", request, exc))
+
+    def post_error(self, exc: BaseException, fatal: bool) -> None:
+        """Queue a problem with the engine process (``EngineProcess`` ``on_error``)."""
+        self._inbox.put_control(("error", exc, fatal, "engine"))
+
+    def run(self, pipeline: SpeechPipeline, engine: EngineProcess, realtime: bool) -> None:
+        """The thread's target: loop until ``stop`` is set; errors become fatal ErrorEvents.
+
+        Args:
+            pipeline: the started recorder's pipeline.
+            engine: the running engine process.
+            realtime: False for a file source, which is held back while finals pile up.
+        """
+        try:
+            self._loop(pipeline, engine, realtime)
+        except BaseException as exc:  # never lose an error in a thread
+            _LOG.exception("pipeline thread failed")
+            self._fail(exc, "pipeline")
+
+    def _loop(self, pipeline: SpeechPipeline, engine: EngineProcess, realtime: bool) -> None:
+        while not self._stop.is_set():
+            hold_back = not realtime and len(self.requests) >= _FILE_MAX_PENDING
+            item = self._inbox.get(0.1, allow_audio=not hold_back)
+            if item is None:
+                self._notify_idle()
+                continue
+            try:
+                if isinstance(item, np.ndarray):
+                    if self._paused:
+                        continue
+                    outputs = pipeline.feed(item)
+                    self.position = pipeline.position
+                    self._route(outputs, engine)
+                else:
+                    self._handle_control(item, pipeline, engine)
+            finally:
+                self._inbox.task_done()
+            if self._inbox.unfinished == 0:
+                self._notify_idle()
+
+    def _notify_idle(self) -> None:
+        with self._idle:
+            self._idle.notify_all()
+
+    def _handle_control(self, item: tuple[Any, ...], pipeline: SpeechPipeline,
+                        engine: EngineProcess) -> None:
+        kind = item[0]
+        if kind == "result":
+            _, request, output, compute_seconds, attempts = item
+            if self.requests.pop(request.request_id, None) is None:
+                return  # cancelled
+            self._route(pipeline.on_result(request, output, compute_seconds, attempts), engine)
+        elif kind == "failed":
+            _, request, exc = item
+            if self.requests.pop(request.request_id, None) is None:
+                return
+            self._route(pipeline.on_failed(request, exc), engine)
+        elif kind == "error":
+            _, exc, fatal, where = item
+            if fatal:
+                self._fail(exc, where)
+            else:
+                self._emit(ErrorEvent(exc, fatal=False, where=where))
+        elif kind == "pause":
+            self._paused = True
+            self._route(pipeline.flush(), engine)
+        elif kind == "resume":
+            self._paused = False
+        elif kind in ("flush", "end"):
+            self._route(pipeline.flush(), engine)
+            self.position = pipeline.position
+            if kind == "end":
+                self.ended = True
+        elif kind == "force_start":
+            self._route(pipeline.force_start(), engine)
+        elif kind == "force_end":
+            self._route(pipeline.force_end(), engine)
+
+    def _route(self, outputs: list[Output], engine: EngineProcess) -> None:
+        for out in outputs:
+            if isinstance(out, TranscribeRequest):
+                if out.kind == "partial":
+                    # The engine replaces a queued partial by a newer one without answering
+                    # it: stop waiting for older partials.
+                    for stale in [i for i, r in self.requests.items() if r.kind == "partial"]:
+                        del self.requests[stale]
+                self.requests[out.request_id] = out
+                engine.submit(out)
+            elif isinstance(out, CancelRequest):
+                if self.requests.pop(out.request_id, None) is not None:
+                    engine.cancel(out.request_id)
+            elif isinstance(out, FinalFailed):
+                _LOG.error("utterance %d could not be transcribed: %s",
+                           out.request.utterance_id, out.error)
+                self._deliver_final(out.error)
+                self._emit(ErrorEvent(out.error, fatal=False, where="engine"))
+            else:
+                if isinstance(out, FinalTranscript):
+                    self.finals += 1
+                    self._deliver_final(out)
+                self._emit(out)

@@ -1,0 +1,124 @@
+"""Builds the Recorder's parts at start(): its audio source, VAD and wake word backend.
+
+Backends are imported here, inside the functions, so that importing the recorder imports
+none of them. :class:`InboxSink` is what the recorder hands its source: it runs on the
+source's own thread and only puts audio and end/error notices into the inbox.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._inbox import Inbox
+from .config import VadConfig, WakeConfig
+from .errors import ConfigError
+from .sources.base import AudioSource
+from .vad.base import VoiceActivityDetector
+from .wake.base import WakeWordDetector
+
+if TYPE_CHECKING:
+    from .wake.phrase import PhraseWakeWord
+
+__all__ = ["InboxSink", "build_wake", "is_realtime", "load_vad", "make_source"]
+
+_FEED_TIMEOUT_S = 30.0
+"""Seconds a source may block on a full backlog before it gets an AudioSourceError."""
+
+_LIVE_SPECS = ("mic", "microphone", "push")
+
+
+def make_source(source: AudioSource | str | Path, input_device: int | str | None) -> AudioSource:
+    """Return the source a Recorder's ``source=`` names (an AudioSource is returned as is).
+
+    Raises:
+        ConfigError: ``source`` is neither a name, a path nor an AudioSource.
+    """
+    if not isinstance(source, (str, Path)):
+        if not isinstance(source, AudioSource):
+            raise ConfigError(f"source must be 'mic', 'push', a file path or an AudioSource, "
+                              f"got {source!r}")
+        return source
+    if source in ("mic", "microphone"):
+        from .sources.microphone import MicrophoneSource
+
+        return MicrophoneSource(input_device)
+    if source == "push":
+        from .sources.push import PushSource
+
+        return PushSource()
+    from .sources.file import FileSource
+
+    return FileSource(str(source))
+
+
+def is_realtime(source: AudioSource | str | Path) -> bool:
+    """True when ``source=`` delivers audio at its own pace (a microphone, pushed audio).
+
+    A file is read as fast as the engine allows, so the recorder holds it back while
+    finals pile up; an AudioSource says which it is with its ``realtime`` attribute.
+    """
+    if isinstance(source, (str, Path)):
+        return source in _LIVE_SPECS
+    return bool(getattr(source, "realtime", True))
+
+
+def load_vad(config: VadConfig, detector: VoiceActivityDetector | None) -> VoiceActivityDetector:
+    """Build the VAD from ``config`` unless ``detector`` is given, and load it (blocking)."""
+    if detector is not None:
+        vad = detector
+    else:
+        from .vad.factory import create_vad
+
+        vad = create_vad(config)
+    vad.load()
+    return vad
+
+
+def build_wake(config: WakeConfig) -> tuple[WakeWordDetector | PhraseWakeWord | None,
+                                            WakeWordDetector | None]:
+    """Build the wake word backend named by ``config`` (None when wake words are off).
+
+    Returns:
+        The backend for the pipeline, and the same object again when it is a frame detector
+        the caller must ``load()`` (blocking) and later ``close()``; else None.
+
+    Raises:
+        BackendNotInstalled, ConfigError: the backend's package or model file is missing
+            (the message names it).
+    """
+    if not config.enabled:
+        return None, None
+    from .wake.factory import build_wake_backend
+    from .wake.phrase import PhraseWakeWord
+
+    wake = build_wake_backend(config.backend, config.words, config.sensitivity)
+    if isinstance(wake, PhraseWakeWord):
+        return wake, None
+    return wake, wake
+
+
+class InboxSink:
+    """The AudioSink a recorder hands its source (runs on the source's thread).
+
+    Args:
+        inbox: the recorder's inbox; audio waits up to 30 s for room in it.
+    """
+
+    def __init__(self, inbox: Inbox) -> None:
+        self._inbox = inbox
+
+    def write(self, samples: NDArray[np.float32]) -> None:
+        """Queue 16 kHz float32 mono samples; blocks while the backlog is full."""
+        self._inbox.put_audio(samples, _FEED_TIMEOUT_S)
+
+    def end(self) -> None:
+        """Report the end of a finite stream (after all its audio)."""
+        self._inbox.put_ordered(("end",))
+
+    def error(self, exc: BaseException) -> None:
+        """Report a source failure (not fatal to the recorder)."""
+        self._inbox.put_control(("error", exc, False, "source"))
