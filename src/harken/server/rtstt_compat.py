@@ -66,16 +66,22 @@ from ..events import (
     SpeechEnded,
     SpeechStarted,
 )
-from .engine_host import ServerBusy
-from .session import StreamSession
-from .websocket import (
+from .connection_base import (
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL,
     CLOSE_POLICY,
     CLOSE_TOO_BIG,
     CLOSE_TRY_LATER,
+    AudioPace,
+    ConnectionRegistry,
+    WsConnection,
     import_aiohttp,
+    is_size_error,
+    oversize,
+    serve,
 )
+from .engine_host import ServerBusy
+from .session import StreamSession
 
 if TYPE_CHECKING:
     from .app import Server
@@ -244,28 +250,25 @@ class _Recent:
         return held[max(start - first, 0):max(end - first, 0)]
 
 
-class _DataSocket:
-    """One data WebSocket: its stream session, its bounded outgoing queue and its state."""
+class _DataSocket(WsConnection):
+    """One data WebSocket: its stream session and its state (RealtimeSTT's recorder)."""
+
+    label = "RealtimeSTT client"
+    shutdown_code = "shutdown"
 
     def __init__(self, hub: RtsttHub, client: _Client, ws: Any, request: Any,
                  name: str) -> None:
-        self._hub = hub
-        self._server = hub.server
+        super().__init__(hub.server, ws, request, name)
         self._client = client
-        self._ws = ws
-        self._request = request
-        self.name = name
-        self._out: asyncio.Queue[str | None] = asyncio.Queue(hub.server.config.send_queue)
-        self._sender: asyncio.Task[None] | None = None
         self._session: StreamSession | None = None
         self._key: tuple[str | None, float] | None = None
         self._resampler: StreamResampler | None = None
         vad = hub.server.config.vad
         self._recent = _Recent(int((vad.max_utterance_s + vad.pre_roll_ms / 1000 + 2.0)
                                    * SAMPLE_RATE))
-        self._closing = False
-        self._close_code = CLOSE_GOING_AWAY
-        self._audio_started = 0.0
+        self._pace = AudioPace(hub.server.config.max_audio_rate,
+                               hub.server.config.audio_burst_s)
+        """Counts from the first stream's start."""
         self._audio_seconds = 0.0
         self.recording = False
         """True while an utterance is open (RealtimeSTT's ``is_recording``)."""
@@ -280,59 +283,11 @@ class _DataSocket:
 
     def send(self, message: dict[str, Any]) -> None:
         """Queue a message; a full queue means the client stopped reading: drop it."""
-        if self._closing:
-            return
-        try:
-            self._out.put_nowait(json.dumps(message))
-        except asyncio.QueueFull:
-            logger.warning("RealtimeSTT client %s does not read its messages; disconnecting it",
-                           self.name)
-            self._count_error("too_slow")
-            self._closing = True
-            transport = self._request.transport
-            if transport is not None:
-                transport.abort()
+        self.put(json.dumps(message))
 
-    async def _send_loop(self) -> None:
-        while True:
-            text = await self._out.get()
-            if text is None:
-                return
-            try:
-                await self._ws.send_str(text)
-            except (ConnectionError, RuntimeError) as exc:
-                logger.debug("RealtimeSTT client %s: send failed: %s", self.name, exc)
-                self._closing = True
-                return
-
-    def _count_error(self, code: str) -> None:
-        stats = self._server.stats.closed_by_error
-        stats[code] = stats.get(code, 0) + 1
-
-    async def fail(self, code: str, message: str, close_code: int) -> None:
-        """Send an error message, then close this socket (its session ends)."""
-        self._count_error(code)
-        logger.info("RealtimeSTT client %s: %s (%s)", self.name, message, code)
+    def send_error(self, code: str, message: str) -> None:
+        """Queue an error message (RealtimeSTT has none; harken's own shape)."""
         self.send({"type": "error", "message": message, "code": code})
-        self._close_code = close_code
-        self._closing = True
-        await self._finish_sending()
-
-    async def _finish_sending(self) -> None:
-        with contextlib.suppress(asyncio.QueueFull):
-            self._out.put_nowait(None)
-        sender = self._sender
-        if sender is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(sender), 2.0)
-            except asyncio.TimeoutError:
-                sender.cancel()
-                transport = self._request.transport
-                if transport is not None:
-                    transport.abort()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._ws.close(code=self._close_code), 2.0)
-
     # ------------------------------------------------------------ events
 
     def _on_event(self, event: Event) -> None:
@@ -363,10 +318,8 @@ class _DataSocket:
             self._listening()
         elif isinstance(event, ErrorEvent):
             self.send({"type": "error", "message": str(event.error), "code": "engine"})
-            if event.fatal and not self._closing:
-                self._close_code = CLOSE_INTERNAL
-                self._closing = True
-                asyncio.ensure_future(self._finish_sending())
+            if event.fatal:
+                self.close_soon(CLOSE_INTERNAL)
 
     def _listening(self) -> None:
         self.listen_start = time.time()
@@ -417,12 +370,12 @@ class _DataSocket:
             self.send({"type": "recording_stop"})
         self._begin(self._resampler.in_rate)
 
-    async def on_frame(self, data: bytes) -> None:
+    async def on_binary(self, data: bytes) -> None:
         """Handle one binary frame (errors close this socket)."""
         config = self._server.config
-        if len(data) > config.max_audio_frame_bytes:
-            await self.fail("too_large", f"audio frame of {len(data)} bytes is longer than the "
-                            f"{config.max_audio_frame_bytes} bytes accepted", CLOSE_TOO_BIG)
+        too_large = oversize("audio frame", len(data), config.max_audio_frame_bytes)
+        if too_large is not None:
+            await self.fail("too_large", too_large, CLOSE_TOO_BIG)
             return
         try:
             rate, pcm = parse_frame(data, config.max_control_bytes)
@@ -430,8 +383,6 @@ class _DataSocket:
             if self._session is None or (self._key != self._client.settings.stream_key()
                                          and self._idle()):
                 self._begin(rate)
-                if not self._audio_started:
-                    self._audio_started = time.monotonic()
             session, resampler = self._session, self._resampler
             if session is None or resampler is None:
                 return
@@ -444,13 +395,9 @@ class _DataSocket:
             audio = resampler.process(samples)
             self._recent.add(audio)
             session.feed(audio)
-            limit = config.max_audio_rate
-            if limit is not None:
-                elapsed = time.monotonic() - self._audio_started
-                if self._audio_seconds > config.audio_burst_s + limit * elapsed:
-                    await self.fail("too_fast", f"audio arrives faster than {limit:g} times "
-                                    f"real time ({self._audio_seconds:.1f} s of audio in "
-                                    f"{elapsed:.1f} s)", CLOSE_POLICY)
+            too_fast = self._pace.check(self._audio_seconds)
+            if too_fast is not None:
+                await self.fail("too_fast", too_fast, CLOSE_POLICY)
         except ProtocolError as exc:
             await self.fail("bad_message", str(exc), CLOSE_POLICY)
         except AudioFormatError as exc:
@@ -461,52 +408,27 @@ class _DataSocket:
 
     # ------------------------------------------------------------ lifecycle
 
-    async def run(self) -> None:
-        """Serve the socket until it closes."""
-        web = import_aiohttp()
-        self._sender = asyncio.create_task(self._send_loop())
-        try:
-            while not self._closing:
-                msg = await self._ws.receive()
-                if self._closing:
-                    return
-                if msg.type == web.WSMsgType.BINARY:
-                    await self.on_frame(msg.data)
-                elif msg.type == web.WSMsgType.TEXT:
-                    logger.debug("RealtimeSTT client %s sent text on the data socket; ignored",
-                                 self.name)
-                elif msg.type == web.WSMsgType.ERROR:
-                    exc = self._ws.exception()
-                    await self.fail("too_large" if "size" in str(exc).lower() else
-                                    "bad_message", f"the data socket failed: {exc}",
-                                    CLOSE_TOO_BIG)
-                    return
-                else:  # CLOSE, CLOSING, CLOSED
-                    return
-            if not self._closing:
-                await self._finish_sending()
-        finally:
-            session, self._session = self._session, None
-            if session is not None:
-                session.close()
-            if self._sender is not None and not self._sender.done():
-                self._sender.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._sender
+    async def on_text(self, text: str) -> None:
+        """Text on the data socket: not part of the protocol; ignored."""
+        logger.debug("RealtimeSTT client %s sent text on the data socket; ignored", self.name)
 
-    async def shutdown(self, timeout: float) -> None:
-        """Server shutdown: finish this stream's finals (bounded), then close."""
-        if self._closing:
-            return
+    async def on_ws_error(self, exc: BaseException | None) -> None:
+        """An oversize or malformed frame closes this socket."""
+        await self.fail("too_large" if is_size_error(exc) else "bad_message",
+                        f"the data socket failed: {exc}", CLOSE_TOO_BIG)
+
+    def close_session(self) -> None:
+        """Leave the engine host."""
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+    async def drain_for_shutdown(self, timeout: float) -> None:
+        """Transcribe the open utterance (bounded)."""
         session = self._session
         if session is not None and session.started:
             session.flush()
             await session.drain(timeout)
-        self.send({"type": "error", "message": "the server is shutting down",
-                   "code": "shutdown"})
-        self._close_code = CLOSE_GOING_AWAY
-        self._closing = True
-        await self._finish_sending()
 
 
 class RtsttHub:
@@ -522,7 +444,7 @@ class RtsttHub:
     def __init__(self, server: Server) -> None:
         self.server = server
         self._clients: dict[str, _Client] = {}
-        self._data: set[_DataSocket] = set()
+        self._data = ConnectionRegistry()
         self._controls: set[Any] = set()
         self._runners: list[Any] = []
         self._closed = False
@@ -603,11 +525,11 @@ class RtsttHub:
         if self._closed:
             return
         self._closed = True
-        tasks = [asyncio.ensure_future(d.shutdown(timeout)) for d in self._data]
-        tasks += [asyncio.ensure_future(ws.close(code=CLOSE_GOING_AWAY))
-                  for ws in self._controls]
+        tasks = [asyncio.ensure_future(ws.close(code=CLOSE_GOING_AWAY))
+                 for ws in self._controls]
+        await self._data.shutdown(timeout)
         if tasks:
-            await asyncio.wait(tasks, timeout=timeout + 3.0)
+            await asyncio.wait(tasks, timeout=3.0)
         runners, self._runners = self._runners, []
         for runner in runners:
             with contextlib.suppress(Exception):
@@ -626,20 +548,10 @@ class RtsttHub:
         host, client = self._client(request)
         sock = _DataSocket(self, client, ws, request,
                            self.server.session_name(f"rtstt-{host}"))
-        if self._closed:
-            await sock.fail("shutdown", "the server is shutting down", CLOSE_GOING_AWAY)
-            self._release(host, client)
-            return ws
-        self._data.add(sock)
         client.data.add(sock)
         try:
-            await sock.run()
-        except Exception as exc:  # a bug: report it to this client only
-            logger.exception("RealtimeSTT session %s failed", sock.name)
-            with contextlib.suppress(Exception):
-                await sock.fail("internal", f"{type(exc).__name__}: {exc}", CLOSE_INTERNAL)
+            await serve(sock, self._data)
         finally:
-            self._data.discard(sock)
             client.data.discard(sock)
             self._release(host, client)
         return ws
