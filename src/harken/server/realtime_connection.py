@@ -1,0 +1,473 @@
+"""One OpenAI Realtime transcription connection: its events in, its items and transcripts out.
+
+:class:`RealtimeConnection` serves one client of ``GET /v1/realtime?intent=transcription``
+(the protocol is described in :mod:`harken.server.openai_realtime`): it parses the client's
+events, feeds the appended audio to a :class:`~harken.server.session.StreamSession`, groups
+the VAD's utterances into input-audio items (one per commit) and turns the pipeline's events
+into ``speech_started`` / ``committed`` / ``delta`` / ``completed`` / ``failed`` events. The
+outgoing queue, the closing sequence and the rate limit come from
+:class:`~harken.server.connection_base.WsConnection`.
+
+Thread: everything runs on the server's asyncio event loop (the aiohttp handler task of the
+connection plus its sender task); transcription runs in the shared engine host.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..config import VadConfig
+from ..core.pipeline import FinalFailed, Output
+from ..engine.base import TranscribeRequest
+from ..errors import AudioFormatError, ConfigError
+from ..events import (
+    ErrorEvent,
+    Event,
+    FinalTranscript,
+    PartialTranscript,
+    SpeechEnded,
+    SpeechStarted,
+)
+from .connection_base import (
+    CLOSE_INTERNAL,
+    CLOSE_POLICY,
+    CLOSE_TOO_BIG,
+    CLOSE_TRY_LATER,
+    AudioPace,
+    WsConnection,
+)
+from .engine_host import EngineHost, ServerBusy
+from .realtime_settings import EventError, RealtimeSettings, parse_session_update, render_session
+from .session import StreamSession
+
+if TYPE_CHECKING:
+    from .app import Server
+
+__all__ = ["MAX_BAD_EVENTS", "RealtimeConnection"]
+
+logger = logging.getLogger(__name__)
+
+MAX_BAD_EVENTS = 32
+"""Malformed client events in a row after which the connection is closed (policy)."""
+
+_MIN_COMMIT_S = 0.1
+"""OpenAI refuses to commit less than 100 ms of audio; so does harken."""
+_SERVER_ERRORS = ("server_busy", "internal", "shutting_down", "engine_error")
+"""Error codes sent with type "server_error" (the others are "invalid_request_error")."""
+
+
+class _Stream(StreamSession):
+    """A StreamSession that can end an utterance on demand and names failed finals.
+
+    Failed finals are handed to ``on_final_failed`` with their request (so the item they
+    belong to is known) instead of becoming anonymous error events.
+    """
+
+    def __init__(self, host: EngineHost, name: str, emit: Callable[[Event], None], *,
+                 vad_config: VadConfig,
+                 on_final_failed: Callable[[TranscribeRequest, BaseException], None]) -> None:
+        super().__init__(host, name, emit, vad_config=vad_config)
+        self._on_final_failed = on_final_failed
+
+    def set_vad_config(self, config: VadConfig) -> None:
+        """Segmentation settings for the next :meth:`begin`."""
+        self._vad_config = config
+
+    def end_utterance(self) -> None:
+        """End the open utterance now (if any) and transcribe it; the stream goes on."""
+        pipeline = self._pipeline
+        if pipeline is not None and self._slot is not None:
+            self._route(pipeline.force_end())
+
+    def _route(self, outputs: list[Output]) -> None:
+        for out in outputs:
+            if isinstance(out, FinalFailed):
+                self._on_final_failed(out.request, out.error)
+            else:
+                super()._route([out])
+
+
+@dataclass
+class _Item:
+    """One input-audio item: the audio between two commits and its transcript."""
+
+    id: str
+    utterances: int = 0
+    """Utterances of the VAD in this item."""
+    waiting: set[tuple[int, int]] = field(default_factory=set)
+    """(stream, utterance) whose final has not arrived."""
+    texts: list[str] = field(default_factory=list)
+    """Final texts in order."""
+    sent: str = ""
+    """The text sent as deltas so far."""
+    committed: bool = False
+    cleared: bool = False
+    failure: BaseException | None = None
+    seconds: float = 0.0
+    """Seconds of audio appended while this item was the buffer."""
+
+    def text(self) -> str:
+        return " ".join(t for t in self.texts if t)
+
+
+class RealtimeConnection(WsConnection):
+    """One Realtime transcription client (runs in the aiohttp handler task).
+
+    Args:
+        server: the running server (its config, host, VAD factory and stats).
+        ws: the prepared ``aiohttp.web.WebSocketResponse``.
+        request: the aiohttp request (for aborting its transport).
+        name: the session's name, for logs.
+        beta: the client speaks the beta dialect (``OpenAI-Beta: realtime=v1``).
+    """
+
+    label = "realtime client"
+    task_prefix = "harken-rt"
+
+    def __init__(self, server: Server, ws: Any, request: Any, name: str, beta: bool) -> None:
+        super().__init__(server, ws, request, name)
+        self._beta = beta
+        self._session_id = "sess_" + uuid.uuid4().hex[:24]
+        self._settings = RealtimeSettings.defaults(server.config.vad)
+        self._begun_with: RealtimeSettings | None = None
+        self._stream = _Stream(server.host, name, self._on_event,
+                               vad_config=server.config.vad,
+                               on_final_failed=self._on_final_failed)
+        self._events = 0
+        self._bad_in_a_row = 0
+        self._gen = 0
+        """Stream generation: utterance ids restart at 1 in each stream."""
+        self._owner: dict[tuple[int, int], _Item] = {}
+        self._buffer: _Item | None = None
+        self._last_committed: str | None = None
+        self._offset_ms = 0
+        """Audio of earlier streams, in ms, so event times count from the connection."""
+        self._pace = AudioPace(server.config.max_audio_rate, server.config.audio_burst_s)
+        """Counts from the first appended audio."""
+        self._audio_seconds = 0.0
+
+    # -------------------------------------------------------------- outgoing
+
+    def _send(self, kind: str, **body: Any) -> None:
+        if self._closing:
+            return
+        self._events += 1
+        message = {"type": kind, "event_id": f"event_{self._events:08d}", **body}
+        self.put(json.dumps(message, ensure_ascii=False))
+
+    def _error(self, message: str, code: str, param: str | None = None,
+               event_id: str | None = None, kind: str = "invalid_request_error") -> None:
+        self._send("error", error={"type": kind, "code": code, "message": message,
+                                   "param": param, "event_id": event_id})
+
+    def send_error(self, code: str, message: str) -> None:
+        """Queue an OpenAI ``error`` event (server-side codes get type "server_error")."""
+        self._error(message, code,
+                    kind="server_error" if code in _SERVER_ERRORS else "invalid_request_error")
+
+    # -------------------------------------------------------------- lifecycle
+
+    async def start_serving(self) -> bool:
+        """Open the stream on the engine host; say ``session.created``."""
+        if not await self.open_session(self._stream):
+            return False
+        created = "transcription_session.created" if self._beta else "session.created"
+        self._send(created, session=render_session(self._settings, self._session_id,
+                                                   self._beta))
+        return True
+
+    def close_session(self) -> None:
+        """Leave the engine host."""
+        self._stream.close()
+
+    async def drain_for_shutdown(self, timeout: float) -> None:
+        """Finish the committed items' transcripts (bounded)."""
+        if self._stream.started:
+            self._stream.end_utterance()
+            await self._stream.drain(timeout)
+
+    async def on_binary(self, data: bytes) -> None:
+        """Binary frames are not part of the Realtime API: an error event."""
+        self._bad("binary messages are not part of the Realtime API; send audio as "
+                  "base64 in input_audio_buffer.append events", "invalid_event")
+        await self._too_many_bad()
+
+    async def on_ws_error(self, exc: BaseException | None) -> None:
+        """An oversize or malformed frame closes the connection."""
+        await self.fail("too_large", f"message too large or malformed: {exc}", CLOSE_TOO_BIG)
+
+    async def _too_many_bad(self) -> None:
+        if self._bad_in_a_row >= MAX_BAD_EVENTS and not self._closing:
+            await self.fail("too_many_errors", f"{MAX_BAD_EVENTS} malformed events in a "
+                            "row; closing the connection", CLOSE_POLICY)
+
+    def _bad(self, message: str, code: str, param: str | None = None,
+             event_id: str | None = None) -> None:
+        self._bad_in_a_row += 1
+        self._error(message, code, param, event_id)
+
+    # -------------------------------------------------------------- incoming
+
+    async def on_text(self, text: str) -> None:
+        """One client event (JSON)."""
+        await self._on_event_text(text)
+        await self._too_many_bad()
+
+    async def _on_event_text(self, text: str) -> None:
+        try:
+            event = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            self._bad(f"the message is not valid JSON: {exc}", "invalid_json")
+            return
+        if not isinstance(event, dict):
+            self._bad("an event must be a JSON object with a 'type'", "invalid_event")
+            return
+        event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
+        kind = event.get("type")
+        if kind != "input_audio_buffer.append" and \
+                len(text) > self._server.config.max_control_bytes:
+            self._bad(f"a {kind!r} event of {len(text)} bytes is longer than the "
+                      f"{self._server.config.max_control_bytes} bytes accepted",
+                      "event_too_large", None, event_id)
+            return
+        try:
+            if kind == "input_audio_buffer.append":
+                await self._append(event)
+            elif kind in ("session.update", "transcription_session.update"):
+                await self._update(event, kind)
+            elif kind == "input_audio_buffer.commit":
+                self._commit(event_id)
+            elif kind == "input_audio_buffer.clear":
+                self._clear()
+            else:
+                raise EventError(f"unknown or unsupported event type {kind!r}; a "
+                                 "transcription session takes session.update, "
+                                 "input_audio_buffer.append, .commit and .clear",
+                                 "invalid_event", "type")
+        except EventError as exc:
+            self._bad(exc.message, exc.code, exc.param, event_id)
+            return
+        self._bad_in_a_row = 0
+
+    async def _update(self, event: dict[str, Any], kind: str) -> None:
+        beta = kind == "transcription_session.update"
+        settings = parse_session_update(self._settings, event.get("session"), beta)
+        try:
+            settings.vad_config(self._server.config.vad)
+        except ConfigError as exc:
+            raise EventError(str(exc), param="session.turn_detection") from None
+        self._settings = settings
+        if self._begun_with is not None and \
+                settings.restart_key() != self._begun_with.restart_key():
+            await self._restart_stream()
+        updated = "transcription_session.updated" if beta else "session.updated"
+        self._send(updated, session=render_session(settings, self._session_id, beta))
+
+    async def _restart_stream(self) -> None:
+        """New format or VAD timings: end the stream (its finals come in), begin afresh."""
+        stream = self._stream
+        stream.end_utterance()
+        in_time = await stream.drain(self._server.config.drain_timeout_s)
+        old = self._gen
+        if not in_time:
+            for key, item in list(self._owner.items()):
+                if key[0] == old:
+                    self._final_failed(key, item, TimeoutError(
+                        "the transcription did not finish before the session's settings "
+                        "changed"))
+        self._offset_ms += int(round(stream.stream_seconds * 1000))
+        self._begun_with = None  # the next append begins the new stream
+
+    def _begin(self) -> None:
+        settings = self._settings
+        self._stream.set_vad_config(settings.vad_config(self._server.config.vad))
+        vad = self._server.vads.create()
+        self._gen += 1
+        self._stream.begin(vad, self._server.config.realtime,
+                           sample_rate=settings.sample_rate, encoding=settings.encoding,
+                           language=settings.language, options=settings.engine_options())
+        self._begun_with = settings
+
+    async def _append(self, event: dict[str, Any]) -> None:
+        config = self._server.config
+        audio = event.get("audio")
+        if not isinstance(audio, str):
+            raise EventError("input_audio_buffer.append needs 'audio': base64 of the audio "
+                             "bytes", "invalid_value", "audio")
+        if len(audio) > (config.max_audio_frame_bytes + 2) // 3 * 4:
+            await self.fail("too_large", f"an append of {len(audio)} base64 characters holds "
+                            f"more than the {config.max_audio_frame_bytes} bytes of audio "
+                            "accepted per event", CLOSE_TOO_BIG)
+            return
+        try:
+            data = base64.b64decode(audio, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise EventError(f"'audio' is not valid base64: {exc}", "invalid_value",
+                             "audio") from None
+        if not data:
+            return
+        settings = self._settings
+        width = 2 if settings.encoding == "pcm16" else 1
+        if len(data) % width:
+            raise EventError(f"pcm16 audio has 2 bytes per sample; this append has "
+                             f"{len(data)} bytes", "invalid_value", "audio")
+        seconds = len(data) / width / settings.sample_rate
+        self._buffer_item().seconds += seconds
+        try:
+            if self._begun_with is None:
+                self._begin()
+            self._stream.feed_bytes(data)
+        except AudioFormatError as exc:
+            raise EventError(f"the audio is not {settings.encoding} at "
+                             f"{settings.sample_rate} Hz: {exc}", "invalid_value",
+                             "audio") from None
+        except ServerBusy as exc:
+            await self.fail("server_busy", str(exc), CLOSE_TRY_LATER)
+            return
+        self._audio_seconds += seconds
+        too_fast = self._pace.check(self._audio_seconds)
+        if too_fast is not None:
+            await self.fail("too_fast", too_fast, CLOSE_POLICY)
+
+    def _buffer_item(self) -> _Item:
+        if self._buffer is None:
+            self._buffer = _Item("item_" + uuid.uuid4().hex[:20])
+        return self._buffer
+
+    def _commit(self, event_id: str | None) -> None:
+        item = self._buffer
+        if item is None or (item.seconds < _MIN_COMMIT_S and not item.utterances):
+            held = 0.0 if item is None else item.seconds
+            raise EventError(f"the input audio buffer holds {held * 1000:.0f} ms of audio; "
+                             f"at least {_MIN_COMMIT_S * 1000:.0f} ms are needed to commit",
+                             "input_audio_buffer_commit_empty")
+        self._stream.end_utterance()  # in server VAD mode this commits the item already
+        if not item.committed and not item.cleared:
+            self._commit_item(item)
+
+    def _commit_item(self, item: _Item) -> None:
+        item.committed = True
+        if self._buffer is item:
+            self._buffer = None
+        self._send("input_audio_buffer.committed", item_id=item.id,
+                   previous_item_id=self._last_committed)
+        self._last_committed = item.id
+        self._maybe_complete(item)
+
+    def _clear(self) -> None:
+        item = self._buffer
+        if item is not None:
+            item.cleared = True
+            self._stream.end_utterance()  # its final is dropped when it comes
+            self._buffer = None
+            if not item.waiting:
+                self._forget(item)
+        self._send("input_audio_buffer.cleared")
+
+    # -------------------------------------------------------------- pipeline events
+
+    def _on_event(self, event: Event) -> None:
+        key = (self._gen, getattr(event, "utterance_id", 0))
+        if isinstance(event, SpeechStarted):
+            buffer = self._buffer_item()
+            buffer.utterances += 1
+            buffer.waiting.add(key)
+            self._owner[key] = buffer
+            if self._settings.server_vad:
+                self._send("input_audio_buffer.speech_started", item_id=buffer.id,
+                           audio_start_ms=self._offset_ms + int(round(event.start * 1000)))
+        elif isinstance(event, SpeechEnded):
+            ended = self._owner.get(key)
+            if ended is None:
+                return
+            if event.discarded:  # too short: no final will come
+                ended.waiting.discard(key)
+                self._owner.pop(key, None)
+            if ended.cleared:
+                if not ended.waiting:
+                    self._forget(ended)
+                return
+            if self._settings.server_vad and not ended.committed:
+                self._send("input_audio_buffer.speech_stopped", item_id=ended.id,
+                           audio_end_ms=self._offset_ms + int(round(event.end * 1000)))
+                self._commit_item(ended)
+            else:
+                self._maybe_complete(ended)
+        elif isinstance(event, PartialTranscript):
+            item = self._owner.get(key)
+            if item is not None and not item.cleared and event.stable:
+                self._advance(item, " ".join(t for t in [*item.texts, event.stable] if t))
+        elif isinstance(event, FinalTranscript):
+            item = self._owner.get(key)
+            if item is None:
+                return
+            if not event.split:
+                item.waiting.discard(key)
+                self._owner.pop(key, None)
+            if item.cleared:
+                if not item.waiting:
+                    self._forget(item)
+                return
+            item.texts.append(event.text)
+            self._advance(item, item.text())
+            self._maybe_complete(item)
+        elif isinstance(event, ErrorEvent):
+            self._error(f"the engine failed: {event.error}", "engine_error",
+                        kind="server_error")
+            if event.fatal and not self._closing:
+                self.count_closed("engine_error")
+                self.close_soon(CLOSE_INTERNAL)
+
+    def _on_final_failed(self, request: TranscribeRequest, error: BaseException) -> None:
+        logger.warning("realtime session %s: utterance %d could not be transcribed: %s",
+                       self.name, request.utterance_id, error)
+        key = (self._gen, request.utterance_id)
+        item = self._owner.get(key)
+        if item is not None:
+            self._final_failed(key, item, error)
+
+    def _final_failed(self, key: tuple[int, int], item: _Item, error: BaseException) -> None:
+        item.failure = item.failure or error
+        item.waiting.discard(key)
+        self._owner.pop(key, None)
+        if item.cleared:
+            if not item.waiting:
+                self._forget(item)
+            return
+        self._maybe_complete(item)
+
+    def _advance(self, item: _Item, text: str) -> None:
+        """Send the part of ``text`` beyond what this item's deltas already said."""
+        if len(text) > len(item.sent) and text.startswith(item.sent):
+            self._server.stats.partials_sent += 1
+            self._send("conversation.item.input_audio_transcription.delta", item_id=item.id,
+                       content_index=0, delta=text[len(item.sent):])
+            item.sent = text
+
+    def _maybe_complete(self, item: _Item) -> None:
+        if not item.committed or item.waiting:
+            return
+        self._forget(item)
+        if item.failure is not None:
+            self._send("conversation.item.input_audio_transcription.failed", item_id=item.id,
+                       content_index=0,
+                       error={"type": "transcription_error", "code": "engine_error",
+                              "message": f"the engine could not transcribe the audio: "
+                                         f"{item.failure}", "param": None})
+            return
+        self._server.stats.finals_sent += 1
+        self._send("conversation.item.input_audio_transcription.completed", item_id=item.id,
+                   content_index=0, transcript=item.text(), logprobs=None,
+                   usage={"type": "duration", "seconds": round(item.seconds, 3)})
+
+    def _forget(self, item: _Item) -> None:
+        for key in [k for k, v in self._owner.items() if v is item]:
+            del self._owner[key]
+

@@ -1,0 +1,265 @@
+"""OpenAI Realtime transcription sessions: the session settings and their events (pure).
+
+:func:`parse_session_update` applies a client's ``session.update`` (GA dialect) or
+``transcription_session.update`` (beta dialect) to :class:`RealtimeSettings`, and
+:func:`render_session` writes the ``session`` object harken answers with, in the client's
+dialect. A value harken cannot honour raises :class:`EventError`, which the connection
+(:mod:`harken.server.realtime_connection`) sends as an OpenAI ``error`` event.
+
+No I/O and no clock: plain functions of their arguments, safe on any thread (the server
+calls them on its event loop).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from ..audio.convert import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from ..config import VadConfig
+
+__all__ = ["EventError", "RealtimeSettings", "parse_session_update", "render_session"]
+
+_GA_FORMATS = {"audio/pcm": "pcm16", "audio/pcmu": "ulaw", "audio/pcma": "alaw"}
+_BETA_FORMATS = {"pcm16": "pcm16", "g711_ulaw": "ulaw", "g711_alaw": "alaw"}
+
+
+class EventError(Exception):
+    """A client event harken cannot honour: becomes an OpenAI ``error`` event."""
+
+    def __init__(self, message: str, code: str = "invalid_value",
+                 param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.param = param
+
+
+@dataclass(frozen=True)
+class RealtimeSettings:
+    """The effective settings of one transcription session."""
+
+    encoding: str = "pcm16"
+    """pcm16 (little-endian int16), ulaw or alaw."""
+    sample_rate: int = 24000
+    """Samples per second of the appended audio, in Hz."""
+    server_vad: bool = True
+    """True: harken's VAD commits; False (``turn_detection: null``): the client commits."""
+    silence_duration_ms: int = 500
+    """Silence that ends an utterance, in ms (harken's ``post_speech_silence_ms``)."""
+    prefix_padding_ms: int = 400
+    """Audio kept before the detected speech, in ms (harken's ``pre_roll_ms``)."""
+    threshold: float = 0.5
+    """Echoed to the client; not used."""
+    model: str = "whisper-1"
+    """Echoed to the client; the server runs one engine."""
+    language: str | None = None
+    """Language code for the engine, e.g. "en"; None lets the engine decide."""
+    prompt: str = ""
+    """The engine's initial prompt."""
+    noise_reduction: Any = None
+    """Echoed to the client; harken applies no noise reduction."""
+    include: tuple[str, ...] = ()
+    """Echoed to the client."""
+
+    @classmethod
+    def defaults(cls, vad: VadConfig) -> RealtimeSettings:
+        """The settings a new session starts with (server VAD with the server's timings)."""
+        return cls(silence_duration_ms=vad.post_speech_silence_ms,
+                   prefix_padding_ms=vad.pre_roll_ms)
+
+    def vad_config(self, base: VadConfig) -> VadConfig:
+        """``base`` with this session's silence and padding.
+
+        Raises:
+            ConfigError: a value is out of VadConfig's range.
+        """
+        return dataclasses.replace(base, post_speech_silence_ms=max(32, self.silence_duration_ms),
+                                   pre_roll_ms=self.prefix_padding_ms)
+
+    def engine_options(self) -> dict[str, Any]:
+        """Options passed with every engine request."""
+        return {"initial_prompt": self.prompt} if self.prompt else {}
+
+    def restart_key(self) -> tuple[Any, ...]:
+        """The settings that need a new pipeline when they change."""
+        return (self.encoding, self.sample_rate, self.silence_duration_ms,
+                self.prefix_padding_ms, self.language, self.prompt)
+
+
+def _int_ms(value: object, param: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 60_000:
+        raise EventError(f"{param} must be a whole number of milliseconds from 0 to 60000, "
+                         f"got {value!r}", param=param)
+    return value
+
+
+def _turn_detection(settings: RealtimeSettings, value: object,
+                    param: str) -> RealtimeSettings:
+    if value is None:
+        return dataclasses.replace(settings, server_vad=False)
+    if not isinstance(value, dict):
+        raise EventError(f"{param} must be an object or null, got {type(value).__name__}",
+                         param=param)
+    kind = value.get("type", "server_vad")
+    if kind not in ("server_vad", "semantic_vad"):
+        raise EventError(f"{param}.type must be 'server_vad' or 'semantic_vad' (served as "
+                         f"server_vad), got {kind!r}", param=f"{param}.type")
+    changes: dict[str, Any] = {"server_vad": True}
+    for name in ("silence_duration_ms", "prefix_padding_ms"):
+        if value.get(name) is not None:
+            changes[name] = _int_ms(value[name], f"{param}.{name}")
+    threshold = value.get("threshold")
+    if threshold is not None:
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
+                or not 0.0 <= threshold <= 1.0:
+            raise EventError(f"{param}.threshold must be a number from 0 to 1, got "
+                             f"{threshold!r}", param=f"{param}.threshold")
+        changes["threshold"] = float(threshold)
+    return dataclasses.replace(settings, **changes)
+
+
+def _transcription(settings: RealtimeSettings, value: object, param: str) -> RealtimeSettings:
+    if value is None:
+        return settings
+    if not isinstance(value, dict):
+        raise EventError(f"{param} must be an object or null", param=param)
+    changes: dict[str, Any] = {}
+    for name in ("model", "language", "prompt"):
+        if name not in value:
+            continue
+        item = value[name]
+        if item is not None and not isinstance(item, str):
+            raise EventError(f"{param}.{name} must be a string, got {type(item).__name__}",
+                             param=f"{param}.{name}")
+        if name == "language":
+            changes[name] = item or None
+        else:
+            changes[name] = item or ("" if name == "prompt" else settings.model)
+    return dataclasses.replace(settings, **changes)
+
+
+def _ga_format(settings: RealtimeSettings, value: object, param: str) -> RealtimeSettings:
+    if isinstance(value, str) and value in _BETA_FORMATS:  # lenient: the beta names
+        return _beta_format(settings, value, param)
+    if not isinstance(value, dict) or value.get("type") not in _GA_FORMATS:
+        raise EventError(f"{param} must be {{\"type\": \"audio/pcm\", \"rate\": 24000}}, "
+                         f"{{\"type\": \"audio/pcmu\"}} or {{\"type\": \"audio/pcma\"}}, "
+                         f"got {value!r}", param=param)
+    encoding = _GA_FORMATS[value["type"]]
+    rate = 24000 if encoding == "pcm16" else 8000
+    if encoding == "pcm16" and value.get("rate") is not None:
+        rate = value["rate"]
+        if isinstance(rate, bool) or not isinstance(rate, int) \
+                or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+            raise EventError(f"{param}.rate must be a whole number of Hz from "
+                             f"{MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE}, got {rate!r}",
+                             param=f"{param}.rate")
+    return dataclasses.replace(settings, encoding=encoding, sample_rate=rate)
+
+
+def _beta_format(settings: RealtimeSettings, value: object, param: str) -> RealtimeSettings:
+    if value not in _BETA_FORMATS:
+        raise EventError(f"{param} must be 'pcm16', 'g711_ulaw' or 'g711_alaw', got "
+                         f"{value!r}", param=param)
+    encoding = _BETA_FORMATS[str(value)]
+    return dataclasses.replace(settings, encoding=encoding,
+                               sample_rate=24000 if encoding == "pcm16" else 8000)
+
+
+def _include(settings: RealtimeSettings, value: object, param: str) -> RealtimeSettings:
+    if value is None:
+        return dataclasses.replace(settings, include=())
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise EventError(f"{param} must be a list of strings", param=param)
+    return dataclasses.replace(settings, include=tuple(value))
+
+
+def parse_session_update(settings: RealtimeSettings, session: object,
+                         beta: bool) -> RealtimeSettings:
+    """Apply a ``session`` object of a session update to ``settings`` (pure).
+
+    Only the fields present change; ``turn_detection: null`` turns server VAD off.
+
+    Args:
+        settings: the session's current settings.
+        session: the ``session`` value of the client's event.
+        beta: True for ``transcription_session.update`` (beta field names), False for
+            ``session.update`` (GA ``audio.input`` layout).
+
+    Returns:
+        The new settings.
+
+    Raises:
+        EventError: a field has a value harken does not accept (says which and why).
+    """
+    if not isinstance(session, dict):
+        raise EventError("session must be an object", param="session")
+    if beta:
+        if "input_audio_format" in session:
+            settings = _beta_format(settings, session["input_audio_format"],
+                                    "session.input_audio_format")
+        if "input_audio_transcription" in session:
+            settings = _transcription(settings, session["input_audio_transcription"],
+                                      "session.input_audio_transcription")
+        if "turn_detection" in session:
+            settings = _turn_detection(settings, session["turn_detection"],
+                                       "session.turn_detection")
+        if "input_audio_noise_reduction" in session:
+            settings = dataclasses.replace(
+                settings, noise_reduction=session["input_audio_noise_reduction"])
+    else:
+        kind = session.get("type", "transcription")
+        if kind != "transcription":
+            raise EventError("this server serves transcription sessions only: session.type "
+                             f"must be 'transcription', got {kind!r}", param="session.type")
+        audio = session.get("audio")
+        if audio is not None and not isinstance(audio, dict):
+            raise EventError("session.audio must be an object", param="session.audio")
+        source = (audio or {}).get("input")
+        if source is not None and not isinstance(source, dict):
+            raise EventError("session.audio.input must be an object",
+                             param="session.audio.input")
+        source = source or {}
+        prefix = "session.audio.input"
+        if "format" in source:
+            settings = _ga_format(settings, source["format"], f"{prefix}.format")
+        if "transcription" in source:
+            settings = _transcription(settings, source["transcription"],
+                                      f"{prefix}.transcription")
+        if "turn_detection" in source:
+            settings = _turn_detection(settings, source["turn_detection"],
+                                       f"{prefix}.turn_detection")
+        if "noise_reduction" in source:
+            settings = dataclasses.replace(settings, noise_reduction=source["noise_reduction"])
+    if "include" in session:
+        settings = _include(settings, session["include"], "session.include")
+    return settings
+
+
+def render_session(settings: RealtimeSettings, session_id: str, beta: bool) -> dict[str, Any]:
+    """The ``session`` object of a created/updated event, in the client's dialect."""
+    turn: dict[str, Any] | None = None
+    if settings.server_vad:
+        turn = {"type": "server_vad", "threshold": settings.threshold,
+                "prefix_padding_ms": settings.prefix_padding_ms,
+                "silence_duration_ms": settings.silence_duration_ms}
+    transcription = {"model": settings.model, "language": settings.language,
+                     "prompt": settings.prompt}
+    if beta:
+        fmt = {v: k for k, v in _BETA_FORMATS.items()}[settings.encoding]
+        return {"id": session_id, "object": "realtime.transcription_session",
+                "input_audio_format": fmt, "input_audio_transcription": transcription,
+                "turn_detection": turn, "input_audio_noise_reduction": settings.noise_reduction,
+                "include": list(settings.include), "modalities": ["text"]}
+    ga_format: dict[str, Any] = {"type": {v: k for k, v in _GA_FORMATS.items()}[
+        settings.encoding]}
+    if settings.encoding == "pcm16":
+        ga_format["rate"] = settings.sample_rate
+    return {"type": "transcription", "id": session_id,
+            "object": "realtime.transcription_session",
+            "audio": {"input": {"format": ga_format, "transcription": transcription,
+                                "turn_detection": turn,
+                                "noise_reduction": settings.noise_reduction}},
+            "include": list(settings.include)}
