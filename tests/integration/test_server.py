@@ -9,54 +9,21 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
 import pytest
 import websockets
+from server_helpers import RATE, bursts, config, run, silence, ws_base
 
 from harken.audio.convert import float32_to_pcm16
-from harken.config import EngineConfig, RealtimeConfig, VadConfig
+from harken.config import EngineConfig, RealtimeConfig
 from harken.server import protocol as p
-from harken.server.app import Server, ServerConfig
-
-RATE = 16000
-
-
-def tone(seconds: float, rate: int = RATE, amp: float = 0.3) -> np.ndarray:
-    t = np.arange(int(seconds * rate)) / rate
-    return (amp * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-
-
-def silence(seconds: float, rate: int = RATE) -> np.ndarray:
-    return np.zeros(int(seconds * rate), np.float32)
-
-
-def utterances(n: int, rate: int = RATE) -> np.ndarray:
-    """n bursts of 1 s tone, each followed by 0.8 s of silence."""
-    parts = [silence(0.3, rate)]
-    for _ in range(n):
-        parts += [tone(1.0, rate), silence(0.8, rate)]
-    return np.concatenate(parts)
-
-
-def config(**kw: Any) -> ServerConfig:
-    kw.setdefault("engine", EngineConfig(engine="scripted"))
-    kw.setdefault("vad", VadConfig(backend="energy"))
-    return ServerConfig(port=0, **kw)
-
-
-def run(body: Callable[[Server], Awaitable[None]], **kw: Any) -> None:
-    async def main() -> None:
-        async with Server(config(**kw)) as server:
-            await body(server)
-
-    asyncio.run(main())
+from harken.server.app import Server
 
 
 def ws_url(server: Server) -> str:
-    return server.url.replace("http://", "ws://") + "/v1/stream"
+    return ws_base(server) + "/v1/stream"
 
 
 async def collect(ws: Any, until: str = "stopped", timeout: float = 10.0) -> list[Any]:
@@ -106,7 +73,7 @@ def finals(messages: list[Any]) -> list[p.Final]:
 def test_stream_gets_speech_events_partials_finals_and_stopped():
     async def body(server: Server) -> None:
         async with websockets.connect(ws_url(server)) as ws:
-            await stream(ws, utterances(2), pace=0.5)
+            await stream(ws, bursts(2), pace=0.5)
             await ws.send(p.encode(p.Stop()))
             msgs = await collect(ws)
         kinds = [type(m).__name__ for m in msgs]
@@ -130,7 +97,7 @@ def test_stream_gets_speech_events_partials_finals_and_stopped():
     ("pcm16", 8000, 1), ("float32", 48000, 2), ("ulaw", 8000, 1), ("alaw", 8000, 1)])
 def test_every_encoding_rate_and_channel_count(encoding, rate, channels):
     async def body(server: Server) -> None:
-        audio = utterances(1, rate)
+        audio = bursts(1, rate)
         async with websockets.connect(ws_url(server)) as ws:
             await ws.send(p.encode(p.Start(rate, encoding, channels, partials=False)))
             assert isinstance(p.parse_server(await ws.recv()), p.Ready)
@@ -164,7 +131,7 @@ def test_ping_pong_and_stop_before_any_speech():
             await ws.send(p.encode(p.Stop()))
             assert await collect(ws) == [p.Stopped()]
             # A second stream on the same connection.
-            await stream(ws, utterances(1))
+            await stream(ws, bursts(1))
             await ws.send(p.encode(p.Stop()))
             assert len(finals(await collect(ws))) == 1
 
@@ -201,7 +168,7 @@ START = p.encode(p.Start(RATE))
 def test_malformed_frames_close_that_session_only(send, code, fragment):
     async def body(server: Server) -> None:
         async with websockets.connect(ws_url(server)) as good:
-            await stream(good, utterances(1)[:RATE])  # mid-utterance
+            await stream(good, bursts(1)[:RATE])  # mid-utterance
             error = await _expect_error(server, send, code)
             assert fragment in error.message
             await stream_rest(good)
@@ -262,7 +229,7 @@ def test_audio_rate_limit():
             (error,) = errors
             assert error.code == "too_fast" and "2 times real time" in error.message
         async with websockets.connect(ws_url(server)) as paced:
-            await stream(paced, utterances(1)[: RATE // 2], pace=1.0)  # real time: fine
+            await stream(paced, bursts(1)[: RATE // 2], pace=1.0)  # real time: fine
             await paced.send(p.encode(p.Stop()))
             assert isinstance((await collect(paced))[-1], p.Stopped)
 
@@ -307,7 +274,7 @@ def test_connect_disconnect_cycles_leak_nothing():
     """50 clients that stop cleanly, vanish mid-utterance, send garbage or do not read."""
 
     async def body(server: Server) -> None:
-        audio = utterances(1)
+        audio = bursts(1)
         pcm = [encode_audio(audio[i:i + 1600], "pcm16") for i in range(0, len(audio), 1600)]
         half = pcm[: len(pcm) // 2]
         await _wait_idle(server)
@@ -355,7 +322,7 @@ def test_connect_disconnect_cycles_leak_nothing():
         assert server.stats.connections_total >= 50
         # The engine is still free: a new stream gets its final quickly.
         async with websockets.connect(ws_url(server)) as ws:
-            await stream(ws, utterances(1))
+            await stream(ws, bursts(1))
             await ws.send(p.encode(p.Stop()))
             assert len(finals(await collect(ws, timeout=5))) == 1
 
@@ -368,7 +335,7 @@ def test_shutdown_finishes_in_flight_finals():
                                                    options={"delay_s": 0.3})))
         await server.start()
         async with websockets.connect(ws_url(server)) as ws:
-            audio = utterances(1)
+            audio = bursts(1)
             await stream(ws, audio[: int(1.2 * RATE)])  # still speaking: no stop sent
             await asyncio.sleep(0.1)
             closing = asyncio.ensure_future(server.close(drain_timeout=5))
@@ -391,7 +358,7 @@ def test_health_and_metrics():
         import aiohttp
 
         async with websockets.connect(ws_url(server)) as ws:
-            await stream(ws, utterances(2))
+            await stream(ws, bursts(2))
             await ws.send(p.encode(p.Stop()))
             await collect(ws)
             async with aiohttp.ClientSession() as http:

@@ -13,18 +13,15 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import websockets
+from server_helpers import bursts, config, write_wav
 from websockets.exceptions import InvalidStatus
 
-from harken.audio.convert import float32_to_pcm16
-from harken.config import EngineConfig, VadConfig
 from harken.errors import ConfigError
 from harken.server import protocol as p
 from harken.server.app import BackgroundServer, ServerConfig
@@ -34,25 +31,14 @@ TOKEN = "t0k3n-Only.For_Tests~"
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[BackgroundServer]:
-    cfg = ServerConfig(port=0, engine=EngineConfig(engine="scripted"),
-                       vad=VadConfig(backend="energy"), token=TOKEN)
-    with BackgroundServer(cfg) as srv:
+    with BackgroundServer(config(token=TOKEN)) as srv:
         yield srv
 
 
 @pytest.fixture(scope="module")
 def wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """0.5 s of silence, 1 s of tone, 0.8 s of silence (one utterance), 16 kHz."""
-    t = np.arange(16000) / 16000
-    audio = np.concatenate([np.zeros(8000), 0.3 * np.sin(2 * np.pi * 220 * t),
-                            np.zeros(12800)]).astype(np.float32)
-    path = tmp_path_factory.mktemp("auth") / "one.wav"
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(bytes(float32_to_pcm16(audio)))
-    return path
+    return write_wav(tmp_path_factory.mktemp("auth") / "one.wav", bursts(1, lead_s=0.5))
 
 
 def get(url: str, headers: dict[str, str] | None = None,

@@ -8,25 +8,14 @@ import signal
 import subprocess
 import sys
 import time
-import wave
 from pathlib import Path
 
-import numpy as np
-
-from harken.audio.convert import float32_to_pcm16
+from server_helpers import bursts, write_wav
 
 
 def write_bursts(path: Path, n: int, rate: int = 8000) -> Path:
-    t = np.arange(rate) / rate
-    burst = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-    gap = np.zeros(int(0.8 * rate), np.float32)
-    audio = np.concatenate([gap] + [np.concatenate([burst, gap]) for _ in range(n)])
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(bytes(float32_to_pcm16(audio)))
-    return path
+    """0.8 s of silence, then n bursts of 1 s tone each followed by 0.8 s of silence."""
+    return write_wav(path, bursts(n, rate, lead_s=0.8), rate)
 
 
 def start_server(*extra: str) -> tuple[subprocess.Popen[str], str]:

@@ -6,29 +6,21 @@ the ``openai`` client with ``base_url`` pointing at it.
 
 from __future__ import annotations
 
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from server_helpers import RATE, config, write_wav
+from server_helpers import bursts as _bursts
 
-from harken.audio.convert import float32_to_pcm16
-from harken.config import EngineConfig, VadConfig
-from harken.server.app import BackgroundServer, ServerConfig
+from harken.server.app import BackgroundServer
 
 openai = pytest.importorskip("openai")
 
-RATE = 16000
-
-
-def write_wav(path: Path, audio: np.ndarray, rate: int = RATE, channels: int = 1) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(bytes(float32_to_pcm16(audio)))
-    return path
+def bursts(n: int, rate: int = RATE) -> np.ndarray:
+    """0.8 s of silence, then n bursts of 1 s tone, each followed by 0.8 s of silence."""
+    return _bursts(n, rate, lead_s=0.8)
 
 
 def upload(path: Path) -> tuple[str, bytes, str]:
@@ -36,18 +28,9 @@ def upload(path: Path) -> tuple[str, bytes, str]:
     return path.name, path.read_bytes(), "audio/wav"
 
 
-def bursts(n: int, rate: int = RATE) -> np.ndarray:
-    t = np.arange(rate) / rate
-    burst = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-    gap = np.zeros(int(0.8 * rate), np.float32)
-    return np.concatenate([gap] + [np.concatenate([burst, gap]) for _ in range(n)])
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[BackgroundServer]:
-    cfg = ServerConfig(port=0, engine=EngineConfig(engine="scripted"),
-                       vad=VadConfig(backend="energy"), max_upload_bytes=2_000_000)
-    with BackgroundServer(cfg) as srv:
+    with BackgroundServer(config(max_upload_bytes=2_000_000)) as srv:
         yield srv
 
 

@@ -17,10 +17,12 @@ from typing import Any
 import numpy as np
 import pytest
 import websockets
+from server_helpers import bursts, config, silence, tone, ws_base
+from server_helpers import run as run_server
 
 from harken.audio.convert import float32_to_pcm16
 from harken.config import EngineConfig, VadConfig
-from harken.server.app import Server, ServerConfig
+from harken.server.app import Server
 from harken.server.openai_realtime import (
     EventError,
     RealtimeSettings,
@@ -35,41 +37,17 @@ TEXT = "hello there world"
 COMPLETED = "conversation.item.input_audio_transcription.completed"
 DELTA = "conversation.item.input_audio_transcription.delta"
 FAILED = "conversation.item.input_audio_transcription.failed"
-
-
-def tone(seconds: float, rate: int = RATE, amp: float = 0.3) -> np.ndarray:
-    t = np.arange(int(seconds * rate)) / rate
-    return (amp * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-
-
-def silence(seconds: float, rate: int = RATE) -> np.ndarray:
-    return np.zeros(int(seconds * rate), np.float32)
-
-
-def bursts(n: int, rate: int = RATE) -> np.ndarray:
-    """n bursts of 1 s tone, each followed by 0.8 s of silence, after 0.3 s of silence."""
-    parts = [silence(0.3, rate)]
-    for _ in range(n):
-        parts += [tone(1.0, rate), silence(0.8, rate)]
-    return np.concatenate(parts)
+SCRIPTED = EngineConfig(engine="scripted", options={"text": TEXT})
 
 
 def b64(audio: np.ndarray) -> str:
     return base64.b64encode(bytes(float32_to_pcm16(audio))).decode()
 
 
-def config(**kw: Any) -> ServerConfig:
-    kw.setdefault("engine", EngineConfig(engine="scripted", options={"text": TEXT}))
-    kw.setdefault("vad", VadConfig(backend="energy"))
-    return ServerConfig(port=0, **kw)
-
-
 def run(body: Callable[[Server], Awaitable[None]], **kw: Any) -> None:
-    async def main() -> None:
-        async with Server(config(**kw)) as server:
-            await body(server)
-
-    asyncio.run(main())
+    """``server_helpers.run`` with the scripted engine saying TEXT."""
+    kw.setdefault("engine", SCRIPTED)
+    run_server(body, **kw)
 
 
 def connect(server: Server) -> Any:
@@ -78,7 +56,7 @@ def connect(server: Server) -> Any:
 
 
 def ws_url(server: Server) -> str:
-    return server.url.replace("http://", "ws://") + "/v1/realtime?intent=transcription"
+    return ws_base(server) + "/v1/realtime?intent=transcription"
 
 
 async def send_audio(conn: Any, audio: np.ndarray, chunk_s: float = 0.1,
@@ -149,7 +127,7 @@ def test_server_vad_event_sequence_with_the_openai_client():
             td = updated.session.audio.input.turn_detection
             assert (td.silence_duration_ms, td.prefix_padding_ms) == (400, 200)
             assert updated.session.audio.input.transcription.language == "en"
-            sender = asyncio.create_task(send_audio(conn, bursts(2)))
+            sender = asyncio.create_task(send_audio(conn, bursts(2, RATE)))
             events = await events_until(conn, count(COMPLETED)(2))
             await sender
         kinds = [e.type for e in events]
@@ -188,7 +166,7 @@ def test_manual_commit_and_clear_with_the_openai_client():
             updated = await conn.recv()
             assert updated.session.audio.input.turn_detection is None
             # Two utterances in one buffer make one item; no VAD events are sent.
-            await send_audio(conn, bursts(2), pace=0.2)
+            await send_audio(conn, bursts(2, RATE), pace=0.2)
             await conn.input_audio_buffer.commit()
             events = await events_until(conn, count(COMPLETED)(1))
             kinds = [e.type for e in events]
@@ -205,11 +183,11 @@ def test_manual_commit_and_clear_with_the_openai_client():
             assert error.error.event_id == "ev_empty"
             # Cleared audio is never transcribed: a commit after the clear holds only what
             # came later (one utterance, cut mid-speech by the commit).
-            await send_audio(conn, np.concatenate([silence(0.2), tone(0.8)]), pace=0)
+            await send_audio(conn, np.concatenate([silence(0.2, RATE), tone(0.8, RATE)]), pace=0)
             await conn.input_audio_buffer.clear()
             cleared = await events_until(conn, count("input_audio_buffer.cleared")(1))
             assert [e.type for e in cleared][-1] == "input_audio_buffer.cleared"
-            await send_audio(conn, np.concatenate([silence(0.2), tone(0.8)]), pace=0)
+            await send_audio(conn, np.concatenate([silence(0.2, RATE), tone(0.8, RATE)]), pace=0)
             await conn.input_audio_buffer.commit()
             events = await events_until(conn, count(COMPLETED)(1))
             completed = events[-1]
@@ -317,7 +295,7 @@ def test_endless_garbage_oversize_and_too_fast_audio_close_the_connection():
             async with websockets.connect(ws_url(server)) as ws:  # message limit too
                 await ws.recv()
                 await ws.send(json.dumps({"type": "input_audio_buffer.append",
-                                          "audio": b64(tone(seconds))}))
+                                          "audio": b64(tone(seconds, RATE))}))
                 with pytest.raises(websockets.ConnectionClosed) as closed:
                     error = json.loads(await ws.recv())
                     assert error["error"]["code"] == "too_large"
@@ -328,7 +306,7 @@ def test_endless_garbage_oversize_and_too_fast_audio_close_the_connection():
             with pytest.raises(websockets.ConnectionClosed):
                 for _ in range(40):  # 0.5 s each, at once: far beyond 1x real time + 1 s
                     await ws.send(json.dumps({"type": "input_audio_buffer.append",
-                                              "audio": b64(silence(0.5))}))
+                                              "audio": b64(silence(0.5, RATE))}))
                     await asyncio.sleep(0.001)
                 while True:
                     message = json.loads(await ws.recv())
@@ -347,7 +325,7 @@ def test_disconnect_mid_utterance_leaves_no_session_or_task():
         async with connect(server) as conn:
             await conn.recv()
             # Speech that never ends, with slow partials in the engine when we leave.
-            await send_audio(conn, np.concatenate([silence(0.3), tone(2.0)]), pace=0.3)
+            await send_audio(conn, np.concatenate([silence(0.3, RATE), tone(2.0, RATE)]), pace=0.3)
             await events_until(conn, count("input_audio_buffer.speech_started")(1))
             assert server.health()["sessions"] == 1
         health = await wait_idle(server)
@@ -361,12 +339,13 @@ def test_disconnect_mid_utterance_leaves_no_session_or_task():
 
 def test_server_shutdown_finishes_the_transcript_then_closes():
     async def main() -> None:
-        server = Server(config())
+        server = Server(config(engine=SCRIPTED))
         await server.start()
         try:
             async with connect(server) as conn:
                 await conn.recv()
-                await send_audio(conn, np.concatenate([silence(0.3), tone(1.0)]), pace=0)
+                await send_audio(conn, np.concatenate([silence(0.3, RATE), tone(1.0, RATE)]),
+                                 pace=0)
                 await events_until(conn, count("input_audio_buffer.speech_started")(1))
                 closing = asyncio.create_task(server.close(drain_timeout=5.0))
                 events: list[Any] = []
@@ -390,8 +369,8 @@ def test_format_change_mid_session_keeps_the_items_already_spoken():
         async with connect(server) as conn:
             await conn.recv()
             # One utterance at 24 kHz whose silence has not ended yet...
-            await send_audio(conn, np.concatenate([silence(0.3), tone(1.0), silence(0.2)]),
-                             pace=0)
+            await send_audio(conn, np.concatenate([silence(0.3, RATE), tone(1.0, RATE),
+                                                   silence(0.2, RATE)]), pace=0)
             await events_until(conn, count("input_audio_buffer.speech_started")(1))
             # ...then the client switches to 16 kHz: the open utterance is finished first.
             await conn.session.update(session={"type": "transcription", "audio": {"input": {
@@ -414,8 +393,8 @@ def test_a_final_the_engine_cannot_transcribe_fails_its_item_only():
     async def body(server: Server) -> None:
         async with connect(server) as conn:
             await conn.recv()
-            audio = np.concatenate([silence(0.3), tone(2.0), silence(0.8), tone(1.0),
-                                    silence(0.8)])
+            audio = np.concatenate([silence(0.3, RATE), tone(2.0, RATE), silence(0.8, RATE),
+                                    tone(1.0, RATE), silence(0.8, RATE)])
             sender = asyncio.create_task(send_audio(conn, audio, pace=0))
             events = await events_until(
                 conn, lambda evs: sum(e.type in (COMPLETED, FAILED) for e in evs) >= 2)
@@ -491,7 +470,7 @@ def test_real_model_transcribes_espeak_speech_over_the_openai_client(espeak):
 
     sentence = "Please send the report to the whole team before Friday."
     speech = soxr.resample(espeak(sentence), 16000, RATE).astype(np.float32)
-    audio = np.concatenate([silence(0.5), speech, silence(1.0)])
+    audio = np.concatenate([silence(0.5, RATE), speech, silence(1.0, RATE)])
 
     async def body(server: Server) -> None:
         async with connect(server) as conn:

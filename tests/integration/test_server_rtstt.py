@@ -22,31 +22,20 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 import websockets
+from server_helpers import RATE, config, run, silence, tone, ws_base
 
 from harken.audio.convert import float32_to_pcm16
 from harken.audio.resample import StreamResampler
-from harken.config import EngineConfig, VadConfig
 from harken.errors import AudioFormatError, ConfigError, ProtocolError
 from harken.server.app import BackgroundServer, Server, ServerConfig
 from harken.server.rtstt_compat import check_ports, parse_frame, tidy_text
 from harken.testing import word_errors
-
-RATE = 16000
-
-
-def tone(seconds: float, rate: int = RATE, amp: float = 0.3) -> np.ndarray:
-    t = np.arange(int(seconds * rate)) / rate
-    return (amp * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-
-
-def silence(seconds: float, rate: int = RATE) -> np.ndarray:
-    return np.zeros(int(seconds * rate), np.float32)
 
 
 def frame(audio: np.ndarray, rate: int = RATE, meta: dict[str, Any] | None = None) -> bytes:
@@ -56,22 +45,8 @@ def frame(audio: np.ndarray, rate: int = RATE, meta: dict[str, Any] | None = Non
         float32_to_pcm16(audio))
 
 
-def config(**kw: Any) -> ServerConfig:
-    kw.setdefault("engine", EngineConfig(engine="scripted"))
-    kw.setdefault("vad", VadConfig(backend="energy"))
-    return ServerConfig(port=0, **kw)
-
-
-def run(body: Callable[[Server], Awaitable[None]], **kw: Any) -> None:
-    async def main() -> None:
-        async with Server(config(**kw)) as server:
-            await body(server)
-
-    asyncio.run(main())
-
-
 def urls(server: Server) -> tuple[str, str]:
-    base = server.url.replace("http://", "ws://")
+    base = ws_base(server)
     return base + "/rtstt/control", base + "/rtstt/data"
 
 

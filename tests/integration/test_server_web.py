@@ -13,7 +13,6 @@ import re
 import shutil
 import time
 import urllib.request
-import wave
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,9 +20,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from server_helpers import config, write_wav
 
-from harken.audio.convert import float32_to_pcm16
-from harken.config import EngineConfig, VadConfig
 from harken.server.app import BackgroundServer, ServerConfig
 from harken.testing import word_errors
 
@@ -54,15 +52,6 @@ def _chromium() -> str:
 @pytest.fixture(scope="module")
 def chromium() -> str:
     return _chromium()
-
-
-def write_wav(path: Path, audio: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(bytes(float32_to_pcm16(audio)))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -125,9 +114,7 @@ def browser_page(chromium: str, wav: Path) -> Iterator[tuple[Any, list[str]]]:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[BackgroundServer]:
-    cfg = ServerConfig(port=0, engine=EngineConfig(engine="scripted"),
-                       vad=VadConfig(backend="energy"), token="s3cret-t0ken")
-    with BackgroundServer(cfg) as srv:
+    with BackgroundServer(config(token="s3cret-t0ken")) as srv:
         yield srv
 
 
