@@ -12,6 +12,10 @@ multiprocessing, so the user's main module is never re-imported), sends "init" a
   restarts a crashed child, sending its unanswered requests again;
 - "harken-engine-watchdog" kills a child that takes too long to become ready or to answer,
   which sends it down the crash path.
+
+What is pending, in flight, cancelled and tried is kept by
+:class:`~harken.worker.request_book.RequestBook`; launching, stopping and describing one
+child is in :mod:`harken.worker.child_handle`.
 """
 
 from __future__ import annotations
@@ -19,16 +23,10 @@ from __future__ import annotations
 import collections
 import enum
 import logging
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-import warnings
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import IO, Any
 
 from ..config import EngineConfig
@@ -42,14 +40,26 @@ from ..errors import (
     WorkerError,
     WorkerStartTimeout,
 )
+from .child_handle import (
+    Child,
+    Shared,
+    abandon,
+    child_logger,
+    close_pipes,
+    hang_reason,
+    launch,
+    not_ready_error,
+    reap,
+    relay_log,
+    stop_child,
+)
 from .protocol import Message, check_message, encode_audio, read_message, write_message
+from .request_book import Pending, RequestBook
 
 __all__ = ["EngineProcess"]
 
 logger = logging.getLogger(__name__)
-_child_logger = logging.getLogger("harken.worker.child")
 
-_SRC_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _WATCHDOG_PERIOD_S = 0.1
 _MAX_WAITING_FINALS = 1024
 
@@ -61,83 +71,6 @@ class _State(enum.Enum):
     FAILED = "failed"
     CLOSING = "closing"
     CLOSED = "closed"
-
-
-@dataclass(eq=False)
-class _Pending:
-    request: TranscribeRequest
-    attempts: int = 0
-    """How many times the request has been sent to a child."""
-    sent_gen: int | None = None
-    """The generation of the child holding it; None while it waits to be sent."""
-    sent_at: float = 0.0
-    unstarted: int = 0
-    """Sends lost with a crashed child before it began on this request (not tries)."""
-    cancelled: bool = False
-    """cancel() was called while the child held it: its answer is dropped when it comes."""
-
-    @property
-    def tries(self) -> int:
-        """Sends the engine worked on: what ``max_attempts`` limits."""
-        return self.attempts - self.unstarted
-
-
-@dataclass(eq=False)
-class _Child:
-    proc: subprocess.Popen[bytes]
-    gen: int
-    started_at: float
-    ready: bool = False
-    init_error: EngineError | None = None
-    kill_reason: str | None = None
-    """Why the watchdog killed it (start timeout or a hung request), if it did."""
-
-
-@dataclass(eq=False)
-class _Shared:
-    """What the safety-net finalizer needs, without a reference to the EngineProcess."""
-
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    abandoned: bool = False
-
-
-def _close_pipes(proc: subprocess.Popen[bytes]) -> None:
-    """Close the parent's ends of a child's stdin and stdout, ignoring errors."""
-    for stream in (proc.stdin, proc.stdout):
-        if stream is not None:
-            try:
-                stream.close()
-            except OSError:
-                pass
-
-
-def _abandon(shared: _Shared) -> None:
-    """weakref.finalize callback: kill children of an EngineProcess nobody closed."""
-    shared.abandoned = True
-    alive = [p for p in shared.procs if p.poll() is None]
-    for proc in alive:
-        proc.kill()
-    for proc in shared.procs:
-        try:
-            proc.wait(timeout=1.0)
-        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL does not wait
-            pass
-        _close_pipes(proc)
-    if alive:
-        warnings.warn("an EngineProcess was not closed; its engine process was killed. "
-                      "Call close() or use it as a context manager.", ResourceWarning,
-                      stacklevel=1)
-
-
-def _describe_exit(returncode: int | None) -> str:
-    if returncode is None:
-        return "still running"
-    if returncode < 0:
-        try:
-            return f"killed by signal {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
-    return f"exit code {returncode}"
 
 
 class EngineProcess:
@@ -192,11 +125,9 @@ class EngineProcess:
         self._python = python
         self._cond = threading.Condition()
         self._state = _State.CREATED
-        self._child: _Child | None = None
+        self._child: Child | None = None
         self._gen = 0
-        self._pending: dict[int, _Pending] = {}
-        self._finals: collections.deque[int] = collections.deque()
-        self._partial: int | None = None
+        self._book = RequestBook(_MAX_WAITING_FINALS)
         self._control: collections.deque[tuple[str, dict[str, Any]]] = collections.deque()
         self._pings: dict[int, threading.Event] = {}
         self._ping_seq = 0
@@ -206,7 +137,7 @@ class EngineProcess:
         self._ready_info: dict[str, Any] = {}
         self._start_error: BaseException | None = None
         self._fatal: BaseException | None = None
-        self._shared = _Shared()
+        self._shared = Shared()
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._threads: list[threading.Thread] = []
 
@@ -216,7 +147,7 @@ class EngineProcess:
     def pending(self) -> int:
         """Requests submitted and not yet answered, failed or cancelled."""
         with self._cond:
-            return sum(not p.cancelled for p in self._pending.values())
+            return self._book.active
 
     @property
     def pid(self) -> int | None:
@@ -262,7 +193,7 @@ class EngineProcess:
                 raise LifecycleError(f"EngineProcess.start() called while {self._state.value}; "
                                      "an EngineProcess starts once: create a new one")
             self._state = _State.STARTING
-            self._finalizer = weakref.finalize(self, _abandon, self._shared)
+            self._finalizer = weakref.finalize(self, abandon, self._shared)
             try:
                 self._spawn()
             except WorkerError:
@@ -301,18 +232,7 @@ class EngineProcess:
             if self._state is not _State.RUNNING:
                 raise LifecycleError(f"EngineProcess.submit() called while "
                                      f"{self._state.value}; call start() first")
-            if request.request_id in self._pending:
-                raise LifecycleError(f"request {request.request_id} is already pending")
-            if request.kind == "partial":
-                if self._partial is not None:
-                    self._pending.pop(self._partial, None)
-                self._partial = request.request_id
-            else:
-                if len(self._finals) >= _MAX_WAITING_FINALS:
-                    raise WorkerError(f"{len(self._finals)} final requests are waiting for the "
-                                      "engine process; it cannot keep up")
-                self._finals.append(request.request_id)
-            self._pending[request.request_id] = _Pending(request)
+            self._book.add(request)
             self._cond.notify_all()
 
     def cancel(self, request_id: int) -> None:
@@ -328,19 +248,10 @@ class EngineProcess:
             request_id: the ``request_id`` of a submitted :class:`TranscribeRequest`.
         """
         with self._cond:
-            entry = self._pending.get(request_id)
-            if entry is None or entry.cancelled:
+            entry = self._book.cancel(request_id)
+            if entry is None:
                 return
-            if entry.sent_gen is None:
-                del self._pending[request_id]
-                if self._partial == request_id:
-                    self._partial = None
-                try:
-                    self._finals.remove(request_id)
-                except ValueError:
-                    pass
-            else:
-                entry.cancelled = True  # kept until answered: the child still holds it
+            if entry.cancelled:  # the child holds it: have it dropped there
                 self._control.append(("cancel", {"id": request_id}))
             self._cond.notify_all()
         logger.debug("request %d cancelled", request_id)
@@ -394,7 +305,7 @@ class EngineProcess:
         if writer is not None and writer is not threading.current_thread():
             writer.join(max(0.0, min(timeout / 4, deadline - time.monotonic())))
         if child is not None:
-            self._stop_child(child, started + timeout / 2, deadline)
+            stop_child(child, started + timeout / 2, deadline)
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(max(0.05, deadline - time.monotonic()))
@@ -402,13 +313,11 @@ class EngineProcess:
                     logger.warning("thread %s did not stop within the close timeout",
                                    thread.name)
         for proc in self._shared.procs:
-            _close_pipes(proc)
+            close_pipes(proc)
         with self._cond:
-            if self._pending:
-                logger.debug("closed with %d unanswered request(s)", len(self._pending))
-            self._pending.clear()
-            self._finals.clear()
-            self._partial = None
+            if self._book:
+                logger.debug("closed with %d unanswered request(s)", len(self._book))
+            self._book.clear()
             self._state = _State.CLOSED
             self._cond.notify_all()
         if self._finalizer is not None:
@@ -421,23 +330,12 @@ class EngineProcess:
 
     def _spawn(self) -> None:
         """Start a child and send it "init" (call with the lock held)."""
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (_SRC_DIR, env.get("PYTHONPATH", "")) if p)
-        python = self._python or sys.executable
-        if not python:
-            raise WorkerError("cannot start the engine process: sys.executable is empty; "
-                              "pass python= the path of a Python interpreter")
-        try:
-            proc = subprocess.Popen([python, "-m", "harken.worker"], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, env=env)
-        except OSError as exc:
-            raise WorkerError(f"cannot start the engine process with {python!r}: {exc}") from exc
+        proc = launch(self._python)
         self._shared.procs.append(proc)
         self._gen += 1
-        self._child = _Child(proc, self._gen, time.monotonic())
+        self._child = Child(proc, self._gen, time.monotonic())
         logger.debug("started engine process %d (generation %d)", proc.pid, self._gen)
-        level = _child_logger.getEffectiveLevel()
+        level = child_logger.getEffectiveLevel()
         stdin = proc.stdin
         if stdin is None:  # pragma: no cover - stdin=PIPE always gives a stream
             raise WorkerError("the engine process has no stdin pipe")
@@ -445,26 +343,6 @@ class EngineProcess:
             write_message(stdin, "init", {"engine": self._config.to_dict(), "log_level": level})
         except OSError as exc:  # it died at once; the reader reports it
             logger.debug("could not send init to engine process %d: %s", proc.pid, exc)
-
-    def _stop_child(self, child: _Child, soft_deadline: float, deadline: float) -> None:
-        proc = child.proc
-        if child.ready:
-            try:
-                proc.wait(max(0.0, soft_deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-        if proc.poll() is None:
-            logger.debug("terminating engine process %d", proc.pid)
-            proc.terminate()
-            try:
-                proc.wait(max(0.05, deadline - 0.3 - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                logger.warning("engine process %d ignored SIGTERM; killing it", proc.pid)
-                proc.kill()
-                try:
-                    proc.wait(1.0)
-                except subprocess.TimeoutExpired:  # pragma: no cover
-                    logger.error("engine process %d did not die after SIGKILL", proc.pid)
 
     def _call(self, callback: Callable[..., None], *args: Any) -> None:
         try:
@@ -486,26 +364,15 @@ class EngineProcess:
                 if self._control:
                     kind, header = self._control.popleft()
                     return stdin, kind, header, b""
-                request_id: int | None = None
-                if self._finals:
-                    request_id = self._finals.popleft()
-                elif self._partial is not None and not any(
-                        p.sent_gen == child.gen and p.request.kind == "partial"
-                        for p in self._pending.values()):
-                    request_id, self._partial = self._partial, None
-                entry = self._pending.get(request_id) if request_id is not None else None
+                entry = self._book.next_to_send(child.gen)
                 if entry is not None:
-                    if not any(p.sent_gen == child.gen for p in self._pending.values()):
+                    if not self._book.in_flight(child.gen):
                         self._last_progress = time.monotonic()  # the child was idle until now
-                    entry.sent_gen = child.gen
-                    entry.sent_at = time.monotonic()
-                    entry.attempts += 1
+                    self._book.mark_sent(entry, child.gen, time.monotonic())
                     req = entry.request
                     return stdin, "transcribe", {"id": req.request_id, "kind": req.kind,
                                                  "options": dict(req.options)}, \
                         encode_audio(req.audio)
-                if request_id is not None:
-                    continue
             self._cond.wait()
 
     def _write_loop(self) -> None:
@@ -543,21 +410,10 @@ class EngineProcess:
                 if child is None or child.kill_reason is not None \
                         or child.proc.returncode is not None:
                     continue
-                now = time.monotonic()
-                reason: str | None = None
-                if not child.ready:
-                    if now - child.started_at > self._start_timeout_s:
-                        reason = f"it did not become ready within {self._start_timeout_s} s"
-                else:
-                    inflight = [p for p in self._pending.values() if p.sent_gen == child.gen]
-                    if inflight:
-                        since = max(self._last_progress, min(p.sent_at for p in inflight))
-                        budget = self._request_timeout_s + 2 * max(
-                            p.request.duration for p in inflight)
-                        if now - since > budget:
-                            reason = (f"it answered nothing for {now - since:.1f} s while "
-                                      f"holding {len(inflight)} request(s) (limit "
-                                      f"{budget:.1f} s)")
+                reason = hang_reason(child, self._book.in_flight(child.gen),
+                                     now=time.monotonic(), last_progress=self._last_progress,
+                                     start_timeout_s=self._start_timeout_s,
+                                     request_timeout_s=self._request_timeout_s)
                 if reason is not None:
                     child.kill_reason = reason
                     logger.warning("killing engine process %d: %s", child.proc.pid, reason)
@@ -587,17 +443,10 @@ class EngineProcess:
             else:
                 self._dispatch(child, message)
 
-    def _dispatch(self, child: _Child, message: Message) -> None:
+    def _dispatch(self, child: Child, message: Message) -> None:
         header = message.header
         if message.type == "log":
-            name = str(header["name"])
-            if name.startswith("harken."):
-                name = name[len("harken."):]
-            target = _child_logger if name in ("", "root", "worker.child") else \
-                logging.getLogger(f"harken.worker.child.{name}")
-            levelno = int(header["levelno"])
-            if target.isEnabledFor(levelno):
-                target.log(levelno, "%s", header["message"])
+            relay_log(header)
             return
         if message.type == "pong":
             with self._cond:
@@ -625,7 +474,7 @@ class EngineProcess:
             with self._cond:
                 self._last_progress = time.monotonic()
                 self._crashes = 0
-                entry = self._pending.pop(int(header["id"]), None)
+                entry = self._book.answered(int(header["id"]))
                 self._cond.notify_all()
             if entry is not None and not entry.cancelled:
                 output = EngineOutput.from_dict(header["output"])
@@ -639,94 +488,44 @@ class EngineProcess:
             logger.warning("unexpected %r message from the engine process", message.type)
 
     def _request_failed(self, request_id: int, header: dict[str, Any]) -> None:
-        give_up: _Pending | None = None
+        error_type = str(header["error_type"])
         with self._cond:
             self._last_progress = time.monotonic()
-            entry = self._pending.get(request_id)
-            if entry is None:
-                return
-            if entry.cancelled or header["error_type"] == "Cancelled":
-                del self._pending[request_id]
-                self._cond.notify_all()
-                return
-            if header["error_type"] == "Superseded" or entry.tries >= self._max_attempts:
-                del self._pending[request_id]
-                give_up = None if header["error_type"] == "Superseded" else entry
-            else:
-                entry.sent_gen = None
-                self._requeue(entry)
+            outcome = self._book.failed(request_id, error_type, self._max_attempts)
             self._cond.notify_all()
-        if header["error_type"] != "Superseded":
+        if outcome is None:
+            return
+        entry, give_up = outcome
+        if error_type != "Superseded":
             logger.debug("request %d failed in the engine (attempt %d): %s", request_id,
                          entry.attempts, header.get("traceback", ""))
-        if give_up is not None:
-            error = EngineError(str(header["message"]), str(header["error_type"]))
-            self._call(self._on_failed, give_up.request, error)
+        if give_up:
+            error = EngineError(str(header["message"]), error_type)
+            self._call(self._on_failed, entry.request, error)
 
-    def _requeue(self, entry: _Pending) -> None:
-        """Put an unanswered request back in the send queues (lock held)."""
-        request_id = entry.request.request_id
-        if entry.request.kind == "partial":
-            if self._partial is None:
-                self._partial = request_id
-            elif self._partial != request_id:
-                self._pending.pop(request_id, None)  # a newer partial is waiting
-        elif request_id not in self._finals:
-            self._finals.append(request_id)
-
-    def _child_gone(self, child: _Child, problem: BaseException | None) -> bool:
+    def _child_gone(self, child: Child, problem: BaseException | None) -> bool:
         """Handle EOF (or garbage) from a child; return True to read from a new child."""
-        proc = child.proc
-        if problem is not None and proc.poll() is None:
-            logger.error("engine process %d sent garbage (%s); killing it", proc.pid, problem)
-            proc.kill()
-        try:
-            proc.wait(timeout=2.0)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        how = _describe_exit(proc.returncode)
-        if child.kill_reason is not None:
-            how = f"{how}, after harken killed it because {child.kill_reason}"
-        elif problem is not None:
-            how = f"{how}, after it sent a malformed message: {problem}"
-        failed: list[_Pending] = []
+        how = reap(child, problem)
+        failed: list[Pending] = []
         fatal: BaseException | None = None
         crash: WorkerCrashed | None = None
         with self._cond:
             if self._state in (_State.CLOSING, _State.CLOSED) or self._shared.abandoned:
                 return False
             if self._state is _State.STARTING:
-                self._start_error = self._not_ready_error(child, how)
+                self._start_error = not_ready_error(child, how, self._start_timeout_s)
                 self._cond.notify_all()
                 return False
             if not child.ready:
-                fatal = self._not_ready_error(child, how)
+                fatal = not_ready_error(child, how, self._start_timeout_s)
             else:
                 self._crashes += 1
-                crash = WorkerCrashed(f"the engine process {proc.pid} stopped ({how})")
+                crash = WorkerCrashed(f"the engine process {child.proc.pid} stopped ({how})")
                 if self._crashes > self._max_attempts:
                     fatal = WorkerCrashed(f"the engine process crashed {self._crashes} times "
                                           f"in a row; giving up (last: {how})")
             if fatal is None:
-                inflight = [e for e in self._pending.values() if e.sent_gen == child.gen]
-                # The child serves requests one at a time, in the order sent: only the
-                # oldest one was being transcribed. The others never started, so this
-                # send is not a try for them (else one hang behind a queue of finals
-                # would use up every queued final's tries at once).
-                culprit = min(inflight, key=lambda e: (e.sent_at, e.request.kind != "final"),
-                              default=None)
-                for entry in inflight:
-                    entry.sent_gen = None
-                    if entry is not culprit:
-                        entry.unstarted += 1
-                    if entry.cancelled:
-                        del self._pending[entry.request.request_id]
-                    elif entry.tries >= self._max_attempts:
-                        del self._pending[entry.request.request_id]
-                        failed.append(entry)
-                    else:
-                        self._requeue(entry)
+                failed = self._book.child_lost(child.gen, self._max_attempts)
                 try:
                     self._spawn()
                 except WorkerError as exc:
@@ -735,10 +534,7 @@ class EngineProcess:
                 crash = None  # reported once, as the fatal error
                 self._state = _State.FAILED
                 self._fatal = fatal
-                failed = [e for e in self._pending.values() if not e.cancelled]
-                self._pending.clear()
-                self._finals.clear()
-                self._partial = None
+                failed = self._book.drain()
             self._cond.notify_all()
         if crash is not None:
             logger.warning("%s; restarting it", crash)
@@ -750,12 +546,3 @@ class EngineProcess:
             self._call(self._on_error, fatal, True)
             return False
         return True
-
-    def _not_ready_error(self, child: _Child, how: str) -> BaseException:
-        if child.init_error is not None:
-            return child.init_error
-        if child.kill_reason is not None and not child.ready:
-            return WorkerStartTimeout(f"the engine process did not become ready within "
-                                      f"{self._start_timeout_s} s and was killed")
-        return WorkerCrashed(f"the engine process exited before it was ready ({how}); "
-                             "its stderr above shows why")
