@@ -23,12 +23,13 @@ from .wake.base import WakeWordDetector
 if TYPE_CHECKING:
     from .wake.phrase import PhraseWakeWord
 
-__all__ = ["InboxSink", "build_wake", "is_realtime", "load_vad", "make_source"]
+__all__ = ["SOURCE_NAMES", "InboxSink", "build_wake", "is_realtime", "load_vad", "make_source"]
 
 _FEED_TIMEOUT_S = 30.0
 """Seconds a source may block on a full backlog before it gets an AudioSourceError."""
 
-_LIVE_SPECS = ("mic", "microphone", "push")
+SOURCE_NAMES = ("mic", "microphone", "push")
+"""The names ``source=`` accepts besides a file path; all of them are real-time sources."""
 
 
 def make_source(source: AudioSource | str | Path, input_device: int | str | None) -> AudioSource:
@@ -62,7 +63,7 @@ def is_realtime(source: AudioSource | str | Path) -> bool:
     finals pile up; an AudioSource says which it is with its ``realtime`` attribute.
     """
     if isinstance(source, (str, Path)):
-        return source in _LIVE_SPECS
+        return source in SOURCE_NAMES
     return bool(getattr(source, "realtime", True))
 
 

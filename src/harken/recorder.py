@@ -32,7 +32,7 @@ from ._finals import FinalQueue
 from ._inbox import Inbox
 from ._pipeline_loop import PipelineLoop
 from ._shortcuts import build_config
-from ._wiring import InboxSink, build_wake, is_realtime, load_vad, make_source
+from ._wiring import SOURCE_NAMES, InboxSink, build_wake, is_realtime, load_vad, make_source
 from .config import SAMPLE_RATE, RecorderConfig
 from .errors import ConfigError, LifecycleError
 from .events import (
@@ -122,7 +122,7 @@ class Recorder:
             "on_wake_word_timeout": on_wake_word_timeout,
             "on_wake_word_waiting": on_wake_word_waiting,
         })
-        if isinstance(source, str) and source not in ("mic", "microphone", "push") \
+        if isinstance(source, str) and source not in SOURCE_NAMES \
                 and not Path(source).exists():
             raise ConfigError(f"source must be 'mic', 'push' or an existing file; "
                               f"no file at {source!r}")
