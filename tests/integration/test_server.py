@@ -395,3 +395,47 @@ def test_json_encoding_of_messages_is_what_clients_see():
             assert json.loads(await ws.recv())["type"] == "ready"
 
     run(body)
+
+
+def test_health_counts_the_websockets_of_every_protocol():
+    """/v1/stream, /v1/realtime and RealtimeSTT's control and data sockets all count."""
+
+    async def counts(server: Server) -> tuple[int, float]:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http:
+            async with http.get(server.url + "/health") as r:
+                health = await r.json()
+            async with http.get(server.url + "/metrics") as r:
+                text = await r.text()
+        gauge = next(line for line in text.splitlines()
+                     if line.startswith("harken_websocket_connections "))
+        return health["connections"], float(gauge.rsplit(" ", 1)[1])
+
+    async def until(server: Server, n: int) -> tuple[int, float]:
+        async with asyncio.timeout(5):
+            while (got := await counts(server))[0] != n:
+                await asyncio.sleep(0.02)
+        return got
+
+    async def body(server: Server) -> None:
+        base = ws_base(server)
+        assert await counts(server) == (0, 0.0)
+        async with websockets.connect(ws_url(server)) as stream_ws, \
+                websockets.connect(base + "/v1/realtime?intent=transcription") as realtime, \
+                websockets.connect(base + "/rtstt/control") as control, \
+                websockets.connect(base + "/rtstt/data") as data:
+            await stream_ws.send(p.encode(p.Ping()))
+            assert p.parse_server(await stream_ws.recv()) == p.Pong()
+            assert json.loads(await realtime.recv())["type"] == "session.created"
+            await control.send(json.dumps({"command": "get_parameter",
+                                           "parameter": "language"}))
+            assert json.loads(await control.recv())["status"] == "success"
+            assert data.state.name == "OPEN"
+            assert await until(server, 4) == (4, 4.0)
+            assert server.connections == 4
+            await realtime.close()
+            assert await until(server, 3) == (3, 3.0)
+        assert await until(server, 0) == (0, 0.0)
+
+    run(body)

@@ -43,11 +43,12 @@ from ..config import EngineConfig, RealtimeConfig, VadConfig
 from ..errors import ConfigError, LifecycleError
 from . import protocol as p
 from .auth import check_token
+from .connection_base import ConnectionRegistry, serve
 from .engine_host import EngineFactory, EngineHost
 from .metrics import Histogram, Metric, render
 from .rtstt_compat import RtsttHub, check_ports
 from .vads import VadFactory
-from .websocket import CLOSE_GOING_AWAY, CLOSE_INTERNAL, Connection, import_aiohttp
+from .websocket import Connection, import_aiohttp
 
 __all__ = ["BackgroundServer", "Server", "ServerConfig"]
 
@@ -172,7 +173,9 @@ class Server:
         self.rtstt: RtsttHub | None = None
         """RealtimeSTT's endpoints (set by :meth:`start`)."""
         self._port: int | None = None
-        self._connections: set[Connection] = set()
+        self.ws_connections = ConnectionRegistry()
+        """Every open WebSocket connection, whatever its protocol (harken's, OpenAI
+        Realtime, RealtimeSTT's control and data sockets)."""
         self._ids = itertools.count(1)
         self._started = False
         self._closed = False
@@ -196,8 +199,8 @@ class Server:
 
     @property
     def connections(self) -> int:
-        """WebSocket clients connected now."""
-        return len(self._connections)
+        """WebSocket connections open now (all protocols)."""
+        return len(self.ws_connections)
 
     async def __aenter__(self) -> Server:
         await self.start()
@@ -269,10 +272,7 @@ class Server:
             return
         self._closed = True
         timeout = self.config.drain_timeout_s if drain_timeout is None else drain_timeout
-        conns = list(self._connections)
-        if conns:
-            await asyncio.wait([asyncio.ensure_future(c.shutdown(timeout)) for c in conns],
-                               timeout=timeout + 3.0)
+        await self.ws_connections.shutdown(timeout)
         if self.rtstt is not None:
             await self.rtstt.close(timeout)
         if self._runner is not None:
@@ -296,21 +296,7 @@ class Server:
         await ws.prepare(request)
         self.stats.connections_total += 1
         peer = request.remote or "?"
-        conn = Connection(self, ws, request, self.session_name(peer))
-        if self._closed:
-            await conn.fail(p.ErrorCode.SHUTDOWN, "the server is shutting down",
-                            CLOSE_GOING_AWAY)
-            return ws
-        self._connections.add(conn)
-        try:
-            await conn.run()
-        except Exception as exc:  # a bug: report it to this client only
-            logger.exception("session %s failed", conn.name)
-            with contextlib.suppress(Exception):
-                await conn.fail(p.ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}",
-                                CLOSE_INTERNAL)
-        finally:
-            self._connections.discard(conn)
+        await serve(Connection(self, ws, request, self.session_name(peer)), self.ws_connections)
         return ws
 
     def health(self) -> dict[str, Any]:
@@ -322,7 +308,7 @@ class Server:
             "error": None if host.fatal is None else str(host.fatal),
             "sessions": host.sessions,
             "max_sessions": host.max_sessions,
-            "connections": len(self._connections),
+            "connections": len(self.ws_connections),
             "queue_depth": host.queued,
             "in_engine": host.in_engine,
             "engine": host.ready_info,
@@ -345,8 +331,9 @@ class Server:
                    {"": host.sessions}),
             Metric("harken_max_sessions", "gauge", "Sessions allowed at once.",
                    {"": host.max_sessions}),
-            Metric("harken_websocket_connections", "gauge", "WebSocket clients connected now.",
-                   {"": len(self._connections)}),
+            Metric("harken_websocket_connections", "gauge",
+                   "WebSocket connections open now (all protocols).",
+                   {"": len(self.ws_connections)}),
             Metric("harken_websocket_connections_total", "counter",
                    "WebSocket connections accepted since start.",
                    {"": stats.connections_total}),

@@ -56,7 +56,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .connection_base import ConnectionRegistry, import_aiohttp, serve
+from .connection_base import import_aiohttp, serve
 from .realtime_connection import MAX_BAD_EVENTS, RealtimeConnection
 from .realtime_settings import EventError, RealtimeSettings, parse_session_update, render_session
 
@@ -81,16 +81,10 @@ PATH = "/v1/realtime"
 
 
 class _Hub:
-    """The server's Realtime connections: accepts them and shuts them down with the app."""
+    """Accepts Realtime clients into the server's registry (which shuts them down)."""
 
     def __init__(self, server: Server) -> None:
         self._server = server
-        self._connections = ConnectionRegistry()
-
-    @property
-    def connections(self) -> int:
-        """Realtime clients connected now."""
-        return len(self._connections)
 
     async def handler(self, request: Any) -> Any:
         """aiohttp handler of ``GET /v1/realtime``."""
@@ -111,12 +105,8 @@ class _Hub:
         beta = "realtime=v1" in request.headers.get("OpenAI-Beta", "")
         conn = RealtimeConnection(server, ws, request,
                                   server.session_name(request.remote or "?"), beta)
-        await serve(conn, self._connections)
+        await serve(conn, server.ws_connections)
         return ws
-
-    async def on_shutdown(self, app: Any) -> None:
-        """aiohttp's on_shutdown hook: finish transcripts (bounded) and close every client."""
-        await self._connections.shutdown(self._server.config.drain_timeout_s)
 
 
 def _http_error(web: Any, status: int, message: str, param: str | None) -> Any:
@@ -126,7 +116,9 @@ def _http_error(web: Any, status: int, message: str, param: str | None) -> Any:
 
 
 def add_routes(app: Any, server: Server) -> None:
-    """Register ``GET /v1/realtime`` (WebSocket) and its shutdown hook on an aiohttp app."""
-    hub = _Hub(server)
-    app.router.add_get(PATH, hub.handler)
-    app.on_shutdown.append(hub.on_shutdown)
+    """Register ``GET /v1/realtime`` (WebSocket) on the server's aiohttp app.
+
+    Its connections join ``server.ws_connections``, which :meth:`Server.close
+    <harken.server.app.Server.close>` shuts down.
+    """
+    app.router.add_get(PATH, _Hub(server).handler)

@@ -73,7 +73,6 @@ from .connection_base import (
     CLOSE_TOO_BIG,
     CLOSE_TRY_LATER,
     AudioPace,
-    ConnectionRegistry,
     WsConnection,
     import_aiohttp,
     is_size_error,
@@ -431,11 +430,24 @@ class _DataSocket(WsConnection):
             await session.drain(timeout)
 
 
+class _ControlSocket:
+    """A control WebSocket, as the server's registry sees it."""
+
+    def __init__(self, ws: Any) -> None:
+        self._ws = ws
+
+    async def shutdown(self, timeout: float) -> None:
+        """Close the socket ("going away"); it has nothing in flight."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._ws.close(code=CLOSE_GOING_AWAY), 3.0)
+
+
 class RtsttHub:
     """RealtimeSTT's two endpoints on one harken :class:`~harken.server.app.Server`.
 
     Built by :func:`add_routes` when the server starts; :meth:`listen` opens the extra ports
-    and :meth:`close` ends every RealtimeSTT connection.
+    and :meth:`close` closes them. Its sockets join the server's ``ws_connections``, which
+    the server shuts down before it closes the hub.
 
     Args:
         server: the server whose engine host, VAD factory, config and stats are used.
@@ -444,8 +456,6 @@ class RtsttHub:
     def __init__(self, server: Server) -> None:
         self.server = server
         self._clients: dict[str, _Client] = {}
-        self._data = ConnectionRegistry()
-        self._controls: set[Any] = set()
         self._runners: list[Any] = []
         self._closed = False
         self.ports: tuple[int, int] | None = None
@@ -466,7 +476,7 @@ class RtsttHub:
     @property
     def connections(self) -> int:
         """RealtimeSTT sockets (control and data) connected now."""
-        return len(self._data) + len(self._controls)
+        return sum(len(c.data) + c.controls for c in self._clients.values())
 
     def _client(self, request: Any) -> tuple[str, _Client]:
         host = str(request.remote or "?")
@@ -515,21 +525,17 @@ class RtsttHub:
         logger.info("RealtimeSTT protocol on ports %d (control) and %d (data)", *self.ports)
 
     async def close(self, timeout: float) -> None:
-        """Finish the data sockets' finals (bounded), close every socket and extra port.
+        """Close the extra ports (the server has shut the sockets down already).
 
         Idempotent.
 
         Args:
-            timeout: seconds to wait for finals still being transcribed.
+            timeout: unused: the server's registry already waited for the data sockets'
+                finals.
         """
         if self._closed:
             return
         self._closed = True
-        tasks = [asyncio.ensure_future(ws.close(code=CLOSE_GOING_AWAY))
-                 for ws in self._controls]
-        await self._data.shutdown(timeout)
-        if tasks:
-            await asyncio.wait(tasks, timeout=3.0)
         runners, self._runners = self._runners, []
         for runner in runners:
             with contextlib.suppress(Exception):
@@ -550,7 +556,7 @@ class RtsttHub:
                            self.server.session_name(f"rtstt-{host}"))
         client.data.add(sock)
         try:
-            await serve(sock, self._data)
+            await serve(sock, self.server.ws_connections)
         finally:
             client.data.discard(sock)
             self._release(host, client)
@@ -564,12 +570,14 @@ class RtsttHub:
         limit = self.server.config.max_control_bytes
         ws = web.WebSocketResponse(max_msg_size=limit * 4, timeout=2.0, heartbeat=None)
         await ws.prepare(request)
-        if self._closed:
+        registry = self.server.ws_connections
+        if registry.closing:
             await ws.close(code=CLOSE_GOING_AWAY)
             return ws
         host, client = self._client(request)
         client.controls += 1
-        self._controls.add(ws)
+        socket = _ControlSocket(ws)
+        registry.add(socket)
         try:
             async for msg in ws:
                 if msg.type == web.WSMsgType.TEXT:
@@ -585,7 +593,7 @@ class RtsttHub:
         except (ConnectionError, RuntimeError) as exc:
             logger.debug("RealtimeSTT control socket from %s failed: %s", host, exc)
         finally:
-            self._controls.discard(ws)
+            registry.discard(socket)
             client.controls -= 1
             self._release(host, client)
         return ws
