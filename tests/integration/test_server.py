@@ -439,3 +439,84 @@ def test_health_counts_the_websockets_of_every_protocol():
         assert await until(server, 0) == (0, 0.0)
 
     run(body)
+
+
+class _CrashingEngine:
+    """An engine runner that never answers; the test makes it fail for good."""
+
+    def __init__(self, on_result: Any, on_failed: Any, on_error: Any) -> None:
+        self.on_error = on_error
+        self.restarts = 0
+        self.ready_info: dict[str, Any] = {"engine": "fake"}
+
+    def start(self) -> None:
+        pass
+
+    def submit(self, request: Any) -> None:
+        pass
+
+    def cancel(self, request_id: int) -> None:
+        pass
+
+    def close(self, timeout: float = 2.0) -> None:
+        pass
+
+
+def test_a_fatal_engine_error_reaches_every_protocol_then_closes_with_1011():
+    """Each client gets its protocol's error message before the close frame (code 1011)."""
+    from harken.errors import WorkerCrashed
+
+    engines: list[_CrashingEngine] = []
+
+    def factory(*callbacks: Any) -> _CrashingEngine:
+        engines.append(_CrashingEngine(*callbacks))
+        return engines[-1]
+
+    async def until_closed(ws: Any) -> tuple[list[Any], int | None]:
+        got: list[Any] = []
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            async with asyncio.timeout(5):
+                while True:
+                    got.append(json.loads(await ws.recv()))
+        return got, info.value.rcvd.code if info.value.rcvd is not None else None
+
+    async def main() -> None:
+        async with Server(config(), engine_factory=factory) as server:
+            base = ws_base(server)
+            async with websockets.connect(ws_url(server)) as ours, \
+                    websockets.connect(base + "/v1/realtime?intent=transcription") as rt, \
+                    websockets.connect(base + "/rtstt/data") as data:
+                await stream(ours, silence(0.2))
+                assert json.loads(await rt.recv())["type"] == "session.created"
+                header = b'{"sampleRate": 16000}'
+                await data.send(len(header).to_bytes(4, "little") + header + b"\0\0" * 160)
+                assert json.loads(await data.recv()) == {"type": "vad_detect_start"}
+                engines[0].on_error(WorkerCrashed("the engine process is gone"), True)
+                (ours_got, ours_code), (rt_got, rt_code), (data_got, data_code) = \
+                    await asyncio.gather(until_closed(ours), until_closed(rt),
+                                         until_closed(data))
+        assert ours_code == rt_code == data_code == 1011
+        assert ours_got[-1]["type"] == "error" and ours_got[-1]["code"] == "engine_error"
+        assert rt_got[-1]["type"] == "error"
+        assert rt_got[-1]["error"]["code"] == "engine_error"
+        assert rt_got[-1]["error"]["type"] == "server_error"
+        assert data_got[-1] == {"type": "error", "code": "engine",
+                                "message": data_got[-1]["message"]}
+        assert "gone" in ours_got[-1]["message"] and "gone" in data_got[-1]["message"]
+        assert server.stats.closed_by_error.get("engine_error") == 1  # the realtime one
+
+    asyncio.run(main())
+
+
+def test_audio_pace_and_oversize_messages():
+    from harken.server.connection_base import AudioPace, oversize
+
+    assert AudioPace(None, 1.0).check(1e9) is None
+    pace = AudioPace(2.0, 1.0)
+    assert pace.check(1.0) is None  # the burst allowance, at once
+    message = pace.check(1.5)
+    assert message is not None and message.startswith(
+        "audio arrives faster than 2 times real time (1.5 s of audio in ")
+    assert oversize("audio frame", 10, 10) is None
+    assert oversize("audio frame", 11, 10) == \
+        "audio frame of 11 bytes is longer than the 10 bytes accepted"

@@ -43,8 +43,11 @@ __all__ = [
     "CLOSE_TRY_LATER",
     "AudioPace",
     "ConnectionRegistry",
+    "Shuttable",
     "WsConnection",
     "import_aiohttp",
+    "is_size_error",
+    "oversize",
     "serve",
 ]
 

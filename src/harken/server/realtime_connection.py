@@ -387,12 +387,7 @@ class RealtimeConnection(WsConnection):
             ended = self._owner.get(key)
             if ended is None:
                 return
-            if event.discarded:  # too short: no final will come
-                ended.waiting.discard(key)
-                self._owner.pop(key, None)
-            if ended.cleared:
-                if not ended.waiting:
-                    self._forget(ended)
+            if self._settle(ended, key, done=event.discarded):  # discarded: no final
                 return
             if self._settings.server_vad and not ended.committed:
                 self._send("input_audio_buffer.speech_stopped", item_id=ended.id,
@@ -408,12 +403,7 @@ class RealtimeConnection(WsConnection):
             item = self._owner.get(key)
             if item is None:
                 return
-            if not event.split:
-                item.waiting.discard(key)
-                self._owner.pop(key, None)
-            if item.cleared:
-                if not item.waiting:
-                    self._forget(item)
+            if self._settle(item, key, done=not event.split):
                 return
             item.texts.append(event.text)
             self._advance(item, item.text())
@@ -435,13 +425,24 @@ class RealtimeConnection(WsConnection):
 
     def _final_failed(self, key: tuple[int, int], item: _Item, error: BaseException) -> None:
         item.failure = item.failure or error
-        item.waiting.discard(key)
-        self._owner.pop(key, None)
+        if not self._settle(item, key):
+            self._maybe_complete(item)
+
+    def _settle(self, item: _Item, key: tuple[int, int], done: bool = True) -> bool:
+        """Stop waiting for utterance ``key`` of ``item`` (if ``done``).
+
+        Returns:
+            True if the item was cleared (nothing more is sent for it; it is forgotten once
+            nothing of it is waited for).
+        """
+        if done:
+            item.waiting.discard(key)
+            self._owner.pop(key, None)
         if item.cleared:
             if not item.waiting:
                 self._forget(item)
-            return
-        self._maybe_complete(item)
+            return True
+        return False
 
     def _advance(self, item: _Item, text: str) -> None:
         """Send the part of ``text`` beyond what this item's deltas already said."""

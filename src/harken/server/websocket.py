@@ -1,9 +1,10 @@
 """harken's WebSocket protocol on the server: one :class:`Connection` per client.
 
-A connection owns a :class:`~harken.server.session.StreamSession` (its pipeline and VAD) and
-a bounded queue of outgoing messages drained by a sender task, so a client that does not
-read is disconnected ("too_slow") instead of growing the server's memory. Malformed input
-(bad JSON, audio before "start", a bad encoding, an oversize message, audio faster than the
+A connection owns a :class:`~harken.server.session.StreamSession` (its pipeline and VAD);
+its bounded outgoing queue, sender task and closing sequence come from
+:class:`~harken.server.connection_base.WsConnection`, so a client that does not read is
+disconnected ("too_slow") instead of growing the server's memory. Malformed input (bad
+JSON, audio before "start", a bad encoding, an oversize message, audio faster than the
 configured rate) gets an error message and closes this connection only.
 
 Thread: everything runs on the server's asyncio event loop, in the aiohttp handler task of
