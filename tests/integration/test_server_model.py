@@ -84,7 +84,10 @@ def test_two_live_clients_and_the_openai_endpoint(espeak, offline_model):
         return [m for m in received if isinstance(m, p.Final)]
 
     async def main() -> list[list[p.Final]]:
-        async with Server(ServerConfig(port=0)) as server:
+        # Fed at twice real time, the two clients' finals overlap all the time; the cheap
+        # pass that load shedding picks then (greedy, 10 s window) flips more of espeak's
+        # words, which is measured by benchmarks/server_clients.py. Here: the plumbing.
+        async with Server(ServerConfig(port=0, fast_finals_at=None)) as server:
             return list(await asyncio.gather(*(client(server, a) for a in audios)))
 
     results = asyncio.run(main())
