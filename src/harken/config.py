@@ -154,6 +154,10 @@ class RealtimeConfig:
     """Beam size of partial passes (1 = greedy, the cheapest)."""
     stable_agreement: int = 2
     """A word becomes stable once this many consecutive partial passes agree on it."""
+    stable_min_ms: int = 1500
+    """Partial passes over less audio than this (the utterance so far, pre-roll included)
+    are shown as unstable text but do not vote for stable words: they often mishear the
+    first words, and two of them agree on the mistake."""
     early_final: bool = True
     """Start the final pass speculatively as soon as the silence after speech reaches the
     audio tail kept for the final; keep it if the silence lasts, discard it if speech resumes."""
@@ -165,7 +169,7 @@ class RealtimeConfig:
     stable words contradicted 0.06 instead of 0.94 per utterance)."""
 
     def __post_init__(self) -> None:
-        for name in ("partial_interval_ms", "partial_min_ms"):
+        for name in ("partial_interval_ms", "partial_min_ms", "stable_min_ms"):
             value = getattr(self, name)
             _check(isinstance(value, int) and not isinstance(value, bool) and
                    0 <= value <= 60_000, f"{name} must be an int from 0 to 60000, got {value!r}")

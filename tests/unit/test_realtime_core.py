@@ -80,7 +80,7 @@ def test_stabiliser_reset_starts_a_new_utterance():
 
 def test_partials_go_out_while_speaking_one_at_a_time():
     pipe = pipeline([(0.5, 3.5)], partial_interval_ms=300, partial_min_ms=300,
-                    early_final=False)
+                    early_final=False, stable_min_ms=0)
     out = feed(pipe, np.concatenate([silence(0.5), tone(2.0)]))
     partials = [r for r in of(out, TranscribeRequest) if r.kind == "partial"]
     assert len(partials) == 1  # the first is still in flight: no second one
@@ -209,7 +209,8 @@ def _speak_with_partials(pipe, hypothesis: str) -> list[TranscribeRequest]:
 
 
 def test_stable_prefix_gives_the_final_the_stable_text():
-    pipe = pipeline([(0.5, 2.0)], stable_prefix=True, partial_interval_ms=100)
+    pipe = pipeline([(0.5, 2.0)], stable_prefix=True, partial_interval_ms=100,
+                    stable_min_ms=0)
     finals = _speak_with_partials(pipe, "turn the lights off")
     # Stable: "turn the lights" (the last word is held back).
     assert [f.options.get("prefix") for f in finals] == ["turn the lights"]
@@ -219,3 +220,20 @@ def test_no_prefix_by_default():
     pipe = pipeline([(0.5, 2.0)], partial_interval_ms=100)
     finals = _speak_with_partials(pipe, "turn the lights off")
     assert finals and all("prefix" not in f.options for f in finals)
+
+
+def test_passes_over_too_little_audio_do_not_vote_for_stable_words():
+    pipe = pipeline([(0.5, 3.5)], partial_interval_ms=100, early_final=False,
+                    stable_min_ms=1500)
+    shown = []
+    audio = np.concatenate([silence(0.5), tone(3.0)])
+    for i in range(0, len(audio), 320):
+        for out in pipe.feed(audio[i:i + 320]):
+            if isinstance(out, TranscribeRequest) and out.kind == "partial":
+                for ev in pipe.on_result(out, EngineOutput("add a more amiable woman")):
+                    shown.append((len(out.audio) / RATE, ev.stable, ev.unstable))
+    early = [(s, u) for secs, s, u in shown if secs < 1.5]
+    late = [s for secs, s, _ in shown if secs >= 1.5]
+    assert early and all(s == "" and u == "add a more amiable" for s, u in early), early
+    # The first two passes over 1.5 s or more agree: only then does text become stable.
+    assert late[0] == "" and late[1] == "add a more amiable", late

@@ -141,6 +141,7 @@ class SpeechPipeline:
         self._partial_mark = 0
         self._partial_interval = self._realtime.partial_interval_ms * SAMPLE_RATE // 1000
         self._partial_min = self._realtime.partial_min_ms * SAMPLE_RATE // 1000
+        self._stable_min = self._realtime.stable_min_ms * SAMPLE_RATE // 1000
         self._speculative: dict[int, TranscribeRequest] = {}  # utterance id -> request
         self._held: dict[int, Output] = {}  # answers to unconfirmed speculative requests
         self._order: deque[int] = deque()  # final request ids, in utterance order
@@ -295,7 +296,10 @@ class SpeechPipeline:
         seg = self._segmenter
         if not seg.active or seg.utterance_id != request.utterance_id:
             return []  # the utterance ended meanwhile: its final says the rest
-        stable, unstable = self._stabilizer.update(output.text.strip())
+        # A pass over the first moments of speech often mishears its first words, and
+        # two such passes agree on the mistake: they are shown, but do not vote.
+        stable, unstable = self._stabilizer.update(
+            output.text.strip(), commit=len(request.audio) >= self._stable_min)
         return [PartialTranscript(request.utterance_id, stable, unstable)]
 
     def _maybe_partial(self, out: list[Output]) -> None:

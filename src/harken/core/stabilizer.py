@@ -59,11 +59,19 @@ class Stabilizer:
         self._history = []
         self._stable = []
 
-    def update(self, hypothesis: str) -> tuple[str, str]:
-        """Take the newest hypothesis; return ``(stable, unstable)`` text."""
+    def update(self, hypothesis: str, commit: bool = True) -> tuple[str, str]:
+        """Take the newest hypothesis; return ``(stable, unstable)`` text.
+
+        Args:
+            hypothesis: the text of the newest partial pass.
+            commit: False for a hypothesis too weak to vote (a pass over very little
+                audio): it is shown as unstable but takes no part in agreement.
+        """
         words = hypothesis.split()
         if self._holdback:
             words = words[:max(0, len(words) - self._holdback)]
+        if not commit:
+            return self.stable, " ".join(self._unstable_tail(words))
         self._history = [*self._history, words][-self._agreement:]
         if len(self._history) == self._agreement:
             # Compare what each hypothesis says after the stable text, so a hypothesis that
