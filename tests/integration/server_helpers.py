@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from harken.audio.convert import float32_to_pcm16
-from harken.config import EngineConfig, VadConfig
+from harken.config import EngineConfig, RealtimeConfig, VadConfig
 from harken.server.app import Server, ServerConfig
 
 RATE = 16000
@@ -57,6 +57,8 @@ def config(**kw: Any) -> ServerConfig:
     """A server on a free port with the scripted engine and the energy VAD; ``kw`` override."""
     kw.setdefault("engine", EngineConfig(engine="scripted"))
     kw.setdefault("vad", VadConfig(backend="energy"))
+    # The test bursts are short: let every partial pass vote for stable words.
+    kw.setdefault("realtime", RealtimeConfig(stable_min_ms=0))
     return ServerConfig(port=0, **kw)
 
 
