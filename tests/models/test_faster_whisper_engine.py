@@ -151,3 +151,31 @@ def test_prefix_is_the_start_of_the_final(engine: FasterWhisperEngine,
         assert out.text.startswith("A quick brown"), out.text
         assert "dog" in out.text.lower() or "lazy" in out.text.lower(), out.text
         assert [w.text for w in out.words][:3] == ["A", "quick", "brown"], out.words
+
+
+def test_prefix_with_hotwords_keeps_the_whole_budget(engine: FasterWhisperEngine,
+                                                      espeak: Callable[..., np.ndarray],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """faster-whisper ignores hotwords under a prefix; the token budget must not shrink."""
+    lengths: list[int] = []
+    real_generate = engine._model.model.generate
+
+    def spy(encoded: object, prompts: list[list[int]], **kw: object) -> object:
+        lengths.append(int(kw["max_length"]) - len(prompts[0]))  # type: ignore[call-overload]
+        return real_generate(encoded, prompts, **kw)
+
+    monkeypatch.setattr(engine._model, "model", _Proxy(engine._model.model, spy))
+    audio = espeak(SENTENCE)
+    engine.transcribe(audio, options={"prefix": "A quick"})
+    engine.transcribe(audio, options={"prefix": "A quick", "hotwords": "jarvis harken hey"})
+    assert lengths[0] == lengths[1], lengths
+
+
+class _Proxy:
+    """The CTranslate2 model with ``generate`` replaced."""
+
+    def __init__(self, model: object, generate: object) -> None:
+        self._model, self.generate = model, generate
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._model, name)

@@ -517,9 +517,10 @@ class FasterWhisperEngine:
         hotwords = str(kwargs["hotwords"]) if kwargs.get("hotwords") else None
         prompt = model.get_prompt(tokenizer, previous, without_timestamps=True,
                                   prefix=prefix, hotwords=hotwords)
-        n_prefix = len(prompt) - len(model.get_prompt(tokenizer, previous,
-                                                       without_timestamps=True,
-                                                       hotwords=hotwords))
+        # faster-whisper drops the hotwords when there is a prefix: the prompt without the
+        # prefix must do the same, or the prefix's length comes out wrong.
+        n_prefix = len(prompt) - len(model.get_prompt(
+            tokenizer, previous, without_timestamps=True, hotwords=None if prefix else hotwords))
         seconds = len(samples) / SAMPLE_RATE
         # The budget is for the whole text; the prefix is part of the prompt already.
         budget = max(16, int(seconds * float(_option(guards, "fast_max_tokens_per_s")))
