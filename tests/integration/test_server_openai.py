@@ -123,7 +123,7 @@ def test_silence_gives_empty_text_and_the_server_is_idle_after(client, server, t
     path = write_wav(tmp_path / "silence.wav", np.zeros(RATE * 2, np.float32))
     result = client.audio.transcriptions.create(model="whisper-1", file=upload(path))
     assert result.text == ""
-    host = server.server.host
+    host = server.server.engine
     assert server.call(lambda: (host.sessions, host.queued, host.in_engine)) == (0, 0, 0)
     metrics = server.call(server.server.stats.http_requests.copy)
     assert metrics.get("200", 0) >= 1

@@ -1,6 +1,6 @@
 """``harken client``: stream a file or the microphone to a harken server and print the text.
 
-``harken client FILE`` decodes the file (soundfile, or the standard library for WAV) and
+``harken client FILE`` decodes the file (:func:`~harken.sources.file.decode_audio`) and
 sends it as 16-bit PCM at its own sample rate in chunks of ``--chunk-ms``, paced at real
 time (``--speed`` changes the pace; 0 sends as fast as possible). ``harken client --mic``
 records the microphone (:class:`~harken.sources.microphone.MicrophoneSource`, 16 kHz) until
@@ -262,9 +262,9 @@ async def _stream(args: argparse.Namespace) -> int:
             if sink.failure is not None:
                 raise sink.failure
             return status
-        from ..server.openai_api import decode_audio
+        from ..sources.file import decode_audio
 
-        audio, rate = await asyncio.to_thread(decode_audio, args.file.read_bytes())
+        audio, rate = await asyncio.to_thread(decode_audio, args.file)
         start = p.Start(rate, "pcm16", 1, args.language, not args.no_partials)
         return await _session(args, start, _file_audio(args, audio, rate, stop), token)
     finally:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HarkenError
-from .formats import FORMATS, render
+from ..formats import FORMATS, render
 from .options import add_engine_args
 
 __all__ = ["build_parser", "main", "sample_path"]

@@ -4,13 +4,21 @@ Routes:
 
 - ``GET /v1/stream`` (WebSocket): harken's own protocol (:mod:`harken.server.protocol`,
   served by :mod:`harken.server.websocket`).
+- ``GET /v1/realtime`` (WebSocket): OpenAI Realtime transcription sessions
+  (:mod:`harken.server.openai_realtime`).
 - ``POST /v1/audio/transcriptions``: OpenAI-compatible file transcription
   (:mod:`harken.server.openai_api`).
 - ``GET /health`` (JSON) and ``GET /metrics`` (Prometheus text).
 - ``GET /``: a browser page that streams the microphone (:mod:`harken.server.web`).
 - ``GET /rtstt/control`` and ``GET /rtstt/data`` (WebSockets): RealtimeSTT's protocol, for
-  its ``AudioToTextRecorderClient`` (:mod:`harken.server.rtstt_compat`); with
+  its ``AudioToTextRecorderClient`` (:mod:`harken.server.rtstt`); with
   ``ServerConfig.rtstt_ports`` also at ``/`` on RealtimeSTT's two ports.
+
+Structure: this is the one module that imports the protocol modules. Each of them is written
+against :class:`~harken.server.context.ServerContext` (config, engine, vads, stats,
+connections, session naming), which :class:`Server` provides, and adds its routes with an
+``add_routes(app, context)`` function. :class:`~harken.server.config.ServerConfig` lives in
+:mod:`harken.server.config` and is importable from here.
 
 With ``ServerConfig.token`` set, an aiohttp middleware (:mod:`harken.server.auth`) asks
 every route but ``GET /`` and ``/health`` for ``Authorization: Bearer <token>``.
@@ -36,116 +44,23 @@ import itertools
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import EngineConfig, RealtimeConfig, VadConfig
 from ..errors import ConfigError, LifecycleError
-from . import protocol as p
-from .auth import check_token
-from .connection_base import ConnectionRegistry, serve
+from . import openai_api, openai_realtime, web, websocket
+from .auth import make_middleware
+from .config import ServerConfig
+from .connection_base import import_aiohttp
+from .context import ServerStats
 from .engine_host import EngineFactory, EngineHost
-from .metrics import Histogram, Metric, render
-from .rtstt_compat import RtsttHub, check_ports
+from .metrics import Metric, render
+from .registry import ConnectionRegistry
+from .rtstt import RtsttHub
 from .vads import VadFactory
-from .websocket import Connection, import_aiohttp
 
 __all__ = ["BackgroundServer", "Server", "ServerConfig"]
 
 logger = logging.getLogger(__name__)
-
-def _positive(name: str, value: object, whole: bool = True) -> None:
-    number = isinstance(value, int) if whole else isinstance(value, (int, float))
-    if isinstance(value, bool) or not number or not float(value) > 0:  # type: ignore[arg-type]
-        raise ConfigError(f"{name} must be a {'whole number' if whole else 'number'} > 0, "
-                          f"got {value!r}")
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """Settings of a harken server (validated at construction)."""
-
-    host: str = "127.0.0.1"
-    """Interface to bind; the default only accepts connections from this machine."""
-    port: int = 8765
-    """TCP port; 0 picks a free one (see :attr:`Server.port`)."""
-    engine: EngineConfig = field(default_factory=EngineConfig)
-    vad: VadConfig = field(default_factory=VadConfig)
-    realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
-    max_sessions: int = 16
-    """Streams and file transcriptions at once; more get "server busy"."""
-    max_queued_finals: int = 16
-    """Finals one session may have waiting for the engine before it gets "server busy"."""
-    max_in_engine: int = 2
-    """Requests handed to the engine process at once (the rest wait, fairly, in the host)."""
-    fast_finals_at: int | None = 1
-    """Other finals waiting for or in the engine (all sessions) at which a final takes the
-    engine's cheaper greedy pass to keep up (1: whenever finals overlap); None: never.
-    benchmarks/server_clients.py, 8 streams: E2F p95 1.13 s with 1, 1.56 s with 2, at
-    about 1.5 points more WER."""
-    max_audio_frame_bytes: int = 1 << 20
-    """The largest binary audio message accepted, in bytes (1 MiB: ~5 s of 48 kHz float32
-    stereo)."""
-    max_audio_rate: float | None = None
-    """The most seconds of audio a client may send per second of wall time, measured from its
-    "start" with ``audio_burst_s`` of slack (e.g. 2.0: at most twice real time); a faster
-    client gets a "too_fast" error. None: no limit (files may be streamed at full speed)."""
-    audio_burst_s: float = 10.0
-    """Seconds of audio a client may send ahead of ``max_audio_rate``."""
-    max_control_bytes: int = p.MAX_CONTROL_BYTES
-    """The largest JSON control message accepted, in bytes."""
-    max_upload_bytes: int = 25 << 20
-    """The largest file accepted by the OpenAI-compatible endpoint, in bytes."""
-    send_queue: int = 256
-    """Messages waiting for a slow client before it is disconnected."""
-    drain_timeout_s: float = 10.0
-    """On stop and on shutdown: seconds to wait for the finals still being transcribed."""
-    start_timeout_s: float = 120.0
-    """Seconds the engine may take to load."""
-    token: str | None = field(default=None, repr=False)
-    """When set, every route except ``GET /`` and ``/health`` needs ``Authorization: Bearer
-    <token>`` (WebSockets may pass ``?token=``); see :mod:`harken.server.auth`."""
-    rtstt_ports: tuple[int, int] | None = None
-    """(control, data) ports that also serve RealtimeSTT's protocol at ``/``, e.g. (8011, 8012)
-    for its client's default URLs; None: only ``/rtstt/control`` and ``/rtstt/data``."""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.host, str) or not self.host:
-            raise ConfigError(f"host must be an interface name or address, got {self.host!r}")
-        if isinstance(self.port, bool) or not isinstance(self.port, int) \
-                or not 0 <= self.port <= 65535:
-            raise ConfigError(f"port must be an int from 0 to 65535, got {self.port!r}")
-        for name in ("max_sessions", "max_queued_finals", "max_in_engine",
-                     "max_audio_frame_bytes", "max_control_bytes", "max_upload_bytes",
-                     "send_queue"):
-            _positive(name, getattr(self, name))
-        if self.fast_finals_at is not None:
-            _positive("fast_finals_at", self.fast_finals_at)
-        if self.max_audio_rate is not None:
-            _positive("max_audio_rate", self.max_audio_rate, whole=False)
-        for name in ("drain_timeout_s", "start_timeout_s", "audio_burst_s"):
-            _positive(name, getattr(self, name), whole=False)
-        check_token(self.token)
-        check_ports(self.rtstt_ports)
-        for name, cls in (("engine", EngineConfig), ("vad", VadConfig),
-                          ("realtime", RealtimeConfig)):
-            if not isinstance(getattr(self, name), cls):
-                raise ConfigError(f"{name} must be a {cls.__name__}, "
-                                  f"got {type(getattr(self, name)).__name__}")
-
-
-class _Stats:
-    """Counters the server keeps (loop-only)."""
-
-    def __init__(self) -> None:
-        self.connections_total = 0
-        self.rejected_total = 0
-        self.closed_by_error: dict[str, int] = {}
-        self.finals_sent = 0
-        self.partials_sent = 0
-        self.http_requests: dict[str, int] = {}
-        self.http_latency = Histogram()
-
 
 class Server:
     """A harken server on an asyncio loop: ``await start()``, then ``await close()``.
@@ -160,20 +75,21 @@ class Server:
         if config is not None and not isinstance(config, ServerConfig):
             raise ConfigError(f"config must be a ServerConfig, got {type(config).__name__}")
         self.config = config or ServerConfig()
-        self.host = EngineHost(self.config.engine, max_sessions=self.config.max_sessions,
-                               max_queued=self.config.max_queued_finals,
-                               max_in_engine=self.config.max_in_engine,
-                               fast_finals_at=self.config.fast_finals_at,
-                               start_timeout_s=self.config.start_timeout_s,
-                               engine_factory=engine_factory)
-        self.stats = _Stats()
+        self.engine = EngineHost(self.config.engine, max_sessions=self.config.max_sessions,
+                                 max_queued=self.config.max_queued_finals,
+                                 max_in_engine=self.config.max_in_engine,
+                                 fast_finals_at=self.config.fast_finals_at,
+                                 start_timeout_s=self.config.start_timeout_s,
+                                 engine_factory=engine_factory)
+        """The engine host: one engine process shared by every session."""
+        self.stats = ServerStats()
         self.vads = VadFactory(self.config.vad)
         """Builds each session's detector on one shared Silero model."""
         self._runner: Any = None
         self.rtstt: RtsttHub | None = None
         """RealtimeSTT's endpoints (set by :meth:`start`)."""
         self._port: int | None = None
-        self.ws_connections = ConnectionRegistry()
+        self.connections = ConnectionRegistry()
         """Every open WebSocket connection, whatever its protocol (harken's, OpenAI
         Realtime, RealtimeSTT's control and data sockets)."""
         self._ids = itertools.count(1)
@@ -197,11 +113,6 @@ class Server:
         """``http://host:port`` of the running server."""
         return f"http://{self.config.host}:{self.port}"
 
-    @property
-    def connections(self) -> int:
-        """WebSocket connections open now (all protocols)."""
-        return len(self.ws_connections)
-
     async def __aenter__(self) -> Server:
         await self.start()
         return self
@@ -218,37 +129,31 @@ class Server:
             WorkerError: the engine did not load.
             OSError: the address is in use.
         """
-        web = import_aiohttp()
+        aiohttp_web = import_aiohttp()
         if self._started:
             raise LifecycleError("Server.start() called twice; create a new Server")
         self._started = True
         self._started_at = time.monotonic()
         await asyncio.to_thread(self.vads.load)
-        await self.host.start()
+        await self.engine.start()
         try:
-            from .auth import make_middleware
-            from .web import add_routes as add_web_routes
-
             token = self.config.token
-            app = web.Application(client_max_size=self.config.max_upload_bytes + (1 << 20),
-                                  middlewares=[make_middleware(token)] if token else [])
-            from .openai_api import add_routes as add_openai_routes
-
-            app.router.add_get("/v1/stream", self._ws_handler)
+            app = aiohttp_web.Application(
+                client_max_size=self.config.max_upload_bytes + (1 << 20),
+                middlewares=[make_middleware(token)] if token else [])
             app.router.add_get("/health", self._health)
             app.router.add_get("/metrics", self._metrics)
-            add_openai_routes(app, self)
-            from .openai_realtime import add_routes as add_realtime_routes
-
-            add_realtime_routes(app, self)
-            add_web_routes(app, self)
+            websocket.add_routes(app, self)
+            openai_api.add_routes(app, self)
+            openai_realtime.add_routes(app, self)
+            web.add_routes(app, self)
             self.rtstt = RtsttHub.add_routes(app, self)
             # On shutdown, HTTP transcriptions in flight get the drain timeout to finish.
-            runner = web.AppRunner(app, access_log=None,
-                                   shutdown_timeout=self.config.drain_timeout_s)
+            runner = aiohttp_web.AppRunner(app, access_log=None,
+                                           shutdown_timeout=self.config.drain_timeout_s)
             await runner.setup()
             self._runner = runner
-            site = web.TCPSite(runner, self.config.host, self.config.port)
+            site = aiohttp_web.TCPSite(runner, self.config.host, self.config.port)
             await site.start()
             sockets = site._server.sockets if site._server is not None else []
             self._port = int(sockets[0].getsockname()[1]) if sockets else self.config.port
@@ -272,43 +177,31 @@ class Server:
             return
         self._closed = True
         timeout = self.config.drain_timeout_s if drain_timeout is None else drain_timeout
-        await self.ws_connections.shutdown(timeout)
+        await self.connections.shutdown(timeout)
         if self.rtstt is not None:
             await self.rtstt.close(timeout)
         if self._runner is not None:
             with contextlib.suppress(Exception):
                 await self._runner.cleanup()
             self._runner = None
-        await self.host.close()
+        await self.engine.close()
 
     def session_name(self, peer: str) -> str:
         """A unique, readable name for a new session."""
         return f"s{next(self._ids)}-{peer}"
 
-    # -------------------------------------------------------------- handlers
-
-    async def _ws_handler(self, request: Any) -> Any:
-        web = import_aiohttp()
-        cfg = self.config
-        ws = web.WebSocketResponse(
-            max_msg_size=max(cfg.max_audio_frame_bytes, cfg.max_control_bytes) * 2 + 1024,
-            timeout=2.0, heartbeat=None)
-        await ws.prepare(request)
-        self.stats.connections_total += 1
-        peer = request.remote or "?"
-        await serve(Connection(self, ws, request, self.session_name(peer)), self.ws_connections)
-        return ws
+    # -------------------------------------------------------------- health and metrics
 
     def health(self) -> dict[str, Any]:
         """What ``GET /health`` answers."""
-        host = self.host
+        host = self.engine
         ok = host.fatal is None and not self._closed
         return {
             "status": "ok" if ok else "failed",
             "error": None if host.fatal is None else str(host.fatal),
             "sessions": host.sessions,
             "max_sessions": host.max_sessions,
-            "connections": len(self.ws_connections),
+            "connections": len(self.connections),
             "queue_depth": host.queued,
             "in_engine": host.in_engine,
             "engine": host.ready_info,
@@ -318,13 +211,12 @@ class Server:
         }
 
     async def _health(self, request: Any) -> Any:
-        web = import_aiohttp()
         body = self.health()
-        return web.json_response(body, status=200 if body["status"] == "ok" else 503)
+        return import_aiohttp().json_response(body, status=200 if body["status"] == "ok" else 503)
 
     def metrics(self) -> list[Metric]:
         """The metric families ``GET /metrics`` renders."""
-        host, stats = self.host, self.stats
+        host, stats = self.engine, self.stats
         rtf = host.compute_seconds / host.audio_seconds if host.audio_seconds else 0.0
         return [
             Metric("harken_sessions", "gauge", "Sessions open now (streams and files).",
@@ -333,7 +225,7 @@ class Server:
                    {"": host.max_sessions}),
             Metric("harken_websocket_connections", "gauge",
                    "WebSocket connections open now (all protocols).",
-                   {"": len(self.ws_connections)}),
+                   {"": len(self.connections)}),
             Metric("harken_websocket_connections_total", "counter",
                    "WebSocket connections accepted since start.",
                    {"": stats.connections_total}),
@@ -380,8 +272,7 @@ class Server:
         ]
 
     async def _metrics(self, request: Any) -> Any:
-        web = import_aiohttp()
-        return web.Response(text=render(self.metrics()),
+        return import_aiohttp().Response(text=render(self.metrics()),
                             content_type="text/plain", charset="utf-8",
                             headers={"X-Content-Type-Options": "nosniff"})
 

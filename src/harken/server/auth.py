@@ -1,6 +1,6 @@
 """Optional bearer-token access control for the harken server (an aiohttp middleware).
 
-When :attr:`~harken.server.app.ServerConfig.token` is set, every request needs
+When :attr:`~harken.server.config.ServerConfig.token` is set, every request needs
 ``Authorization: Bearer <token>``, except ``GET /`` (the browser page) and ``GET /health``.
 WebSocket upgrades may pass the token as a ``?token=`` query parameter instead, because
 browsers cannot set headers on a WebSocket. Anything else gets ``401`` with an
@@ -8,7 +8,8 @@ OpenAI-shaped JSON error, so the ``openai`` package raises ``AuthenticationError
 
 The middleware wraps every route registered on the application, including routes other
 modules add later, so a protocol module gets access control without doing anything.
-Tokens are compared in constant time (:func:`hmac.compare_digest`).
+Tokens are compared in constant time (:func:`hmac.compare_digest`). RealtimeSTT's extra
+ports (:mod:`harken.server.rtstt`) use the same middleware with no open path.
 
 Thread: the middleware runs on the server's asyncio event loop, in each request's handler task.
 """
@@ -67,9 +68,16 @@ def _presented(request: Any) -> str | None:
     return None
 
 
-def is_authorized(request: Any, token: str) -> bool:
-    """Whether ``request`` may pass: an open path, or the right token (constant time)."""
-    if request.method in ("GET", "HEAD") and request.path in OPEN_PATHS:
+def is_authorized(request: Any, token: str, open_paths: frozenset[str] = OPEN_PATHS) -> bool:
+    """Whether ``request`` may pass: an open path, or the right token (constant time).
+
+    Args:
+        request: the aiohttp request.
+        token: the token clients must present.
+        open_paths: paths served to GET and HEAD without a token (RealtimeSTT's extra ports
+            pass none: their "/" is a protocol socket, not the page).
+    """
+    if request.method in ("GET", "HEAD") and request.path in open_paths:
         return True
     presented = _presented(request)
     if presented is None:
@@ -77,20 +85,21 @@ def is_authorized(request: Any, token: str) -> bool:
     return hmac.compare_digest(presented.encode("utf-8"), token.encode("utf-8"))
 
 
-def make_middleware(token: str) -> Any:
+def make_middleware(token: str, open_paths: frozenset[str] = OPEN_PATHS) -> Any:
     """An aiohttp middleware that answers 401 to requests without the right token.
 
     Imports aiohttp (call it from ``Server.start()``).
 
     Args:
         token: the token clients must present (already validated by :func:`check_token`).
+        open_paths: paths served to GET and HEAD without a token.
     """
     from aiohttp import web
 
     @web.middleware
     async def bearer_token(request: Any,
                            handler: Callable[[Any], Awaitable[Any]]) -> Any:
-        if is_authorized(request, token):
+        if is_authorized(request, token, open_paths):
             return await handler(request)
         missing = _presented(request) is None
         logger.info("refused %s %s from %s: %s token", request.method, request.path,

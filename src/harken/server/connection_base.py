@@ -13,8 +13,8 @@ RealtimeSTT's data socket (:mod:`.rtstt_compat`) each serve a client with a subc
 
 A subclass says how its protocol renders an error (:meth:`WsConnection.send_error`) and what
 each kind of frame means. :class:`AudioPace` is the audio rate limit
-(``ServerConfig.max_audio_rate``) and :class:`ConnectionRegistry` is the server's one set of
-open WebSocket connections, whatever their protocol (``/health``'s "connections").
+(``ServerConfig.max_audio_rate``); :func:`serve` runs a connection inside the server's
+:class:`~harken.server.registry.ConnectionRegistry`.
 
 Thread: everything runs on the server's asyncio event loop (each connection's aiohttp handler
 task plus its sender task); nothing here blocks.
@@ -26,14 +26,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from ..errors import BackendNotInstalled, HarkenError
+from .context import ServerContext
 from .engine_host import ServerBusy
-
-if TYPE_CHECKING:
-    from .app import Server
-    from .session import StreamSession
+from .registry import ConnectionRegistry
+from .session import StreamSession
 
 __all__ = [
     "CLOSE_GOING_AWAY",
@@ -42,8 +41,6 @@ __all__ = [
     "CLOSE_TOO_BIG",
     "CLOSE_TRY_LATER",
     "AudioPace",
-    "ConnectionRegistry",
-    "Shuttable",
     "WsConnection",
     "import_aiohttp",
     "is_size_error",
@@ -81,49 +78,6 @@ def import_aiohttp() -> Any:
     except ImportError:
         raise BackendNotInstalled("aiohttp", "server", "The harken server") from None
     return web
-
-
-class Shuttable(Protocol):
-    """An open WebSocket connection the server can shut down."""
-
-    async def shutdown(self, timeout: float) -> None:
-        """Finish what is in flight (at most ``timeout`` seconds), then close."""
-
-
-class ConnectionRegistry:
-    """Every open WebSocket connection of one server, whatever its protocol (loop-only).
-
-    Once :meth:`shutdown` began, :attr:`closing` is True and handlers refuse new clients.
-    """
-
-    def __init__(self) -> None:
-        self._open: set[Shuttable] = set()
-        self.closing = False
-        """True once the server began shutting down."""
-
-    def __len__(self) -> int:
-        return len(self._open)
-
-    def add(self, conn: Shuttable) -> None:
-        """Count a connection as open."""
-        self._open.add(conn)
-
-    def discard(self, conn: Shuttable) -> None:
-        """Forget a connection (it closed)."""
-        self._open.discard(conn)
-
-    async def shutdown(self, timeout: float) -> None:
-        """Refuse new connections; shut every open one down together.
-
-        Args:
-            timeout: seconds each connection may wait for its transcripts; the whole
-                shutdown is bounded by ``timeout`` + 3 s.
-        """
-        self.closing = True
-        conns = list(self._open)
-        if conns:
-            await asyncio.wait([asyncio.ensure_future(c.shutdown(timeout)) for c in conns],
-                               timeout=timeout + 3.0)
 
 
 class AudioPace:
@@ -178,7 +132,7 @@ class WsConnection:
     :meth:`start_serving`, :meth:`close_session` and :meth:`drain_for_shutdown`.
 
     Args:
-        server: the running server (its config, host, VAD factory and stats).
+        server: the running server's context (its config, engine, VAD factory and stats).
         ws: the prepared ``aiohttp.web.WebSocketResponse``.
         request: the aiohttp request (for aborting its transport).
         name: the session's name, for logs.
@@ -193,7 +147,7 @@ class WsConnection:
     task_prefix: ClassVar[str] = "harken-send"
     """Prefix of the sender task's name."""
 
-    def __init__(self, server: Server, ws: Any, request: Any, name: str) -> None:
+    def __init__(self, server: ServerContext, ws: Any, request: Any, name: str) -> None:
         self._server = server
         self._ws = ws
         self._request = request

@@ -1,9 +1,10 @@
 """OpenAI-compatible ``POST /v1/audio/transcriptions``.
 
-Accepts OpenAI's multipart form: ``file`` (WAV, FLAC, OGG, MP3... whatever libsndfile reads;
-WAV also without it), ``model`` (accepted, not used: the server runs one engine),
-``language``, ``prompt`` (the engine's initial prompt), ``response_format`` (json, text, srt,
-vtt, verbose_json), ``timestamp_granularities[]`` (segment, word), ``temperature``
+Accepts OpenAI's multipart form: ``file`` (integer PCM WAV, and FLAC, OGG, MP3... whatever
+libsndfile reads with the ``file`` extra: harken's one decoder,
+:func:`~harken.sources.file.decode_audio`), ``model`` (accepted, not used: the server runs
+one engine), ``language``, ``prompt`` (the engine's initial prompt), ``response_format``
+(json, text, srt, vtt, verbose_json), ``timestamp_granularities[]`` (segment, word), ``temperature``
 (accepted, not used) and ``stream``. The file goes through the same streaming pipeline as a
 live client (VAD segments, one final per utterance), as one session on the shared engine
 host, so uploads and live streams are scheduled fairly together.
@@ -23,25 +24,24 @@ thread (``asyncio.to_thread``).
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..config import RealtimeConfig
-from ..errors import AudioFormatError, HarkenError
+from ..errors import AudioFormatError, AudioSourceError, BackendNotInstalled, HarkenError
 from ..events import ErrorEvent, Event, FinalTranscript
+from ..formats import render
+from ..sources.file import decode_audio
+from .context import ServerContext
 from .engine_host import ServerBusy
 from .session import StreamSession
 
-if TYPE_CHECKING:
-    from .app import Server
-
-__all__ = ["RESPONSE_FORMATS", "add_routes", "decode_audio", "render_transcription"]
+__all__ = ["RESPONSE_FORMATS", "add_routes", "render_transcription"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,42 +69,6 @@ class _RequestError(Exception):
                           "code": self.code}}
 
 
-def decode_audio(data: bytes) -> tuple[NDArray[np.float32], int]:
-    """Decode an audio file's bytes to float32 mono samples and their rate in Hz.
-
-    Uses soundfile (libsndfile: WAV, FLAC, OGG, MP3 with libsndfile >= 1.1) when installed,
-    else the standard library's ``wave`` for 16-bit PCM WAV.
-
-    Raises:
-        AudioFormatError: the bytes are not an audio file that can be read.
-    """
-    try:
-        import soundfile
-    except ImportError:
-        soundfile = None
-    if soundfile is not None:
-        try:
-            samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
-        except Exception as exc:  # libsndfile raises its own error types
-            raise AudioFormatError(f"the file is not audio libsndfile can read: {exc}") from None
-        mono = np.ascontiguousarray(samples.mean(axis=1), dtype=np.float32)
-        return mono, int(rate)
-    import wave
-
-    try:
-        with wave.open(io.BytesIO(data)) as w:
-            if w.getsampwidth() != 2:
-                raise AudioFormatError("without soundfile only 16-bit PCM WAV files are read; "
-                                       'install "harken[file]" for other formats')
-            rate, channels = w.getframerate(), w.getnchannels()
-            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-    except (wave.Error, EOFError) as exc:
-        raise AudioFormatError(f"the file is not a WAV file ({exc}); install "
-                               '"harken[file]" to read other formats') from None
-    audio = pcm.astype(np.float32).reshape(-1, channels).mean(axis=1) / 32768.0
-    return audio.astype(np.float32), rate
-
-
 def _words(finals: list[FinalTranscript]) -> list[dict[str, Any]]:
     return [{"word": w.text.strip(), "start": round(w.start, 3), "end": round(w.end, 3)}
             for f in finals for w in f.words]
@@ -120,8 +84,6 @@ def render_transcription(finals: list[FinalTranscript], fmt: str, duration_s: fl
         duration_s: the file's duration in seconds.
         words: include word timings in verbose_json.
     """
-    from ..cli.formats import render
-
     cues = [f for f in finals if f.text]
     text = " ".join(f.text for f in cues)
     usage = {"type": "duration", "seconds": round(duration_s, 3)}
@@ -187,7 +149,7 @@ def _one(fields: dict[str, list[str]], name: str, default: str | None = None) ->
     return values[-1] if values else default
 
 
-async def _transcriptions(server: Server, request: Any) -> Any:
+async def _transcriptions(server: ServerContext, request: Any) -> Any:
     import aiohttp.web as web
 
     started = time.monotonic()
@@ -205,7 +167,7 @@ async def _transcriptions(server: Server, request: Any) -> Any:
         granularities = fields.get("timestamp_granularities", [])
         try:
             audio, rate = await asyncio.to_thread(decode_audio, data)
-        except AudioFormatError as exc:
+        except (AudioFormatError, AudioSourceError, BackendNotInstalled) as exc:
             raise _RequestError(400, str(exc), "file", "invalid_audio") from None
         if rate < 4000 or rate > 384000:
             raise _RequestError(400, f"the file's sample rate {rate} Hz is outside "
@@ -229,7 +191,7 @@ async def _transcriptions(server: Server, request: Any) -> Any:
         stats.http_latency.observe(time.monotonic() - started)
 
 
-async def _run(server: Server, request: Any, audio: NDArray[np.float32], rate: int,
+async def _run(server: ServerContext, request: Any, audio: NDArray[np.float32], rate: int,
                language: str | None, prompt: str | None,
                on_final: Any) -> list[FinalTranscript]:
     """Transcribe ``audio`` as one session; ``on_final`` (if given) sees each final."""
@@ -244,7 +206,7 @@ async def _run(server: Server, request: Any, audio: NDArray[np.float32], rate: i
         elif isinstance(event, ErrorEvent):
             errors.append(event.error)
 
-    session = StreamSession(server.host, server.session_name(request.remote or "?"), emit,
+    session = StreamSession(server.engine, server.session_name(request.remote or "?"), emit,
                             vad_config=server.config.vad)
     try:
         session.open()
@@ -279,7 +241,7 @@ async def _run(server: Server, request: Any, audio: NDArray[np.float32], rate: i
         session.close()
 
 
-async def _stream(server: Server, request: Any, response: Any, audio: NDArray[np.float32],
+async def _stream(server: ServerContext, request: Any, response: Any, audio: NDArray[np.float32],
                   rate: int, language: str | None, prompt: str | None) -> None:
     queue: asyncio.Queue[str] = asyncio.Queue()
     texts: list[str] = []
@@ -325,7 +287,7 @@ async def _stream(server: Server, request: Any, response: Any, audio: NDArray[np
             await asyncio.gather(job, return_exceptions=True)
 
 
-def add_routes(app: Any, server: Server) -> None:
+def add_routes(app: Any, server: ServerContext) -> None:
     """Register the OpenAI-compatible routes on an aiohttp application."""
 
     async def handler(request: Any) -> Any:

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from ..audio.convert import to_float32_mono
 from ..audio.resample import StreamResampler
 from ..config import SAMPLE_RATE, RealtimeConfig, VadConfig
+from ..core.outputs import route_outputs
 from ..core.pipeline import CancelRequest, FinalFailed, Output, SpeechPipeline
 from ..engine.base import EngineOutput, TranscribeRequest
 from ..errors import LifecycleError
@@ -48,15 +49,21 @@ class StreamSession:
         name: for logs (e.g. the client's address).
         emit: called on the loop with each :class:`~harken.events.Event`; engine failures
             arrive as :class:`~harken.events.ErrorEvent` (``where="engine"``).
-        vad_config: segmentation settings.
+        vad_config: segmentation settings (:meth:`begin` may replace them per stream).
+        on_final_failed: called on the loop with the request of an utterance the engine
+            could not transcribe and the error; None: such a failure is emitted as an
+            :class:`~harken.events.ErrorEvent` (``where="engine"``) instead.
     """
 
     def __init__(self, host: EngineHost, name: str, emit: Callable[[Event], None], *,
-                 vad_config: VadConfig) -> None:
+                 vad_config: VadConfig,
+                 on_final_failed: Callable[[TranscribeRequest, BaseException], None]
+                 | None = None) -> None:
         self._host = host
         self.name = name
         self._emit = emit
         self._vad_config = vad_config
+        self._on_final_failed = on_final_failed
         self._vad: VoiceActivityDetector | None = None
         self._pipeline: SpeechPipeline | None = None
         self._resampler = StreamResampler(SAMPLE_RATE)
@@ -82,7 +89,8 @@ class StreamSession:
 
     def begin(self, vad: VoiceActivityDetector, realtime: RealtimeConfig, *,
               sample_rate: int = SAMPLE_RATE, encoding: str = "float32", channels: int = 1,
-              language: str | None = None, options: dict[str, Any] | None = None) -> None:
+              language: str | None = None, options: dict[str, Any] | None = None,
+              vad_config: VadConfig | None = None) -> None:
         """Start a stream in the given format.
 
         Args:
@@ -93,6 +101,8 @@ class StreamSession:
             channels: interleaved channels in the client's audio.
             language: passed to the engine with every request, if given.
             options: more engine options for every request (e.g. ``initial_prompt``).
+            vad_config: segmentation settings from this stream on (None: keep the
+                session's).
 
         Raises:
             AudioFormatError: the sample rate is out of range.
@@ -107,6 +117,8 @@ class StreamSession:
             self._idle.set()
             self._slot = self._host.open_session(self.name, self._on_result, self._on_failed,
                                                  self._on_error)
+        if vad_config is not None:
+            self._vad_config = vad_config
         vad.reset()
         self._vad = vad
         self._resampler = StreamResampler(sample_rate)
@@ -179,6 +191,12 @@ class StreamSession:
             self._route(pipeline.feed(tail))
         self._route(pipeline.flush())
 
+    def end_utterance(self) -> None:
+        """End the open utterance now (if any) and transcribe it; the stream goes on."""
+        pipeline = self._pipeline
+        if pipeline is not None and self._slot is not None:
+            self._route(pipeline.force_end())
+
     async def drain(self, timeout: float) -> bool:
         """Wait until every submitted final is answered; True if it happened in time."""
         try:
@@ -198,25 +216,36 @@ class StreamSession:
                                  request.split, options)
 
     def _route(self, outputs: list[Output]) -> None:
+        route_outputs(outputs, self)
+
+    def on_request(self, request: TranscribeRequest) -> None:
+        """Pipeline output: submit ``request`` to the host (finals are awaited by drain)."""
         slot = self._slot
-        for out in outputs:
-            if isinstance(out, TranscribeRequest):
-                if slot is None:
-                    continue
-                if out.kind == "final":
-                    self._finals_out.add(out.request_id)
-                    self._idle.clear()
-                self._host.submit(slot, self._request(out))
-            elif isinstance(out, CancelRequest):
-                self._done(out.request_id)
-                if slot is not None:
-                    self._host.cancel(slot, out.request_id)
-            elif isinstance(out, FinalFailed):
-                logger.warning("session %s: utterance %d could not be transcribed: %s",
-                               self.name, out.request.utterance_id, out.error)
-                self._emit(ErrorEvent(out.error, fatal=False, where="engine"))
-            else:
-                self._emit(out)
+        if slot is None:
+            return
+        if request.kind == "final":
+            self._finals_out.add(request.request_id)
+            self._idle.clear()
+        self._host.submit(slot, self._request(request))
+
+    def on_cancel(self, cancel: CancelRequest) -> None:
+        """Pipeline output: withdraw a stale speculative final from the host."""
+        self._done(cancel.request_id)
+        if self._slot is not None:
+            self._host.cancel(self._slot, cancel.request_id)
+
+    def on_final_failed(self, failed: FinalFailed) -> None:
+        """Pipeline output: an utterance the engine could not transcribe."""
+        if self._on_final_failed is not None:
+            self._on_final_failed(failed.request, failed.error)
+            return
+        logger.warning("session %s: utterance %d could not be transcribed: %s",
+                       self.name, failed.request.utterance_id, failed.error)
+        self._emit(ErrorEvent(failed.error, fatal=False, where="engine"))
+
+    def on_event(self, event: Event) -> None:
+        """Pipeline output: an event for the client."""
+        self._emit(event)
 
     async def wait_outstanding_below(self, limit: int) -> None:
         """Wait until fewer than ``limit`` finals are outstanding (backpressure for files)."""

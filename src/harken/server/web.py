@@ -17,10 +17,9 @@ import base64
 import logging
 import secrets
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .app import Server
+from .context import ServerContext
 
 __all__ = ["PAGE_NONCE", "add_routes", "page_html"]
 
@@ -47,7 +46,7 @@ def _headers(nonce: str) -> dict[str, str]:
             "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 
-def add_routes(app: Any, server: Server) -> None:
+def add_routes(app: Any, server: ServerContext) -> None:
     """Register ``GET /`` (the page) on the aiohttp application.
 
     Args:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import AudioFormatError, ConfigError, ProtocolError
 from ..events import ErrorEvent, Event
@@ -31,23 +31,26 @@ from .connection_base import (
     import_aiohttp,
     is_size_error,
     oversize,
+    serve,
 )
+from .context import ServerContext
 from .engine_host import ServerBusy
 from .session import StreamSession
 
-if TYPE_CHECKING:
-    from .app import Server
-
-__all__ = ["CLOSE_GOING_AWAY", "CLOSE_INTERNAL", "Connection", "import_aiohttp"]
+__all__ = ["CLOSE_GOING_AWAY", "CLOSE_INTERNAL", "PATH", "Connection", "add_routes",
+           "import_aiohttp"]
 
 logger = logging.getLogger(__name__)
+
+PATH = "/v1/stream"
+"""The endpoint's path."""
 
 
 class Connection(WsConnection):
     """One WebSocket client of harken's protocol (runs in the aiohttp handler task).
 
     Args:
-        server: the running server (its config, host, VAD factory and stats).
+        server: the running server's context (its config, engine, VAD factory and stats).
         ws: the prepared ``aiohttp.web.WebSocketResponse``.
         request: the aiohttp request (for aborting its transport).
         name: the session's name, for logs and the "ready" message.
@@ -56,9 +59,9 @@ class Connection(WsConnection):
     shutdown_code = p.ErrorCode.SHUTDOWN
     internal_code = p.ErrorCode.INTERNAL
 
-    def __init__(self, server: Server, ws: Any, request: Any, name: str) -> None:
+    def __init__(self, server: ServerContext, ws: Any, request: Any, name: str) -> None:
         super().__init__(server, ws, request, name)
-        self._session = StreamSession(server.host, name, self._on_event,
+        self._session = StreamSession(server.engine, name, self._on_event,
                                       vad_config=server.config.vad)
         self._pace = AudioPace(server.config.max_audio_rate, server.config.audio_burst_s)
         """Counts from the stream's "start"."""
@@ -179,3 +182,24 @@ class Connection(WsConnection):
             await self.fail(p.ErrorCode.BAD_AUDIO, str(exc), CLOSE_POLICY)
         except ServerBusy as exc:
             await self.fail(p.ErrorCode.SERVER_BUSY, str(exc), CLOSE_TRY_LATER)
+
+
+def add_routes(app: Any, server: ServerContext) -> None:
+    """Register ``GET /v1/stream`` (harken's WebSocket protocol) on the aiohttp application.
+
+    Its connections join ``server.connections``, which the server shuts down when it closes.
+    """
+
+    async def handler(request: Any) -> Any:
+        web = import_aiohttp()
+        cfg = server.config
+        ws = web.WebSocketResponse(
+            max_msg_size=max(cfg.max_audio_frame_bytes, cfg.max_control_bytes) * 2 + 1024,
+            timeout=2.0, heartbeat=None)
+        await ws.prepare(request)
+        server.stats.connections_total += 1
+        name = server.session_name(request.remote or "?")
+        await serve(Connection(server, ws, request, name), server.connections)
+        return ws
+
+    app.router.add_get(PATH, handler)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .base import AudioSink, AudioSource
 from .devices import list_input_devices
-from .file import FileSource, read_audio
+from .file import FileSource, decode_audio, open_audio, read_audio
 from .microphone import MicrophoneSource
 from .push import PushSource
 
@@ -19,5 +19,7 @@ __all__ = [
     "MicrophoneSource",
     "PushSource",
     "list_input_devices",
+    "decode_audio",
+    "open_audio",
     "read_audio",
 ]

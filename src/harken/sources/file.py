@@ -1,15 +1,21 @@
-"""A source that reads an audio file, and :func:`read_audio` for whole files.
+"""harken's one audio-file decoder, and a source that plays a file.
 
-WAV files with 8-, 16-, 24- or 32-bit integer PCM are read with the standard library's
-``wave`` module; anything else (float WAV, FLAC, OGG, ...) with soundfile, imported only when
-needed (extra "file"). Audio is converted to float32 mono and resampled to 16 kHz.
+One set of formats everywhere (``harken transcribe``, :class:`FileSource`, ``harken client``
+and the server's upload endpoint): WAV files with 8-, 16-, 24- or 32-bit integer PCM are read
+with the standard library's ``wave`` module; anything else (float WAV, FLAC, OGG, ...) with
+soundfile, imported only when needed (extra "file"). A file is a path or its bytes.
 
-:class:`FileSource` reads on its own thread, "harken-file-reader", started by ``start()``;
-:func:`read_audio` runs on the caller's thread.
+- :func:`open_audio` opens a file for reading in blocks of frames (float32 mono at the
+  file's own rate): the incremental API, for large files and streamed uploads.
+- :func:`decode_audio` reads a whole file at its own rate; :func:`read_audio` reads it
+  resampled to 16 kHz.
+- :class:`FileSource` reads on its own thread, "harken-file-reader", started by
+  ``start()``; the functions run on the caller's thread.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import threading
@@ -31,7 +37,7 @@ from ..errors import (
 )
 from .base import AudioSink, report_failure
 
-__all__ = ["FileSource", "read_audio"]
+__all__ = ["AudioReader", "FileSource", "decode_audio", "open_audio", "read_audio"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,16 +45,20 @@ _JOIN_TIMEOUT_S = 2.0
 """How long close() waits for the reader thread, in seconds."""
 
 StrPath = str | os.PathLike[str]
+AudioData = str | os.PathLike[str] | bytes
+"""An audio file: its path, or its whole contents."""
 
 
-class _Reader(Protocol):
-    """An open audio file, read in blocks of frames."""
+class AudioReader(Protocol):
+    """An open audio file, read in blocks of frames (see :func:`open_audio`)."""
 
     rate: int
+    """The file's sample rate in Hz."""
     frames: int
+    """The file's length in frames, from its header (streamed WAVs may under-report it)."""
 
     def read(self, n_frames: int) -> NDArray[np.float32]:
-        """Return up to ``n_frames`` frames as float32 mono (empty at the end)."""
+        """Return up to ``n_frames`` frames as float32 mono (empty at the end; -1: all)."""
 
     def close(self) -> None:
         """Release the file."""
@@ -76,8 +86,8 @@ def _pcm_to_float32(raw: bytes, width: int, channels: int) -> NDArray[np.float32
 
 
 class _WavReader:
-    def __init__(self, path: str) -> None:
-        self._wav = wave.open(path, "rb")
+    def __init__(self, source: str | io.BytesIO) -> None:
+        self._wav = wave.open(source, "rb")
         self.rate = self._wav.getframerate()
         self.frames = self._wav.getnframes()
         self._width = self._wav.getsampwidth()
@@ -93,7 +103,7 @@ class _WavReader:
 
 
 class _SoundFileReader:
-    def __init__(self, path: str) -> None:
+    def __init__(self, source: str | io.BytesIO, name: str) -> None:
         try:
             import soundfile
         except ImportError as exc:
@@ -104,9 +114,9 @@ class _SoundFileReader:
                 "(Debian/Ubuntu: apt-get install libsndfile1)"
             ) from exc
         try:
-            self._file = soundfile.SoundFile(path)
+            self._file = soundfile.SoundFile(source)
         except (RuntimeError, OSError, TypeError) as exc:  # LibsndfileError is a RuntimeError
-            raise AudioSourceError(f"cannot read audio file {path!r}: {exc}") from exc
+            raise AudioSourceError(f"cannot read audio file {name}: {exc}") from exc
         self.rate = int(self._file.samplerate)
         self.frames = int(self._file.frames)
 
@@ -118,7 +128,7 @@ class _SoundFileReader:
         self._file.close()
 
 
-def _open(path: str) -> _Reader:
+def _open(path: str) -> AudioReader:
     """Open ``path`` with ``wave`` when it is integer PCM WAV, else with soundfile."""
     try:
         return _WavReader(path)
@@ -126,7 +136,66 @@ def _open(path: str) -> _Reader:
         logger.debug("%s is not integer PCM WAV (%s); trying soundfile", path, exc)
     except OSError as exc:
         raise AudioSourceError(f"cannot open audio file {path!r}: {exc}") from exc
-    return _SoundFileReader(path)
+    return _SoundFileReader(path, repr(path))
+
+
+def _open_bytes(data: bytes) -> AudioReader:
+    """Open a file's contents, by the same rules as a path."""
+    try:
+        return _WavReader(io.BytesIO(data))
+    except (wave.Error, EOFError) as exc:
+        logger.debug("the audio is not integer PCM WAV (%s); trying soundfile", exc)
+    return _SoundFileReader(io.BytesIO(data), f"({len(data)} bytes)")
+
+
+def open_audio(source: AudioData) -> AudioReader:
+    """Open an audio file for reading in blocks of frames at its own rate.
+
+    Args:
+        source: a path, or the file's bytes: a WAV file (integer PCM, any rate and channel
+            count), or any format soundfile reads (needs the "file" extra).
+
+    Returns:
+        The open reader; close it when done.
+
+    Raises:
+        AudioSourceError: the file is missing or not audio that can be read.
+        BackendNotInstalled: the file is not integer PCM WAV and soundfile is not installed.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _open_bytes(bytes(source))
+    return _open(_check_path(source))
+
+
+def _read_all(reader: AudioReader) -> list[NDArray[np.float32]]:
+    parts = [reader.read(max(reader.frames, 0) or -1)]
+    while True:  # headers can under-report the length (streamed WAVs)
+        more = reader.read(reader.rate * 10)
+        if more.size == 0:
+            return parts
+        parts.append(more)
+
+
+def decode_audio(source: AudioData) -> tuple[NDArray[np.float32], int]:
+    """Read a whole audio file as float32 mono at its own rate.
+
+    Args:
+        source: a path or the file's bytes (formats as :func:`open_audio`).
+
+    Returns:
+        ``(samples, sample_rate_hz)``; the samples are in [-1, 1].
+
+    Raises:
+        AudioSourceError: the file is missing or not audio that can be read.
+        BackendNotInstalled: the file is not integer PCM WAV and soundfile is not installed.
+    """
+    reader = open_audio(source)
+    try:
+        parts = _read_all(reader)
+        rate = reader.rate
+    finally:
+        reader.close()
+    return np.concatenate(parts).astype(np.float32, copy=False), rate
 
 
 def _check_path(path: object) -> str:
@@ -140,12 +209,12 @@ def _check_path(path: object) -> str:
     return resolved
 
 
-def read_audio(path: StrPath) -> NDArray[np.float32]:
+def read_audio(source: AudioData) -> NDArray[np.float32]:
     """Read a whole audio file as float32 mono at 16 kHz.
 
     Args:
-        path: a WAV file (integer PCM, any rate and channel count), or any format soundfile
-            reads (needs the "file" extra).
+        source: a path or the file's bytes: a WAV file (integer PCM, any rate and channel
+            count), or any format soundfile reads (needs the "file" extra).
 
     Returns:
         The samples at 16 kHz, in [-1, 1].
@@ -154,16 +223,10 @@ def read_audio(path: StrPath) -> NDArray[np.float32]:
         AudioSourceError: the file is missing or unreadable.
         BackendNotInstalled: the file is not integer PCM WAV and soundfile is not installed.
     """
-    resolved = _check_path(path)
-    reader = _open(resolved)
+    reader = open_audio(source)
     try:
         resampler = StreamResampler(reader.rate, SAMPLE_RATE)
-        parts = [resampler.process(reader.read(max(reader.frames, 0) or -1))]
-        while True:  # headers can under-report the length (streamed WAVs)
-            more = reader.read(reader.rate * 10)
-            if more.size == 0:
-                break
-            parts.append(resampler.process(more))
+        parts = [resampler.process(part) for part in _read_all(reader)]
         parts.append(resampler.flush())
     finally:
         reader.close()
@@ -239,7 +302,7 @@ class FileSource:
             )
             self._thread.start()
 
-    def _run(self, reader: _Reader, sink: AudioSink) -> None:
+    def _run(self, reader: AudioReader, sink: AudioSink) -> None:
         try:
             resampler = StreamResampler(reader.rate, SAMPLE_RATE)
             block = max(1, reader.rate * self.chunk_ms // 1000)

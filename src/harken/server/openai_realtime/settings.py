@@ -4,7 +4,7 @@
 ``transcription_session.update`` (beta dialect) to :class:`RealtimeSettings`, and
 :func:`render_session` writes the ``session`` object harken answers with, in the client's
 dialect. A value harken cannot honour raises :class:`EventError`, which the connection
-(:mod:`harken.server.realtime_connection`) sends as an OpenAI ``error`` event.
+(:mod:`harken.server.openai_realtime.connection`) sends as an OpenAI ``error`` event.
 
 No I/O and no clock: plain functions of their arguments, safe on any thread (the server
 calls them on its event loop).
@@ -16,8 +16,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ..audio.convert import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
-from ..config import VadConfig
+from ...audio.convert import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from ...config import VadConfig
 
 __all__ = ["EventError", "RealtimeSettings", "parse_session_update", "render_session"]
 

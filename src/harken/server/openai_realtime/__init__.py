@@ -42,10 +42,9 @@ events in a row, an oversize message, or audio faster than ``ServerConfig.max_au
 the connection is closed. A final the engine cannot transcribe gives
 ``conversation.item.input_audio_transcription.failed``.
 
-The endpoint is split in three modules: this one (the route and the protocol's
-description), :mod:`harken.server.realtime_settings` (the session settings and their events,
-pure) and :mod:`harken.server.realtime_connection` (one client's connection). The public
-names of the three are importable from here.
+The endpoint is split in three modules: :mod:`.settings` (the session settings and their
+events, pure), :mod:`.connection` (one client's connection) and :mod:`.route` (the aiohttp
+route). The public names of the three are importable from this package.
 
 Thread: everything runs on the server's asyncio event loop (the aiohttp handler task of each
 connection plus its sender task); transcription runs in the shared engine host.
@@ -53,15 +52,9 @@ connection plus its sender task); transcription runs in the shared engine host.
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Any
-
-from .connection_base import import_aiohttp, serve
-from .realtime_connection import MAX_BAD_EVENTS, RealtimeConnection
-from .realtime_settings import EventError, RealtimeSettings, parse_session_update, render_session
-
-if TYPE_CHECKING:
-    from .app import Server
+from .connection import MAX_BAD_EVENTS, RealtimeConnection
+from .route import PATH, add_routes
+from .settings import EventError, RealtimeSettings, parse_session_update, render_session
 
 __all__ = [
     "MAX_BAD_EVENTS",
@@ -73,52 +66,3 @@ __all__ = [
     "parse_session_update",
     "render_session",
 ]
-
-logger = logging.getLogger(__name__)
-
-PATH = "/v1/realtime"
-"""The endpoint's path (clients add ``?intent=transcription``)."""
-
-
-class _Hub:
-    """Accepts Realtime clients into the server's registry (which shuts them down)."""
-
-    def __init__(self, server: Server) -> None:
-        self._server = server
-
-    async def handler(self, request: Any) -> Any:
-        """aiohttp handler of ``GET /v1/realtime``."""
-        web = import_aiohttp()
-        server = self._server
-        cfg = server.config
-        intent = request.query.get("intent")
-        if intent is not None and intent != "transcription":
-            return _http_error(web, 400, f"this server serves transcription sessions only: "
-                               f"intent must be 'transcription', got {intent!r}", "intent")
-        limit = (cfg.max_audio_frame_bytes + 2) // 3 * 4 + cfg.max_control_bytes + 1024
-        ws = web.WebSocketResponse(max_msg_size=limit, timeout=2.0, heartbeat=None)
-        if not ws.can_prepare(request).ok:
-            return _http_error(web, 400, "GET /v1/realtime is a WebSocket endpoint: "
-                               "connect with a WebSocket client", None)
-        await ws.prepare(request)
-        server.stats.connections_total += 1
-        beta = "realtime=v1" in request.headers.get("OpenAI-Beta", "")
-        conn = RealtimeConnection(server, ws, request,
-                                  server.session_name(request.remote or "?"), beta)
-        await serve(conn, server.ws_connections)
-        return ws
-
-
-def _http_error(web: Any, status: int, message: str, param: str | None) -> Any:
-    body = {"error": {"message": message, "type": "invalid_request_error", "param": param,
-                      "code": None}}
-    return web.json_response(body, status=status)
-
-
-def add_routes(app: Any, server: Server) -> None:
-    """Register ``GET /v1/realtime`` (WebSocket) on the server's aiohttp app.
-
-    Its connections join ``server.ws_connections``, which :meth:`Server.close
-    <harken.server.app.Server.close>` shuts down.
-    """
-    app.router.add_get(PATH, _Hub(server).handler)

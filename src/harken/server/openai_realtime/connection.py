@@ -19,15 +19,12 @@ import binascii
 import json
 import logging
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..config import VadConfig
-from ..core.pipeline import FinalFailed, Output
-from ..engine.base import TranscribeRequest
-from ..errors import AudioFormatError, ConfigError
-from ..events import (
+from ...engine.base import TranscribeRequest
+from ...errors import AudioFormatError, ConfigError
+from ...events import (
     ErrorEvent,
     Event,
     FinalTranscript,
@@ -35,7 +32,7 @@ from ..events import (
     SpeechEnded,
     SpeechStarted,
 )
-from .connection_base import (
+from ..connection_base import (
     CLOSE_INTERNAL,
     CLOSE_POLICY,
     CLOSE_TOO_BIG,
@@ -43,12 +40,10 @@ from .connection_base import (
     AudioPace,
     WsConnection,
 )
-from .engine_host import EngineHost, ServerBusy
-from .realtime_settings import EventError, RealtimeSettings, parse_session_update, render_session
-from .session import StreamSession
-
-if TYPE_CHECKING:
-    from .app import Server
+from ..context import ServerContext
+from ..engine_host import ServerBusy
+from ..session import StreamSession
+from .settings import EventError, RealtimeSettings, parse_session_update, render_session
 
 __all__ = ["MAX_BAD_EVENTS", "RealtimeConnection"]
 
@@ -61,37 +56,6 @@ _MIN_COMMIT_S = 0.1
 """OpenAI refuses to commit less than 100 ms of audio; so does harken."""
 _SERVER_ERRORS = ("server_busy", "internal", "shutting_down", "engine_error")
 """Error codes sent with type "server_error" (the others are "invalid_request_error")."""
-
-
-class _Stream(StreamSession):
-    """A StreamSession that can end an utterance on demand and names failed finals.
-
-    Failed finals are handed to ``on_final_failed`` with their request (so the item they
-    belong to is known) instead of becoming anonymous error events.
-    """
-
-    def __init__(self, host: EngineHost, name: str, emit: Callable[[Event], None], *,
-                 vad_config: VadConfig,
-                 on_final_failed: Callable[[TranscribeRequest, BaseException], None]) -> None:
-        super().__init__(host, name, emit, vad_config=vad_config)
-        self._on_final_failed = on_final_failed
-
-    def set_vad_config(self, config: VadConfig) -> None:
-        """Segmentation settings for the next :meth:`begin`."""
-        self._vad_config = config
-
-    def end_utterance(self) -> None:
-        """End the open utterance now (if any) and transcribe it; the stream goes on."""
-        pipeline = self._pipeline
-        if pipeline is not None and self._slot is not None:
-            self._route(pipeline.force_end())
-
-    def _route(self, outputs: list[Output]) -> None:
-        for out in outputs:
-            if isinstance(out, FinalFailed):
-                self._on_final_failed(out.request, out.error)
-            else:
-                super()._route([out])
 
 
 @dataclass
@@ -121,7 +85,7 @@ class RealtimeConnection(WsConnection):
     """One Realtime transcription client (runs in the aiohttp handler task).
 
     Args:
-        server: the running server (its config, host, VAD factory and stats).
+        server: the running server's context (its config, engine, VAD factory and stats).
         ws: the prepared ``aiohttp.web.WebSocketResponse``.
         request: the aiohttp request (for aborting its transport).
         name: the session's name, for logs.
@@ -131,15 +95,15 @@ class RealtimeConnection(WsConnection):
     label = "realtime client"
     task_prefix = "harken-rt"
 
-    def __init__(self, server: Server, ws: Any, request: Any, name: str, beta: bool) -> None:
+    def __init__(self, server: ServerContext, ws: Any, request: Any, name: str, beta: bool) -> None:
         super().__init__(server, ws, request, name)
         self._beta = beta
         self._session_id = "sess_" + uuid.uuid4().hex[:24]
         self._settings = RealtimeSettings.defaults(server.config.vad)
         self._begun_with: RealtimeSettings | None = None
-        self._stream = _Stream(server.host, name, self._on_event,
-                               vad_config=server.config.vad,
-                               on_final_failed=self._on_final_failed)
+        self._stream = StreamSession(server.engine, name, self._on_event,
+                                     vad_config=server.config.vad,
+                                     on_final_failed=self._on_final_failed)
         self._events = 0
         self._bad_in_a_row = 0
         self._gen = 0
@@ -287,12 +251,12 @@ class RealtimeConnection(WsConnection):
 
     def _begin(self) -> None:
         settings = self._settings
-        self._stream.set_vad_config(settings.vad_config(self._server.config.vad))
         vad = self._server.vads.create()
         self._gen += 1
         self._stream.begin(vad, self._server.config.realtime,
                            sample_rate=settings.sample_rate, encoding=settings.encoding,
-                           language=settings.language, options=settings.engine_options())
+                           language=settings.language, options=settings.engine_options(),
+                           vad_config=settings.vad_config(self._server.config.vad))
         self._begun_with = settings
 
     async def _append(self, event: dict[str, Any]) -> None:

@@ -1,11 +1,15 @@
-"""Writers for transcripts: plain text, JSON, SRT and WebVTT (pure functions)."""
+"""Writers for transcripts: plain text, JSON, SRT and WebVTT (pure functions).
+
+Shared by ``harken transcribe`` (:mod:`harken.cli.main`) and the server's OpenAI-compatible
+endpoint (:mod:`harken.server.openai_api`), so neither imports the other.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 
-from ..events import FinalTranscript
+from .events import FinalTranscript
 
 __all__ = ["FORMATS", "render"]
 

@@ -1,0 +1,118 @@
+"""ServerConfig: the harken server's settings, validated at construction.
+
+Pure data: it imports no server module but the token check (:mod:`.auth`) and the wire
+protocol's size limit (:mod:`.protocol`), so every module of the server can read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..config import EngineConfig, RealtimeConfig, VadConfig
+from ..errors import ConfigError
+from .auth import check_token
+from .protocol import MAX_CONTROL_BYTES
+
+__all__ = ["ServerConfig", "check_ports"]
+
+
+def _positive(name: str, value: object, whole: bool = True) -> None:
+    number = isinstance(value, int) if whole else isinstance(value, (int, float))
+    if isinstance(value, bool) or not number or not float(value) > 0:  # type: ignore[arg-type]
+        raise ConfigError(f"{name} must be a {'whole number' if whole else 'number'} > 0, "
+                          f"got {value!r}")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Settings of a harken server (validated at construction)."""
+
+    host: str = "127.0.0.1"
+    """Interface to bind; the default only accepts connections from this machine."""
+    port: int = 8765
+    """TCP port; 0 picks a free one (see :attr:`Server.port`)."""
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    vad: VadConfig = field(default_factory=VadConfig)
+    realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
+    max_sessions: int = 16
+    """Streams and file transcriptions at once; more get "server busy"."""
+    max_queued_finals: int = 16
+    """Finals one session may have waiting for the engine before it gets "server busy"."""
+    max_in_engine: int = 2
+    """Requests handed to the engine process at once (the rest wait, fairly, in the host)."""
+    fast_finals_at: int | None = 1
+    """Other finals waiting for or in the engine (all sessions) at which a final takes the
+    engine's cheaper greedy pass to keep up (1: whenever finals overlap); None: never.
+    benchmarks/server_clients.py, 8 streams: E2F p95 1.13 s with 1, 1.56 s with 2, at
+    about 1.5 points more WER."""
+    max_audio_frame_bytes: int = 1 << 20
+    """The largest binary audio message accepted, in bytes (1 MiB: ~5 s of 48 kHz float32
+    stereo)."""
+    max_audio_rate: float | None = None
+    """The most seconds of audio a client may send per second of wall time, measured from its
+    "start" with ``audio_burst_s`` of slack (e.g. 2.0: at most twice real time); a faster
+    client gets a "too_fast" error. None: no limit (files may be streamed at full speed)."""
+    audio_burst_s: float = 10.0
+    """Seconds of audio a client may send ahead of ``max_audio_rate``."""
+    max_control_bytes: int = MAX_CONTROL_BYTES
+    """The largest JSON control message accepted, in bytes."""
+    max_upload_bytes: int = 25 << 20
+    """The largest file accepted by the OpenAI-compatible endpoint, in bytes."""
+    send_queue: int = 256
+    """Messages waiting for a slow client before it is disconnected."""
+    drain_timeout_s: float = 10.0
+    """On stop and on shutdown: seconds to wait for the finals still being transcribed."""
+    start_timeout_s: float = 120.0
+    """Seconds the engine may take to load."""
+    token: str | None = field(default=None, repr=False)
+    """When set, every route except ``GET /`` and ``/health`` needs ``Authorization: Bearer
+    <token>`` (WebSockets may pass ``?token=``); see :mod:`harken.server.auth`."""
+    rtstt_ports: tuple[int, int] | None = None
+    """(control, data) ports that also serve RealtimeSTT's protocol at ``/``, e.g. (8011, 8012)
+    for its client's default URLs; None: only ``/rtstt/control`` and ``/rtstt/data``."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.host, str) or not self.host:
+            raise ConfigError(f"host must be an interface name or address, got {self.host!r}")
+        if isinstance(self.port, bool) or not isinstance(self.port, int) \
+                or not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be an int from 0 to 65535, got {self.port!r}")
+        for name in ("max_sessions", "max_queued_finals", "max_in_engine",
+                     "max_audio_frame_bytes", "max_control_bytes", "max_upload_bytes",
+                     "send_queue"):
+            _positive(name, getattr(self, name))
+        if self.fast_finals_at is not None:
+            _positive("fast_finals_at", self.fast_finals_at)
+        if self.max_audio_rate is not None:
+            _positive("max_audio_rate", self.max_audio_rate, whole=False)
+        for name in ("drain_timeout_s", "start_timeout_s", "audio_burst_s"):
+            _positive(name, getattr(self, name), whole=False)
+        check_token(self.token)
+        check_ports(self.rtstt_ports)
+        for name, cls in (("engine", EngineConfig), ("vad", VadConfig),
+                          ("realtime", RealtimeConfig)):
+            if not isinstance(getattr(self, name), cls):
+                raise ConfigError(f"{name} must be a {cls.__name__}, "
+                                  f"got {type(getattr(self, name)).__name__}")
+
+
+
+def check_ports(ports: object) -> tuple[int, int] | None:
+    """Validate ``ServerConfig.rtstt_ports`` and return it.
+
+    Args:
+        ports: None, or a (control, data) tuple of TCP ports from 0 to 65535 (0 picks a
+            free one); the two must differ unless 0.
+
+    Raises:
+        ConfigError: anything else.
+    """
+    if ports is None:
+        return None
+    if not isinstance(ports, tuple) or len(ports) != 2 or not all(
+            isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 65535 for x in ports):
+        raise ConfigError("rtstt_ports must be None or a (control, data) tuple of two ports "
+                          f"from 0 to 65535, e.g. (8011, 8012); got {ports!r}")
+    if ports[0] == ports[1] != 0:
+        raise ConfigError(f"rtstt_ports must be two different ports, got {ports!r}")
+    return ports[0], ports[1]

@@ -1,0 +1,280 @@
+"""RealtimeSTT's two sockets on the harken server: a data socket's stream, a control socket.
+
+:class:`DataSocket` is one data WebSocket: it parses frames (:mod:`.protocol`), resamples
+them to 16 kHz, keeps the last utterance's audio (RealtimeSTT sends it back) and turns its
+:class:`~harken.server.session.StreamSession`'s events into RealtimeSTT's messages.
+:class:`ControlSocket` is how the server's registry sees a control socket (the commands are
+run by :class:`~harken.server.rtstt.hub.RtsttHub`).
+
+Thread: everything runs on the server's asyncio event loop (the aiohttp handler task of each
+socket plus one sender task per data socket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import json
+import logging
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ...audio.convert import float32_to_pcm16, to_float32_mono
+from ...audio.resample import StreamResampler
+from ...config import SAMPLE_RATE, VadConfig
+from ...errors import AudioFormatError, ProtocolError
+from ...events import (
+    ErrorEvent,
+    Event,
+    FinalTranscript,
+    PartialTranscript,
+    SpeechEnded,
+    SpeechStarted,
+)
+from ..connection_base import (
+    CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL,
+    CLOSE_POLICY,
+    CLOSE_TOO_BIG,
+    CLOSE_TRY_LATER,
+    AudioPace,
+    WsConnection,
+    is_size_error,
+    oversize,
+)
+from ..context import ServerContext
+from ..engine_host import ServerBusy
+from ..session import StreamSession
+from .protocol import ClientSettings, parse_frame, silence_ms, tidy_text
+
+__all__ = ["ControlSocket", "DataSocket"]
+
+logger = logging.getLogger(__name__)
+
+
+class _Recent:
+    """The last samples of a 16 kHz stream, addressable by absolute sample index."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        """Samples held at most (older chunks are dropped whole)."""
+        self._chunks: deque[NDArray[np.float32]] = deque()
+        self._held = 0
+        self.total = 0
+        """Samples added since the stream began."""
+
+    def add(self, samples: NDArray[np.float32]) -> None:
+        if not len(samples):
+            return
+        self._chunks.append(samples)
+        self._held += len(samples)
+        self.total += len(samples)
+        while self._chunks and self._held - len(self._chunks[0]) >= self.limit:
+            self._held -= len(self._chunks.popleft())
+
+    def take(self, start: int, end: int) -> NDArray[np.float32]:
+        """Samples ``[start, end)`` (the part still held)."""
+        first = self.total - self._held
+        if not self._chunks or end <= first:
+            return np.zeros(0, dtype=np.float32)
+        held = np.concatenate(list(self._chunks))
+        return held[max(start - first, 0):max(end - first, 0)]
+
+
+class DataSocket(WsConnection):
+    """One data WebSocket: its stream session and its state (RealtimeSTT's recorder)."""
+
+    label = "RealtimeSTT client"
+    shutdown_code = "shutdown"
+
+    def __init__(self, server: ServerContext, settings: ClientSettings, ws: Any, request: Any,
+                 name: str) -> None:
+        super().__init__(server, ws, request, name)
+        self._settings = settings
+        """The client's settings, shared with its control socket (which changes them)."""
+        self._session: StreamSession | None = None
+        self._key: tuple[str | None, float] | None = None
+        self._resampler: StreamResampler | None = None
+        vad = server.config.vad
+        self._recent = _Recent(int((vad.max_utterance_s + vad.pre_roll_ms / 1000 + 2.0)
+                                   * SAMPLE_RATE))
+        self._pace = AudioPace(server.config.max_audio_rate, server.config.audio_burst_s)
+        """Counts from the first stream's start."""
+        self._audio_seconds = 0.0
+        self.recording = False
+        """True while an utterance is open (RealtimeSTT's ``is_recording``)."""
+        self.listen_start = 0.0
+        """Wall-clock time (time.time()) the stream last started listening for speech."""
+        self.recording_stop_time = 0.0
+        """Wall-clock time (time.time()) the last utterance ended."""
+        self.last_audio: NDArray[np.float32] = np.zeros(0, dtype=np.float32)
+        """The last utterance's 16 kHz audio."""
+
+    # ------------------------------------------------------------ outgoing
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Queue a message; a full queue means the client stopped reading: drop it."""
+        self.put(json.dumps(message))
+
+    def send_error(self, code: str, message: str) -> None:
+        """Queue an error message (RealtimeSTT has none; harken's own shape)."""
+        self.send({"type": "error", "message": message, "code": code})
+    # ------------------------------------------------------------ events
+
+    def _on_event(self, event: Event) -> None:
+        stats = self._server.stats
+        if isinstance(event, SpeechStarted):
+            self.recording = True
+            self.send({"type": "vad_detect_stop"})
+            self.send({"type": "recording_start"})
+        elif isinstance(event, PartialTranscript):
+            text = tidy_text(event.text)
+            if text:
+                stats.partials_sent += 1
+                self.send({"type": "realtime", "text": text})
+        elif isinstance(event, SpeechEnded):
+            self.recording = False
+            self.recording_stop_time = time.time()
+            self.send({"type": "recording_stop"})
+            if event.discarded:
+                self._listening()
+            else:
+                self.last_audio = self._recent.take(round(event.start * SAMPLE_RATE),
+                                                    round(event.end * SAMPLE_RATE))
+                self.send({"type": "transcription_start", "audio_bytes_base64":
+                           base64.b64encode(float32_to_pcm16(self.last_audio)).decode("ascii")})
+        elif isinstance(event, FinalTranscript):
+            stats.finals_sent += 1
+            self.send({"type": "fullSentence", "text": tidy_text(event.text)})
+            self._listening()
+        elif isinstance(event, ErrorEvent):
+            self.send({"type": "error", "message": str(event.error), "code": "engine"})
+            if event.fatal:
+                self.close_soon(CLOSE_INTERNAL)
+
+    def _listening(self) -> None:
+        self.listen_start = time.time()
+        self.send({"type": "vad_detect_start"})
+
+    # ------------------------------------------------------------ stream
+
+    def _begin(self, rate: int) -> None:
+        """Start a new stream (a new session) with the client's current settings.
+
+        Raises:
+            ServerBusy: the host has no room for the session.
+        """
+        old, self._session = self._session, None
+        if old is not None:
+            old.close()
+        settings = self._settings
+        vad_config: VadConfig = self._server.config.vad
+        silence = silence_ms(settings.post_speech_silence_duration)
+        if silence != vad_config.post_speech_silence_ms:
+            vad_config = dataclasses.replace(vad_config, post_speech_silence_ms=silence)
+        session = StreamSession(self._server.engine, self.name, self._on_event,
+                                vad_config=vad_config)
+        session.open()
+        self._session = session
+        session.begin(self._server.vads.create(), self._server.config.realtime,
+                      sample_rate=SAMPLE_RATE, language=settings.language)
+        self._key = settings.stream_key()
+        self._resampler = StreamResampler(rate)
+        self._recent = _Recent(self._recent.limit)
+        self.recording = False
+        self._listening()
+
+    def _idle(self) -> bool:
+        session = self._session
+        return session is None or (not self.recording and session.outstanding == 0)
+
+    def finish_utterance(self) -> None:
+        """RealtimeSTT's ``stop()``: end the open utterance now and transcribe it."""
+        if self._session is not None and self._session.started and self.recording:
+            self._session.flush()
+
+    def abort_utterance(self) -> None:
+        """RealtimeSTT's ``abort()``: drop the open utterance and what waits for the engine."""
+        if self._session is None or self._resampler is None or self._idle():
+            return
+        if self.recording:
+            self.send({"type": "recording_stop"})
+        self._begin(self._resampler.in_rate)
+
+    async def on_binary(self, data: bytes) -> None:
+        """Handle one binary frame (errors close this socket)."""
+        config = self._server.config
+        too_large = oversize("audio frame", len(data), config.max_audio_frame_bytes)
+        if too_large is not None:
+            await self.fail("too_large", too_large, CLOSE_TOO_BIG)
+            return
+        try:
+            rate, pcm = parse_frame(data, config.max_control_bytes)
+            samples = to_float32_mono(pcm, encoding="pcm16")
+            if self._session is None or (self._key != self._settings.stream_key()
+                                         and self._idle()):
+                self._begin(rate)
+            session, resampler = self._session, self._resampler
+            if session is None or resampler is None:
+                return
+            if rate != resampler.in_rate:
+                tail = resampler.flush()
+                self._recent.add(tail)
+                session.feed(tail)
+                resampler = self._resampler = StreamResampler(rate)
+            self._audio_seconds += len(samples) / rate
+            audio = resampler.process(samples)
+            self._recent.add(audio)
+            session.feed(audio)
+            too_fast = self._pace.check(self._audio_seconds)
+            if too_fast is not None:
+                await self.fail("too_fast", too_fast, CLOSE_POLICY)
+        except ProtocolError as exc:
+            await self.fail("bad_message", str(exc), CLOSE_POLICY)
+        except AudioFormatError as exc:
+            await self.fail("bad_audio", str(exc), CLOSE_POLICY)
+        except ServerBusy as exc:
+            self._server.stats.rejected_total += 1
+            await self.fail("server_busy", str(exc), CLOSE_TRY_LATER)
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def on_text(self, text: str) -> None:
+        """Text on the data socket: not part of the protocol; ignored."""
+        logger.debug("RealtimeSTT client %s sent text on the data socket; ignored", self.name)
+
+    async def on_ws_error(self, exc: BaseException | None) -> None:
+        """An oversize or malformed frame closes this socket."""
+        await self.fail("too_large" if is_size_error(exc) else "bad_message",
+                        f"the data socket failed: {exc}", CLOSE_TOO_BIG)
+
+    def close_session(self) -> None:
+        """Leave the engine host."""
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+    async def drain_for_shutdown(self, timeout: float) -> None:
+        """Transcribe the open utterance (bounded)."""
+        session = self._session
+        if session is not None and session.started:
+            session.flush()
+            await session.drain(timeout)
+
+
+class ControlSocket:
+    """A control WebSocket, as the server's registry sees it."""
+
+    def __init__(self, ws: Any) -> None:
+        self._ws = ws
+
+    async def shutdown(self, timeout: float) -> None:
+        """Close the socket ("going away"); it has nothing in flight."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._ws.close(code=CLOSE_GOING_AWAY), 3.0)
