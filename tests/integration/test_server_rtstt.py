@@ -28,13 +28,13 @@ from typing import Any
 import numpy as np
 import pytest
 import websockets
-from harken.server.rtstt import check_ports, parse_frame, tidy_text
 from server_helpers import RATE, config, run, silence, tone, ws_base
 
 from harken.audio.convert import float32_to_pcm16
 from harken.audio.resample import StreamResampler
 from harken.errors import AudioFormatError, ConfigError, ProtocolError
 from harken.server.app import BackgroundServer, Server, ServerConfig
+from harken.server.rtstt import check_ports, parse_frame, tidy_text
 from harken.testing import word_errors
 
 
