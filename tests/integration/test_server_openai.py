@@ -6,6 +6,8 @@ the ``openai`` client with ``base_url`` pointing at it.
 
 from __future__ import annotations
 
+import sys
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,6 +103,21 @@ def test_stereo_44k_file(client, tmp_path):
     result = client.audio.transcriptions.create(model="whisper-1", file=upload(path))
     words = result.text.split()
     assert len(words) == 5 and 1.0 < float(words[1]) < 2.0  # ~1.4 s of 16 kHz audio
+
+
+def test_a_24_bit_wav_is_read_without_soundfile(client, tmp_path, monkeypatch):
+    """The upload endpoint uses harken's one decoder: 24-bit WAV works as in transcribe."""
+    monkeypatch.setitem(sys.modules, "soundfile", None)  # the server runs in this process
+    ints = np.round(bursts(2) * 0x7FFFFF).astype("<i4")
+    raw = ints.reshape(-1, 1).view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+    path = tmp_path / "w24.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(3)
+        w.setframerate(RATE)
+        w.writeframes(raw)
+    result = client.audio.transcriptions.create(model="whisper-1", file=upload(path))
+    assert result.text.count("speech") == 2, result.text
 
 
 def test_bad_requests_get_openai_shaped_errors(client, tmp_path):

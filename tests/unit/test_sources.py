@@ -29,6 +29,8 @@ from harken.sources import (
     FileSource,
     MicrophoneSource,
     PushSource,
+    decode_audio,
+    open_audio,
     read_audio,
 )
 from harken.sources.devices import resolve_input_device
@@ -314,6 +316,35 @@ def test_non_wav_without_soundfile_names_the_extra(tmp_path: Path,
         read_audio(path)
     with pytest.raises(BackendNotInstalled, match="soundfile"):
         FileSource(path).start(CollectSink())
+
+
+def test_one_decoder_for_paths_and_bytes_24_bit_without_soundfile(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The upload endpoint and harken client decode bytes by the rules transcribe uses."""
+    ints = np.array([[0, 0x400000], [-0x800000, 0x7FFFFF], [0x200000, -0x200000]], np.int32)
+    path = _write_wav(tmp_path / "w24.wav", ints, 22050, width=3)  # stereo
+    monkeypatch.setitem(sys.modules, "soundfile", None)  # the standard library alone
+    expected = [0.25, (-1.0 + 0x7FFFFF / 0x800000) / 2, 0.0]
+    for source in (path, str(path), path.read_bytes()):
+        audio, rate = decode_audio(source)
+        assert rate == 22050 and audio.dtype == np.float32
+        np.testing.assert_allclose(audio, expected, atol=1e-7)
+    reader = open_audio(path.read_bytes())  # the incremental API: blocks of frames
+    try:
+        assert (reader.rate, reader.frames) == (22050, 3)
+        blocks = [reader.read(2), reader.read(2), reader.read(2)]
+    finally:
+        reader.close()
+    assert [b.size for b in blocks] == [2, 1, 0]
+    np.testing.assert_allclose(np.concatenate(blocks), expected, atol=1e-7)
+    with pytest.raises(BackendNotInstalled, match=r'harken\[file\]'):
+        decode_audio(b"this is not audio at all" * 10)
+
+
+def test_bytes_that_are_not_audio_are_an_audio_source_error() -> None:
+    pytest.importorskip("soundfile")
+    with pytest.raises(AudioSourceError, match="cannot read audio file"):
+        decode_audio(b"this is not audio at all" * 10)
 
 
 def test_file_source_bad_paths_and_options(tmp_path: Path) -> None:

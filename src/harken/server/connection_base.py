@@ -1,7 +1,7 @@
 """What the server's three WebSocket protocols share: outgoing queue, closing, limits.
 
 harken's own protocol (:mod:`.websocket`), OpenAI Realtime (:mod:`.openai_realtime`) and
-RealtimeSTT's data socket (:mod:`.rtstt_compat`) each serve a client with a subclass of
+RealtimeSTT's data socket (:mod:`.rtstt.socket`) each serve a client with a subclass of
 :class:`WsConnection`, which owns:
 
 - a bounded queue of outgoing text messages drained by a sender task, so a client that does
