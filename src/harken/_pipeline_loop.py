@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._inbox import Inbox
+from .core.outputs import route_outputs
 from .core.pipeline import CancelRequest, FinalFailed
 from .engine.base import EngineOutput, TranscribeRequest
+from .errors import LifecycleError
 from .events import ErrorEvent, Event, FinalTranscript
 
 if TYPE_CHECKING:
@@ -57,6 +59,7 @@ class PipelineLoop:
         self._deliver_final = deliver_final
         self._fail = fail
         self._paused = False
+        self._engine: EngineProcess | None = None
         self.requests: dict[int, TranscribeRequest] = {}
         """Requests sent to the engine and not yet answered, by request id."""
         self.ended = False
@@ -89,13 +92,14 @@ class PipelineLoop:
             engine: the running engine process.
             realtime: False for a file source, which is held back while finals pile up.
         """
+        self._engine = engine
         try:
-            self._loop(pipeline, engine, realtime)
+            self._loop(pipeline, realtime)
         except BaseException as exc:  # never lose an error in a thread
             _LOG.exception("pipeline thread failed")
             self._fail(exc, "pipeline")
 
-    def _loop(self, pipeline: SpeechPipeline, engine: EngineProcess, realtime: bool) -> None:
+    def _loop(self, pipeline: SpeechPipeline, realtime: bool) -> None:
         while not self._stop.is_set():
             hold_back = not realtime and len(self.requests) >= _FILE_MAX_PENDING
             item = self._inbox.get(0.1, allow_audio=not hold_back)
@@ -108,9 +112,9 @@ class PipelineLoop:
                         continue
                     outputs = pipeline.feed(item)
                     self.position = pipeline.position
-                    self._route(outputs, engine)
+                    self._route(outputs)
                 else:
-                    self._handle_control(item, pipeline, engine)
+                    self._handle_control(item, pipeline)
             finally:
                 self._inbox.task_done()
             if self._inbox.unfinished == 0:
@@ -120,19 +124,18 @@ class PipelineLoop:
         with self._idle:
             self._idle.notify_all()
 
-    def _handle_control(self, item: tuple[Any, ...], pipeline: SpeechPipeline,
-                        engine: EngineProcess) -> None:
+    def _handle_control(self, item: tuple[Any, ...], pipeline: SpeechPipeline) -> None:
         kind = item[0]
         if kind == "result":
             _, request, output, compute_seconds, attempts = item
             if self.requests.pop(request.request_id, None) is None:
                 return  # cancelled
-            self._route(pipeline.on_result(request, output, compute_seconds, attempts), engine)
+            self._route(pipeline.on_result(request, output, compute_seconds, attempts))
         elif kind == "failed":
             _, request, exc = item
             if self.requests.pop(request.request_id, None) is None:
                 return
-            self._route(pipeline.on_failed(request, exc), engine)
+            self._route(pipeline.on_failed(request, exc))
         elif kind == "error":
             _, exc, fatal, where = item
             if fatal:
@@ -141,39 +144,51 @@ class PipelineLoop:
                 self._emit(ErrorEvent(exc, fatal=False, where=where))
         elif kind == "pause":
             self._paused = True
-            self._route(pipeline.flush(), engine)
+            self._route(pipeline.flush())
         elif kind == "resume":
             self._paused = False
         elif kind in ("flush", "end"):
-            self._route(pipeline.flush(), engine)
+            self._route(pipeline.flush())
             self.position = pipeline.position
             if kind == "end":
                 self.ended = True
         elif kind == "force_start":
-            self._route(pipeline.force_start(), engine)
+            self._route(pipeline.force_start())
         elif kind == "force_end":
-            self._route(pipeline.force_end(), engine)
+            self._route(pipeline.force_end())
 
-    def _route(self, outputs: list[Output], engine: EngineProcess) -> None:
-        for out in outputs:
-            if isinstance(out, TranscribeRequest):
-                if out.kind == "partial":
-                    # The engine replaces a queued partial by a newer one without answering
-                    # it: stop waiting for older partials.
-                    for stale in [i for i, r in self.requests.items() if r.kind == "partial"]:
-                        del self.requests[stale]
-                self.requests[out.request_id] = out
-                engine.submit(out)
-            elif isinstance(out, CancelRequest):
-                if self.requests.pop(out.request_id, None) is not None:
-                    engine.cancel(out.request_id)
-            elif isinstance(out, FinalFailed):
-                _LOG.error("utterance %d could not be transcribed: %s",
-                           out.request.utterance_id, out.error)
-                self._deliver_final(out.error)
-                self._emit(ErrorEvent(out.error, fatal=False, where="engine"))
-            else:
-                if isinstance(out, FinalTranscript):
-                    self.finals += 1
-                    self._deliver_final(out)
-                self._emit(out)
+    def _route(self, outputs: list[Output]) -> None:
+        route_outputs(outputs, self)
+
+    # The pipeline's outputs (route_outputs): run on the pipeline thread.
+
+    def on_request(self, request: TranscribeRequest) -> None:
+        """Send ``request`` to the engine and wait for its answer."""
+        if request.kind == "partial":
+            # The engine replaces a queued partial by a newer one without answering
+            # it: stop waiting for older partials.
+            for stale in [i for i, r in self.requests.items() if r.kind == "partial"]:
+                del self.requests[stale]
+        self.requests[request.request_id] = request
+        if self._engine is None:  # pragma: no cover - run() sets it before any output
+            raise LifecycleError("the pipeline loop routes outputs only inside run()")
+        self._engine.submit(request)
+
+    def on_cancel(self, cancel: CancelRequest) -> None:
+        """Withdraw a stale speculative final from the engine."""
+        if self.requests.pop(cancel.request_id, None) is not None and self._engine is not None:
+            self._engine.cancel(cancel.request_id)
+
+    def on_final_failed(self, failed: FinalFailed) -> None:
+        """An utterance the engine could not transcribe: its error takes the final's place."""
+        _LOG.error("utterance %d could not be transcribed: %s",
+                   failed.request.utterance_id, failed.error)
+        self._deliver_final(failed.error)
+        self._emit(ErrorEvent(failed.error, fatal=False, where="engine"))
+
+    def on_event(self, event: Event) -> None:
+        """Hand an event to the dispatcher (a final also to ``next_final()``)."""
+        if isinstance(event, FinalTranscript):
+            self.finals += 1
+            self._deliver_final(event)
+        self._emit(event)
