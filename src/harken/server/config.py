@@ -30,7 +30,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     """Interface to bind; the default only accepts connections from this machine."""
     port: int = 8765
-    """TCP port; 0 picks a free one (see :attr:`Server.port`)."""
+    """TCP port; 0 picks a free one (see :attr:`Server.port <harken.server.app.Server.port>`)."""
     engine: EngineConfig = field(default_factory=EngineConfig)
     vad: VadConfig = field(default_factory=VadConfig)
     realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
