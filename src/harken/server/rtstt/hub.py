@@ -222,7 +222,7 @@ class RtsttHub:
             return error_reply(f"Parameter {name} is not allowed (get_parameter)")
         if name not in READABLE:
             return error_reply(f"Parameter {name} is not supported by the harken server "
-                          "(get_parameter)")
+                               "(get_parameter)")
         settings = client.settings
         data = max(client.data, key=lambda d: d.listen_start, default=None)
         value: Any

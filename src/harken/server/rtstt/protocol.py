@@ -25,13 +25,13 @@ DATA_PATH = "/rtstt/data"
 """The data socket's path on the server's own port."""
 
 SETTABLE = ("language", "post_speech_silence_duration", "wake_word_activation_delay",
-             "use_wake_words")
+            "use_wake_words")
 """Parameters a client may set (RealtimeSTT's list, less those harken cannot honour)."""
 READABLE = SETTABLE + ("silero_sensitivity", "is_recording", "listen_start",
-                         "recording_stop_time", "last_transcription_bytes_b64")
+                       "recording_stop_time", "last_transcription_bytes_b64")
 """Parameters a client may read."""
 KNOWN = READABLE + ("deactivity_silence_confirmation_duration", "speech_end_silence_start",
-                      "last_transcription_bytes")
+                    "last_transcription_bytes")
 """RealtimeSTT's allowed parameters: the rest are answered "not supported"."""
 NO_OP_METHODS = ("clear_audio_queue", "wakeup", "set_microphone")
 """Methods with nothing to do here: audio is processed as it arrives (no queue), there is no
@@ -128,7 +128,7 @@ def set_parameter(settings: ClientSettings, name: object, value: object) -> dict
         return error_reply(f"Parameter {name} is not allowed (set_parameter)")
     if name not in SETTABLE:
         return error_reply(f"Parameter {name} is not supported by the harken server "
-                      "(set_parameter)")
+                           "(set_parameter)")
     if name == "language":
         if value is not None and not isinstance(value, str):
             return error_reply(f"language must be a language code or \"\", got {value!r}")
@@ -136,12 +136,12 @@ def set_parameter(settings: ClientSettings, name: object, value: object) -> dict
     elif name == "use_wake_words":
         if value:
             return error_reply("wake words are not available on the harken server's "
-                          "RealtimeSTT endpoint (set_parameter)")
+                               "RealtimeSTT endpoint (set_parameter)")
     else:
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or not 0 <= value <= 60:
             return error_reply(f"{name} must be a number of seconds from 0 to 60, "
-                          f"got {value!r}")
+                               f"got {value!r}")
         setattr(settings, str(name), float(value))
     return {"status": "success", "message": f"Parameter {name} set to {value}"}
 
