@@ -3,6 +3,7 @@ MicrophoneSource with a fake sounddevice (the real one is in tests/integration).
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import threading
@@ -303,6 +304,9 @@ def test_float_wav_is_read_with_soundfile(tmp_path: Path) -> None:
     flac = tmp_path / "tone.flac"
     soundfile.write(str(flac), _tone(16000, 0.25), 16000)
     assert abs(read_audio(flac).size - 4000) <= 1
+    for source in (flac.read_bytes(), io.BytesIO(flac.read_bytes())):  # wave tried first
+        audio, rate = decode_audio(source)
+        assert rate == 16000 and abs(audio.size - 4000) <= 1
 
 
 def test_non_wav_without_soundfile_names_the_extra(tmp_path: Path,
@@ -337,13 +341,19 @@ def test_one_decoder_for_paths_and_bytes_24_bit_without_soundfile(
         reader.close()
     assert [b.size for b in blocks] == [2, 1, 0]
     np.testing.assert_allclose(np.concatenate(blocks), expected, atol=1e-7)
+    with path.open("rb") as stream:  # a binary file object: read in blocks, left open
+        reader = open_audio(stream)
+        first = reader.read(1)
+        reader.close()
+        assert not stream.closed
+    np.testing.assert_allclose(first, expected[:1], atol=1e-7)
     with pytest.raises(BackendNotInstalled, match=r'harken\[file\]'):
         decode_audio(b"this is not audio at all" * 10)
 
 
 def test_bytes_that_are_not_audio_are_an_audio_source_error() -> None:
     pytest.importorskip("soundfile")
-    with pytest.raises(AudioSourceError, match="cannot read audio file"):
+    with pytest.raises(AudioSourceError, match="cannot read audio of 240 bytes"):
         decode_audio(b"this is not audio at all" * 10)
 
 

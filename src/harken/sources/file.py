@@ -21,7 +21,7 @@ import os
 import threading
 import time
 import wave
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -45,8 +45,8 @@ _JOIN_TIMEOUT_S = 2.0
 """How long close() waits for the reader thread, in seconds."""
 
 StrPath = str | os.PathLike[str]
-AudioData = str | os.PathLike[str] | bytes
-"""An audio file: its path, or its whole contents."""
+AudioData = str | os.PathLike[str] | bytes | BinaryIO
+"""An audio file: its path, its whole contents, or a seekable binary file object."""
 
 
 class AudioReader(Protocol):
@@ -86,7 +86,7 @@ def _pcm_to_float32(raw: bytes, width: int, channels: int) -> NDArray[np.float32
 
 
 class _WavReader:
-    def __init__(self, source: str | io.BytesIO) -> None:
+    def __init__(self, source: str | BinaryIO) -> None:
         self._wav = wave.open(source, "rb")
         self.rate = self._wav.getframerate()
         self.frames = self._wav.getnframes()
@@ -103,7 +103,7 @@ class _WavReader:
 
 
 class _SoundFileReader:
-    def __init__(self, source: str | io.BytesIO, name: str) -> None:
+    def __init__(self, source: str | BinaryIO, name: str) -> None:
         try:
             import soundfile
         except ImportError as exc:
@@ -116,7 +116,7 @@ class _SoundFileReader:
         try:
             self._file = soundfile.SoundFile(source)
         except (RuntimeError, OSError, TypeError) as exc:  # LibsndfileError is a RuntimeError
-            raise AudioSourceError(f"cannot read audio file {name}: {exc}") from exc
+            raise AudioSourceError(f"cannot read {name}: {exc}") from exc
         self.rate = int(self._file.samplerate)
         self.frames = int(self._file.frames)
 
@@ -136,24 +136,27 @@ def _open(path: str) -> AudioReader:
         logger.debug("%s is not integer PCM WAV (%s); trying soundfile", path, exc)
     except OSError as exc:
         raise AudioSourceError(f"cannot open audio file {path!r}: {exc}") from exc
-    return _SoundFileReader(path, repr(path))
+    return _SoundFileReader(path, f"audio file {path!r}")
 
 
-def _open_bytes(data: bytes) -> AudioReader:
-    """Open a file's contents, by the same rules as a path."""
+def _open_stream(stream: BinaryIO, name: str) -> AudioReader:
+    """Open a binary file object, by the same rules as a path (it must be seekable)."""
+    start = stream.tell()
     try:
-        return _WavReader(io.BytesIO(data))
+        return _WavReader(stream)
     except (wave.Error, EOFError) as exc:
-        logger.debug("the audio is not integer PCM WAV (%s); trying soundfile", exc)
-    return _SoundFileReader(io.BytesIO(data), f"({len(data)} bytes)")
+        logger.debug("%s is not integer PCM WAV (%s); trying soundfile", name, exc)
+    stream.seek(start)
+    return _SoundFileReader(stream, name)
 
 
 def open_audio(source: AudioData) -> AudioReader:
     """Open an audio file for reading in blocks of frames at its own rate.
 
     Args:
-        source: a path, or the file's bytes: a WAV file (integer PCM, any rate and channel
-            count), or any format soundfile reads (needs the "file" extra).
+        source: a path, the file's bytes or a seekable binary file object (left open by
+            the reader): a WAV file (integer PCM, any rate and channel count), or any
+            format soundfile reads (needs the "file" extra).
 
     Returns:
         The open reader; close it when done.
@@ -163,8 +166,13 @@ def open_audio(source: AudioData) -> AudioReader:
         BackendNotInstalled: the file is not integer PCM WAV and soundfile is not installed.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _open_bytes(bytes(source))
-    return _open(_check_path(source))
+        return _open_stream(io.BytesIO(source), f"audio of {len(source)} bytes")
+    if isinstance(source, (str, os.PathLike)):
+        return _open(_check_path(source))
+    if hasattr(source, "read") and hasattr(source, "seek"):
+        return _open_stream(source, "the audio stream")
+    raise ConfigError("an audio file must be a path, bytes or a binary file object, got "
+                      f"{type(source).__name__}")
 
 
 def _read_all(reader: AudioReader) -> list[NDArray[np.float32]]:
