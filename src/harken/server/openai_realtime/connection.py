@@ -6,7 +6,10 @@ events, feeds the appended audio to a :class:`~harken.server.session.StreamSessi
 the VAD's utterances into input-audio items (one per commit) and turns the pipeline's events
 into ``speech_started`` / ``committed`` / ``delta`` / ``completed`` / ``failed`` events. The
 outgoing queue, the closing sequence and the rate limit come from
-:class:`~harken.server.connection_base.WsConnection`.
+:class:`~harken.server.connection_base.WsConnection`. It is one piece (~440 lines) because
+the client's events (append, commit, clear, update) and the pipeline's events (speech,
+partials, finals, failures) both change the same items; split, each half would reach into
+the other's state.
 
 Thread: everything runs on the server's asyncio event loop (the aiohttp handler task of the
 connection plus its sender task); transcription runs in the shared engine host.
