@@ -85,6 +85,14 @@ def _pcm_to_float32(raw: bytes, width: int, channels: int) -> NDArray[np.float32
     return to_float32_mono(samples, channels=channels)
 
 
+_NOT_WAV = (wave.Error, EOFError, RuntimeError)
+"""What ``wave`` raises for data it cannot parse (its chunk reader raises a bare
+RuntimeError on a bad chunk size)."""
+
+_MAX_CHANNELS = 64
+"""The most channels a file may have (as :func:`~harken.audio.convert.to_float32_mono`)."""
+
+
 class _WavReader:
     def __init__(self, source: str | BinaryIO) -> None:
         self._wav = wave.open(source, "rb")
@@ -92,9 +100,15 @@ class _WavReader:
         self.frames = self._wav.getnframes()
         self._width = self._wav.getsampwidth()
         self._channels = self._wav.getnchannels()
+        if not 1 <= self._channels <= _MAX_CHANNELS or self.rate <= 0:
+            self._wav.close()
+            raise wave.Error(f"{self._channels} channels at {self.rate} Hz")
 
     def read(self, n_frames: int) -> NDArray[np.float32]:
-        raw = self._wav.readframes(n_frames)
+        try:
+            raw = self._wav.readframes(n_frames)
+        except _NOT_WAV as exc:
+            raise AudioSourceError(f"the WAV data is damaged: {exc!r}") from exc
         usable = len(raw) - len(raw) % (self._width * self._channels)  # truncated last frame
         return _pcm_to_float32(raw[:usable], self._width, self._channels)
 
@@ -121,8 +135,11 @@ class _SoundFileReader:
         self.frames = int(self._file.frames)
 
     def read(self, n_frames: int) -> NDArray[np.float32]:
-        block = self._file.read(n_frames, dtype="float32", always_2d=True)
-        return to_float32_mono(block)
+        try:
+            block = self._file.read(n_frames, dtype="float32", always_2d=True)
+            return to_float32_mono(block)
+        except (RuntimeError, OSError, ValueError) as exc:  # AudioFormatError is a ValueError
+            raise AudioSourceError(f"the audio data is damaged: {exc}") from exc
 
     def close(self) -> None:
         self._file.close()
@@ -132,8 +149,8 @@ def _open(path: str) -> AudioReader:
     """Open ``path`` with ``wave`` when it is integer PCM WAV, else with soundfile."""
     try:
         return _WavReader(path)
-    except (wave.Error, EOFError) as exc:
-        logger.debug("%s is not integer PCM WAV (%s); trying soundfile", path, exc)
+    except _NOT_WAV as exc:
+        logger.debug("%s is not integer PCM WAV (%r); trying soundfile", path, exc)
     except OSError as exc:
         raise AudioSourceError(f"cannot open audio file {path!r}: {exc}") from exc
     return _SoundFileReader(path, f"audio file {path!r}")
@@ -144,8 +161,8 @@ def _open_stream(stream: BinaryIO, name: str) -> AudioReader:
     start = stream.tell()
     try:
         return _WavReader(stream)
-    except (wave.Error, EOFError) as exc:
-        logger.debug("%s is not integer PCM WAV (%s); trying soundfile", name, exc)
+    except _NOT_WAV as exc:
+        logger.debug("%s is not integer PCM WAV (%r); trying soundfile", name, exc)
     stream.seek(start)
     return _SoundFileReader(stream, name)
 
