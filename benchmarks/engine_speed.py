@@ -39,12 +39,12 @@ import sys
 import time
 import wave
 from pathlib import Path
-from typing import Any
 
 import machine_info
 import numpy as np
 
 from harken.config import EngineConfig
+from harken.engine.base import DecodeHints
 from harken.engine.faster_whisper import FasterWhisperEngine
 from harken.testing import word_errors
 
@@ -111,25 +111,29 @@ def clips(quick: bool) -> list[tuple[str, np.ndarray, str, bool]]:
     return found
 
 
-SETTINGS: list[tuple[str, str, dict[str, Any], int]] = [
-    # (label, kind, per-request options, cpu_threads); the first is the reference for ratios
-    ("plain: beam 5 + words", "final", {"fast_finals": False}, 2),
+PLAIN = "standard"
+"""The quality hint of faster-whisper's own pass (the plain pass)."""
+GREEDY_NO_WORDS = {"beam_size": 1, "word_timestamps": False}
+
+SETTINGS: list[tuple[str, str, DecodeHints, int]] = [
+    # (label, kind, per-request hints, cpu_threads); the first is the reference for ratios
+    ("plain: beam 5 + words", "final", DecodeHints(quality=PLAIN), 2),
     ("plain: beam 5, no word timestamps", "final",
-     {"fast_finals": False, "word_timestamps": False}, 2),
+     DecodeHints(quality=PLAIN, word_timestamps=False), 2),
     ("plain: beam 1, without_timestamps, temp 0", "final",
-     {"fast_finals": False, "beam_size": 1, "word_timestamps": False,
-      "without_timestamps": True, "temperature": 0.0}, 2),
-    ("fast final (default): 15 s, beam 5 + words", "final", {}, 2),
-    ("fast final: 15 s, beam 5, no words", "final", {"word_timestamps": False}, 2),
-    ("fast final: 10 s window", "final", {"fast_final_min_window_s": 10.0}, 2),
-    ("fast final: 20 s window", "final", {"fast_final_min_window_s": 20.0}, 2),
-    ("fast partial (default): 10 s, beam 1", "partial", {"beam_size": 1}, 2),
-    ("plain: beam 1, cpu_threads=1", "final",
-     {"fast_finals": False, "beam_size": 1, "word_timestamps": False}, 1),
-    ("plain: beam 1, cpu_threads=0", "final",
-     {"fast_finals": False, "beam_size": 1, "word_timestamps": False}, 0),
-    ("fast partial, cpu_threads=1", "partial", {"beam_size": 1}, 1),
-    ("fast partial, cpu_threads=0", "partial", {"beam_size": 1}, 0),
+     DecodeHints(quality=PLAIN, **GREEDY_NO_WORDS,
+                 extra={"without_timestamps": True, "temperature": 0.0}), 2),
+    ("fast final (default): 15 s, beam 5 + words", "final", DecodeHints(), 2),
+    ("fast final: 15 s, beam 5, no words", "final", DecodeHints(word_timestamps=False), 2),
+    ("fast final: 10 s window", "final",
+     DecodeHints(extra={"fast_final_min_window_s": 10.0}), 2),
+    ("fast final: 20 s window", "final",
+     DecodeHints(extra={"fast_final_min_window_s": 20.0}), 2),
+    ("fast partial (default): 10 s, beam 1", "partial", DecodeHints(beam_size=1), 2),
+    ("plain: beam 1, cpu_threads=1", "final", DecodeHints(quality=PLAIN, **GREEDY_NO_WORDS), 1),
+    ("plain: beam 1, cpu_threads=0", "final", DecodeHints(quality=PLAIN, **GREEDY_NO_WORDS), 0),
+    ("fast partial, cpu_threads=1", "partial", DecodeHints(beam_size=1), 1),
+    ("fast partial, cpu_threads=0", "partial", DecodeHints(beam_size=1), 0),
 ]
 
 
@@ -160,10 +164,10 @@ def main() -> int:
     texts: dict[tuple[int, str], str] = {}
     for name, audio, _, _ in audio_clips:
         for _ in range(args.repeats):
-            for k, (_, kind, options, threads) in enumerate(settings):
+            for k, (_, kind, hints, threads) in enumerate(settings):
                 started = time.perf_counter()
                 out = engines[threads].transcribe(audio, kind=kind,  # type: ignore[arg-type]
-                                                  options=dict(options))
+                                                  hints=hints)
                 times.setdefault((k, name), []).append(time.perf_counter() - started)
                 texts[k, name] = out.text
         print(f"  done: {name}", file=sys.stderr, flush=True)

@@ -216,7 +216,7 @@ class PhrasePath:
                 elif isinstance(ev, Segment) and self.phrase.plausible(len(ev.audio), voiced):
                     self.checks += 1
                     started = time.perf_counter()
-                    out = self.engine.transcribe(ev.audio, options=self.phrase.request_options())
+                    out = self.engine.transcribe(ev.audio, hints=self.phrase.request_hints())
                     self.engine_s += time.perf_counter() - started
                     self.texts.append(out.text)
                     if self.phrase.match(out.text) is not None:

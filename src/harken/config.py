@@ -9,12 +9,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from .errors import ConfigError
 
-__all__ = ["EngineConfig", "RealtimeConfig", "RecorderConfig", "VadConfig", "WakeConfig",
-           "SAMPLE_RATE"]
+__all__ = ["DECODE_QUALITIES", "EngineConfig", "Quality", "RealtimeConfig", "RecorderConfig",
+           "VadConfig", "WakeConfig", "SAMPLE_RATE"]
 
 SAMPLE_RATE = 16000
 """The rate of every sample inside harken, in Hz. Sources resample to it at the edge."""
@@ -23,6 +23,11 @@ _COMPUTE_TYPES = {
     "default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16",
     "int16", "float16", "bfloat16", "float32",
 }
+
+Quality = Literal["standard", "fast", "cheap"]
+"""How carefully an engine decodes a request (see :class:`harken.engine.base.DecodeHints`)."""
+DECODE_QUALITIES: tuple[Quality, ...] = ("standard", "fast", "cheap")
+"""Every :data:`Quality`, from the most careful to the cheapest."""
 
 
 def _check(cond: bool, message: str) -> None:
@@ -167,8 +172,15 @@ class RealtimeConfig:
     default: with tiny.en, partial passes often mishear the first words, and forcing them
     into the final doubled its WER (benchmarks/latency.py: 13.3% against 6.1% vs the truth;
     stable words contradicted 0.06 instead of 0.94 per utterance)."""
+    final_quality: Quality | None = None
+    """The decode quality finals ask the engine for: None lets the engine choose (for
+    faster-whisper, its fast pass unless ``fast_finals`` is off), "standard" asks for its
+    most careful pass (``transcribe_file`` uses it: nobody waits on a file's finals)."""
 
     def __post_init__(self) -> None:
+        _check(self.final_quality is None or self.final_quality in DECODE_QUALITIES,
+               f"final_quality must be None or one of {', '.join(DECODE_QUALITIES)}, "
+               f"got {self.final_quality!r}")
         for name in ("partial_interval_ms", "partial_min_ms", "stable_min_ms"):
             value = getattr(self, name)
             _check(isinstance(value, int) and not isinstance(value, bool) and

@@ -29,8 +29,9 @@ def transcribe_file(path: str | Path, *, on_final: Callback | None = None,
     The file is read as fast as the engine allows (not in real time). ``on_progress`` is
     called with the seconds of audio processed so far, about ten times a second.
     ``settings`` are the keyword shortcuts :class:`~harken.recorder.Recorder` takes. Finals
-    take faster-whisper's own 30 s pass (engine option ``fast_finals=False`` unless given):
-    nobody waits on a file's finals, so the standard pass is worth its cost.
+    ask for the engine's most careful decode (``final_quality="standard"``, faster-whisper's
+    own 30 s pass) unless ``final_quality`` is given here or in ``config``: nobody waits on
+    a file's finals, so the standard pass is worth its cost.
 
     Raises:
         EngineError: an utterance could not be transcribed.
@@ -40,10 +41,8 @@ def transcribe_file(path: str | Path, *, on_final: Callback | None = None,
 
     finals: list[FinalTranscript] = []
     settings.setdefault("partials", False)  # nobody watches partials of a file
-    options = {**(config.engine.options if config is not None else {}),
-               **(settings.get("options") or {})}
-    options.setdefault("fast_finals", False)
-    settings["options"] = options
+    if config is None or config.realtime.final_quality is None:
+        settings.setdefault("final_quality", "standard")
     with Recorder(config, source=FileSource(str(path)), on_final=on_final, **settings) as rec:
         while True:
             done = rec.ended and rec.wait_idle(0.1)

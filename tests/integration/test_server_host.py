@@ -152,8 +152,7 @@ def test_finals_take_the_cheap_pass_while_others_wait():
         fast = []
         while engine.submitted:
             sent = engine.submitted.pop(0)
-            fast.append(sent.options.get("beam_size") == 1
-                        and sent.options.get("fast_final_min_window_s") == 10.0)
+            fast.append(sent.hints.quality == "cheap")
             engine.answer(sent)
             await settle()
         # Finals still waiting behind each one as it goes out: 0, 2 (fast), 1, 0.
@@ -272,7 +271,7 @@ def test_a_final_sent_while_another_is_transcribed_is_cheap():
                 for i in range(2))
         host.submit(a, req(1))
         host.submit(b, req(1))  # goes to the engine while a's final is in it
-        cheap = [s.options.get("beam_size") == 1 for s in engine.submitted]
+        cheap = [s.hints.quality == "cheap" for s in engine.submitted]
         assert cheap == [False, True]
         assert host.fast_finals == 1
         await host.close()

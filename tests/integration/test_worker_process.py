@@ -399,7 +399,7 @@ def _ready_child(options: dict[str, Any], *,
 def test_child_program_exits_on_stdin_eof_and_keeps_stdout_clean() -> None:
     with _ready_child({"print_text": "PRINTED BY A LIBRARY"}, stderr=subprocess.PIPE) as child:
         assert child.stdin is not None and child.stdout is not None
-        write_message(child.stdin, "transcribe", {"id": 1, "kind": "final", "options": {}},
+        write_message(child.stdin, "transcribe", {"id": 1, "kind": "final", "hints": {}},
                       np.zeros(1600, np.float32).tobytes())
         write_message(child.stdin, "ping", {"id": 9})
         answers = [read_message(child.stdout), read_message(child.stdout)]
@@ -417,12 +417,12 @@ def test_child_program_supersedes_queued_partials() -> None:
     with _ready_child({"delay_s": 0.3}) as child:
         assert child.stdin is not None and child.stdout is not None
         audio = np.zeros(160, np.float32).tobytes()
-        write_message(child.stdin, "transcribe", {"id": 1, "kind": "final", "options": {}},
+        write_message(child.stdin, "transcribe", {"id": 1, "kind": "final", "hints": {}},
                       audio)
         for i in (2, 3, 4):
             write_message(child.stdin, "transcribe",
-                          {"id": i, "kind": "partial", "options": {}}, audio)
-        write_message(child.stdin, "transcribe", {"id": 5, "kind": "final", "options": {}},
+                          {"id": i, "kind": "partial", "hints": {}}, audio)
+        write_message(child.stdin, "transcribe", {"id": 5, "kind": "final", "hints": {}},
                       audio)
         seen = []
         while len(seen) < 5:
@@ -602,7 +602,7 @@ def test_child_program_cancels_a_queued_request() -> None:
         assert child.stdin is not None and child.stdout is not None
         audio = np.zeros(160, np.float32).tobytes()
         for i, kind in ((1, "final"), (2, "final"), (3, "partial"), (4, "final")):
-            write_message(child.stdin, "transcribe", {"id": i, "kind": kind, "options": {}},
+            write_message(child.stdin, "transcribe", {"id": i, "kind": kind, "hints": {}},
                           audio)
             if i == 1:
                 time.sleep(0.15)  # the main thread has taken 1 and is transcribing it

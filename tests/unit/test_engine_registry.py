@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from harken.config import EngineConfig
-from harken.engine.base import EngineOutput, TranscriptionEngine
+from harken.engine.base import DecodeHints, EngineOutput, TranscriptionEngine
 from harken.engine.faster_whisper import FasterWhisperEngine, resolve_model
 from harken.engine.registry import ENGINES, create_engine, resolve_engine
 from harken.engine.scripted import ScriptedEngine
@@ -26,7 +26,7 @@ class EchoEngine:
         pass
 
     def transcribe(self, audio: np.ndarray, *, kind: str = "final",
-                   options: dict[str, object] | None = None) -> EngineOutput:
+                   hints: DecodeHints | None = None) -> EngineOutput:
         return EngineOutput(str(len(audio)))
 
     def close(self) -> None:
@@ -109,7 +109,11 @@ def test_scripted_describes_its_audio() -> None:
 def test_scripted_fixed_text_and_per_request_override() -> None:
     engine = ScriptedEngine(EngineConfig(engine="scripted", options={"text": "hello there"}))
     assert engine.transcribe(np.zeros(1600, np.float32)).text == "hello there"
-    assert engine.transcribe(np.zeros(1600, np.float32), options={"text": "bye"}).text == "bye"
+    bye = DecodeHints(extra={"text": "bye"}, beam_size=2)
+    assert engine.transcribe(np.zeros(1600, np.float32), hints=bye).text == "bye"
+    assert engine.last_hints == bye
+    with pytest.raises(ConfigError, match="text must be a string"):
+        engine.transcribe(np.zeros(1600, np.float32), hints=DecodeHints(extra={"text": 5}))
 
 
 def test_scripted_faults(tmp_path: object) -> None:
@@ -178,7 +182,7 @@ def test_faster_whisper_engine_with_injected_model() -> None:
     config = EngineConfig(beam_size=2, options={"temperature": 0.0, "beam_size": 3})
     engine = FasterWhisperEngine(config, model=FakeModel())
     engine.load()  # an injected model needs no faster-whisper
-    out = engine.transcribe(np.zeros(1600, np.float32), options={"beam_size": 1})
+    out = engine.transcribe(np.zeros(1600, np.float32), hints=DecodeHints(beam_size=1))
     assert out.text == "Hello world."
     assert [(w.text, w.start) for w in out.words] == [("Hello", 0.0), ("world.", 0.5)]
     assert calls[0]["beam_size"] == 1 and calls[0]["temperature"] == 0.0

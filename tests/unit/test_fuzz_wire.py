@@ -19,7 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harken.errors import ProtocolError
+from harken.config import DECODE_QUALITIES
+from harken.engine.base import DecodeHints
+from harken.errors import ConfigError, ProtocolError
 from harken.worker.protocol import (
     MAGIC,
     MESSAGE_FIELDS,
@@ -45,7 +47,7 @@ def _frame(msg_type: str, header: dict[str, object], payload: bytes = b"") -> by
 
 VALID_FRAMES = [
     _frame("init", {"engine": {"engine": "scripted", "options": {}}, "log_level": 20}),
-    _frame("transcribe", {"id": 7, "kind": "final", "options": {}},
+    _frame("transcribe", {"id": 7, "kind": "final", "hints": {}},
            encode_audio(np.linspace(-1, 1, 64, dtype=np.float32))),
     _frame("ping", {"id": 1}),
     _frame("shutdown", {}),
@@ -176,6 +178,37 @@ def test_any_json_header_is_a_message_or_a_protocol_error(type_value: object,
     messages = _read_all(io.BytesIO(data))
     if isinstance(type_value, str) and type_value:
         assert len(messages) == 1 and messages[0].type == type_value
+
+
+_text_or_none = st.none() | st.text(max_size=12)
+decode_hints = st.builds(
+    DecodeHints, quality=st.none() | st.sampled_from(DECODE_QUALITIES),
+    beam_size=st.none() | st.integers(1, 20), word_timestamps=st.none() | st.booleans(),
+    language=_text_or_none, initial_prompt=_text_or_none, prefix=_text_or_none,
+    hotwords=_text_or_none, extra=st.dictionaries(st.text(max_size=6), json_values, max_size=3))
+
+
+@FUZZ
+@given(decode_hints)
+def test_decode_hints_cross_the_wire_unchanged(hints: DecodeHints) -> None:
+    stream = io.BytesIO(_frame("transcribe", {"id": 1, "kind": "final",
+                                              "hints": hints.to_dict()}))
+    message = read_message(stream)
+    assert message is not None
+    check_message(message, "transcribe")
+    assert DecodeHints.from_dict(message.header["hints"]) == hints
+
+
+@FUZZ
+@given(st.dictionaries(st.sampled_from([*DecodeHints.__dataclass_fields__, "beam"]),
+                       json_values, max_size=4) | json_values)
+def test_any_json_hints_are_hints_or_a_config_error(data: object) -> None:
+    # The child answers "failed" for a ConfigError; anything else would be a crash.
+    try:
+        hints = DecodeHints.from_dict(data)  # type: ignore[arg-type]
+    except ConfigError:
+        return
+    assert DecodeHints.from_dict(hints.to_dict()) == hints
 
 
 def test_valid_frames_survive_the_fuzz_harness() -> None:

@@ -8,7 +8,7 @@ from harken.config import RealtimeConfig, VadConfig
 from harken.core import SpeechPipeline
 from harken.core.pipeline import CancelRequest, FinalFailed
 from harken.core.stabilizer import Stabilizer
-from harken.engine.base import EngineOutput, TranscribeRequest
+from harken.engine.base import DecodeHints, EngineOutput, TranscribeRequest
 from harken.errors import EngineError
 from harken.events import FinalTranscript, PartialTranscript, SpeechEnded, TranscriptionStarted
 from harken.testing import ScriptedVad, silence, tone
@@ -85,7 +85,7 @@ def test_partials_go_out_while_speaking_one_at_a_time():
     partials = [r for r in of(out, TranscribeRequest) if r.kind == "partial"]
     assert len(partials) == 1  # the first is still in flight: no second one
     first = partials[0]
-    assert first.options == {"beam_size": 1, "word_timestamps": False}
+    assert first.hints == DecodeHints(beam_size=1, word_timestamps=False)
     events = pipe.on_result(first, EngineOutput("hello there"))
     assert events == [PartialTranscript(1, "", "hello")]  # the last word may be cut off
     out = feed(pipe, tone(0.4))
@@ -213,13 +213,13 @@ def test_stable_prefix_gives_the_final_the_stable_text():
                     stable_min_ms=0)
     finals = _speak_with_partials(pipe, "turn the lights off")
     # Stable: "turn the lights" (the last word is held back).
-    assert [f.options.get("prefix") for f in finals] == ["turn the lights"]
+    assert [f.hints.prefix for f in finals] == ["turn the lights"]
 
 
 def test_no_prefix_by_default():
     pipe = pipeline([(0.5, 2.0)], partial_interval_ms=100)
     finals = _speak_with_partials(pipe, "turn the lights off")
-    assert finals and all("prefix" not in f.options for f in finals)
+    assert finals and all(f.hints == DecodeHints() for f in finals)
 
 
 def test_passes_over_too_little_audio_do_not_vote_for_stable_words():

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harken.engine.base import DecodeHints
 from harken.errors import BackendNotInstalled, ConfigError
 from harken.wake import (
     OpenWakeWordDetector,
@@ -104,11 +105,11 @@ def test_the_closest_phrase_wins() -> None:
     assert found is not None and found.phrase == "hey hawk" and found.remainder == "Go"
 
 
-def test_request_options_name_the_phrases_as_hotwords_and_prompt() -> None:
-    assert PhraseWakeWord(("hey harken", "jarvis")).request_options() == {
-        "hotwords": "Hey Harken, Jarvis"}
-    assert PhraseWakeWord(("hey harken", "jarvis"), sensitivity=0.6).request_options() == {
-        "hotwords": "Hey Harken, Jarvis", "initial_prompt": "Hey Harken. Jarvis."}
+def test_request_hints_name_the_phrases_as_hotwords_and_prompt() -> None:
+    assert PhraseWakeWord(("hey harken", "jarvis")).request_hints() == DecodeHints(
+        hotwords="Hey Harken, Jarvis")
+    assert PhraseWakeWord(("hey harken", "jarvis"), sensitivity=0.6).request_hints() == \
+        DecodeHints(hotwords="Hey Harken, Jarvis", initial_prompt="Hey Harken. Jarvis.")
 
 
 @pytest.mark.parametrize("kwargs", [

@@ -406,7 +406,7 @@ def test_pipeline_phrase_checks_then_command() -> None:
     out = run(pipe, 8)
     checks = [o for o in out if isinstance(o, TranscribeRequest)]
     assert len(checks) == 3  # all undecided: each is a wake check
-    assert all(c.options == PhraseWakeWord(("hey harken",)).request_options() for c in checks)
+    assert all(c.hints == PhraseWakeWord(("hey harken",)).request_hints() for c in checks)
     assert not [o for o in out if isinstance(o, SpeechStarted)]
     assert answer(pipe, checks[0], "The weather is nice.") == []
     got = answer(pipe, checks[2], "What time is it?")

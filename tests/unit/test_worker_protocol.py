@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from harken.config import EngineConfig
-from harken.engine.base import EngineOutput, WordTiming
+from harken.engine.base import DecodeHints, EngineOutput, WordTiming
 from harken.errors import ProtocolError
 from harken.worker.protocol import (
     MAX_HEADER_BYTES,
@@ -31,7 +31,9 @@ OUTPUT = EngineOutput("hello world", "en", 0.97,
 EXAMPLES: dict[str, tuple[dict[str, object], bytes]] = {
     "init": ({"engine": EngineConfig(engine="scripted", options={"text": "hi"}).to_dict(),
               "log_level": 20}, b""),
-    "transcribe": ({"id": 7, "kind": "final", "options": {"beam_size": 1}},
+    "transcribe": ({"id": 7, "kind": "final",
+                    "hints": DecodeHints(quality="cheap", beam_size=1, prefix="Hi",
+                                         extra={"text": "x"}).to_dict()},
                    encode_audio(AUDIO)),
     "cancel": ({"id": 7}, b""),
     "ping": ({"id": 3}, b""),
@@ -82,6 +84,8 @@ def test_round_trip_of_domain_objects() -> None:
     request = read_message(stream)
     assert request is not None
     np.testing.assert_array_equal(decode_audio(request.payload), AUDIO)
+    assert DecodeHints.from_dict(request.header["hints"]) == DecodeHints(
+        quality="cheap", beam_size=1, prefix="Hi", extra={"text": "x"})
     result = read_message(stream)
     assert result is not None
     assert EngineOutput.from_dict(result.header["output"]) == OUTPUT
@@ -183,7 +187,7 @@ def test_check_message() -> None:
     with pytest.raises(ProtocolError, match="expected a init message, got 'ping'"):
         check_message(Message("ping", {"id": 1}), "init")
     with pytest.raises(ProtocolError, match="lacks id, kind"):
-        check_message(Message("transcribe", {"options": {}}))
+        check_message(Message("transcribe", {"hints": {}}))
 
 
 def test_audio_encoding_is_float32_little_endian() -> None:

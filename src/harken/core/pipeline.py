@@ -39,13 +39,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..config import SAMPLE_RATE, RealtimeConfig, VadConfig, WakeConfig
-from ..engine.base import EngineOutput, TranscribeRequest
+from ..engine.base import DecodeHints, EngineOutput, TranscribeRequest
 from ..errors import AudioFormatError
 from ..events import (
     ErrorEvent,
@@ -315,17 +315,17 @@ class SpeechPipeline:
             return
         audio = seg.current_audio()
         request = self._request(seg.utterance_id, "partial", audio, seg.current_start_sample,
-                                split=False, options={
-                                    "beam_size": self._realtime.partial_beam_size,
-                                    "word_timestamps": False})
+                                split=False, hints=DecodeHints(
+                                    beam_size=self._realtime.partial_beam_size,
+                                    word_timestamps=False))
         self._partial_inflight = request.request_id
         self._partial_mark = seg.position
         out.append(request)
 
     def _request(self, utterance_id: int, kind: str, audio: NDArray[np.float32],
                  start_sample: int, split: bool,
-                 options: dict[str, object] | None = None) -> TranscribeRequest:
-        options = dict(options or {})
+                 hints: DecodeHints | None = None) -> TranscribeRequest:
+        hints = hints or DecodeHints()
         if start_sample == self._lead_at and len(self._lead):
             # A command running straight on from the wake word: keep its first syllables.
             audio = np.concatenate([self._lead, audio])
@@ -334,12 +334,14 @@ class SpeechPipeline:
                 # Its audio starts inside the wake word; faster-whisper's own pass (timestamp
                 # tokens) keeps the first word after such a fragment, where the fast pass
                 # dropped it ("jarvis what time is it" -> "Time is it?").
-                options.setdefault("fast_finals", False)
+                hints = replace(hints, quality=hints.quality or "standard")
+        if kind != "partial" and hints.quality is None and self._realtime.final_quality:
+            hints = replace(hints, quality=self._realtime.final_quality)
         request = TranscribeRequest(
             request_id=self._next_request, utterance_id=utterance_id,
             kind="partial" if kind == "partial" else "final", audio=audio,
             start_sample=start_sample, end_sample=start_sample + len(audio), split=split,
-            options=options)
+            hints=hints)
         self._next_request += 1
         return request
 
@@ -355,11 +357,11 @@ class SpeechPipeline:
                 out.append(SpeechStarted(ev.utterance_id, _seconds(ev.start_sample)))
             elif isinstance(ev, Segment):
                 stable = self._stabilizer.stable
-                options: dict[str, object] | None = None
+                hints: DecodeHints | None = None
                 if stable and self._realtime.stable_prefix:
-                    options = {"prefix": stable}
+                    hints = DecodeHints(prefix=stable)
                 request = self._request(ev.utterance_id, "final", ev.audio, ev.start_sample,
-                                        ev.split, options)
+                                        ev.split, hints)
                 if ev.split:
                     # The stable text belonged to this piece; the rest starts afresh.
                     self._stabilizer.reset()
@@ -437,7 +439,7 @@ class SpeechPipeline:
         elif route == "check" and self._phrase is not None:
             request = self._request(segment.utterance_id, "final", segment.audio,
                                     segment.start_sample, split=False,
-                                    options=self._phrase.request_options())
+                                    hints=self._phrase.request_hints())
             self._checks[request.request_id] = segment.utterance_id
             out.append(request)
 

@@ -16,6 +16,9 @@ went where. Faults are injected through ``EngineConfig.options``:
 - ``crash_marker`` (str, a file path): likewise, but the process exits at once with code 17
   (a crash; a restarted process does not crash again).
 - ``print_text`` (str): ``transcribe()`` prints this to stdout, as a careless library would.
+
+The same keys in a request's ``DecodeHints.extra`` override the configured ones for that
+request; the other hints are recorded (:attr:`ScriptedEngine.last_hints`) and not used.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -31,7 +35,7 @@ from numpy.typing import NDArray
 
 from ..config import SAMPLE_RATE, EngineConfig
 from ..errors import ConfigError
-from .base import EngineOutput, RequestKind, WordTiming
+from .base import DecodeHints, EngineOutput, RequestKind, WordTiming
 
 __all__ = ["CRASH_EXIT_CODE", "ScriptedEngine"]
 
@@ -55,21 +59,12 @@ class ScriptedEngine:
     """
 
     def __init__(self, config: EngineConfig) -> None:
-        self._options: dict[str, Any] = dict(config.options)
-        for name in _FLOAT_OPTIONS:
-            value = self._options.get(name)
-            if value is not None and (isinstance(value, bool) or
-                                      not isinstance(value, (int, float)) or value < 0):
-                raise ConfigError(f"scripted engine option {name} must be a number of "
-                                  f"seconds >= 0, got {value!r}")
-        for name in _STR_OPTIONS:
-            value = self._options.get(name)
-            if value is not None and not isinstance(value, str):
-                raise ConfigError(f"scripted engine option {name} must be a string, "
-                                  f"got {value!r}")
+        self._options: dict[str, Any] = _checked(config.options)
         self.loaded = False
         self.calls = 0
         """How many transcribe() calls this instance has served."""
+        self.last_hints: DecodeHints | None = None
+        """The hints of the latest transcribe() call."""
 
     def load(self) -> None:
         """Pretend to load a model, honouring ``load_delay_s``, ``fail_load``, ``log_message``."""
@@ -88,21 +83,26 @@ class ScriptedEngine:
                 "compute_type": "none"}
 
     def transcribe(self, audio: NDArray[np.float32], *, kind: RequestKind = "final",
-                   options: dict[str, Any] | None = None) -> EngineOutput:
+                   hints: DecodeHints | None = None) -> EngineOutput:
         """Describe ``audio`` (float32 mono 16 kHz), or apply the scripted fault.
 
         Args:
             audio: float32 mono samples at 16 kHz.
             kind: "final" or "partial" (not used for the answer).
-            options: per-request options; ``text`` here overrides the configured text.
+            hints: ``extra`` overrides the configured options for this request (e.g.
+                ``text``); the other hints are only recorded in :attr:`last_hints`.
 
         Returns:
             The scripted text, with one word per token spread evenly over the audio.
+
+        Raises:
+            ConfigError: ``hints.extra`` holds an option of the wrong type.
         """
         self.calls += 1
+        self.last_hints = hints
         samples = np.asarray(audio, dtype=np.float32).reshape(-1)
         duration = len(samples) / SAMPLE_RATE
-        merged = {**self._options, **(options or {})}
+        merged = {**self._options, **_checked(hints.extra if hints else {})}
         if merged.get("print_text"):
             print(merged["print_text"], flush=True)
             sys.stdout.flush()
@@ -137,3 +137,19 @@ class ScriptedEngine:
     def close(self) -> None:
         """Forget the pretend model."""
         self.loaded = False
+
+
+def _checked(options: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``options``; raises ConfigError for a known option of the wrong type."""
+    for name in _FLOAT_OPTIONS:
+        value = options.get(name)
+        if value is not None and (isinstance(value, bool) or
+                                  not isinstance(value, (int, float)) or value < 0):
+            raise ConfigError(f"scripted engine option {name} must be a number of "
+                              f"seconds >= 0, got {value!r}")
+    for name in _STR_OPTIONS:
+        value = options.get(name)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"scripted engine option {name} must be a string, "
+                              f"got {value!r}")
+    return dict(options)

@@ -17,10 +17,10 @@ at a time also matters because the engine process replaces a partial waiting beh
 one without answering it.
 
 Load shedding: when ``fast_finals_at`` or more other finals are waiting or being
-transcribed (all sessions together) as a final goes out, it is sent with
-:data:`CHEAP_FINAL`: the engine's fast pass in the partials' 10 s window with greedy
-decoding (about 0.75 of the default final pass, itself the fast pass with beam 5 in a 15 s
-window), so that latency stays bounded when many people finish speaking at once. Answers
+transcribed (all sessions together) as a final goes out, it is sent with the decode quality
+:data:`CHEAP_FINAL`: for faster-whisper, the fast pass in the partials' 10 s window with
+greedy decoding (about 0.75 of the default final pass, itself the fast pass with beam 5 in a
+15 s window), so that latency stays bounded when many people finish speaking at once. Answers
 say nothing about it; the ``fast_finals`` counter does.
 
 Admission control: :meth:`open_session` raises :class:`ServerBusy` beyond ``max_sessions``,
@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..config import EngineConfig
-from ..engine.base import EngineOutput, TranscribeRequest
+from ..engine.base import EngineOutput, Quality, TranscribeRequest
 from ..errors import ConfigError, HarkenError, LifecycleError
 from .metrics import Histogram
 
@@ -53,9 +53,8 @@ __all__ = ["CHEAP_FINAL", "EngineHost", "EngineLike", "HostSession", "ServerBusy
 
 logger = logging.getLogger(__name__)
 
-CHEAP_FINAL: dict[str, Any] = {"fast_finals": True, "beam_size": 1,
-                               "fast_final_min_window_s": 10.0}
-"""Engine options of a final sent while others wait (see "Load shedding")."""
+CHEAP_FINAL: Quality = "cheap"
+"""The decode quality of a final sent while others wait (see "Load shedding")."""
 
 ResultCallback = Callable[[TranscribeRequest, EngineOutput, float, int], None]
 FailedCallback = Callable[[TranscribeRequest, BaseException], None]
@@ -374,8 +373,8 @@ class EngineHost:
             session, request, submitted_at = picked
             if request.kind == "final" and self._fast_finals_at is not None and \
                     self._waiting_finals() + self._finals_in_engine() >= self._fast_finals_at:
-                request = dataclasses.replace(request, options={**request.options,
-                                                                **CHEAP_FINAL})
+                request = dataclasses.replace(
+                    request, hints=dataclasses.replace(request.hints, quality=CHEAP_FINAL))
                 self.fast_finals += 1
             gid = self._next_global
             self._next_global += 1

@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..config import RealtimeConfig
+from ..engine.base import DecodeHints
 from ..errors import AudioFormatError, AudioSourceError, BackendNotInstalled, HarkenError
 from ..events import ErrorEvent, Event, FinalTranscript
 from ..formats import render
@@ -214,9 +215,9 @@ async def _run(server: ServerContext, request: Any, audio: NDArray[np.float32], 
         raise _RequestError(503, str(exc), None, "server_busy") from None
     try:
         vad = server.vads.create()
-        options = {"initial_prompt": prompt} if prompt else None
         session.begin(vad, RealtimeConfig(partials=False, early_final=False),
-                      sample_rate=rate, language=language, options=options)
+                      sample_rate=rate, language=language,
+                      hints=DecodeHints(initial_prompt=prompt or None))
         step = max(1, int(rate * _FEED_CHUNK_S))
         for i in range(0, len(audio), step):
             await session.wait_outstanding_below(_MAX_OUTSTANDING)

@@ -13,9 +13,9 @@ thread-safe, and the host calls back on the loop). Feeding audio runs the VAD in
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,7 +25,7 @@ from ..audio.resample import StreamResampler
 from ..config import SAMPLE_RATE, RealtimeConfig, VadConfig
 from ..core.outputs import route_outputs
 from ..core.pipeline import CancelRequest, FinalFailed, Output, SpeechPipeline
-from ..engine.base import EngineOutput, TranscribeRequest
+from ..engine.base import DecodeHints, EngineOutput, TranscribeRequest
 from ..errors import LifecycleError
 from ..events import ErrorEvent, Event
 from ..vad.base import VoiceActivityDetector
@@ -34,6 +34,8 @@ from .engine_host import EngineHost, HostSession
 __all__ = ["StreamSession"]
 
 logger = logging.getLogger(__name__)
+
+_NO_HINTS = DecodeHints()
 
 
 class StreamSession:
@@ -69,7 +71,7 @@ class StreamSession:
         self._resampler = StreamResampler(SAMPLE_RATE)
         self._encoding = "float32"
         self._channels = 1
-        self._options: dict[str, Any] = {}
+        self._hints = DecodeHints()
         self._progress = asyncio.Event()
         self._slot: HostSession | None = None
         self._finals_out: set[int] = set()
@@ -89,7 +91,7 @@ class StreamSession:
 
     def begin(self, vad: VoiceActivityDetector, realtime: RealtimeConfig, *,
               sample_rate: int = SAMPLE_RATE, encoding: str = "float32", channels: int = 1,
-              language: str | None = None, options: dict[str, Any] | None = None,
+              language: str | None = None, hints: DecodeHints | None = None,
               vad_config: VadConfig | None = None) -> None:
         """Start a stream in the given format.
 
@@ -100,7 +102,8 @@ class StreamSession:
             encoding: pcm16, float32, ulaw or alaw (for :meth:`feed_bytes`).
             channels: interleaved channels in the client's audio.
             language: passed to the engine with every request, if given.
-            options: more engine options for every request (e.g. ``initial_prompt``).
+            hints: more decode hints for every request (e.g. ``initial_prompt``); they win
+                over the pipeline's own.
             vad_config: segmentation settings from this stream on (None: keep the
                 session's).
 
@@ -126,9 +129,7 @@ class StreamSession:
         self._encoding = encoding
         self._channels = channels
         self.stream_seconds = 0.0
-        self._options = dict(options or {})
-        if language is not None:
-            self._options["language"] = language
+        self._hints = (hints or DecodeHints()).merged(DecodeHints(language=language))
 
     @property
     def outstanding(self) -> int:
@@ -208,12 +209,9 @@ class StreamSession:
     # ------------------------------------------------------------------ routing
 
     def _request(self, request: TranscribeRequest) -> TranscribeRequest:
-        if not self._options:
+        if self._hints == _NO_HINTS:
             return request
-        options: dict[str, Any] = {**request.options, **self._options}
-        return TranscribeRequest(request.request_id, request.utterance_id, request.kind,
-                                 request.audio, request.start_sample, request.end_sample,
-                                 request.split, options)
+        return dataclasses.replace(request, hints=request.hints.merged(self._hints))
 
     def _route(self, outputs: list[Output]) -> None:
         route_outputs(outputs, self)

@@ -17,9 +17,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
 
 from ..config import SAMPLE_RATE
+from ..engine.base import DecodeHints
 from ..errors import ConfigError
 
 __all__ = ["PhraseMatch", "PhraseWakeWord", "normalize", "edit_distance"]
@@ -72,7 +72,7 @@ class PhraseWakeWord:
         phrases: the wake phrases, e.g. ``("hey harken",)``; any words in any language the
             engine writes in Latin letters or digits.
         sensitivity: 0..1; above 0.5 the phrases are also given to the engine as a prompt
-            (more detections, more false activations, see :meth:`request_options`); the
+            (more detections, more false activations, see :meth:`request_hints`); the
             share of a phrase's letters that may differ is
             ``0.3 * sensitivity``, rounded (0.5 lets "jarvis" and "hey harken" differ in 1
             letter, 1.0 in 2 and 3). 0 demands an exact (normalised) match. Measured on
@@ -119,9 +119,9 @@ class PhraseWakeWord:
         return (speech_samples >= self.min_speech_s * SAMPLE_RATE
                 and utterance_samples <= self.max_utterance_s * SAMPLE_RATE)
 
-    def request_options(self) -> dict[str, Any]:
-        """Engine options for a wake check: the phrases as faster-whisper ``hotwords``, and
-        above sensitivity 0.5 also as the ``initial_prompt``.
+    def request_hints(self) -> DecodeHints:
+        """Decode hints for a wake check: the phrases as ``hotwords``, and above
+        sensitivity 0.5 also as the ``initial_prompt``.
 
         Whisper spells an unusual name ("Harken", "Jarvis") far more reliably when told to
         expect it; measured with tiny.en on espeak-ng speech (benchmarks/wake.py), without
@@ -131,10 +131,8 @@ class PhraseWakeWord:
         "Jarvis and Bernie": one false activation.
         """
         titles = [p.strip().title() for p in self.phrases]
-        options: dict[str, Any] = {"hotwords": ", ".join(titles)}
-        if self.sensitivity > 0.5:
-            options["initial_prompt"] = ". ".join(titles) + "."
-        return options
+        prompt = ". ".join(titles) + "." if self.sensitivity > 0.5 else None
+        return DecodeHints(hotwords=", ".join(titles), initial_prompt=prompt)
 
     def match(self, text: str) -> PhraseMatch | None:
         """Find a wake phrase at the start of ``text`` (a filler word may precede it).

@@ -26,6 +26,7 @@ import time
 import traceback
 from typing import IO, Any
 
+from ..engine.base import DecodeHints
 from ..errors import ProtocolError
 from .protocol import Message, check_message, decode_audio, read_message, write_message
 
@@ -176,8 +177,8 @@ def _serve(engine: Any, sender: _Sender, inbox: _Inbox) -> None:
         try:
             audio = decode_audio(message.payload)
             started = time.perf_counter()
-            output = engine.transcribe(audio, kind=message.header["kind"],
-                                       options=dict(message.header["options"] or {}))
+            hints = DecodeHints.from_dict(message.header["hints"] or {})
+            output = engine.transcribe(audio, kind=message.header["kind"], hints=hints)
             elapsed = time.perf_counter() - started
         except Exception as exc:
             logger.debug("request %d failed: %s", request_id, exc, exc_info=True)

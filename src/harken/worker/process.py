@@ -371,7 +371,7 @@ class EngineProcess:
                     self._book.mark_sent(entry, child.gen, time.monotonic())
                     req = entry.request
                     return stdin, "transcribe", {"id": req.request_id, "kind": req.kind,
-                                                 "options": dict(req.options)}, \
+                                                 "hints": req.hints.to_dict()}, \
                         encode_audio(req.audio)
             self._cond.wait()
 

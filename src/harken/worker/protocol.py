@@ -14,7 +14,8 @@ A frame is an 11-byte preamble, a UTF-8 JSON header and a binary payload::
 Messages, parent to child:
 
 - ``init`` ``{engine: EngineConfig.to_dict(), log_level: int}``
-- ``transcribe`` ``{id: int, kind: "final" | "partial", options: dict}`` + audio payload
+- ``transcribe`` ``{id: int, kind: "final" | "partial", hints: DecodeHints.to_dict()}`` +
+  audio payload
 - ``cancel`` ``{id: int}``: forget a transcribe request; if it is still queued in the child
   it is answered "failed" with error_type "Cancelled", if it is being transcribed its result
   is sent as usual (the parent drops it), and an unknown id is ignored
@@ -73,7 +74,7 @@ _PREAMBLE = struct.Struct(">2sBII")
 
 MESSAGE_FIELDS: dict[str, frozenset[str]] = {
     "init": frozenset({"engine", "log_level"}),
-    "transcribe": frozenset({"id", "kind", "options"}),
+    "transcribe": frozenset({"id", "kind", "hints"}),
     "cancel": frozenset({"id"}),
     "ping": frozenset({"id"}),
     "shutdown": frozenset(),

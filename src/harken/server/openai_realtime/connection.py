@@ -258,7 +258,7 @@ class RealtimeConnection(WsConnection):
         self._gen += 1
         self._stream.begin(vad, self._server.config.realtime,
                            sample_rate=settings.sample_rate, encoding=settings.encoding,
-                           language=settings.language, options=settings.engine_options(),
+                           language=settings.language, hints=settings.decode_hints(),
                            vad_config=settings.vad_config(self._server.config.vad))
         self._begun_with = settings
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from ...audio.convert import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from ...config import VadConfig
+from ...engine.base import DecodeHints
 
 __all__ = ["EventError", "RealtimeSettings", "parse_session_update", "render_session"]
 
@@ -78,9 +79,9 @@ class RealtimeSettings:
         return dataclasses.replace(base, post_speech_silence_ms=max(32, self.silence_duration_ms),
                                    pre_roll_ms=self.prefix_padding_ms)
 
-    def engine_options(self) -> dict[str, Any]:
-        """Options passed with every engine request."""
-        return {"initial_prompt": self.prompt} if self.prompt else {}
+    def decode_hints(self) -> DecodeHints:
+        """Decode hints passed with every engine request."""
+        return DecodeHints(initial_prompt=self.prompt or None)
 
     def restart_key(self) -> tuple[Any, ...]:
         """The settings that need a new pipeline when they change."""
