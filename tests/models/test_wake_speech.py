@@ -30,7 +30,7 @@ def engine() -> Iterator[object]:
 
 def check(engine: object, audio: np.ndarray) -> str:
     padded = np.concatenate([np.zeros(4000, np.float32), audio, np.zeros(4000, np.float32)])
-    return str(engine.transcribe(padded, options=PHRASES.request_options()).text)  # type: ignore[attr-defined]
+    return str(engine.transcribe(padded, hints=PHRASES.request_hints()).text)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(("text", "voice", "speed", "phrase", "remainder"), [

@@ -113,13 +113,13 @@ class WhisperOptions:
                               f"got {repeats!r}")
         if not isinstance(self.transcribe, Mapping):
             raise ConfigError(f"transcribe must be a dict, got {self.transcribe!r}")
-        unknown = sorted(str(key) for key in self.transcribe if key not in TRANSCRIBE_KEYS)
-        if unknown:
-            raise ConfigError(_unknown_message(unknown))
         own = sorted(key for key in self.transcribe if key in _own_names())
         if own:
             raise ConfigError(f"set {', '.join(own)} as WhisperOptions field(s), "
                               "not in transcribe")
+        unknown = sorted(str(key) for key in self.transcribe if key not in TRANSCRIBE_KEYS)
+        if unknown:
+            raise ConfigError(_unknown_message(unknown))
         object.__setattr__(self, "transcribe", dict(self.transcribe))
 
     @classmethod
