@@ -16,6 +16,7 @@ from harken.worker.protocol import (
     MAX_HEADER_BYTES,
     MAX_PAYLOAD_BYTES,
     MESSAGE_FIELDS,
+    VERSION,
     Message,
     check_message,
     decode_audio,
@@ -49,7 +50,7 @@ EXAMPLES: dict[str, tuple[dict[str, object], bytes]] = {
 }
 
 
-def frame(magic: bytes = b"HK", version: int = 1, header: bytes = b'{"type":"ping","id":1}',
+def frame(magic: bytes = b"HK", version: int = VERSION, header: bytes = b'{"type":"ping","id":1}',
           payload: bytes = b"", header_len: int | None = None,
           payload_len: int | None = None) -> bytes:
     hl = len(header) if header_len is None else header_len
@@ -136,7 +137,7 @@ def test_clean_eof_is_none() -> None:
 
 @pytest.mark.parametrize("data, match", [
     (frame(magic=b"XX"), "bad magic"),
-    (frame(version=2), "unsupported protocol version 2"),
+    (frame(version=1), "unsupported protocol version 1; this side speaks 2"),
     (frame()[:5], "truncated frame.*preamble"),
     (frame()[:15], "truncated frame.*header"),
     (frame(payload=b"abcd")[:-1], "truncated frame.*payload"),

@@ -5,6 +5,7 @@ Backends are imported lazily by :func:`harken.engine.registry.create_engine`.
 
 from __future__ import annotations
 
-from .base import EngineOutput, TranscribeRequest, TranscriptionEngine, WordTiming
+from .base import DecodeHints, EngineOutput, TranscribeRequest, TranscriptionEngine, WordTiming
 
-__all__ = ["EngineOutput", "TranscribeRequest", "TranscriptionEngine", "WordTiming"]
+__all__ = ["DecodeHints", "EngineOutput", "TranscribeRequest", "TranscriptionEngine",
+           "WordTiming"]

@@ -71,7 +71,7 @@ class StreamSession:
         self._resampler = StreamResampler(SAMPLE_RATE)
         self._encoding = "float32"
         self._channels = 1
-        self._hints = DecodeHints()
+        self._hints = _NO_HINTS
         self._progress = asyncio.Event()
         self._slot: HostSession | None = None
         self._finals_out: set[int] = set()
@@ -129,7 +129,7 @@ class StreamSession:
         self._encoding = encoding
         self._channels = channels
         self.stream_seconds = 0.0
-        self._hints = (hints or DecodeHints()).merged(DecodeHints(language=language))
+        self._hints = (hints or _NO_HINTS).merged(DecodeHints(language=language))
 
     @property
     def outstanding(self) -> int:

@@ -63,8 +63,9 @@ __all__ = [
 
 MAGIC = b"HK"
 """The first two bytes of every frame."""
-VERSION = 1
-"""The protocol version byte; a frame with another version is rejected."""
+VERSION = 2
+"""The protocol version byte; a frame with another version is rejected (2: "transcribe"
+carries typed decode hints instead of version 1's free engine options)."""
 MAX_HEADER_BYTES = 1 << 20
 """The largest JSON header accepted, in bytes (1 MiB)."""
 MAX_PAYLOAD_BYTES = 64 << 20
