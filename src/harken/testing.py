@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from .config import SAMPLE_RATE
+from .units import SAMPLE_RATE
 
 __all__ = ["ScriptedVad", "chunks", "normalize_text", "silence", "tone", "word_error_rate",
            "word_errors"]

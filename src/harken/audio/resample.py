@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..config import SAMPLE_RATE
 from ..errors import AudioFormatError
+from ..units import SAMPLE_RATE
 from .convert import check_sample_rate
 
 __all__ = ["StreamResampler"]

@@ -44,7 +44,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import NDArray
 
-from ..config import SAMPLE_RATE, RealtimeConfig, VadConfig, WakeConfig
+from ..config import RealtimeConfig, VadConfig, WakeConfig
 from ..engine.base import DecodeHints, EngineOutput, TranscribeRequest
 from ..errors import AudioFormatError
 from ..events import (
@@ -60,7 +60,8 @@ from ..events import (
     WakeWordWaiting,
     Word,
 )
-from ..vad.base import FRAME_SAMPLES, VoiceActivityDetector
+from ..units import FRAME_SAMPLES, SAMPLE_RATE
+from ..vad.base import VoiceActivityDetector
 from ..wake.base import WakeWordDetector
 from ..wake.gate import (
     CheckDropped,

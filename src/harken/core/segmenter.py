@@ -38,8 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ..config import SAMPLE_RATE, VadConfig
-from ..vad.base import FRAME_SAMPLES
+from ..config import VadConfig
+from ..units import FRAME_SAMPLES, ms_to_frames, s_to_samples, samples_to_frames
 
 __all__ = ["Segment", "SegmentConfirmed", "SegmentRevoked", "Segmenter", "UtteranceEnded",
            "UtteranceStarted"]
@@ -126,7 +126,8 @@ SegmenterEvent = UtteranceStarted | Segment | UtteranceEnded | SegmentRevoked | 
 
 
 def _frames(ms: float) -> int:
-    return max(1, math.ceil(ms * SAMPLE_RATE / 1000 / FRAME_SAMPLES))
+    """Frames covering ``ms`` (rounded up, as :mod:`harken.units` rounds), at least one."""
+    return max(1, ms_to_frames(ms))
 
 
 class Segmenter:
@@ -137,13 +138,11 @@ class Segmenter:
         self._speculating = False
         self._start_frames = _frames(config.start_ms)
         self._end_frames = _frames(config.post_speech_silence_ms)
-        self._min_frames = max(1, round(config.min_utterance_ms * SAMPLE_RATE / 1000
-                                        / FRAME_SAMPLES))
+        self._min_frames = _frames(config.min_utterance_ms)
         self._tail_frames = min(self._end_frames, _frames(_TAIL_MS))
-        self._pre_roll_frames = math.ceil(config.pre_roll_ms * SAMPLE_RATE / 1000
-                                          / FRAME_SAMPLES)
+        self._pre_roll_frames = ms_to_frames(config.pre_roll_ms)
         self._max_frames = max(self._start_frames + 4,
-                               int(config.max_utterance_s * SAMPLE_RATE) // FRAME_SAMPLES)
+                               samples_to_frames(s_to_samples(config.max_utterance_s)))
         # Frames that may become the beginning of an utterance: pre-roll plus the start run.
         self._recent: deque[NDArray[np.float32]] = deque(
             maxlen=self._pre_roll_frames + self._start_frames)

@@ -28,13 +28,13 @@ from numpy.typing import NDArray
 
 from ..audio.convert import to_float32_mono
 from ..audio.resample import StreamResampler
-from ..config import SAMPLE_RATE
 from ..errors import (
     AudioSourceError,
     BackendNotInstalled,
     ConfigError,
     LifecycleError,
 )
+from ..units import SAMPLE_RATE, ms_to_samples
 from .base import AudioSink, report_failure
 
 __all__ = ["AudioReader", "FileSource", "decode_audio", "open_audio", "read_audio"]
@@ -330,7 +330,7 @@ class FileSource:
     def _run(self, reader: AudioReader, sink: AudioSink) -> None:
         try:
             resampler = StreamResampler(reader.rate, SAMPLE_RATE)
-            block = max(1, reader.rate * self.chunk_ms // 1000)
+            block = max(1, ms_to_samples(self.chunk_ms, reader.rate))
             began = time.monotonic()
             delivered = 0  # samples at 16 kHz
             while not self._stop.is_set():

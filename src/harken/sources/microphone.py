@@ -19,8 +19,8 @@ from numpy.typing import NDArray
 
 from ..audio.convert import check_sample_rate
 from ..audio.resample import StreamResampler
-from ..config import SAMPLE_RATE
 from ..errors import AudioSourceError, ConfigError, LifecycleError
+from ..units import SAMPLE_RATE, ms_to_samples
 from .base import AudioSink, report_failure
 from .devices import import_sounddevice, list_input_devices, resolve_input_device
 
@@ -131,7 +131,7 @@ class MicrophoneSource:
             index = resolve_input_device(self.device, devices)
             info = next(d for d in devices if d["index"] == index)
             rate = self.sample_rate or check_sample_rate(round(info["default_samplerate"]))
-            blocksize = max(1, rate * self.block_ms // 1000)
+            blocksize = max(1, ms_to_samples(self.block_ms, rate))
             self._queue = queue.Queue(maxsize=max(4, int(_QUEUE_S * 1000 / self.block_ms)))
             stream = self._open_stream(sd, index, rate, blocksize, int(info["channels"]))
             self.device_info = {"index": index, "name": info["name"], "sample_rate": rate,

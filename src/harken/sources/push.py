@@ -18,8 +18,8 @@ from numpy.typing import NDArray
 
 from ..audio.convert import check_sample_rate, to_float32_mono
 from ..audio.resample import StreamResampler
-from ..config import SAMPLE_RATE
 from ..errors import LifecycleError
+from ..units import SAMPLE_RATE
 from .base import AudioSink
 
 __all__ = ["PushSource"]

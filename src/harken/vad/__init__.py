@@ -18,7 +18,8 @@ from numpy.typing import NDArray
 
 from .._lazy import lazy_exports
 from ..errors import AudioFormatError
-from .base import FRAME_SAMPLES, VoiceActivityDetector
+from ..units import FRAME_SAMPLES
+from .base import VoiceActivityDetector
 
 __all__ = [
     "FRAME_SAMPLES",

@@ -11,10 +11,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["FRAME_SAMPLES", "VoiceActivityDetector"]
+from ..units import FRAME_SAMPLES
 
-FRAME_SAMPLES = 512
-"""Samples per VAD frame at 16 kHz (32 ms)."""
+__all__ = ["FRAME_SAMPLES", "VoiceActivityDetector"]
 
 
 @runtime_checkable

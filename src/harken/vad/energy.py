@@ -13,8 +13,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import ConfigError
+from ..units import FRAME_SAMPLES
 from . import check_frame
-from .base import FRAME_SAMPLES
 
 __all__ = ["EnergyVad", "frame_dbfs"]
 

@@ -25,8 +25,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from ..config import SAMPLE_RATE
 from ..errors import BackendNotInstalled, ConfigError, LifecycleError
+from ..units import SAMPLE_RATE
 from . import check_frame
 
 __all__ = ["WebRtcVad"]

@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import ConfigError
-from ..vad.base import FRAME_SAMPLES
+from ..units import FRAME_SAMPLES
 
 __all__ = ["FRAME_SAMPLES", "WakeWordDetector", "values_per_keyword"]
 
