@@ -6,12 +6,14 @@ Every exception harken raises derives from :class:`HarkenError`::
     ├── ConfigError (also ValueError)           invalid option; raised at construction
     ├── AudioFormatError (also ValueError)      audio that cannot be used: dtype, NaN, rate, ...
     ├── BackendNotInstalled (also ImportError)  the message names the extra to install
+    │   └── SileroModelNotFound                 no installed package ships the Silero model
     ├── AudioSourceError                        device open/read failure, source backlog overflow
     ├── WorkerError
     │   ├── WorkerStartTimeout                  the engine process did not become ready in time
     │   ├── WorkerCrashed                       the engine process died (exit code in the message)
     │   └── EngineError                         the engine raised; original type name kept
     ├── ProtocolError                           malformed frame on the worker or server wire
+    ├── ServerBusy                              too many sessions, or finals waiting for one
     └── LifecycleError (also RuntimeError)      start twice, feed after close, ...
 """
 
@@ -26,6 +28,8 @@ __all__ = [
     "HarkenError",
     "LifecycleError",
     "ProtocolError",
+    "ServerBusy",
+    "SileroModelNotFound",
     "WorkerCrashed",
     "WorkerError",
     "WorkerStartTimeout",
@@ -53,6 +57,27 @@ class BackendNotInstalled(HarkenError, ImportError):
         super().__init__(
             f"{purpose} needs the '{package}' package, which is not installed. "
             f'Install it with: pip install "harken[{extra}]"'
+        )
+
+
+class SileroModelNotFound(BackendNotInstalled):
+    """No Silero ONNX file was given and none of the packages that ship one is installed.
+
+    Attributes:
+        searched: the file paths that were tried.
+    """
+
+    def __init__(self, searched: list[str]) -> None:
+        self.package = "faster-whisper"
+        self.extra = "faster-whisper"
+        self.searched = searched
+        looked = "; ".join(searched) if searched else "no candidate package is installed"
+        ImportError.__init__(
+            self,
+            "The Silero VAD needs its ONNX model file and none was found. It ships in the "
+            "'faster-whisper' package (pip install \"harken[faster-whisper]\") and in the "
+            "'silero-vad' package (pip install --no-deps silero-vad; without --no-deps it "
+            f"pulls in torch); or pass model_path=. Looked in: {looked}",
         )
 
 
@@ -86,6 +111,10 @@ class EngineError(WorkerError):
 
 class ProtocolError(HarkenError):
     """A message on the worker or server wire was malformed."""
+
+
+class ServerBusy(HarkenError):
+    """The server has no room: too many sessions, or too many finals waiting for one."""
 
 
 class LifecycleError(HarkenError, RuntimeError):

@@ -46,7 +46,7 @@ from typing import Any, Protocol
 
 from ..config import EngineConfig
 from ..engine.base import EngineOutput, Quality, TranscribeRequest
-from ..errors import ConfigError, HarkenError, LifecycleError
+from ..errors import ConfigError, HarkenError, LifecycleError, ServerBusy
 from .metrics import Histogram
 
 __all__ = ["CHEAP_FINAL", "EngineHost", "EngineLike", "HostSession", "ServerBusy"]
@@ -59,10 +59,6 @@ CHEAP_FINAL: Quality = "cheap"
 ResultCallback = Callable[[TranscribeRequest, EngineOutput, float, int], None]
 FailedCallback = Callable[[TranscribeRequest, BaseException], None]
 ErrorCallback = Callable[[BaseException, bool], None]
-
-
-class ServerBusy(HarkenError):
-    """The server has no room: too many sessions, or too many finals waiting for one."""
 
 
 class EngineLike(Protocol):

@@ -29,12 +29,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..config import SAMPLE_RATE
-from ..errors import BackendNotInstalled, ConfigError, LifecycleError
+from ..errors import BackendNotInstalled, ConfigError, LifecycleError, SileroModelNotFound
+from ..units import FRAME_SAMPLES, SAMPLE_RATE
 from . import check_frame
-from .base import FRAME_SAMPLES
 
-__all__ = ["CONTEXT_SAMPLES", "SileroModelNotFound", "SileroVad", "find_silero_model"]
+__all__ = ["CONTEXT_SAMPLES", "SileroModelNotFound", "SileroVad", "find_silero_model",
+           "open_session"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,27 +48,6 @@ _KNOWN_MODELS = (
     ("silero_vad", ("data", "silero_vad.onnx")),
     ("faster_whisper", ("assets", "silero_vad_v6.onnx")),
 )
-
-
-class SileroModelNotFound(BackendNotInstalled):
-    """No Silero ONNX file was given and none of the packages that ship one is installed.
-
-    Attributes:
-        searched: the file paths that were tried.
-    """
-
-    def __init__(self, searched: list[str]) -> None:
-        self.package = "faster-whisper"
-        self.extra = "faster-whisper"
-        self.searched = searched
-        looked = "; ".join(searched) if searched else "no candidate package is installed"
-        ImportError.__init__(
-            self,
-            "The Silero VAD needs its ONNX model file and none was found. It ships in the "
-            "'faster-whisper' package (pip install \"harken[faster-whisper]\") and in the "
-            "'silero-vad' package (pip install --no-deps silero-vad; without --no-deps it "
-            f"pulls in torch); or pass model_path=. Looked in: {looked}",
-        )
 
 
 def find_silero_model() -> str:
@@ -95,6 +74,40 @@ def find_silero_model() -> str:
             if os.path.isfile(path):
                 return path
     raise SileroModelNotFound(searched)
+
+
+def open_session(model_path: str | None = None) -> Any:
+    """Load the Silero model into an ``onnxruntime.InferenceSession`` (one intra-op and one
+    inter-op thread, CPU). May take ~0.1 s.
+
+    The session is stateless (the recurrent state is an input and an output of each call),
+    so one session may serve many :class:`SileroVad` objects on one thread.
+
+    Args:
+        model_path: a Silero v5/v6 ONNX file; None finds the one an installed package ships.
+
+    Raises:
+        BackendNotInstalled: onnxruntime is missing.
+        SileroModelNotFound: no model_path and no package that ships the model.
+        ConfigError: ``model_path`` is not a file.
+    """
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise BackendNotInstalled("onnxruntime", "silero", "The Silero VAD") from exc
+    path = model_path
+    if path is None:
+        path = find_silero_model()
+    elif not os.path.isfile(path):
+        raise ConfigError(f"model_path {path!r} is not a file; give a Silero VAD .onnx "
+                          "file or None to use the one faster-whisper or silero-vad ships")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    logger.debug("loading Silero VAD from %s", path)
+    return onnxruntime.InferenceSession(path, sess_options=options,
+                                        providers=["CPUExecutionProvider"])
 
 
 class SileroVad:
@@ -156,7 +169,7 @@ class SileroVad:
             return
         session = self._given_session
         if session is None:
-            session = self._create_session()
+            session = open_session(self.model_path)
         names = {i.name for i in session.get_inputs()}
         if {"input", "state", "sr"} <= names:
             self._hc = False
@@ -170,25 +183,6 @@ class SileroVad:
         self._session = session
         self._closed = False
         self.reset()
-
-    def _create_session(self) -> Any:
-        try:
-            import onnxruntime
-        except ImportError as exc:
-            raise BackendNotInstalled("onnxruntime", "silero", "The Silero VAD") from exc
-        path = self.model_path
-        if path is None:
-            path = find_silero_model()
-        elif not os.path.isfile(path):
-            raise ConfigError(f"model_path {path!r} is not a file; give a Silero VAD .onnx "
-                              "file or None to use the one faster-whisper or silero-vad ships")
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        logger.debug("loading Silero VAD from %s", path)
-        return onnxruntime.InferenceSession(path, sess_options=options,
-                                            providers=["CPUExecutionProvider"])
 
     def probability(self, frame: NDArray[np.float32]) -> float:
         """Run the model on one frame and return its speech probability.
