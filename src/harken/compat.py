@@ -21,6 +21,7 @@ from .config import RecorderConfig
 from .errors import ConfigError, LifecycleError
 from .events import RecorderState
 from .recorder import Recorder, build_config
+from .units import s_to_ms
 
 __all__ = ["AudioToTextRecorder"]
 
@@ -61,8 +62,7 @@ def _wake_settings(wake_words: str, backend: str, model_paths: str | None,
     """
     import importlib.util
 
-    from .wake.factory import normalize_backend, parse_wake_words
-    from .wake.porcupine import BUILTIN_KEYWORDS
+    from .wake.names import PORCUPINE_KEYWORDS, normalize_backend, parse_wake_words
 
     key = (backend or "").strip().lower()
     if key in ("openwakewords", "oww", "openwakeword"):
@@ -74,7 +74,7 @@ def _wake_settings(wake_words: str, backend: str, model_paths: str | None,
     else:
         words = wake_words
     if not key:
-        builtin = all(w.lower() in BUILTIN_KEYWORDS for w in parse_wake_words(words))
+        builtin = all(w.lower() in PORCUPINE_KEYWORDS for w in parse_wake_words(words))
         key = ("porcupine" if builtin and importlib.util.find_spec("pvporcupine") is not None
                else "phrase")
     return {"wake_words": words, "wake_backend": normalize_backend(key),
@@ -202,12 +202,12 @@ class AudioToTextRecorder:
             options=options,
             silero_threshold=round(1.0 - silero_sensitivity, 4),
             webrtc_sensitivity=webrtc_sensitivity,
-            post_speech_silence_ms=int(round(post_speech_silence_duration * 1000)),
-            min_utterance_ms=int(round(min_length_of_recording * 1000)),
-            pre_roll_ms=int(round(pre_recording_buffer_duration * 1000)),
+            post_speech_silence_ms=s_to_ms(post_speech_silence_duration),
+            min_utterance_ms=s_to_ms(min_length_of_recording),
+            pre_roll_ms=s_to_ms(pre_recording_buffer_duration),
             partials=bool(enable_realtime_transcription),
-            partial_interval_ms=int(round(realtime_processing_pause * 1000)),
-            partial_min_ms=int(round(init_realtime_after_seconds * 1000)),
+            partial_interval_ms=s_to_ms(realtime_processing_pause),
+            partial_min_ms=s_to_ms(init_realtime_after_seconds),
             partial_beam_size=beam_size_realtime,
             early_final=bool(early_transcription_on_silence),
             **_wake_settings(wake_words, wakeword_backend, openwakeword_model_paths,

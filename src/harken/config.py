@@ -2,6 +2,11 @@
 
 Constructing a config does no I/O: model paths are checked when the engine loads, in the
 engine process, and the error comes back through ``Recorder.start()``.
+
+This is the ground floor: it imports only :mod:`harken.errors`, :mod:`harken.units` and the
+two pure name tables it validates against (:mod:`harken.vad.backends`,
+:mod:`harken.wake.names`), never a backend (``tests/unit/test_import_graph.py`` and the
+import-linter contracts in pyproject.toml hold it there).
 """
 
 from __future__ import annotations
@@ -12,12 +17,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .units import MIN_SILENCE_MS, SAMPLE_RATE
+from .vad.backends import vad_backend
+from .wake.names import check_wake_words, normalize_backend
 
-__all__ = ["DECODE_QUALITIES", "EngineConfig", "Quality", "RealtimeConfig", "RecorderConfig",
-           "VadConfig", "WakeConfig", "SAMPLE_RATE"]
+__all__ = ["DECODE_QUALITIES", "DEVICES", "EngineConfig", "Quality", "RealtimeConfig",
+           "RecorderConfig", "VadConfig", "WakeConfig", "SAMPLE_RATE"]
 
-SAMPLE_RATE = 16000
-"""The rate of every sample inside harken, in Hz. Sources resample to it at the edge."""
+# SAMPLE_RATE is defined in harken.units; it stays importable from here for compatibility.
+
+DEVICES = ("cpu", "cuda", "auto")
+"""The devices an engine can run on."""
 
 _COMPUTE_TYPES = {
     "default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16",
@@ -72,7 +82,7 @@ class EngineConfig:
         _check(isinstance(self.engine, str) and bool(self.engine), "engine must be a name")
         _check(isinstance(self.model, str) and bool(self.model),
                f"model must be a model name or a path, got {self.model!r}")
-        _check(self.device in ("cpu", "cuda", "auto"),
+        _check(self.device in DEVICES,
                f"device must be 'cpu', 'cuda' or 'auto', got {self.device!r}")
         _check(self.compute_type in _COMPUTE_TYPES,
                f"compute_type must be one of {sorted(_COMPUTE_TYPES)}, got {self.compute_type!r}")
@@ -100,7 +110,8 @@ class VadConfig:
     """Voice activity detection and segmentation. Durations are in milliseconds."""
 
     backend: str = "webrtc+silero"
-    """"webrtc+silero" (default), "silero", "webrtc" or "energy" (no dependencies)."""
+    """"webrtc+silero" (default), "silero", "webrtc" or "energy" (no dependencies); the
+    table is :data:`harken.vad.backends.VAD_BACKENDS`."""
     webrtc_sensitivity: int = 3
     """WebRTC aggressiveness 0..3; 3 rejects the most non-speech."""
     silero_threshold: float = 0.5
@@ -119,9 +130,7 @@ class VadConfig:
     """Longer speech is split near the quietest point of its last seconds."""
 
     def __post_init__(self) -> None:
-        _check(self.backend in ("webrtc+silero", "silero", "webrtc", "energy"),
-               "vad backend must be 'webrtc+silero', 'silero', 'webrtc' or 'energy', "
-               f"got {self.backend!r}")
+        vad_backend(self.backend)  # raises ConfigError naming the choices
         _check(self.webrtc_sensitivity in (0, 1, 2, 3),
                f"webrtc_sensitivity must be 0, 1, 2 or 3, got {self.webrtc_sensitivity!r}")
         _finite(self.silero_threshold, "silero_threshold")
@@ -132,8 +141,9 @@ class VadConfig:
             value = getattr(self, name)
             _check(isinstance(value, int) and not isinstance(value, bool) and
                    0 <= value <= 60_000, f"{name} must be an int from 0 to 60000, got {value!r}")
-        _check(self.post_speech_silence_ms >= 32,
-               f"post_speech_silence_ms must be at least 32, got {self.post_speech_silence_ms}")
+        _check(self.post_speech_silence_ms >= MIN_SILENCE_MS,
+               f"post_speech_silence_ms must be at least {MIN_SILENCE_MS} (one frame), "
+               f"got {self.post_speech_silence_ms}")
         _finite(self.max_utterance_s, "max_utterance_s")
         _check(2.0 <= self.max_utterance_s <= 600.0,
                f"max_utterance_s must be from 2 to 600, got {self.max_utterance_s!r}")
@@ -215,14 +225,8 @@ class WakeConfig:
 
     def __post_init__(self) -> None:
         words = self.words
-        if isinstance(words, str):
-            words = tuple(w.strip() for w in words.split(",") if w.strip())
-            _check(bool(words), f"wake words {self.words!r} name no word")
-        elif isinstance(words, list):
-            words = tuple(words)
-        _check(isinstance(words, tuple), f"wake words must be a string or a tuple of "
-                                         f"strings, got {self.words!r}")
-        object.__setattr__(self, "words", words)
+        _check(isinstance(words, (str, tuple, list)), f"wake words must be a string or a "
+                                                      f"tuple of strings, got {words!r}")
         if isinstance(self.sensitivity, list):
             object.__setattr__(self, "sensitivity", tuple(self.sensitivity))
         for name in ("timeout_s", "activation_delay_s"):
@@ -230,11 +234,11 @@ class WakeConfig:
             _finite(value, name)
             _check(0 <= value <= 3600, f"wake {name} must be from 0 to 3600, got {value!r}")
         _check(self.timeout_s > 0, f"wake timeout_s must be > 0, got {self.timeout_s!r}")
-        from .wake.factory import build_wake_backend, normalize_backend
-
-        object.__setattr__(self, "backend", normalize_backend(self.backend))
-        if words:
-            build_wake_backend(self.backend, words, self.sensitivity)  # validates names
+        backend = normalize_backend(self.backend)
+        if isinstance(words, str) or words:  # "" names no word; () turns wake words off
+            backend, words, _ = check_wake_words(backend, words, self.sensitivity)
+        object.__setattr__(self, "backend", backend)
+        object.__setattr__(self, "words", tuple(words))
 
     @property
     def enabled(self) -> bool:

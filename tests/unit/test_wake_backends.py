@@ -279,7 +279,7 @@ def test_recorder_settings_map_onto_wake_config() -> None:
 @pytest.mark.parametrize(("kwargs", "needle"), [
     ({"wake_words": "hey harken", "wake_backend": "porcupine"}, "not a built-in Porcupine"),
     ({"wake_words": "jarvis", "wake_backend": "snowboy"}, "unknown wake word backend"),
-    ({"wake_words": " , "}, "name no word"),
+    ({"wake_words": " , "}, "no wake word given"),
     ({"wake_words": "jarvis", "wake_timeout_s": 0}, "timeout_s must be > 0"),
     ({"wake_words": "jarvis", "wake_sensitivity": 7}, "from 0 to 1"),
     ({"wake_word": "jarvis"}, "wake_words"),  # a typo lists the valid options

@@ -5,6 +5,8 @@
 - :mod:`~harken.wake.phrase`: any phrase, matched on the text of short utterances.
 - :mod:`~harken.wake.porcupine`, :mod:`~harken.wake.openwakeword`: frame detectors whose
   packages are imported only when they load.
+- :mod:`~harken.wake.names`: backend names, aliases, word lists and keyword tables (pure;
+  the config validates through it).
 - :mod:`~harken.wake.factory`: backend names to objects.
 
 Importing this package imports no backend package and starts nothing.
@@ -13,8 +15,9 @@ Importing this package imports no backend package and starts nothing.
 from __future__ import annotations
 
 from .base import WakeWordDetector
-from .factory import BACKENDS, build_wake_backend, normalize_backend, parse_wake_words
+from .factory import build_wake_backend
 from .gate import GateState, WakeGate
+from .names import BACKENDS, normalize_backend, parse_wake_words
 from .openwakeword import OpenWakeWordDetector
 from .phrase import PhraseMatch, PhraseWakeWord
 from .porcupine import PorcupineDetector

@@ -20,13 +20,14 @@ from numpy.typing import NDArray
 
 from ..errors import BackendNotInstalled, ConfigError
 from .base import values_per_keyword
+from .names import OPENWAKEWORD_MODELS, is_model_file, openwakeword_model
 
 __all__ = ["BUILTIN_MODELS", "OpenWakeWordDetector"]
 
 log = logging.getLogger(__name__)
 
-BUILTIN_MODELS = ("alexa", "hey_jarvis", "hey_mycroft", "hey_rhasspy", "okay_nabu")
-"""Keyword models shipped in pyopen-wakeword 1.1."""
+BUILTIN_MODELS = OPENWAKEWORD_MODELS
+"""Keyword models shipped in pyopen-wakeword 1.1 (the table lives in :mod:`harken.wake.names`)."""
 
 CHUNK_SAMPLES = 1280
 """Samples per openWakeWord step (80 ms at 16 kHz)."""
@@ -37,11 +38,7 @@ stays above the threshold for several steps while the word ends."""
 
 
 def _is_file(word: str) -> bool:
-    return word.endswith(".tflite") or os.sep in word or "/" in word
-
-
-def _model_name(word: str) -> str:
-    return "_".join(word.lower().replace("-", " ").split())
+    return is_model_file(word, ".tflite")
 
 
 class OpenWakeWordDetector:
@@ -60,17 +57,7 @@ class OpenWakeWordDetector:
     def __init__(self, models: Sequence[str], thresholds: Sequence[float] | float = 0.5) -> None:
         if isinstance(models, str) or not models:
             raise ConfigError(f"models must be a non-empty list of names, got {models!r}")
-        names: list[str] = []
-        for word in models:
-            if not isinstance(word, str):
-                raise ConfigError(f"an openWakeWord model must be a string, got {word!r}")
-            name = word if _is_file(word) else _model_name(word)
-            if not _is_file(name) and name not in BUILTIN_MODELS:
-                raise ConfigError(
-                    f"{word!r} is not a built-in openWakeWord model; use one of "
-                    f"{', '.join(BUILTIN_MODELS)}, give the path of a .tflite model file, "
-                    "or use the 'phrase' backend for any phrase")
-            names.append(name)
+        names = [openwakeword_model(word) for word in models]
         limits = values_per_keyword(
             thresholds, len(names), ok=lambda t: 0.0 < t < 1.0,
             error=f"openWakeWord needs one threshold between 0 and 1 per model ({len(names)}), "

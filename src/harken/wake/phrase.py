@@ -15,12 +15,12 @@ Runs on the recorder's pipeline thread; pure functions and one immutable object.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
-from ..config import SAMPLE_RATE
 from ..engine.base import DecodeHints
 from ..errors import ConfigError
+from ..units import SAMPLE_RATE
+from .names import normalize
 
 __all__ = ["PhraseMatch", "PhraseWakeWord", "normalize", "edit_distance"]
 
@@ -28,12 +28,6 @@ _FILLERS = frozenset({"uh", "um", "oh", "ok", "okay", "so", "and", "well", "ah",
 """Words that may come before the phrase without spoiling the match ("Okay, hey harken")."""
 
 _WORD = re.compile(r"\S+")
-
-
-def normalize(text: str) -> str:
-    """Lower-case ASCII letters and digits only: "Hey, Harken!" -> "heyharken"."""
-    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    return re.sub(r"[^a-z0-9]", "", folded.lower())
 
 
 def edit_distance(a: str, b: str) -> int:

@@ -18,22 +18,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import BackendNotInstalled, ConfigError
-from .base import FRAME_SAMPLES, values_per_keyword
+from ..units import FRAME_SAMPLES, SAMPLE_RATE
+from .base import values_per_keyword
+from .names import PORCUPINE_KEYWORDS, is_model_file, porcupine_keyword
 
 __all__ = ["BUILTIN_KEYWORDS", "PorcupineDetector"]
 
 log = logging.getLogger(__name__)
 
-BUILTIN_KEYWORDS = (
-    "alexa", "americano", "blueberry", "bumblebee", "computer", "grapefruit", "grasshopper",
-    "hey google", "hey siri", "jarvis", "ok google", "pico clock", "picovoice", "porcupine",
-    "smart mirror", "snowboy", "terminator", "view glass",
-)
-"""Keywords built into pvporcupine 1.9.5."""
+BUILTIN_KEYWORDS = PORCUPINE_KEYWORDS
+"""Keywords built into pvporcupine 1.9.5 (the table lives in :mod:`harken.wake.names`)."""
 
 
 def _is_file(word: str) -> bool:
-    return word.endswith(".ppn") or os.sep in word or "/" in word
+    return is_model_file(word, ".ppn")
 
 
 class PorcupineDetector:
@@ -55,17 +53,7 @@ class PorcupineDetector:
                  *, porcupine: Any = None) -> None:
         if isinstance(keywords, str) or not keywords:
             raise ConfigError(f"keywords must be a non-empty list of names, got {keywords!r}")
-        names: list[str] = []
-        for word in keywords:
-            if not isinstance(word, str):
-                raise ConfigError(f"a Porcupine keyword must be a string, got {word!r}")
-            name = word if _is_file(word) else " ".join(word.lower().split())
-            if not _is_file(name) and name not in BUILTIN_KEYWORDS:
-                raise ConfigError(
-                    f"{word!r} is not a built-in Porcupine keyword; use one of "
-                    f"{', '.join(BUILTIN_KEYWORDS)}, give the path of a .ppn keyword file, "
-                    "or use the 'phrase' backend for any phrase")
-            names.append(name)
+        names = [porcupine_keyword(word) for word in keywords]
         sens = values_per_keyword(
             sensitivities, len(names), ok=lambda s: 0.0 <= s <= 1.0,
             error=f"Porcupine needs one sensitivity from 0 to 1 per keyword ({len(names)}), "
@@ -118,8 +106,8 @@ class PorcupineDetector:
         self._porcupine = pvporcupine.create(keyword_paths=paths,
                                              sensitivities=list(self._sensitivities))
         self._owned = True
-        if self._porcupine.frame_length != FRAME_SAMPLES or self._porcupine.sample_rate != 16000:
-            frame, rate = self._porcupine.frame_length, self._porcupine.sample_rate
+        frame, rate = self._porcupine.frame_length, self._porcupine.sample_rate
+        if frame != FRAME_SAMPLES or rate != SAMPLE_RATE:
             self.close()
             raise ConfigError(f"this pvporcupine wants {frame} samples at {rate} Hz per "
                               f"frame; harken supports pvporcupine==1.9.5 (512 at 16000 Hz)")
