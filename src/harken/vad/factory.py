@@ -1,20 +1,24 @@
 """Build the voice activity detector a :class:`~harken.config.VadConfig` names.
 
-Nothing is loaded here: the caller (the pipeline thread's owner) calls ``load()`` on the
-result, which is where optional packages are imported and can raise
-:class:`~harken.errors.BackendNotInstalled`.
+The backend's row in :data:`~harken.vad.backends.VAD_BACKENDS` says which detectors it
+runs; this module composes them. Nothing is loaded here: the caller (the pipeline thread's
+owner) calls ``load()`` on the result, which is where optional packages are imported and can
+raise :class:`~harken.errors.BackendNotInstalled`.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..config import VadConfig
 from ..errors import ConfigError
+from .backends import vad_backend
 from .base import VoiceActivityDetector
 
 __all__ = ["create_vad"]
 
 
-def create_vad(config: VadConfig) -> VoiceActivityDetector:
+def create_vad(config: VadConfig, *, silero_session: Any = None) -> VoiceActivityDetector:
     """Return an unloaded detector for ``config.backend``.
 
     ``"webrtc+silero"`` gives a :class:`~harken.vad.gated.GatedVad` whose WebRTC gate
@@ -25,6 +29,10 @@ def create_vad(config: VadConfig) -> VoiceActivityDetector:
 
     Args:
         config: the VAD settings.
+        silero_session: an ``onnxruntime.InferenceSession`` of the Silero model (see
+            :func:`~harken.vad.silero.open_session`) for the Silero detector to run on
+            instead of loading its own; many detectors may share one. Ignored by backends
+            without Silero.
 
     Returns:
         A detector; call ``load()`` before the first frame.
@@ -34,25 +42,21 @@ def create_vad(config: VadConfig) -> VoiceActivityDetector:
     """
     if not isinstance(config, VadConfig):
         raise ConfigError(f"create_vad needs a VadConfig, got {type(config).__name__}")
-    backend = config.backend
-    if backend == "energy":
-        from .energy import EnergyVad
+    backend = vad_backend(config.backend)
+    if backend.silero:
+        from .silero import SileroVad
 
-        return EnergyVad(config.energy_threshold_db)
-    if backend == "webrtc":
+        silero = SileroVad(config.silero_threshold, session=silero_session)
+        if not backend.webrtc:
+            return silero
+        from .gated import GatedVad
+        from .webrtc import WebRtcVad
+
+        return GatedVad(WebRtcVad(config.webrtc_sensitivity, rule="any10"), silero)
+    if backend.webrtc:
         from .webrtc import WebRtcVad
 
         return WebRtcVad(config.webrtc_sensitivity)
-    if backend == "silero":
-        from .silero import SileroVad
+    from .energy import EnergyVad
 
-        return SileroVad(config.silero_threshold)
-    if backend == "webrtc+silero":
-        from .gated import GatedVad
-        from .silero import SileroVad
-        from .webrtc import WebRtcVad
-
-        return GatedVad(WebRtcVad(config.webrtc_sensitivity, rule="any10"),
-                        SileroVad(config.silero_threshold))
-    raise ConfigError("vad backend must be 'webrtc+silero', 'silero', 'webrtc' or 'energy', "
-                      f"got {backend!r}")
+    return EnergyVad(config.energy_threshold_db)
