@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..config import WakeConfig
 from ..errors import HarkenError
 from ..formats import FORMATS, render
 from .options import add_engine_args
@@ -50,18 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true", help="print one JSON event per line")
     ls.add_argument("--no-partials", action="store_true",
                     help="show only final text (no live partial text)")
+    wake = WakeConfig()
     w = ls.add_argument_group("wake word")
     w.add_argument("--wake-word", default=None, metavar="WORDS",
                    help="transcribe only what follows this wake word or phrase, e.g. jarvis or "
                         "'hey harken' (comma-separated for several)")
-    w.add_argument("--wake-backend", default="phrase",
+    w.add_argument("--wake-backend", default=wake.backend,
                    help="phrase (any phrase, uses the loaded model; default), porcupine "
                         "(built-in keywords such as jarvis, computer) or openwakeword "
                         "(hey_jarvis, alexa, ...)")
-    w.add_argument("--wake-sensitivity", type=float, default=0.5,
-                   help="0..1: higher detects more and false-triggers more (default 0.5)")
-    w.add_argument("--wake-timeout", type=float, default=5.0, metavar="SECONDS",
-                   help="after the wake word, wait this long for speech (default 5)")
+    w.add_argument("--wake-sensitivity", type=float, default=wake.sensitivity,
+                   help="0..1: higher detects more and false-triggers more "
+                        f"(default {wake.sensitivity})")
+    w.add_argument("--wake-timeout", type=float, default=wake.timeout_s, metavar="SECONDS",
+                   help=f"after the wake word, wait this long for speech (default "
+                        f"{wake.timeout_s:g})")
     add_engine_args(ls)
 
     sub.add_parser("devices", help="list audio input devices")

@@ -1,25 +1,36 @@
-"""Command-line options shared by the commands that load a model (transcribe, listen, serve)."""
+"""Command-line options shared by the commands that load a model (transcribe, listen, serve).
+
+Defaults and choices are read from the config dataclasses and the VAD backend table, so the
+command line and the library cannot disagree.
+"""
 
 from __future__ import annotations
 
 import argparse
+
+from ..config import DEVICES, EngineConfig, VadConfig
+from ..vad.backends import VAD_BACKENDS
 
 __all__ = ["add_engine_args"]
 
 
 def add_engine_args(p: argparse.ArgumentParser) -> None:
     """Add the model and voice-activity option groups to ``p``."""
+    engine, vad = EngineConfig(), VadConfig()
     g = p.add_argument_group("model")
-    g.add_argument("--model", default="tiny.en",
-                   help="faster-whisper model name or directory (default: the embedded tiny.en)")
-    g.add_argument("--language", default=None, help="language code, e.g. en (default: detect)")
-    g.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
-    g.add_argument("--compute-type", default="int8")
-    g.add_argument("--beam-size", type=int, default=5)
-    g.add_argument("--engine", default="faster-whisper",
-                   help="engine backend: faster-whisper (default) or scripted (a test engine)")
+    g.add_argument("--model", default=engine.model,
+                   help="faster-whisper model name or directory (default: the embedded "
+                        f"{engine.model})")
+    g.add_argument("--language", default=engine.language,
+                   help="language code, e.g. en (default: detect)")
+    g.add_argument("--device", default=engine.device, choices=DEVICES)
+    g.add_argument("--compute-type", default=engine.compute_type)
+    g.add_argument("--beam-size", type=int, default=engine.beam_size)
+    g.add_argument("--engine", default=engine.engine,
+                   help=f"engine backend: {engine.engine} (default) or scripted (a test engine)")
     v = p.add_argument_group("voice activity")
-    v.add_argument("--vad", default="webrtc+silero",
-                   choices=["webrtc+silero", "silero", "webrtc", "energy"])
-    v.add_argument("--silence-ms", type=int, default=500,
-                   help="silence that ends an utterance, in ms (default 500)")
+    v.add_argument("--vad", default=vad.backend, choices=list(VAD_BACKENDS),
+                   help="; ".join(f"{b.name}: {b.summary}" for b in VAD_BACKENDS.values()))
+    v.add_argument("--silence-ms", type=int, default=vad.post_speech_silence_ms,
+                   help="silence that ends an utterance, in ms (default "
+                        f"{vad.post_speech_silence_ms})")
