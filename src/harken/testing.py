@@ -1,19 +1,25 @@
-"""Test kit for harken users and harken's own tests: synthetic audio and a scripted VAD.
+"""Test kit for harken users and harken's own tests: synthetic audio, a scripted VAD, word
+error rates, and a soak driver that streams minutes of audio through a Recorder.
 
-Nothing here touches devices, models or the network.
+Nothing here touches devices, models or the network unless the settings given to
+:func:`soak` name them. :func:`soak` needs ``psutil`` (in the ``test`` extra).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .units import SAMPLE_RATE
 
-__all__ = ["ScriptedVad", "chunks", "normalize_text", "silence", "tone", "word_error_rate",
-           "word_errors"]
+__all__ = ["BURST_S", "GAP_S", "ScriptedVad", "SoakResult", "SoakSample", "bursts", "chunks",
+           "normalize_text", "silence", "soak", "tone", "word_error_rate", "word_errors"]
 
 
 def silence(seconds: float) -> NDArray[np.float32]:
@@ -60,6 +66,146 @@ class ScriptedVad:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+BURST_S = 1.5
+"""Length of each tone burst of :func:`bursts`, in seconds (one utterance each)."""
+GAP_S = 1.5
+"""Silence after each burst, in seconds: longer than any post-speech silence setting."""
+
+
+def bursts(minute: int = 0) -> tuple[NDArray[np.float32], int]:
+    """60 s of alternating tone bursts and silence, and how many bursts it holds (20).
+
+    Args:
+        minute: which minute of a longer stream this is; the pitch changes with it
+            (200 + 10 * (minute % 20) Hz), so consecutive minutes differ.
+    """
+    cycle = np.concatenate([tone(BURST_S, 200.0 + 10 * (minute % 20)), silence(GAP_S)])
+    reps = int(round(60 / (BURST_S + GAP_S)))
+    return np.tile(cycle, reps), reps
+
+
+@dataclass(frozen=True)
+class SoakSample:
+    """The process measured after one more minute of audio was fed."""
+
+    audio_minutes: float
+    rss_mb: float
+    """Resident memory of this process, in MiB."""
+    threads: int
+    fds: int
+    """Open file descriptors of this process."""
+    children: int
+    """Live (not zombie) child processes, recursively."""
+    finals: int
+    """Finals the recorder had delivered so far."""
+
+
+@dataclass
+class SoakResult:
+    """What :func:`soak` measured."""
+
+    minutes: int
+    wall_s: float
+    utterances: int
+    """Utterances in the audio fed (as the audio function counted them)."""
+    finals_by_id: dict[int, int]
+    """Finals received per utterance id (1 for each, when nothing was lost or repeated)."""
+    samples: list[SoakSample] = field(default_factory=list)
+    """One before the first minute, then one after each minute."""
+    errors: list[BaseException] = field(default_factory=list)
+
+    @property
+    def lost(self) -> int:
+        """Utterances with no final (ids run from 1)."""
+        return sum(1 for i in range(1, self.utterances + 1) if i not in self.finals_by_id)
+
+    @property
+    def duplicated(self) -> int:
+        """Extra finals for utterances that got more than one."""
+        return sum(n - 1 for n in self.finals_by_id.values() if n > 1)
+
+    @property
+    def speed(self) -> float:
+        """Audio seconds per wall-clock second (x real time)."""
+        return self.minutes * 60 / self.wall_s
+
+    def rss_slope_mb_per_hour(self) -> float:
+        """Least-squares slope of RSS in MiB per hour of audio, first sample excluded."""
+        points = self.samples[1:] if len(self.samples) > 2 else self.samples
+        if len(points) < 2:
+            return 0.0
+        x = np.array([s.audio_minutes / 60 for s in points])
+        y = np.array([s.rss_mb for s in points])
+        return float(np.polyfit(x, y, 1)[0])
+
+
+def soak(minutes: int, *, audio: Callable[[int], tuple[NDArray[np.float32], int]] = bursts,
+         chunk_s: float = 0.1, on_sample: Callable[[SoakSample], object] | None = None,
+         **settings: Any) -> SoakResult:
+    """Stream ``minutes`` of audio through a push :class:`~harken.recorder.Recorder` as fast
+    as it takes it, measuring the process after every minute.
+
+    Finals are taken as they arrive (``next_final(timeout=0)`` after each minute), as a user
+    would, so none pile up; at the end the recorder is flushed and closed.
+
+    Args:
+        minutes: whole minutes of audio (at least 1).
+        audio: ``audio(minute) -> (samples at 16 kHz, utterances in them)``; tone bursts by
+            default, which the ``"energy"`` VAD segments.
+        chunk_s: seconds of audio per ``feed_audio`` call.
+        on_sample: called with each :class:`SoakSample` as it is measured.
+        **settings: Recorder settings, e.g. ``engine="scripted", vad="energy"``.
+
+    Raises:
+        ImportError: psutil is not installed.
+    """
+    import psutil
+
+    from .events import FinalTranscript
+    from .recorder import Recorder
+
+    proc = psutil.Process()
+    result = SoakResult(minutes=max(1, int(minutes)), wall_s=0.0, utterances=0,
+                        finals_by_id={})
+    lock = threading.Lock()
+
+    def on_event(event: object) -> None:
+        if isinstance(event, FinalTranscript):
+            with lock:
+                got = result.finals_by_id
+                got[event.utterance_id] = got.get(event.utterance_id, 0) + 1
+
+    def measure(audio_minutes: float, finals: int) -> SoakSample:
+        children = [c for c in proc.children(recursive=True)
+                    if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+        sample = SoakSample(audio_minutes, proc.memory_info().rss / 2**20,
+                            threading.active_count(), proc.num_fds(), len(children), finals)
+        result.samples.append(sample)
+        if on_sample is not None:
+            on_sample(sample)
+        return sample
+
+    step = max(1, int(chunk_s * SAMPLE_RATE))
+    started = time.monotonic()
+    with Recorder(source="push", on_event=on_event, on_error=result.errors.append,
+                  **settings) as rec:
+        measure(0.0, 0)
+        for minute in range(result.minutes):
+            samples, count = audio(minute)
+            result.utterances += count
+            for i in range(0, len(samples), step):
+                rec.feed_audio(samples[i:i + step])
+            while True:
+                try:
+                    rec.next_final(timeout=0)
+                except TimeoutError:
+                    break
+            measure(minute + 1.0, rec.finals)
+        rec.flush(120)
+    result.wall_s = time.monotonic() - started
+    return result
 
 
 def normalize_text(text: str) -> list[str]:

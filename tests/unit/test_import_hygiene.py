@@ -38,8 +38,32 @@ def test_import_starts_nothing_and_imports_no_heavy_package(tmp_path):
                       "children": 0, "heavy": [], "new_files": []}
 
 
-def test_every_public_name_resolves():
-    import harken
+PUBLIC = [
+    "AsyncRecorder", "AudioFormatError", "AudioSourceError", "BackendNotInstalled",
+    "ConfigError", "EngineConfig", "EngineError", "ErrorEvent", "Event", "FinalTranscript",
+    "HarkenError", "LifecycleError", "PartialTranscript", "ProtocolError", "RealtimeConfig",
+    "Recorder", "RecorderConfig", "RecorderState", "RecordingStarted", "RecordingStopped",
+    "ServerBusy", "SileroModelNotFound", "SpeechEnded", "SpeechStarted", "StateChanged",
+    "TranscriptionStarted", "VadConfig", "WakeConfig", "WakeWordDetected", "WakeWordTimeout",
+    "WakeWordWaiting", "Word", "WorkerCrashed", "WorkerError", "WorkerStartTimeout",
+    "__version__", "transcribe_file",
+]
+"""harken's public names, pinned: adding or dropping one is a deliberate change here."""
 
-    for name in harken.__all__:
-        assert getattr(harken, name) is not None
+
+def test_public_names_are_pinned_and_each_resolves_to_its_own_module():
+    import harken
+    import harken.errors
+
+    assert sorted(harken.__all__) == sorted(PUBLIC)
+    assert set(PUBLIC) <= set(dir(harken))  # tab completion shows them before first use
+    for name in PUBLIC:
+        value = getattr(harken, name)  # raises AttributeError if the lazy table is wrong
+        if name != "__version__":
+            assert value.__name__ == name, f"harken.{name} is {value!r}"
+            assert value.__module__.startswith("harken."), f"harken.{name} is {value!r}"
+    # Every error of the errors.py tree is public, and every public error is from that tree.
+    errors = {n for n in PUBLIC if isinstance(getattr(harken, n), type)
+              and issubclass(getattr(harken, n), BaseException)}
+    assert errors == set(harken.errors.__all__)
+    assert all(issubclass(getattr(harken, n), harken.HarkenError) for n in errors)
