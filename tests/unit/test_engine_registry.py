@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
@@ -81,7 +82,8 @@ def test_engine_available_imports_nothing() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.splitlines()
-    assert out == ["True True False False True", "[]"]
+    installed = importlib.util.find_spec("faster_whisper") is not None
+    assert out == [f"{installed} True False False True", "[]"]
 
 
 def test_engine_available_without_faster_whisper() -> None:

@@ -4,6 +4,7 @@ MicrophoneSource with a fake sounddevice (the real one is in tests/integration).
 from __future__ import annotations
 
 import io
+import struct
 import subprocess
 import sys
 import threading
@@ -80,6 +81,17 @@ def _write_wav(path: Path, data: np.ndarray, rate: int, width: int = 2) -> Path:
             w.writeframes(v.tobytes())
         else:
             w.writeframes(frames.astype(frames.dtype.newbyteorder("<")).tobytes())
+    return path
+
+
+def _float_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
+    """Write mono float32 ``samples`` as an IEEE-float WAV (format 3), which the standard
+    library's ``wave`` cannot read, without soundfile."""
+    data = samples.astype("<f4").tobytes()
+    fmt = struct.pack("<HHIIHH", 3, 1, rate, rate * 4, 4, 32)
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE"
+                     + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+                     + b"data" + struct.pack("<I", len(data)) + data)
     return path
 
 
@@ -259,7 +271,7 @@ def test_file_source_int16_stereo_44k1_to_16k_mono(tmp_path: Path) -> None:
 
 def test_file_source_carries_real_speech(tmp_path: Path, espeak: Callable[..., np.ndarray]
                                          ) -> None:
-    import soxr
+    soxr = pytest.importorskip("soxr")
 
     speech = espeak("The quick brown fox jumps over the lazy dog.")
     at_48k = soxr.resample(speech, 16000, 48000).astype(np.float32)
@@ -294,10 +306,9 @@ def test_wav_sample_widths(tmp_path: Path, width: int, ints: np.ndarray,
 
 
 def test_float_wav_is_read_with_soundfile(tmp_path: Path) -> None:
-    import soundfile
+    soundfile = pytest.importorskip("soundfile")
 
-    path = tmp_path / "float.wav"
-    soundfile.write(str(path), _tone(22050, 0.5), 22050, subtype="FLOAT")
+    path = _float_wav(tmp_path / "float.wav", _tone(22050, 0.5), 22050)
     audio = read_audio(path)
     assert abs(audio.size - 8000) <= 4
     assert FileSource(path).duration_s == pytest.approx(0.5)
@@ -311,11 +322,8 @@ def test_float_wav_is_read_with_soundfile(tmp_path: Path) -> None:
 
 def test_non_wav_without_soundfile_names_the_extra(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import soundfile
-
-    path = tmp_path / "float.wav"
-    soundfile.write(str(path), _tone(16000, 0.1), 16000, subtype="FLOAT")
-    monkeypatch.setitem(sys.modules, "soundfile", None)
+    path = _float_wav(tmp_path / "float.wav", _tone(16000, 0.1), 16000)
+    monkeypatch.setitem(sys.modules, "soundfile", None)  # hidden, where it is installed
     with pytest.raises(BackendNotInstalled, match=r'harken\[file\]'):
         read_audio(path)
     with pytest.raises(BackendNotInstalled, match="soundfile"):
@@ -368,6 +376,10 @@ def test_file_source_bad_paths_and_options(tmp_path: Path) -> None:
             FileSource(path, chunk_ms=chunk_ms)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="realtime"):
         FileSource(path, realtime="yes")  # type: ignore[arg-type]
+
+
+def test_file_source_names_a_file_it_cannot_read(tmp_path: Path) -> None:
+    pytest.importorskip("soundfile")  # without it, not-WAV means "install harken[file]"
     garbage = tmp_path / "garbage.wav"
     garbage.write_bytes(b"this is not audio at all" * 10)
     with pytest.raises(AudioSourceError, match="cannot read"):
