@@ -9,8 +9,8 @@ One rounding rule serves them all: **a duration becomes the fewest whole units t
 it** (it is rounded up). A setting such as "500 ms of silence ends an utterance" is a
 duration to wait for, so rounding never shortens it: 500 ms is 8000 samples, 15.625 frames,
 so 16 frames (512 ms). A float's representation noise below a millionth of a unit is
-ignored, so 0.7 s is 700 ms, not 701. Callers that need at least one frame say so with
-``max(1, ...)``.
+ignored, so 2.007 s is 2007 ms, not 2008 (``2.007 * 1000`` is 2007.0000000000002). Callers
+that need at least one frame say so with ``max(1, ...)``.
 
 Imports nothing from harken: this module and :mod:`harken.errors` are the ground floor.
 """
@@ -29,7 +29,6 @@ __all__ = [
     "s_to_ms",
     "s_to_samples",
     "samples_to_frames",
-    "samples_to_s",
 ]
 
 SAMPLE_RATE = 16000
@@ -83,8 +82,3 @@ def ms_to_frames(ms: float) -> int:
 def s_to_ms(seconds: float) -> int:
     """Whole milliseconds covering ``seconds`` (rounded up): RealtimeSTT's settings are in s."""
     return _cover(seconds * 1000, 1)
-
-
-def samples_to_s(samples: int, rate: int = SAMPLE_RATE) -> float:
-    """The duration of ``samples`` at ``rate`` Hz, in seconds (exact; no rounding)."""
-    return samples / rate

@@ -19,6 +19,7 @@ from harken.errors import (
     LifecycleError,
 )
 from harken.vad import FRAME_SAMPLES, VoiceActivityDetector, check_frame, create_vad
+from harken.vad.backends import VAD_BACKENDS
 from harken.vad.energy import EnergyVad, frame_dbfs
 from harken.vad.gated import GatedVad
 from harken.vad.silero import CONTEXT_SAMPLES, SileroModelNotFound, SileroVad
@@ -400,6 +401,64 @@ def test_factory_config_errors() -> None:
     with pytest.raises(ConfigError, match="'torch'"):
         create_vad(forged)
     assert dataclasses.replace(VadConfig(), backend="energy").backend == "energy"
+
+
+def test_the_backend_table_is_the_one_list_of_names() -> None:
+    assert list(VAD_BACKENDS)[0] == VadConfig().backend  # the default comes first
+    assert VAD_BACKENDS["webrtc+silero"].extras == ("webrtc", "silero")
+    assert VAD_BACKENDS["energy"].extras == ()
+    for name, row in VAD_BACKENDS.items():
+        vad = create_vad(VadConfig(backend=name))  # the config accepts every name
+        parts = [vad.gate, vad.confirm] if isinstance(vad, GatedVad) else [vad]
+        assert any(isinstance(p, WebRtcVad) for p in parts) == row.webrtc, name
+        assert any(isinstance(p, SileroVad) for p in parts) == row.silero, name
+    with pytest.raises(ConfigError, match="'webrtc\\+silero', 'silero', 'webrtc', 'energy'"):
+        VadConfig(backend="vosk")  # the message lists the table
+
+
+def test_detectors_run_on_a_given_silero_session() -> None:
+    session = FakeSileroSession()
+    silero = create_vad(VadConfig(backend="silero"), silero_session=session)
+    gated = create_vad(VadConfig(backend="webrtc+silero"), silero_session=session)
+    silero.load()
+    loud = np.full(FRAME_SAMPLES, 0.8, np.float32)
+    assert silero.is_speech(loud) and len(session.inputs) == 1
+    assert isinstance(gated, GatedVad)
+    gated.confirm.load()
+    assert gated.confirm.is_speech(loud) and len(session.inputs) == 2
+    energy = create_vad(VadConfig(backend="energy"), silero_session=session)
+    assert isinstance(energy, EnergyVad)  # backends without Silero ignore it
+
+
+def test_server_sessions_share_one_silero_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    import harken.vad.silero as silero_module
+    from harken.server.vads import VadFactory
+
+    opened: list[str | None] = []
+    real_open = silero_module.open_session
+
+    def counting_open(model_path: str | None = None) -> Any:
+        opened.append(model_path)
+        return real_open(model_path)
+
+    monkeypatch.setattr(silero_module, "open_session", counting_open)
+    try:
+        factory = VadFactory(VadConfig(backend="silero"))
+        factory.load()
+    except BackendNotInstalled as exc:  # no package ships the model file
+        pytest.skip(str(exc))
+    audio = np.concatenate([noise(-30.0, 0.5), tone(300.0, -20.0, 0.5)])
+    runs = []
+    for _ in range(3):
+        vad = factory.create()
+        assert isinstance(vad, SileroVad)
+        runs.append([vad.probability(f) for f in frames_of(audio)])
+        vad.close()
+    assert opened == [None]  # one model load for the factory's check and three sessions
+    # Each session keeps its own recurrent state on the shared model: the same audio gives
+    # the same probabilities, whatever the sessions before it heard.
+    assert runs[0] == runs[1] == runs[2]
 
 
 def test_importing_the_vad_package_imports_no_backend() -> None:

@@ -6,6 +6,7 @@ Porcupine and openWakeWord run their real models on espeak-ng speech; they are f
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -149,6 +150,48 @@ def test_factory_errors_say_what_is_accepted(backend: str, words: str,
                                              sens: float | list[float], needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         build_wake_backend(backend, words, sens)
+
+
+@pytest.mark.parametrize(("backend", "words", "sens"), [
+    ("phrase", "hey harken", 0.5),
+    ("phrase", "x", 0.5),  # fewer than 2 letters
+    ("porcupine", "Jarvis,  COMPUTER", [0.3, 0.9]),
+    ("porcupine", "hey harken", 0.5),
+    ("porcupine", "/models/kw.ppn", 0.5),
+    ("oww", "hey jarvis", 0.5),
+    ("openwakeword", "jarvis", 0.5),
+    ("openwakeword", "alexa, hey_mycroft", [0.5]),
+    ("porcupine", "jarvis, computer", [0.5, 0.5, 0.5]),
+    ("phrase", "jarvis", 1.5),
+    ("nope", "jarvis", 0.5),
+])
+def test_the_config_accepts_exactly_what_builds(backend: str, words: str,
+                                                sens: float | list[float]) -> None:
+    """WakeConfig validates through wake/names.py, the factory builds through it: the two
+    never disagree on a setting."""
+    from harken.config import WakeConfig
+
+    try:
+        built = build_wake_backend(backend, words, sens)
+    except ConfigError as exc:
+        with pytest.raises(ConfigError) as caught:
+            WakeConfig(words=words, backend=backend, sensitivity=sens)  # type: ignore[arg-type]
+        assert str(caught.value).split(", got")[0] == str(exc).split(", got")[0]
+        return
+    config = WakeConfig(words=words, backend=backend, sensitivity=sens)  # type: ignore[arg-type]
+    assert config.words == parse_wake_words(words)
+    again = build_wake_backend(config.backend, config.words, config.sensitivity)
+    assert type(again) is type(built)
+
+
+def test_the_config_validates_wake_words_without_building_a_backend() -> None:
+    code = ("import sys; from harken.config import WakeConfig; "
+            "WakeConfig(words='jarvis', backend='porcupine'); "
+            "print(sorted(m for m in sys.modules if m.startswith('harken.') and "
+            "m.rsplit('.', 1)[-1] in ('factory', 'porcupine', 'openwakeword', 'phrase')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
 
 
 def test_missing_packages_name_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,18 +9,16 @@
   the config validates through it).
 - :mod:`~harken.wake.factory`: backend names to objects.
 
-Importing this package imports no backend package and starts nothing.
+Importing this package imports no backend package and starts nothing; its names resolve on
+first access, so the config can import :mod:`~harken.wake.names` without loading the
+backends' modules.
 """
 
 from __future__ import annotations
 
-from .base import WakeWordDetector
-from .factory import build_wake_backend
-from .gate import GateState, WakeGate
-from .names import BACKENDS, normalize_backend, parse_wake_words
-from .openwakeword import OpenWakeWordDetector
-from .phrase import PhraseMatch, PhraseWakeWord
-from .porcupine import PorcupineDetector
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 
 __all__ = [
     "BACKENDS",
@@ -35,3 +33,28 @@ __all__ = [
     "normalize_backend",
     "parse_wake_words",
 ]
+
+_LAZY: dict[str, str] = {
+    "BACKENDS": "harken.wake.names",
+    "GateState": "harken.wake.gate",
+    "OpenWakeWordDetector": "harken.wake.openwakeword",
+    "PhraseMatch": "harken.wake.phrase",
+    "PhraseWakeWord": "harken.wake.phrase",
+    "PorcupineDetector": "harken.wake.porcupine",
+    "WakeGate": "harken.wake.gate",
+    "WakeWordDetector": "harken.wake.base",
+    "build_wake_backend": "harken.wake.factory",
+    "normalize_backend": "harken.wake.names",
+    "parse_wake_words": "harken.wake.names",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .base import WakeWordDetector
+    from .factory import build_wake_backend
+    from .gate import GateState, WakeGate
+    from .names import BACKENDS, normalize_backend, parse_wake_words
+    from .openwakeword import OpenWakeWordDetector
+    from .phrase import PhraseMatch, PhraseWakeWord
+    from .porcupine import PorcupineDetector
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)

@@ -1,0 +1,49 @@
+"""The command line reads its defaults and choices from the config dataclasses."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from harken.cli.main import build_parser
+from harken.config import DEVICES, EngineConfig, VadConfig, WakeConfig
+from harken.vad.backends import VAD_BACKENDS
+
+# option dest -> (config object, field name)
+SHARED = {
+    "model": (EngineConfig(), "model"),
+    "language": (EngineConfig(), "language"),
+    "device": (EngineConfig(), "device"),
+    "compute_type": (EngineConfig(), "compute_type"),
+    "beam_size": (EngineConfig(), "beam_size"),
+    "engine": (EngineConfig(), "engine"),
+    "vad": (VadConfig(), "backend"),
+    "silence_ms": (VadConfig(), "post_speech_silence_ms"),
+}
+
+
+def _action(parser: argparse.ArgumentParser, dest: str) -> argparse.Action:
+    return next(a for a in parser._actions if a.dest == dest)
+
+
+@pytest.mark.parametrize("command", [["transcribe", "x.wav"], ["listen"], ["serve"]])
+def test_defaults_are_the_configs(command: list[str]) -> None:
+    args = build_parser().parse_args(command)
+    for dest, (config, name) in SHARED.items():
+        assert getattr(args, dest) == getattr(config, name), dest
+
+
+def test_wake_defaults_are_the_configs() -> None:
+    args = build_parser().parse_args(["listen"])
+    wake = WakeConfig()
+    assert (args.wake_backend, args.wake_sensitivity, args.wake_timeout) == \
+        (wake.backend, wake.sensitivity, wake.timeout_s)
+
+
+def test_choices_come_from_the_tables() -> None:
+    listen = build_parser()._subparsers._group_actions[0].choices["listen"]  # type: ignore[union-attr]
+    assert list(_action(listen, "vad").choices or ()) == list(VAD_BACKENDS)
+    assert tuple(_action(listen, "device").choices or ()) == DEVICES
+    help_text = listen.format_help()
+    assert f"(default {VadConfig().post_speech_silence_ms})" in " ".join(help_text.split())
