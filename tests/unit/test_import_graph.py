@@ -170,6 +170,17 @@ def test_cycle_finder_prints_the_circle() -> None:
     assert find_cycles({"a": {"b"}, "b": set()}) == []
 
 
+def test_the_ground_floor_stands_on_nothing_above_it() -> None:
+    """units and errors import no harken module; the config only them and the two pure name
+    tables (whose packages resolve their names lazily). lint-imports checks it as well."""
+    graph = build_graph()
+    assert graph["harken.units"] == set() and graph["harken.errors"] == set()
+    assert graph["harken.config"] <= {"harken.errors", "harken.units", "harken.vad",
+                                      "harken.vad.backends", "harken.wake", "harken.wake.names"}
+    for table in ("harken.vad.backends", "harken.wake.names"):
+        assert graph[table] == {"harken.errors"}, table
+
+
 def test_no_new_import_circle() -> None:
     """Any circle but the known ones (whose removal is another change's job) fails here."""
     graph = build_graph()
