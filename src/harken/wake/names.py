@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from ..errors import ConfigError
 
@@ -118,6 +119,38 @@ def is_model_file(word: str, suffix: str) -> bool:
     return word.endswith(suffix) or os.sep in word or "/" in word
 
 
+@dataclass(frozen=True)
+class _Builtins:
+    """How one frame detector names its built-in keywords and its keyword files."""
+
+    label: str  # "Porcupine keyword"
+    article: str  # "a" or "an"
+    suffix: str  # of keyword files
+    file: str  # what a keyword file is called
+    names: tuple[str, ...]
+    canonical: Callable[[str], str]  # a written word -> its name in ``names``
+
+    def check(self, word: str) -> str:
+        if not isinstance(word, str):
+            raise ConfigError(f"{self.article} {self.label} must be a string, got {word!r}")
+        if is_model_file(word, self.suffix):
+            return word
+        name = self.canonical(word)
+        if name not in self.names:
+            raise ConfigError(
+                f"{word!r} is not a built-in {self.label}; use one of {', '.join(self.names)}, "
+                f"give the path of a {self.suffix} {self.file}, or use the 'phrase' backend "
+                "for any phrase")
+        return name
+
+
+_PORCUPINE = _Builtins("Porcupine keyword", "a", ".ppn", "keyword file", PORCUPINE_KEYWORDS,
+                       lambda word: " ".join(word.lower().split()))
+_OPENWAKEWORD = _Builtins("openWakeWord model", "an", ".tflite", "model file",
+                          OPENWAKEWORD_MODELS,
+                          lambda word: "_".join(word.lower().replace("-", " ").split()))
+
+
 def porcupine_keyword(word: str) -> str:
     """The name Porcupine knows ``word`` by: a built-in keyword (case and extra spaces
     ignored) or a ``.ppn`` file path, as given.
@@ -125,17 +158,7 @@ def porcupine_keyword(word: str) -> str:
     Raises:
         ConfigError: not a string, or neither a built-in keyword nor a file path.
     """
-    if not isinstance(word, str):
-        raise ConfigError(f"a Porcupine keyword must be a string, got {word!r}")
-    if is_model_file(word, ".ppn"):
-        return word
-    name = " ".join(word.lower().split())
-    if name not in PORCUPINE_KEYWORDS:
-        raise ConfigError(
-            f"{word!r} is not a built-in Porcupine keyword; use one of "
-            f"{', '.join(PORCUPINE_KEYWORDS)}, give the path of a .ppn keyword file, "
-            "or use the 'phrase' backend for any phrase")
-    return name
+    return _PORCUPINE.check(word)
 
 
 def openwakeword_model(word: str) -> str:
@@ -145,17 +168,7 @@ def openwakeword_model(word: str) -> str:
     Raises:
         ConfigError: not a string, or neither a built-in model nor a file path.
     """
-    if not isinstance(word, str):
-        raise ConfigError(f"an openWakeWord model must be a string, got {word!r}")
-    if is_model_file(word, ".tflite"):
-        return word
-    name = "_".join(word.lower().replace("-", " ").split())
-    if name not in OPENWAKEWORD_MODELS:
-        raise ConfigError(
-            f"{word!r} is not a built-in openWakeWord model; use one of "
-            f"{', '.join(OPENWAKEWORD_MODELS)}, give the path of a .tflite model file, "
-            "or use the 'phrase' backend for any phrase")
-    return name
+    return _OPENWAKEWORD.check(word)
 
 
 def _phrase(word: str) -> str:
