@@ -67,3 +67,21 @@ def test_public_names_are_pinned_and_each_resolves_to_its_own_module():
               and issubclass(getattr(harken, n), BaseException)}
     assert errors == set(harken.errors.__all__)
     assert all(issubclass(getattr(harken, n), harken.HarkenError) for n in errors)
+
+
+def test_the_config_is_light():
+    """Settings can be built and validated (VAD names, wake words) without numpy or any
+    backend module: the config stands on the ground floor."""
+    code = textwrap.dedent("""
+        import sys
+        from harken.config import RecorderConfig, VadConfig, WakeConfig
+        RecorderConfig(vad=VadConfig(backend="silero"),
+                       wake=WakeConfig(words="jarvis", backend="porcupine"))
+        print(sorted(m for m in sys.modules if m == "numpy" or m.startswith("harken.")))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.replace("'", '"')) == [
+        "harken._lazy", "harken.config", "harken.errors", "harken.units", "harken.vad",
+        "harken.vad.backends", "harken.vad.base", "harken.wake", "harken.wake.names"]

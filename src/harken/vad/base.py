@@ -6,12 +6,13 @@ A detector judges fixed frames of :data:`FRAME_SAMPLES` float32 samples at 16 kH
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
-
-import numpy as np
-from numpy.typing import NDArray
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..units import FRAME_SAMPLES
+
+if TYPE_CHECKING:  # only in annotations: importing the protocol does not import numpy
+    import numpy as np
+    from numpy.typing import NDArray
 
 __all__ = ["FRAME_SAMPLES", "VoiceActivityDetector"]
 

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from ..errors import ConfigError
 from ..units import FRAME_SAMPLES
-from . import check_frame
+from .frames import check_frame
 
 __all__ = ["EnergyVad", "frame_dbfs"]
 

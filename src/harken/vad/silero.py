@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from ..errors import BackendNotInstalled, ConfigError, LifecycleError, SileroModelNotFound
 from ..units import FRAME_SAMPLES, SAMPLE_RATE
-from . import check_frame
+from .frames import check_frame
 
 __all__ = ["CONTEXT_SAMPLES", "SileroModelNotFound", "SileroVad", "find_silero_model",
            "open_session"]

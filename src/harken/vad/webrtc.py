@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from ..errors import BackendNotInstalled, ConfigError, LifecycleError
 from ..units import SAMPLE_RATE
-from . import check_frame
+from .frames import check_frame
 
 __all__ = ["WebRtcVad"]
 
