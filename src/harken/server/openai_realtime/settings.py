@@ -19,6 +19,7 @@ from typing import Any
 from ...audio.convert import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from ...config import VadConfig
 from ...engine.base import DecodeHints
+from ...units import MIN_SILENCE_MS
 
 __all__ = ["EventError", "RealtimeSettings", "parse_session_update", "render_session"]
 
@@ -76,7 +77,8 @@ class RealtimeSettings:
         Raises:
             ConfigError: a value is out of VadConfig's range.
         """
-        return dataclasses.replace(base, post_speech_silence_ms=max(32, self.silence_duration_ms),
+        silence = max(MIN_SILENCE_MS, self.silence_duration_ms)
+        return dataclasses.replace(base, post_speech_silence_ms=silence,
                                    pre_roll_ms=self.prefix_padding_ms)
 
     def decode_hints(self) -> DecodeHints:

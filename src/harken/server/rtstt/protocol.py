@@ -14,6 +14,7 @@ from typing import Any
 
 from ...audio.convert import check_sample_rate
 from ...errors import AudioFormatError, ProtocolError
+from ...units import MIN_SILENCE_MS, s_to_ms
 
 __all__ = ["CONTROL_PATH", "DATA_PATH", "FINISH_METHODS", "KNOWN", "NO_OP_METHODS", "READABLE",
            "SETTABLE", "ClientSettings", "error_reply", "parse_command", "parse_frame",
@@ -110,7 +111,7 @@ class ClientSettings:
 
 def silence_ms(seconds: float) -> int:
     """RealtimeSTT's ``post_speech_silence_duration`` (s) as harken's silence in ms (32..60000)."""
-    return max(32, min(60_000, round(seconds * 1000)))
+    return max(MIN_SILENCE_MS, min(60_000, s_to_ms(seconds)))
 
 
 def parse_command(text: str) -> dict[str, Any] | None:
