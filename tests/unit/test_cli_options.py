@@ -41,6 +41,17 @@ def test_wake_defaults_are_the_configs() -> None:
         (wake.backend, wake.sensitivity, wake.timeout_s)
 
 
+def test_serve_defaults_are_the_server_configs() -> None:
+    from harken.server.config import ServerConfig
+
+    args = build_parser().parse_args(["serve"])
+    server = ServerConfig()
+    assert (args.host, args.port, args.max_sessions, args.max_audio_rate, args.drain_timeout) \
+        == (server.host, server.port, server.max_sessions, server.max_audio_rate,
+            server.drain_timeout_s)
+    assert (args.fast_finals_at or None) == server.fast_finals_at
+
+
 def test_choices_come_from_the_tables() -> None:
     listen = build_parser()._subparsers._group_actions[0].choices["listen"]  # type: ignore[union-attr]
     assert list(_action(listen, "vad").choices or ()) == list(VAD_BACKENDS)

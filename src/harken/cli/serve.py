@@ -14,6 +14,7 @@ import signal
 import sys
 from typing import Any
 
+from ..server.config import ServerConfig
 from .options import add_engine_args
 
 __all__ = ["add_parser", "run"]
@@ -21,22 +22,26 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(subparsers: Any) -> None:
     """Add the ``serve`` command to the ``harken`` argument parser."""
+    server = ServerConfig()
     s = subparsers.add_parser(
         "serve", help="run the server (WebSocket streaming, OpenAI-compatible HTTP)",
         description="Serve real-time speech-to-text to many clients sharing one model.")
-    s.add_argument("--host", default="127.0.0.1",
-                   help="interface to bind (default 127.0.0.1: this machine only)")
-    s.add_argument("--port", type=int, default=8765, help="TCP port (default 8765; 0: any)")
-    s.add_argument("--max-sessions", type=int, default=16,
-                   help="clients at once; more get 'server busy' (default 16)")
-    s.add_argument("--max-audio-rate", type=float, default=None, metavar="X",
+    s.add_argument("--host", default=server.host,
+                   help=f"interface to bind (default {server.host}: this machine only)")
+    s.add_argument("--port", type=int, default=server.port,
+                   help=f"TCP port (default {server.port}; 0: any)")
+    s.add_argument("--max-sessions", type=int, default=server.max_sessions,
+                   help=f"clients at once; more get 'server busy' (default {server.max_sessions})")
+    s.add_argument("--max-audio-rate", type=float, default=server.max_audio_rate, metavar="X",
                    help="refuse clients sending audio faster than X times real time "
                    "(default: no limit)")
-    s.add_argument("--fast-finals-at", type=int, default=1, metavar="N",
+    s.add_argument("--fast-finals-at", type=int, default=server.fast_finals_at or 0, metavar="N",
                    help="when N other finals wait for or are in the engine, a final takes "
-                   "its cheaper greedy pass to keep up; 0: never (default 1)")
-    s.add_argument("--drain-timeout", type=float, default=10.0,
-                   help="seconds to finish in-flight finals on shutdown (default 10)")
+                   "its cheaper greedy pass to keep up; 0: never "
+                   f"(default {server.fast_finals_at or 0})")
+    s.add_argument("--drain-timeout", type=float, default=server.drain_timeout_s,
+                   help=f"seconds to finish in-flight finals on shutdown (default "
+                        f"{server.drain_timeout_s:g})")
     s.add_argument("--token", default=None,
                    help="require 'Authorization: Bearer TOKEN' (or ?token= on WebSockets) on "
                    "every route but / and /health; default: the HARKEN_TOKEN environment "
@@ -61,7 +66,6 @@ def _port_pair(text: str) -> tuple[int, int]:
 
 def _config(args: argparse.Namespace) -> Any:
     from ..config import EngineConfig, RealtimeConfig, VadConfig
-    from ..server.app import ServerConfig
 
     engine = EngineConfig(engine=args.engine, model=args.model, device=args.device,
                           compute_type=args.compute_type, beam_size=args.beam_size,
