@@ -47,6 +47,9 @@ EXAMPLES: dict[str, tuple[dict[str, object], bytes]] = {
     "pong": ({"id": 3}, b""),
     "log": ({"name": "faster_whisper", "levelno": 30, "message": "héllo ☃"}, b""),
     "shutdown_ack": ({}, b""),
+    "synthesize": ({"id": 4, "text": "Hello there.", "options": {"speed": 1.0}}, b""),
+    "audio": ({"id": 4}, encode_audio(AUDIO)),
+    "done": ({"id": 4, "samples": 1600}, b""),
 }
 
 

@@ -55,11 +55,12 @@ class Shared:
     abandoned: bool = False
 
 
-def launch(python: str | None) -> subprocess.Popen[bytes]:
-    """Start ``python -m harken.worker`` with pipes on stdin and stdout (stderr inherited).
+def launch(python: str | None, module: str = "harken.worker") -> subprocess.Popen[bytes]:
+    """Start ``python -m <module>`` with pipes on stdin and stdout (stderr inherited).
 
     Args:
         python: the interpreter; None means ``sys.executable``.
+        module: the program to run (the speech engine program is ``harken.speak.child``).
 
     Raises:
         WorkerError: there is no interpreter, or it could not be started.
@@ -71,7 +72,7 @@ def launch(python: str | None) -> subprocess.Popen[bytes]:
         raise WorkerError("cannot start the engine process: sys.executable is empty; "
                           "pass python= the path of a Python interpreter")
     try:
-        return subprocess.Popen([python, "-m", "harken.worker"], stdin=subprocess.PIPE,
+        return subprocess.Popen([python, "-m", module], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, env=env)
     except OSError as exc:
         raise WorkerError(f"cannot start the engine process with {python!r}: {exc}") from exc

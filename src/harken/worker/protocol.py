@@ -33,6 +33,13 @@ Child to parent:
 - ``pong`` ``{id: int}``
 - ``log`` ``{name: str, levelno: int, message: str}``
 - ``shutdown_ack`` ``{}``
+
+Speech synthesis (the sibling program :mod:`harken.speak.child`, same frames; its "init"
+carries a voice spec as ``engine``, and "ready" info has ``sample_rate``):
+
+- ``synthesize`` ``{id: int, text: str, options: {speed: float}}``, parent to child
+- ``audio`` ``{id: int}`` + float32 payload at the engine's rate, child to parent
+- ``done`` ``{id: int, samples: int}``: the sentence is complete, child to parent
 """
 
 from __future__ import annotations
@@ -85,6 +92,9 @@ MESSAGE_FIELDS: dict[str, frozenset[str]] = {
     "pong": frozenset({"id"}),
     "log": frozenset({"name", "levelno", "message"}),
     "shutdown_ack": frozenset(),
+    "synthesize": frozenset({"id", "text", "options"}),
+    "audio": frozenset({"id"}),
+    "done": frozenset({"id", "samples"}),
 }
 """The header keys each known message type must carry (besides "type")."""
 
