@@ -8,7 +8,7 @@ A unit ends at
 
 - a sentence end (``. ! ? …``, possibly followed by closing quotes or brackets) followed by
   white space, unless the word before a full stop is a common abbreviation ("Dr.", "e.g.")
-  or a single letter (an initial);
+  or a single letter (an initial), or dotted letters ("p.m.", "U.S.");
 - a line break;
 - a clause mark (``, ; : —``) followed by white space, once the unit holds at least
   ``first_clause_words`` words (the first unit of a text, so the first audio comes early) or
@@ -168,7 +168,8 @@ class TextCutter:
         if not words:
             return False
         word = words[-1].lstrip("\"'“‘([").lower()
-        return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
+        return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()) or (
+            "." in word and word.replace(".", "").isalpha())  # "p.m.", "U.S."
 
     @staticmethod
     def _space_before(text: str, limit: int) -> int:

@@ -461,7 +461,15 @@ class Speaker:
                 out, native_samples = resampler.flush(), 0
             else:
                 out, native_samples = resampler.process(piece), piece.size
-            self._deliver(unit, out, native_samples, piece_epoch)
+            # The resampler's delay can bunch samples; keep chunks at most chunk_ms long.
+            step = max(1, self._out_rate * self._chunk_ms // 1000)
+            counted = 0
+            for start in range(0, max(out.size, 1), step):
+                part = out[start:start + step]
+                share = native_samples if start + step >= out.size else \
+                    native_samples * (start + part.size) // out.size
+                self._deliver(unit, part, share - counted, piece_epoch)
+                counted = share
 
     def _deliver(self, unit: Unit, audio: NDArray[np.float32], native_samples: int,
                  epoch: int) -> None:
