@@ -8,7 +8,7 @@ import sys
 import textwrap
 
 HEAVY = ["faster_whisper", "ctranslate2", "onnxruntime", "sounddevice", "soundfile", "torch",
-         "webrtcvad", "websockets", "soxr"]
+         "webrtcvad", "websockets", "soxr", "piper"]
 
 
 def test_import_starts_nothing_and_imports_no_heavy_package(tmp_path):
@@ -20,6 +20,12 @@ def test_import_starts_nothing_and_imports_no_heavy_package(tmp_path):
         import harken.compat, harken.cli.main, harken.testing
         Recorder(source="push")          # constructing starts nothing either
         harken.compat.AudioToTextRecorder(use_microphone=False)
+        import harken.speak, harken.speak.aio, harken.cli.say
+        from harken.speak import AsyncSpeaker, Speaker, SpeechEngineHost
+        Speaker(sink="device")                    # the default voice, the sound card
+        Speaker(engine="tone", sink="out.wav")    # no file is created before start()
+        AsyncSpeaker(engine="espeak")
+        SpeechEngineHost(engine="tone")
         print(json.dumps({{
             "threads": threading.active_count(),
             "handlers": len(logging.getLogger().handlers),
