@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from harken.errors import ConfigError, EngineError, LifecycleError
-from harken.speak import AsyncSpeaker, SpeechEngineHost, Speaker
+from harken.speak import AsyncSpeaker, Speaker, SpeechEngineHost
 
 WORD = 3200  # samples of one tone word at 16 kHz (200 ms)
 

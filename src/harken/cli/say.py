@@ -44,7 +44,7 @@ def _lines() -> Iterator[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Speak ``args.text``; return the exit status."""
-    from ..speak import Speaker
+    from ..speak.speaker import Speaker
 
     sink: object = "device"
     if args.output is not None:

@@ -8,6 +8,7 @@ Routes:
   (:mod:`harken.server.openai_realtime`).
 - ``POST /v1/audio/transcriptions``: OpenAI-compatible file transcription
   (:mod:`harken.server.openai_api`).
+- ``POST /v1/audio/speech``: OpenAI-compatible streamed speech (:mod:`harken.server.speech`).
 - ``GET /health`` (JSON) and ``GET /metrics`` (Prometheus text).
 - ``GET /``: a browser page that streams the microphone (:mod:`harken.server.web`).
 - ``GET /rtstt/control`` and ``GET /rtstt/data`` (WebSockets): RealtimeSTT's protocol, for
@@ -47,7 +48,7 @@ import time
 from typing import Any
 
 from ..errors import ConfigError, LifecycleError
-from . import openai_api, openai_realtime, web, websocket
+from . import openai_api, openai_realtime, speech, web, websocket
 from .auth import make_middleware
 from .config import ServerConfig
 from .connection_base import import_aiohttp
@@ -87,6 +88,8 @@ class Server:
         """Builds each session's detector on one shared Silero model."""
         self._runner: Any = None
         self.rtstt: RtsttHub | None = None
+        self.speech = speech.SpeechRoute(self)
+        """``POST /v1/audio/speech`` and its speech engine programs."""
         """RealtimeSTT's endpoints (set by :meth:`start`)."""
         self._port: int | None = None
         self.connections = ConnectionRegistry()
@@ -147,6 +150,7 @@ class Server:
             openai_api.add_routes(app, self)
             openai_realtime.add_routes(app, self)
             web.add_routes(app, self)
+            self.speech.add_routes(app)
             self.rtstt = RtsttHub.add_routes(app, self)
             # On shutdown, HTTP transcriptions in flight get the drain timeout to finish.
             runner = aiohttp_web.AppRunner(app, access_log=None,
@@ -184,6 +188,7 @@ class Server:
             with contextlib.suppress(Exception):
                 await self._runner.cleanup()
             self._runner = None
+        await self.speech.close()
         await self.engine.close()
 
     def session_name(self, peer: str) -> str:

@@ -70,6 +70,11 @@ class ServerConfig:
     rtstt_ports: tuple[int, int] | None = None
     """(control, data) ports that also serve RealtimeSTT's protocol at ``/``, e.g. (8011, 8012)
     for its client's default URLs; None: only ``/rtstt/control`` and ``/rtstt/data``."""
+    speech_engine: str | None = None
+    """The speech engine of ``POST /v1/audio/speech`` ("piper", "espeak", "tone",
+    "package.module:Class"); None: the best installed one, loaded on the first request."""
+    speech_voice: str | None = None
+    """Its default voice (OpenAI's voice names map to it); None: the engine's default."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host:
