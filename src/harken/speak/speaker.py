@@ -457,22 +457,16 @@ class Speaker:
             unit, piece, piece_epoch = action
             if resampler is None or piece_epoch != epoch:
                 resampler, epoch = StreamResampler(self._native, self._out_rate), piece_epoch
-            if piece is None:
-                out, native_samples = resampler.flush(), 0
-            else:
-                out, native_samples = resampler.process(piece), piece.size
+            out = resampler.flush() if piece is None else resampler.process(piece)
             # The resampler's delay can bunch samples; keep chunks at most chunk_ms long.
             step = max(1, self._out_rate * self._chunk_ms // 1000)
-            counted = 0
             for start in range(0, max(out.size, 1), step):
-                part = out[start:start + step]
-                share = native_samples if start + step >= out.size else \
-                    native_samples * (start + part.size) // out.size
-                self._deliver(unit, part, share - counted, piece_epoch)
-                counted = share
+                self._deliver(unit, out[start:start + step], piece_epoch, last=piece is None)
 
-    def _deliver(self, unit: Unit, audio: NDArray[np.float32], native_samples: int,
-                 epoch: int) -> None:
+    def _deliver(self, unit: Unit, audio: NDArray[np.float32], epoch: int,
+                 last: bool) -> None:
+        """Pace, then write one chunk; count it in engine-rate samples as the listener
+        gets it (so what the resampler still holds is not counted as delivered)."""
         duration = audio.size / self._out_rate
         with self._cond:
             if self._realtime:
@@ -491,7 +485,9 @@ class Speaker:
             error = exc
         with self._cond:
             self._delivering = False
-            unit.delivered += native_samples
+            unit.delivered += round(duration * self._native)
+            if last and unit.total is not None:  # the sentence's end: whole, not rounded
+                unit.delivered = unit.total
             self._clock += duration
             if error is not None and not unit.utterance.finished:
                 logger.warning("the sink raised: %s", error)
