@@ -52,3 +52,15 @@ def test_openai_client_example() -> None:
     with BackgroundServer(ServerConfig(port=0)) as server:
         lines = run("openai_client.py", "", server.url).splitlines()
     assert len(lines) >= 3 and starts_like_the_sample(" ".join(lines)), lines
+
+
+def test_speak_example(tmp_path) -> None:
+    import wave
+
+    out = tmp_path / "speak.wav"
+    lines = run("speak.py", str(out), "--engine", "tone").splitlines()
+    assert lines[0] == "said: Hello! This is harken speaking. (1.00 s)", lines
+    assert lines[1].startswith("streamed: Each sentence is spoken as soon as it is complete,")
+    assert lines[2].startswith("stopped; the caller heard: 'Your order shipped")
+    with wave.open(str(out)) as w:
+        assert w.getframerate() == 16000 and w.getnframes() > 16000 * 4
