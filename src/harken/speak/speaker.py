@@ -13,6 +13,10 @@ Threads, owned here and joined by ``close()``:
   ``on_error``; sink callbacks run on it;
 - "harken-speak-text" consumes iterables (and async iterables, on its own event loop) of
   text pieces given to ``speak()``.
+
+The bookkeeping of sentences and requests is :class:`~harken.speak.speech_queue.SpeechQueue`;
+this module is the shell around it, kept in one piece because its lifecycle, pacing clock
+and both threads share one lock and one state.
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ from numpy.typing import NDArray
 from ..audio.resample import StreamResampler
 from ..errors import ConfigError, LifecycleError
 from ..events import ErrorEvent
-from .cutter import TextCutter
 from .host import SpeechEngineHost
+from .speech_queue import Action, SpeechQueue
 from .report import SpeechHandle, SpeechReport
 from .sinks import Chunk, IteratorSink, Sink, WavSink, make_sink
 from .utterance import Unit, Utterance
@@ -130,18 +134,13 @@ class Speaker:
         self._on_error = on_error
         self._chunk_ms = chunk_ms
         self._lead_s = lead_ms / 1000
-        self._lookahead = lookahead
         self._host: SpeechEngineHost | None = None
         self._cond = threading.Condition(threading.RLock())
+        self._speech = SpeechQueue(self._cond, lookahead, self._speed)
         self._state = "created"
         self._native = 0
         self._out_rate = 0
-        self._queue: collections.deque[Unit] = collections.deque()
-        self._utterances: collections.deque[Utterance] = collections.deque()
-        self._requests: dict[int, Unit] = {}
         self._jobs: collections.deque[tuple[Utterance, Any]] = collections.deque()
-        self._errors: collections.deque[ErrorEvent] = collections.deque(maxlen=64)
-        self._epoch = 0
         self._delivering = False
         self._clock = 0.0
         self._threads: list[threading.Thread] = []
@@ -194,6 +193,7 @@ class Speaker:
                 assert self._host_config is not None
                 self._host = self._host_config.start()
             self._native = self._host.sample_rate
+            self._speech.host, self._speech.native_rate = self._host, self._native
             self._out_rate = self._sample_rate or self._native
             self._sink.open(self._out_rate, self._sample_format)
         except BaseException:
@@ -222,7 +222,7 @@ class Speaker:
             self._state = "closing"
         deadline = time.monotonic() + timeout
         if was_running:
-            self._stop(closing=True)
+            self.stop()
         with self._cond:
             self._cond.notify_all()
         for thread in self._threads:
@@ -264,19 +264,17 @@ class Speaker:
         with self._cond:
             utterance = self._open_utterance()
             if isinstance(text, str):
-                self._add_text(utterance, text, last=True)
+                self._speech.add_text(utterance, text, last=True)
             else:
                 self._jobs.append((utterance, text))
-            self._cond.notify_all()
+                self._cond.notify_all()
         return utterance.handle
 
     def _open_utterance(self) -> Utterance:
-        """Queue a new utterance whose text is still to come (lock held or not)."""
         with self._cond:
-            self._check_running()
-            utterance = Utterance(SpeechHandle(), TextCutter())
-            self._utterances.append(utterance)
-            return utterance
+            if self._state != "running":
+                raise LifecycleError(f"the speaker is {self._state}; call start() first")
+            return self._speech.open()
 
     def say(self, text: TextInput, timeout: float | None = None) -> SpeechReport:
         """Speak and wait until it was delivered; return the report (see ``speak()``)."""
@@ -292,7 +290,15 @@ class Speaker:
             The report of the speech that was playing (or the first one waiting); an empty
             report when nothing was.
         """
-        return self._stop(closing=False)
+        with self._cond:
+            stopped = self._speech.clear()
+            self._jobs.clear()
+            self._sink.interrupt()
+            if threading.current_thread() not in self._threads[:1]:  # not from a callback
+                self._cond.wait_for(lambda: not self._delivering, timeout=1.0)
+            for utterance in stopped:
+                utterance.finish(self._native)
+        return stopped[0].handle.report if stopped else SpeechReport(())
 
     def chunks(self, timeout: float | None = None) -> Iterable[Chunk]:
         """Iterate the audio chunks (when the sink is the iterator) until ``close()``.
@@ -305,141 +311,16 @@ class Speaker:
             raise ConfigError("chunks() needs sink='iterator' (the default without on_audio)")
         return self._sink.chunks(timeout)
 
-    def _check_running(self) -> None:
-        if self._state != "running":
-            raise LifecycleError(f"the speaker is {self._state}; call start() first")
-
-    def _add_text(self, utterance: Utterance, piece: str, last: bool) -> None:
-        """Cut a piece into units and queue them (lock held)."""
-        if utterance.finished:
-            return
-        texts = utterance.cutter.feed(piece)
-        if last:
-            texts += utterance.cutter.flush()
-            utterance.input_done = True
-        for text in texts:
-            unit = Unit(text, utterance)
-            utterance.units.append(unit)
-            self._queue.append(unit)
-        self._cond.notify_all()
-
-    def _stop(self, closing: bool) -> SpeechReport:
-        with self._cond:
-            self._epoch += 1
-            stopped = list(self._utterances)
-            self._utterances.clear()
-            self._jobs.clear()
-            for unit in self._queue:
-                if unit.request_id is not None and self._host is not None:
-                    self._host.cancel(unit.request_id)
-            self._queue.clear()
-            self._requests.clear()
-            for utterance in stopped:
-                utterance.interrupted = True
-            self._sink.interrupt()
-            self._cond.notify_all()
-            if not self._on_out_thread():
-                self._cond.wait_for(lambda: not self._delivering, timeout=1.0)
-            for utterance in stopped:
-                utterance.finish(self._native)
-        return stopped[0].handle.report if stopped else SpeechReport(())
-
-    def _on_out_thread(self) -> bool:
-        return threading.current_thread() in self._threads[:1]
-
-    # ------------------------------------------------------------------ listener (host thread)
-
-    def on_audio(self, request_id: int, audio: NDArray[np.float32]) -> None:
-        """:class:`~harken.speak.host.SynthesisListener`: buffer a sentence's audio."""
-        with self._cond:
-            unit = self._requests.get(request_id)
-            if unit is not None:
-                unit.add(audio)
-                self._cond.notify_all()
-
-    def on_done(self, request_id: int, samples: int) -> None:
-        """:class:`~harken.speak.host.SynthesisListener`: the sentence is complete."""
-        with self._cond:
-            unit = self._requests.pop(request_id, None)
-            if unit is not None:
-                unit.total = samples
-                self._cond.notify_all()
-
-    def on_failed(self, request_id: int, error: BaseException) -> None:
-        """:class:`~harken.speak.host.SynthesisListener`: the sentence failed for good."""
-        with self._cond:
-            unit = self._requests.pop(request_id, None)
-            if unit is not None:
-                unit.error = error
-                self._cond.notify_all()
-
-    def on_restart(self, request_id: int) -> None:
-        """:class:`~harken.speak.host.SynthesisListener`: synthesis starts over."""
-        with self._cond:
-            unit = self._requests.get(request_id)
-            if unit is not None:
-                unit.restart()
-                self._cond.notify_all()
-
     # ------------------------------------------------------------------ delivery thread
 
-    def _submit_ahead(self) -> None:
-        """Send the next sentences to the engine, up to ``lookahead`` ahead (lock held)."""
-        assert self._host is not None
-        budget = self._lookahead + 1
-        for unit in self._queue:
-            if budget <= 0:
-                return
-            budget -= 1
-            if unit.request_id is None and unit.error is None:
-                try:
-                    unit.request_id = self._host.submit(unit.text, self, speed=self._speed)
-                    self._requests[unit.request_id] = unit
-                except Exception as exc:
-                    unit.error = exc
-
-    def _end_utterances(self) -> None:
-        """Finish utterances whose units were all delivered (lock held)."""
-        while self._utterances:
-            head = self._utterances[0]
-            if not head.input_done or any(u.utterance is head for u in self._queue):
-                return
-            self._utterances.popleft()
-            head.finish(self._native)
-
-    def _fail(self, utterance: Utterance, error: BaseException, where: str) -> None:
-        """End an utterance with an error and drop its units (lock held)."""
-        utterance.error = error
-        for unit in [u for u in self._queue if u.utterance is utterance]:
-            self._queue.remove(unit)
-            if unit.request_id is not None and self._host is not None:
-                self._requests.pop(unit.request_id, None)
-                self._host.cancel(unit.request_id)
-        if utterance in self._utterances:
-            self._utterances.remove(utterance)
-        utterance.finish(self._native)
-        self._errors.append(ErrorEvent(error=error, fatal=False, where=where))
-
-    def _next_action(self) -> tuple[Unit, NDArray[np.float32] | None, int] | None:
-        """Wait for something to deliver: (unit, piece or None at its end, epoch)."""
+    def _next_action(self) -> Action | None:
+        """Wait for something to deliver; None when errors are waiting to be reported."""
         chunk = max(1, self._native * self._chunk_ms // 1000)
         with self._cond:
             while self._state in ("running", "starting"):
-                self._submit_ahead()
-                self._end_utterances()
-                if self._errors:
-                    return None
-                if self._queue:
-                    unit = self._queue[0]
-                    if unit.buffer:
-                        return unit, unit.take(chunk), self._epoch
-                    if unit.error is not None:
-                        self._fail(unit.utterance, unit.error, "engine")
-                        continue
-                    if unit.total is not None:
-                        self._queue.popleft()
-                        unit.utterance.handle._update(unit.utterance.report(self._native))
-                        return unit, None, self._epoch
+                action = self._speech.next_action(chunk)
+                if action is not None or self._speech.errors:
+                    return action
                 self._cond.wait(0.5)
             raise _Closing
 
@@ -472,9 +353,10 @@ class Speaker:
             if self._realtime:
                 now = time.monotonic()
                 self._clock = max(self._clock, now)
-                self._cond.wait_for(lambda: self._epoch != epoch or self._state != "running",
+                self._cond.wait_for(lambda: self._speech.epoch != epoch
+                                    or self._state != "running",
                                     timeout=max(0.0, self._clock - self._lead_s - now))
-            if self._epoch != epoch or self._state != "running":
+            if self._speech.epoch != epoch or self._state != "running":
                 return
             self._delivering = True
         error: BaseException | None = None
@@ -489,9 +371,9 @@ class Speaker:
             if last and unit.total is not None:  # the sentence's end: whole, not rounded
                 unit.delivered = unit.total
             self._clock += duration
-            if error is not None and not unit.utterance.finished:
+            if error is not None:
                 logger.warning("the sink raised: %s", error)
-                self._fail(unit.utterance, error, "sink")
+                self._speech.fail(unit.utterance, error, "sink")
             self._cond.notify_all()
         if error is not None:
             self._report_errors()
@@ -507,9 +389,9 @@ class Speaker:
     def _report_errors(self) -> None:
         while True:
             with self._cond:
-                if not self._errors:
+                if not self._speech.errors:
                     return
-                event = self._errors.popleft()
+                event = self._speech.errors.popleft()
             logger.warning("speech failed (%s): %s", event.where, event.error)
             if self._on_error is not None:
                 try:
@@ -537,19 +419,14 @@ class Speaker:
 
     def _fail_text(self, utterance: Utterance, error: BaseException) -> None:
         """The text source of an utterance raised: end it with the error."""
-        with self._cond:
-            if not utterance.finished:
-                utterance.input_done = True
-                self._fail(utterance, error, "text")
-                self._cond.notify_all()
+        self._speech.fail(utterance, error, "text")
 
     def _feed(self, utterance: Utterance, piece: str | None) -> bool:
         """Add a piece (None: the end); return False once the utterance was stopped."""
         with self._cond:
-            if utterance.finished or self._state != "running":
+            if self._state != "running":
                 return False
-            self._add_text(utterance, piece or "", last=piece is None)
-            return True
+            return self._speech.add_text(utterance, piece or "", last=piece is None)
 
     def _consume(self, utterance: Utterance, source: Iterable[str]) -> None:
         iterator = iter(source)
