@@ -20,14 +20,13 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import signal
 import sys
 import threading
 import time
 from typing import IO, Any
 
 from ..errors import ProtocolError
-from ..worker.child import _failure, _PipeLogHandler, _Sender
+from ..worker.child import _failure, _Sender, begin
 from ..worker.protocol import Message, check_message, encode_audio, read_message
 
 __all__ = ["main"]
@@ -135,25 +134,10 @@ def _serve(engine: Any, sender: _Sender, queue: _Queue) -> None:
 
 def main() -> int:
     """Run the speech engine program until "shutdown" or EOF; return the exit code."""
-    protocol_fd = os.dup(1)
-    os.dup2(2, 1)  # anything printed from now on goes to stderr
-    if hasattr(signal, "SIGINT"):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent coordinates shutdown
-    stdin = sys.stdin.buffer
-    sender = _Sender(os.fdopen(protocol_fd, "wb"))
-    try:
-        init = read_message(stdin)
-        if init is None:
-            return 0
-        check_message(init, "init")
-    except (ProtocolError, OSError) as exc:
-        sys.stderr.write(f"harken speech engine program: bad init message: {exc}\n")
-        return 2
-
-    root = logging.getLogger()
-    level = int(init.header.get("log_level", logging.WARNING))
-    root.addHandler(_PipeLogHandler(sender, level))
-    root.setLevel(level)
+    begun = begin("speech engine program")
+    if isinstance(begun, int):
+        return begun
+    stdin, sender, init = begun
 
     from .engines.base import create_synthesis_engine
     from .voices import VoiceSpec

@@ -36,9 +36,9 @@ from ..audio.resample import StreamResampler
 from ..errors import ConfigError, LifecycleError
 from ..events import ErrorEvent
 from .host import SpeechEngineHost
-from .speech_queue import Action, SpeechQueue
 from .report import SpeechHandle, SpeechReport
 from .sinks import Chunk, IteratorSink, Sink, WavSink, make_sink
+from .speech_queue import Action, SpeechQueue
 from .utterance import Unit, Utterance
 
 __all__ = ["SAMPLE_FORMATS", "SAMPLE_RATES", "Speaker"]

@@ -30,7 +30,7 @@ from ..engine.base import DecodeHints
 from ..errors import ProtocolError
 from .protocol import Message, check_message, decode_audio, read_message, write_message
 
-__all__ = ["main"]
+__all__ = ["begin", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -188,8 +188,21 @@ def _serve(engine: Any, sender: _Sender, inbox: _Inbox) -> None:
                                "compute_seconds": elapsed})
 
 
-def main() -> int:
-    """Run the engine process until "shutdown" or EOF; return the exit code."""
+def begin(program: str) -> tuple[IO[bytes], _Sender, Message] | int:
+    """Set up a program that speaks the framed protocol on its stdin and stdout.
+
+    Keeps the real stdout for frames (file descriptor 1 then points at stderr), ignores
+    SIGINT (the parent coordinates shutdown), reads "init" and sends the root logger's
+    records to the parent at the level it asks for. Shared by this engine process and the
+    speech engine program (:mod:`harken.speak.child`).
+
+    Args:
+        program: the program's name for the error message.
+
+    Returns:
+        ``(stdin, sender, init)``, or an exit code: 0 when stdin ended before "init", 2 when
+        "init" was malformed.
+    """
     protocol_fd = os.dup(1)
     os.dup2(2, 1)  # anything printed from now on goes to stderr
     if hasattr(signal, "SIGINT"):
@@ -202,13 +215,21 @@ def main() -> int:
             return 0
         check_message(init, "init")
     except (ProtocolError, OSError) as exc:
-        sys.stderr.write(f"harken engine process: bad init message: {exc}\n")
+        sys.stderr.write(f"harken {program}: bad init message: {exc}\n")
         return 2
-
     root = logging.getLogger()
     level = int(init.header.get("log_level", logging.WARNING))
     root.addHandler(_PipeLogHandler(sender, level))
     root.setLevel(level)
+    return stdin, sender, init
+
+
+def main() -> int:
+    """Run the engine process until "shutdown" or EOF; return the exit code."""
+    begun = begin("engine process")
+    if isinstance(begun, int):
+        return begun
+    stdin, sender, init = begun
 
     from ..config import EngineConfig
     from ..engine.registry import create_engine
