@@ -300,3 +300,16 @@ def test_async_speaker_streams_tokens_and_chunks() -> None:
 
     got, text = asyncio.run(main())
     assert got == 4 * WORD and text == "Hello there my friend."
+
+
+def test_espeak_voice_streams_real_speech_in_another_language() -> None:
+    sink = Collector()
+    with Speaker("de", engine="espeak", on_audio=sink, realtime=False) as speaker:
+        assert speaker.sample_rate == 22050
+        report = speaker.say("Guten Morgen. Wie geht es dir heute?", timeout=30)
+    assert report.complete and len(report.sentences) == 2
+    audio = np.concatenate(sink.chunks)
+    assert 1.5 < audio.size / 22050 < 6.0
+    assert float(np.sqrt(np.mean(audio ** 2))) > 0.02
+    assert report.sentences[0].total_samples + report.sentences[1].total_samples == \
+        audio.size
