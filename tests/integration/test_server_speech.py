@@ -98,9 +98,14 @@ def test_wav_stream_header_and_speed(client) -> None:
     assert abs(len(data) - 44 - 2 * WORD_BYTES // 2) <= 200  # twice as fast: half as long
 
 
-def test_wrong_token_is_refused(server) -> None:
+def test_wrong_or_missing_token_is_refused(server) -> None:
     status, _ = post(server, {"input": "hi"}, token="wrong")
     assert status == 401
+    request = urllib.request.Request(server.url + "/v1/audio/speech", data=b'{"input":"hi"}')
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=10)
+    with caught.value:
+        assert caught.value.code == 401
     with openai.OpenAI(base_url=server.url + "/v1", api_key="wrong", max_retries=0) as bad:
         with pytest.raises(openai.AuthenticationError):
             bad.audio.speech.create(model="tts-1", voice="alloy", input="hi")
