@@ -101,3 +101,58 @@ def test_iterator_sink_waits_when_full_and_interrupt_empties_it() -> None:
     sink.write(np.ones(2, np.float32))
     sink.close()
     assert [c.size for c in sink.chunks(1.0)] == [2]
+
+
+class FakeHost:
+    """Records submits and cancels; stands in for SpeechEngineHost in SpeechQueue."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, str]] = []
+        self.cancelled: list[int] = []
+
+    def submit(self, text, listener, *, speed=1.0) -> int:
+        self.sent.append((len(self.sent) + 1, text))
+        return len(self.sent)
+
+    def cancel(self, request_id: int) -> None:
+        self.cancelled.append(request_id)
+
+
+def test_speech_queue_submits_ahead_delivers_in_order_and_recovers_a_restart() -> None:
+    import threading
+
+    from harken.speak.speech_queue import SpeechQueue
+
+    host = FakeHost()
+    queue = SpeechQueue(threading.Condition(threading.RLock()), lookahead=1, speed=1.0)
+    queue.host, queue.native_rate = host, 100  # type: ignore[assignment]
+    utterance = queue.open()
+    queue.add_text(utterance, "One. Two. Three. Four.", last=True)
+    assert queue.next_action(10) is None  # nothing synthesised yet
+    assert [t for _, t in host.sent] == ["One.", "Two."]  # the playing one + 1 ahead
+    queue.on_audio(2, np.ones(5, np.float32))  # the second arrives first: it waits its turn
+    assert queue.next_action(10) is None
+    queue.on_audio(1, np.arange(15, dtype=np.float32))
+    unit, piece, epoch = queue.next_action(10)
+    assert unit.text == "One." and piece.tolist() == list(range(10))
+    queue.on_restart(1)  # the engine died: it starts sentence 1 again
+    queue.on_audio(1, np.arange(15, dtype=np.float32))
+    queue.on_done(1, 15)
+    _, piece, _ = queue.next_action(10)
+    assert piece.tolist() == list(range(10, 15))  # what was taken is not repeated
+    assert queue.next_action(10)[1] is None  # sentence 1 ends
+    queue.on_done(2, 5)
+    assert queue.next_action(10)[0].text == "Two."
+    assert [t for _, t in host.sent] == ["One.", "Two.", "Three."]  # one ahead again
+    queue.on_failed(3, RuntimeError("boom"))
+    assert queue.next_action(10)[1] is None
+    assert queue.next_action(10) is None  # sentence 3 failed: the utterance fails
+    assert utterance.finished and isinstance(utterance.error, RuntimeError)
+    assert [e.where for e in queue.errors] == ["engine"]
+    assert 4 in host.cancelled  # the failed utterance's later sentence leaves the engine
+    other = queue.open()
+    queue.add_text(other, "Five six.", last=True)
+    queue.next_action(10)
+    stopped = queue.clear()
+    assert stopped == [other] and other.interrupted and queue.epoch == epoch + 1
+    assert host.cancelled[-1] == host.sent[-1][0]
