@@ -51,6 +51,11 @@ def add_parser(subparsers: Any) -> None:
     s.add_argument("--rtstt-ports", type=_port_pair, default=None, metavar="CONTROL,DATA",
                    help="also serve RealtimeSTT's protocol at / on these two ports, e.g. "
                    "8011,8012 (its client's defaults)")
+    s.add_argument("--speech-engine", default=None,
+                   help="voice engine of POST /v1/audio/speech: piper, espeak, or "
+                   "package.module:Class (default: the best installed)")
+    s.add_argument("--speech-voice", default=None,
+                   help="its default voice (OpenAI's voice names map to it)")
     s.set_defaults(run=run)
 
 
@@ -77,7 +82,8 @@ def _config(args: argparse.Namespace) -> Any:
                         max_sessions=args.max_sessions, drain_timeout_s=args.drain_timeout,
                         fast_finals_at=args.fast_finals_at or None,
                         max_audio_rate=args.max_audio_rate, rtstt_ports=args.rtstt_ports,
-                        token=args.token or os.environ.get("HARKEN_TOKEN") or None)
+                        token=args.token or os.environ.get("HARKEN_TOKEN") or None,
+                        speech_engine=args.speech_engine, speech_voice=args.speech_voice)
 
 
 async def _serve(config: Any) -> None:

@@ -88,9 +88,9 @@ class Server:
         """Builds each session's detector on one shared Silero model."""
         self._runner: Any = None
         self.rtstt: RtsttHub | None = None
+        """RealtimeSTT's endpoints (set by :meth:`start`)."""
         self.speech = speech.SpeechRoute(self)
         """``POST /v1/audio/speech`` and its speech engine programs."""
-        """RealtimeSTT's endpoints (set by :meth:`start`)."""
         self._port: int | None = None
         self.connections = ConnectionRegistry()
         """Every open WebSocket connection, whatever its protocol (harken's, OpenAI

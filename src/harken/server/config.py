@@ -93,6 +93,10 @@ class ServerConfig:
         for name in ("drain_timeout_s", "start_timeout_s", "audio_burst_s"):
             _positive(name, getattr(self, name), whole=False)
         check_token(self.token)
+        for name in ("speech_engine", "speech_voice"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, str) and value.strip()):
+                raise ConfigError(f"{name} must be a non-empty str or None, got {value!r}")
         check_ports(self.rtstt_ports)
         for name, cls in (("engine", EngineConfig), ("vad", VadConfig),
                           ("realtime", RealtimeConfig)):
