@@ -313,3 +313,21 @@ def test_espeak_voice_streams_real_speech_in_another_language() -> None:
     assert float(np.sqrt(np.mean(audio ** 2))) > 0.02
     assert report.sentences[0].total_samples + report.sentences[1].total_samples == \
         audio.size
+
+
+def test_a_hung_engine_is_killed_restarted_and_the_sentence_reported() -> None:
+    sink = Collector()
+    errors: list = []
+    with SpeechEngineHost(engine="tone", options={"hang_on": "stuck"},
+                          request_timeout_s=0.5) as host:
+        with Speaker(host=host, on_audio=sink, on_error=errors.append,
+                     realtime=False) as speaker:
+            started = time.monotonic()
+            stuck = speaker.speak("this is stuck")
+            with pytest.raises(Exception, match="sent nothing for"):
+                stuck.wait(30)
+            assert time.monotonic() - started < 15  # three tries of about half a second
+            assert speaker.say("this works", timeout=30).complete
+        assert host.restarts == 3 and host.running
+    assert [e.where for e in errors] == ["engine"]
+    assert sink.samples == 2 * WORD

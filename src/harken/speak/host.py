@@ -10,9 +10,11 @@ sessions) can share one host: pass ``host=`` to each, and start and close the ho
         a = Speaker(host=host, on_audio=call_a.play).start()
         b = Speaker(host=host, on_audio=call_b.play).start()
 
-One thread, "harken-speak-engine-reader", owned here and joined by ``close()``, reads the
+Two threads, owned here and joined by ``close()``: "harken-speak-engine-reader" reads the
 program's answers and calls the request's :class:`SynthesisListener` (so listeners run on
-that thread and must be quick). When the program dies (a crash, a SIGKILL) it is restarted
+that thread and must be quick); "harken-speak-engine-watchdog" kills a program that sends
+nothing for ``request_timeout_s`` while it holds sentences (a hang), which sends it down the
+crash path. When the program dies (a crash, a SIGKILL, the watchdog) it is restarted
 and every unanswered request is sent again, whole: its listener first gets ``on_restart``
 so it can drop what it had not played yet. The request the program was working on when it
 died is given up after ``max_attempts`` tries (``on_failed`` with
@@ -107,6 +109,8 @@ class SpeechEngineHost:
             installed engine.
         options: engine options (JSON-serialisable keyword arguments of the engine).
         start_timeout_s: seconds the program may take to load the voice.
+        request_timeout_s: seconds the program may stay silent while it holds sentences
+            before it is considered hung, killed and restarted.
         max_attempts: how often a sentence is tried when the program dies while on it,
             and how many crashes in a row are tolerated.
         python: the interpreter to run the program with; defaults to ``sys.executable``.
@@ -119,13 +123,16 @@ class SpeechEngineHost:
 
     def __init__(self, voice: str | None = None, *, engine: str | None = None,
                  options: Mapping[str, Any] | None = None, start_timeout_s: float = 120.0,
-                 max_attempts: int = 3, python: str | None = None) -> None:
+                 request_timeout_s: float = 30.0, max_attempts: int = 3,
+                 python: str | None = None) -> None:
         self.spec: VoiceSpec = resolve_voice(engine, voice, options)
         """The engine and voice the program loads."""
-        if isinstance(start_timeout_s, bool) or not isinstance(start_timeout_s, (int, float)) \
-                or not start_timeout_s > 0:
-            raise ConfigError(f"start_timeout_s must be a number of seconds > 0, "
-                              f"got {start_timeout_s!r}")
+        for name, value in (("start_timeout_s", start_timeout_s),
+                            ("request_timeout_s", request_timeout_s)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not value > 0:
+                raise ConfigError(f"{name} must be a number of seconds > 0, got {value!r}")
+        self._request_timeout_s = float(request_timeout_s)
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) \
                 or max_attempts < 1:
             raise ConfigError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
@@ -146,6 +153,8 @@ class SpeechEngineHost:
         self._shared = Shared()
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._reader: threading.Thread | None = None
+        self._watchdog: threading.Thread | None = None
+        self._last_progress = 0.0
 
     # ------------------------------------------------------------------ public API
 
@@ -218,6 +227,9 @@ class SpeechEngineHost:
             self._reader = threading.Thread(target=self._read_loop,
                                             name="harken-speak-engine-reader", daemon=True)
             self._reader.start()
+            self._watchdog = threading.Thread(target=self._watch_loop,
+                                              name="harken-speak-engine-watchdog", daemon=True)
+            self._watchdog.start()
             ready = self._cond.wait_for(lambda: self._state is not _State.STARTING
                                         or self._start_error is not None,
                                         timeout=self._start_timeout_s)
@@ -244,6 +256,8 @@ class SpeechEngineHost:
             if self._state is not _State.RUNNING:
                 raise LifecycleError(f"SpeechEngineHost.submit() called while "
                                      f"{self._state.value}; call start() first")
+            if not self._requests:
+                self._last_progress = time.monotonic()  # the silence clock starts now
             self._next_id += 1
             request_id = self._next_id
             self._requests[request_id] = _Request(text, float(speed), listener)
@@ -282,11 +296,11 @@ class SpeechEngineHost:
             self._cond.notify_all()
         if child is not None:
             stop_child(child, started + timeout / 2, deadline)
-        reader = self._reader
-        if reader is not None and reader is not threading.current_thread():
-            reader.join(max(0.05, deadline - time.monotonic()))
-            if reader.is_alive():
-                logger.warning("the speech engine reader did not stop within the close timeout")
+        for thread in (self._reader, self._watchdog):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(max(0.05, deadline - time.monotonic()))
+                if thread.is_alive():
+                    logger.warning("%s did not stop within the close timeout", thread.name)
         for proc in self._shared.procs:
             close_pipes(proc)
         with self._cond:
@@ -348,6 +362,8 @@ class SpeechEngineHost:
     def _dispatch(self, child: Child, message: Message) -> None:
         header = message.header
         kind = message.type
+        with self._cond:
+            self._last_progress = time.monotonic()
         if kind == "log":
             relay_log(header)
         elif kind == "ready":
@@ -382,6 +398,32 @@ class SpeechEngineHost:
                       EngineError(str(header["message"]), str(header["error_type"])))
         elif kind not in ("pong", "shutdown_ack"):
             logger.warning("unexpected %r message from the speech engine program", kind)
+
+    def _watch_loop(self) -> None:
+        """Kill a program that holds sentences and has said nothing for too long."""
+        with self._cond:
+            while self._state in (_State.STARTING, _State.RUNNING):
+                self._cond.wait(0.1)
+                child = self._child
+                if child is None or child.kill_reason is not None \
+                        or child.proc.returncode is not None:
+                    continue
+                now = time.monotonic()
+                if not child.ready:
+                    if self._state is _State.RUNNING \
+                            and now - child.started_at > self._start_timeout_s:
+                        child.kill_reason = (f"it did not load the voice within "
+                                             f"{self._start_timeout_s} s")
+                elif self._requests and now - self._last_progress > self._request_timeout_s:
+                    child.kill_reason = (f"it sent nothing for {now - self._last_progress:.1f}"
+                                         f" s while holding {len(self._requests)} sentence(s)")
+                if child.kill_reason is not None:
+                    logger.warning("killing speech engine program %d: %s", child.proc.pid,
+                                   child.kill_reason)
+                    try:
+                        child.proc.kill()
+                    except OSError:  # pragma: no cover - already gone
+                        pass
 
     def _child_gone(self, child: Child, problem: BaseException | None) -> bool:
         """Handle the end of a program; return True to read from its replacement."""
