@@ -21,7 +21,7 @@ from server_helpers import bursts, config, silence, tone, ws_base
 from server_helpers import run as run_server
 
 from harken.audio.convert import float32_to_pcm16
-from harken.config import EngineConfig, VadConfig
+from harken.config import EngineConfig, RealtimeConfig, VadConfig
 from harken.server.app import Server
 from harken.server.openai_realtime import (
     EventError,
@@ -38,6 +38,56 @@ COMPLETED = "conversation.item.input_audio_transcription.completed"
 DELTA = "conversation.item.input_audio_transcription.delta"
 FAILED = "conversation.item.input_audio_transcription.failed"
 SCRIPTED = EngineConfig(engine="scripted", options={"text": TEXT})
+
+
+_MODELS: dict[bool, dict[str, Any]] = {}
+
+
+def _event_models(beta: bool) -> dict[str, Any]:
+    """Event type -> the openai package's model of it, from its server event union."""
+    if beta not in _MODELS:
+        import typing
+
+        if beta:
+            from openai.types.beta.realtime import RealtimeServerEvent as union
+        else:
+            from openai.types.realtime import RealtimeServerEvent as union
+        members = typing.get_args(typing.get_args(union)[0])
+        _MODELS[beta] = {typing.get_args(m.model_fields["type"].annotation)[0]: m
+                         for m in members}
+    return _MODELS[beta]
+
+
+def checked(data: str | bytes, beta: bool = False) -> dict[str, Any]:
+    """The event ``data`` as a dict, after the openai package's own event models accepted it.
+
+    Every server event a test receives passes through here: an event type that is not in
+    the package's server event union, a missing field or a value of the wrong type fails
+    the test. The beta union has no ``transcription_session.created``; that event is
+    checked with the model of ``transcription_session.updated``, which carries the same
+    session object.
+    """
+    event = json.loads(data)
+    assert isinstance(event, dict), event
+    kind = event.get("type")
+    if beta and kind == "transcription_session.created":
+        kind = "transcription_session.updated"
+    model = _event_models(beta).get(kind)
+    assert model is not None, f"not a {'beta ' if beta else ''}Realtime server event: {event}"
+    model.model_validate({**event, "type": kind})
+    return event
+
+
+async def recv(conn: Any) -> Any:
+    """The openai connection's next event, checked (see :func:`checked`)."""
+    data = await conn.recv_bytes()
+    checked(data)
+    return conn.parse_event(data)
+
+
+async def ws_recv(ws: Any, beta: bool = False) -> dict[str, Any]:
+    """A raw WebSocket's next event, checked (see :func:`checked`)."""
+    return checked(await ws.recv(), beta)
 
 
 def b64(audio: np.ndarray) -> str:
@@ -73,8 +123,14 @@ async def events_until(conn: Any, done: Callable[[list[Any]], bool],
     out: list[Any] = []
     async with asyncio.timeout(timeout):
         while not done(out):
-            out.append(await conn.recv())
+            out.append(await recv(conn))
     return out
+
+
+def item_of(event: Any) -> str | None:
+    """The id of the item an event is about (None for session and error events)."""
+    item = getattr(event, "item", None)
+    return item.id if item is not None else getattr(event, "item_id", None)
 
 
 def count(kind: str) -> Callable[[list[Any]], Callable[[list[Any]], bool]]:
@@ -83,11 +139,12 @@ def count(kind: str) -> Callable[[list[Any]], Callable[[list[Any]], bool]]:
     return at_least  # type: ignore[return-value]
 
 
-async def raw_until(ws: Any, kind: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+async def raw_until(ws: Any, kind: str, timeout: float = 10.0,
+                    beta: bool = False) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     async with asyncio.timeout(timeout):
         while not out or out[-1]["type"] != kind:
-            out.append(json.loads(await ws.recv()))
+            out.append(await ws_recv(ws, beta))
     return out
 
 
@@ -108,76 +165,109 @@ async def wait_idle(server: Server, timeout: float = 5.0) -> dict[str, Any]:
 # ---------------------------------------------------------------- openai client, scripted
 
 
-def test_server_vad_event_sequence_with_the_openai_client():
+@pytest.mark.parametrize("early", [False, True], ids=["held", "stable_prefix"])
+def test_server_vad_event_sequence_with_the_openai_client(early: bool):
     async def body(server: Server) -> None:
         async with connect(server) as conn:
-            created = await conn.recv()
+            created = await recv(conn)
             assert created.type == "session.created"
             fmt = created.session.audio.input.format
             assert (fmt.type, fmt.rate) == ("audio/pcm", 24000)
             assert created.session.audio.input.turn_detection.type == "server_vad"
             await conn.session.update(session={
                 "type": "transcription",
+                "include": ["item.input_audio_transcription.logprobs"],
                 "audio": {"input": {
                     "transcription": {"model": "gpt-4o-transcribe", "language": "en"},
+                    "noise_reduction": {"type": "near_field"},
                     "turn_detection": {"type": "server_vad", "silence_duration_ms": 400,
                                        "prefix_padding_ms": 200}}}})
-            updated = await conn.recv()
+            updated = await recv(conn)
             assert updated.type == "session.updated"
-            td = updated.session.audio.input.turn_detection
+            audio_in = updated.session.audio.input
+            td = audio_in.turn_detection
             assert (td.silence_duration_ms, td.prefix_padding_ms) == (400, 200)
-            assert updated.session.audio.input.transcription.language == "en"
+            assert audio_in.transcription.language == "en"
+            assert audio_in.noise_reduction.type == "near_field"
+            assert updated.session.include == ["item.input_audio_transcription.logprobs"]
             sender = asyncio.create_task(send_audio(conn, bursts(2, RATE)))
-            events = await events_until(conn, count(COMPLETED)(2))
+            events = await events_until(conn, count("conversation.item.done")(2))
             await sender
         kinds = [e.type for e in events]
-        items = list(dict.fromkeys(e.item_id for e in events))
+        items = list(dict.fromkeys(item_of(e) for e in events))
         assert len(items) == 2, kinds
         previous = None
         for n, item in enumerate(items):
-            mine = [e for e in events if getattr(e, "item_id", None) == item]
+            mine = [e for e in events if item_of(e) == item]
             order = [e.type for e in mine if e.type != DELTA]
             assert order == ["input_audio_buffer.speech_started",
                              "input_audio_buffer.speech_stopped",
-                             "input_audio_buffer.committed", COMPLETED], order
-            started, stopped, committed, completed = (e for e in mine if e.type != DELTA)
+                             "input_audio_buffer.committed", "conversation.item.added",
+                             COMPLETED, "conversation.item.done"], order
+            started, stopped, committed, added, completed, done = (
+                e for e in mine if e.type != DELTA)
             # Stream times in ms: tone n starts at 0.3 + 1.8 n s, minus 200 ms of padding.
             assert abs(started.audio_start_ms - (100 + 1800 * n)) <= 70
             assert abs(stopped.audio_end_ms - (1300 + 1800 * n)) <= 70
             assert committed.previous_item_id == previous
+            assert added.previous_item_id == done.previous_item_id == previous
+            assert (added.item.role, added.item.status) == ("user", "in_progress")
+            assert added.item.content[0].type == "input_audio"
+            assert added.item.content[0].transcript is None
+            assert done.item.status == "completed"
+            assert done.item.content[0].transcript == TEXT
             previous = item
             assert completed.transcript == TEXT
             assert completed.usage.type == "duration" and completed.usage.seconds > 0.9
-            deltas = [e.delta for e in mine if e.type == DELTA]
-            assert "".join(deltas) == TEXT  # the deltas concatenate to the transcript
-            # Live text: the stable words came while the person spoke (before the stop).
-            assert mine.index(stopped) > mine.index(next(e for e in mine if e.type == DELTA))
+            # The scripted engine's words, each with log(probability) (1.0 in the script).
+            assert [p.token for p in completed.logprobs] == ["hello", " there", " world"]
+            assert all(p.logprob == 0.0 and
+                       bytes(p.bytes) == p.token.encode() for p in completed.logprobs)
+            deltas = [e for e in mine if e.type == DELTA]
+            assert "".join(e.delta for e in deltas) == TEXT  # they add up to the transcript
+            tokens = [p.token for e in deltas for p in e.logprobs]
+            # Early stable words come from partial passes, which have no probabilities.
+            assert tokens == [p.token for p in completed.logprobs][-len(tokens):] and \
+                (early or len(tokens) == 3)
+            first_delta = mine.index(deltas[0])
+            if early:
+                # The final pass continues from the stable words, so they went out while
+                # the person spoke (before the stop).
+                assert first_delta < mine.index(stopped)
+            else:
+                # Stable words the final may still rewrite are held until it comes.
+                assert mine.index(stopped) < first_delta < mine.index(completed)
         assert server.stats.finals_sent == 2
 
-    run(body)
+    run(body, realtime=RealtimeConfig(stable_min_ms=0, stable_prefix=early))
 
 
 def test_manual_commit_and_clear_with_the_openai_client():
     async def body(server: Server) -> None:
         async with connect(server) as conn:
-            await conn.recv()  # session.created
+            await recv(conn)  # session.created
             await conn.session.update(session={"type": "transcription", "audio": {
                 "input": {"turn_detection": None}}})
-            updated = await conn.recv()
+            updated = await recv(conn)
             assert updated.session.audio.input.turn_detection is None
             # Two utterances in one buffer make one item; no VAD events are sent.
             await send_audio(conn, bursts(2, RATE), pace=0.2)
+            # The first utterance's final is part of the item's transcript as it is: its
+            # text goes out before the client commits.
+            early = await events_until(conn, count(DELTA)(1))
             await conn.input_audio_buffer.commit()
-            events = await events_until(conn, count(COMPLETED)(1))
+            events = early + await events_until(conn, count("conversation.item.done")(1))
             kinds = [e.type for e in events]
             assert "input_audio_buffer.speech_started" not in kinds
             committed = next(e for e in events if e.type == "input_audio_buffer.committed")
-            completed = events[-1]
+            completed = events[-2]
             assert completed.item_id == committed.item_id
             assert completed.transcript == f"{TEXT} {TEXT}"
+            deltas = [e for e in events if e.type == DELTA]
+            assert [e.delta for e in deltas] == [TEXT, " " + TEXT]
             # Nothing appended since: OpenAI's error, and the session goes on.
             await conn.input_audio_buffer.commit(event_id="ev_empty")
-            error = await conn.recv()
+            error = await recv(conn)
             assert error.type == "error"
             assert error.error.code == "input_audio_buffer_commit_empty"
             assert error.error.event_id == "ev_empty"
@@ -189,8 +279,8 @@ def test_manual_commit_and_clear_with_the_openai_client():
             assert [e.type for e in cleared][-1] == "input_audio_buffer.cleared"
             await send_audio(conn, np.concatenate([silence(0.2, RATE), tone(0.8, RATE)]), pace=0)
             await conn.input_audio_buffer.commit()
-            events = await events_until(conn, count(COMPLETED)(1))
-            completed = events[-1]
+            events = await events_until(conn, count("conversation.item.done")(1))
+            completed = events[-2]
             assert completed.transcript == TEXT
             assert abs(completed.usage.seconds - 1.0) < 0.05  # the cleared second is not in it
             assert sum(e.type == COMPLETED for e in events) == 1
@@ -208,13 +298,13 @@ def test_beta_dialect_with_g711_ulaw_at_8khz():
     async def body(server: Server) -> None:
         async with websockets.connect(ws_url(server),
                                       additional_headers={"OpenAI-Beta": "realtime=v1"}) as ws:
-            created = json.loads(await ws.recv())
+            created = await ws_recv(ws, beta=True)
             assert created["type"] == "transcription_session.created"
             assert created["session"]["input_audio_format"] == "pcm16"
             await ws.send(json.dumps({"type": "transcription_session.update", "session": {
                 "input_audio_format": "g711_ulaw",
                 "input_audio_transcription": {"model": "whisper-1", "language": "en"}}}))
-            updated = json.loads(await ws.recv())
+            updated = await ws_recv(ws, beta=True)
             assert updated["type"] == "transcription_session.updated"
             assert updated["session"]["input_audio_format"] == "g711_ulaw"
             step = 800
@@ -222,8 +312,11 @@ def test_beta_dialect_with_g711_ulaw_at_8khz():
                 await ws.send(json.dumps({"type": "input_audio_buffer.append",
                                           "audio": base64.b64encode(ulaw[i:i + step]).decode()}))
                 await asyncio.sleep(0.05)
-            events = await raw_until(ws, COMPLETED)
+            events = await raw_until(ws, COMPLETED, beta=True)
         stopped = next(e for e in events if e["type"] == "input_audio_buffer.speech_stopped")
+        kinds = [e["type"] for e in events]
+        assert kinds.index("input_audio_buffer.committed") + 1 == \
+            kinds.index("conversation.item.created")
         assert abs(stopped["audio_end_ms"] - 1300) <= 70  # 8 kHz time, counted right
         assert events[-1]["transcript"] == TEXT
 
@@ -233,7 +326,7 @@ def test_beta_dialect_with_g711_ulaw_at_8khz():
 def test_malformed_events_get_openai_errors_and_the_session_goes_on():
     async def body(server: Server) -> None:
         async with websockets.connect(ws_url(server)) as ws:
-            assert json.loads(await ws.recv())["type"] == "session.created"
+            assert (await ws_recv(ws))["type"] == "session.created"
             bad = [
                 ("{not json", "invalid_json", None, None),
                 (json.dumps([1, 2]), "invalid_event", None, None),
@@ -257,20 +350,20 @@ def test_malformed_events_get_openai_errors_and_the_session_goes_on():
             ]
             for text, code, param, event_id in bad:
                 await ws.send(text)
-                error = json.loads(await ws.recv())
+                error = await ws_recv(ws)
                 assert error["type"] == "error", text
                 detail = error["error"]
                 assert (detail["code"], detail["param"], detail["event_id"]) == \
                     (code, param, event_id), (text, detail)
                 assert detail["type"] == "invalid_request_error" and detail["message"]
             await ws.send(b"\x00\x01")
-            assert json.loads(await ws.recv())["error"]["code"] == "invalid_event"
+            assert (await ws_recv(ws))["error"]["code"] == "invalid_event"
             # Still alive: a good update is answered and speech is transcribed.
             await ws.send(json.dumps({"type": "session.update", "session": {
                 "type": "transcription", "audio": {"input": {"format": {
                     "type": "audio/pcm", "rate": 16000}}}}}))
-            updated = json.loads(await ws.recv())
-            assert updated["session"]["audio"]["input"]["format"]["rate"] == 16000
+            updated = await ws_recv(ws)
+            assert updated["session"]["audio"]["input"]["format"]["harken_rate"] == 16000
             audio = bursts(1, 16000)
             for i in range(0, len(audio), 1600):
                 await ws.send(json.dumps({"type": "input_audio_buffer.append",
@@ -297,7 +390,7 @@ def test_endless_garbage_oversize_and_too_fast_audio_close_the_connection():
                 await ws.send(json.dumps({"type": "input_audio_buffer.append",
                                           "audio": b64(tone(seconds, RATE))}))
                 with pytest.raises(websockets.ConnectionClosed) as closed:
-                    error = json.loads(await ws.recv())
+                    error = await ws_recv(ws)
                     assert error["error"]["code"] == "too_large"
                     await ws.recv()
                 assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
@@ -309,7 +402,7 @@ def test_endless_garbage_oversize_and_too_fast_audio_close_the_connection():
                                               "audio": b64(silence(0.5, RATE))}))
                     await asyncio.sleep(0.001)
                 while True:
-                    message = json.loads(await ws.recv())
+                    message = await ws_recv(ws)
                     if message["type"] == "error":
                         assert message["error"]["code"] == "too_fast"
         assert server.stats.closed_by_error.get("too_fast") == 1
@@ -323,7 +416,7 @@ def test_disconnect_mid_utterance_leaves_no_session_or_task():
     async def body(server: Server) -> None:
         tasks_before = server.health()["tasks"]
         async with connect(server) as conn:
-            await conn.recv()
+            await recv(conn)
             # Speech that never ends, with slow partials in the engine when we leave.
             await send_audio(conn, np.concatenate([silence(0.3, RATE), tone(2.0, RATE)]), pace=0.3)
             await events_until(conn, count("input_audio_buffer.speech_started")(1))
@@ -343,7 +436,7 @@ def test_server_shutdown_finishes_the_transcript_then_closes():
         await server.start()
         try:
             async with connect(server) as conn:
-                await conn.recv()
+                await recv(conn)
                 await send_audio(conn, np.concatenate([silence(0.3, RATE), tone(1.0, RATE)]),
                                  pace=0)
                 await events_until(conn, count("input_audio_buffer.speech_started")(1))
@@ -367,7 +460,7 @@ def test_server_shutdown_finishes_the_transcript_then_closes():
 def test_format_change_mid_session_keeps_the_items_already_spoken():
     async def body(server: Server) -> None:
         async with connect(server) as conn:
-            await conn.recv()
+            await recv(conn)
             # One utterance at 24 kHz whose silence has not ended yet...
             await send_audio(conn, np.concatenate([silence(0.3, RATE), tone(1.0, RATE),
                                                    silence(0.2, RATE)]), pace=0)
@@ -392,7 +485,7 @@ def test_format_change_mid_session_keeps_the_items_already_spoken():
 def test_a_final_the_engine_cannot_transcribe_fails_its_item_only():
     async def body(server: Server) -> None:
         async with connect(server) as conn:
-            await conn.recv()
+            await recv(conn)
             audio = np.concatenate([silence(0.3, RATE), tone(2.0, RATE), silence(0.8, RATE),
                                     tone(1.0, RATE), silence(0.8, RATE)])
             sender = asyncio.create_task(send_audio(conn, audio, pace=0))
@@ -474,10 +567,10 @@ def test_real_model_transcribes_espeak_speech_over_the_openai_client(espeak):
 
     async def body(server: Server) -> None:
         async with connect(server) as conn:
-            await conn.recv()
+            await recv(conn)
             await conn.session.update(session={"type": "transcription", "audio": {"input": {
                 "transcription": {"model": "whisper-1", "language": "en"}}}})
-            await conn.recv()
+            await recv(conn)
             sender = asyncio.create_task(send_audio(conn, audio, pace=0.25))
             events = await events_until(conn, count(COMPLETED)(1), timeout=40)
             await sender

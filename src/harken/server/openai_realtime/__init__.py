@@ -15,7 +15,8 @@ understood:
 
 Audio arrives as ``input_audio_buffer.append`` events (base64): pcm16 at 24 kHz by default,
 G.711 mu-law / A-law at 8 kHz. harken also accepts ``{"type": "audio/pcm", "rate": R}`` for
-any rate from 4000 to 384000 Hz (e.g. 16000, which needs no resampling).
+any rate from 4000 to 384000 Hz (e.g. 16000, which needs no resampling); the session
+echoes such a rate as ``"harken_rate"`` (OpenAI's format field ``rate`` allows only 24000).
 
 Turn detection: with ``server_vad`` (the default) harken's VAD segments the stream through a
 :class:`~harken.server.session.StreamSession`: ``speech_started``, then ``speech_stopped`` and

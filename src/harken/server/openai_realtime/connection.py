@@ -25,6 +25,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...core.deltas import TextLedger, logprobs
 from ...engine.base import TranscribeRequest
 from ...errors import AudioFormatError, ConfigError
 from ...events import (
@@ -68,20 +69,19 @@ class _Item:
     id: str
     utterances: int = 0
     """Utterances of the VAD in this item."""
+    ledger: TextLedger = field(default_factory=TextLedger)
+    """The finals in order, and what the deltas said of them."""
     waiting: set[tuple[int, int]] = field(default_factory=set)
     """(stream, utterance) whose final has not arrived."""
-    texts: list[str] = field(default_factory=list)
-    """Final texts in order."""
-    sent: str = ""
-    """The text sent as deltas so far."""
+    logprobs: list[dict[str, Any]] = field(default_factory=list)
+    """One entry per word of the finals so far (when the client asked for logprobs)."""
+    previous: str | None = None
+    """The item committed before this one."""
     committed: bool = False
     cleared: bool = False
     failure: BaseException | None = None
     seconds: float = 0.0
     """Seconds of audio appended while this item was the buffer."""
-
-    def text(self) -> str:
-        return " ".join(t for t in self.texts if t)
 
 
 class RealtimeConnection(WsConnection):
@@ -305,7 +305,9 @@ class RealtimeConnection(WsConnection):
 
     def _buffer_item(self) -> _Item:
         if self._buffer is None:
-            self._buffer = _Item("item_" + uuid.uuid4().hex[:20])
+            # Stable words go out early only when the final pass is bound to them.
+            self._buffer = _Item("item_" + uuid.uuid4().hex[:20], ledger=TextLedger(
+                self._server.config.realtime.stable_prefix))
         return self._buffer
 
     def _commit(self, event_id: str | None) -> None:
@@ -323,10 +325,20 @@ class RealtimeConnection(WsConnection):
         item.committed = True
         if self._buffer is item:
             self._buffer = None
+        item.previous = self._last_committed
         self._send("input_audio_buffer.committed", item_id=item.id,
-                   previous_item_id=self._last_committed)
+                   previous_item_id=item.previous)
+        self._send("conversation.item.created" if self._beta else "conversation.item.added",
+                   previous_item_id=item.previous, item=self._item_body(item, None))
         self._last_committed = item.id
         self._maybe_complete(item)
+
+    def _item_body(self, item: _Item, transcript: str | None) -> dict[str, Any]:
+        """The ``item`` of the item events: a user message holding the input audio."""
+        done = transcript is not None or item.failure is not None
+        return {"id": item.id, "object": "realtime.item", "type": "message", "role": "user",
+                "status": "completed" if done or self._beta else "in_progress",
+                "content": [{"type": "input_audio", "transcript": transcript}]}
 
     def _clear(self) -> None:
         item = self._buffer
@@ -364,16 +376,24 @@ class RealtimeConnection(WsConnection):
                 self._maybe_complete(ended)
         elif isinstance(event, PartialTranscript):
             item = self._owner.get(key)
-            if item is not None and not item.cleared and event.stable:
-                self._advance(item, " ".join(t for t in [*item.texts, event.stable] if t))
+            if item is not None and not item.cleared:
+                # Nothing after an utterance of this item whose final is still out.
+                self._delta(item, item.ledger.partial(event.stable, item.waiting <= {key}))
         elif isinstance(event, FinalTranscript):
             item = self._owner.get(key)
             if item is None:
                 return
             if self._settle(item, key, done=not event.split):
                 return
-            item.texts.append(event.text)
-            self._advance(item, item.text())
+            words: list[dict[str, Any]] = []
+            if self._settings.logprobs:
+                words = logprobs(event.words, first=not item.ledger.transcript)
+                item.logprobs.extend(words)
+            delta = item.ledger.final(event.text)
+            # The words of this final that the delta says (all of them unless stable
+            # words of it went out early).
+            said = len(delta.split())
+            self._delta(item, delta, words[len(words) - said:] if said else [])
             self._maybe_complete(item)
         elif isinstance(event, ErrorEvent):
             self._error(f"the engine failed: {event.error}", "engine_error",
@@ -411,13 +431,15 @@ class RealtimeConnection(WsConnection):
             return True
         return False
 
-    def _advance(self, item: _Item, text: str) -> None:
-        """Send the part of ``text`` beyond what this item's deltas already said."""
-        if len(text) > len(item.sent) and text.startswith(item.sent):
-            self._server.stats.partials_sent += 1
-            self._send("conversation.item.input_audio_transcription.delta", item_id=item.id,
-                       content_index=0, delta=text[len(item.sent):])
-            item.sent = text
+    def _delta(self, item: _Item, delta: str,
+               words: list[dict[str, Any]] | None = None) -> None:
+        """Send ``delta`` of ``item`` (nothing for ""), with its words' logprobs if asked."""
+        if not delta:
+            return
+        self._server.stats.partials_sent += 1
+        extra: dict[str, Any] = {"logprobs": words or []} if self._settings.logprobs else {}
+        self._send("conversation.item.input_audio_transcription.delta", item_id=item.id,
+                   content_index=0, delta=delta, **extra)
 
     def _maybe_complete(self, item: _Item) -> None:
         if not item.committed or item.waiting:
@@ -429,11 +451,17 @@ class RealtimeConnection(WsConnection):
                        error={"type": "transcription_error", "code": "engine_error",
                               "message": f"the engine could not transcribe the audio: "
                                          f"{item.failure}", "param": None})
-            return
-        self._server.stats.finals_sent += 1
-        self._send("conversation.item.input_audio_transcription.completed", item_id=item.id,
-                   content_index=0, transcript=item.text(), logprobs=None,
-                   usage={"type": "duration", "seconds": round(item.seconds, 3)})
+            transcript = None
+        else:
+            self._server.stats.finals_sent += 1
+            transcript = item.ledger.transcript
+            self._send("conversation.item.input_audio_transcription.completed",
+                       item_id=item.id, content_index=0, transcript=transcript,
+                       logprobs=item.logprobs if self._settings.logprobs else None,
+                       usage={"type": "duration", "seconds": round(item.seconds, 3)})
+        if not self._beta:
+            self._send("conversation.item.done", previous_item_id=item.previous,
+                       item=self._item_body(item, transcript))
 
     def _forget(self, item: _Item) -> None:
         for key in [k for k, v in self._owner.items() if v is item]:

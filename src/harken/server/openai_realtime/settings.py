@@ -21,10 +21,13 @@ from ...config import VadConfig
 from ...engine.base import DecodeHints
 from ...units import MIN_SILENCE_MS
 
-__all__ = ["EventError", "RealtimeSettings", "parse_session_update", "render_session"]
+__all__ = ["LOGPROBS", "EventError", "RealtimeSettings", "parse_session_update", "render_session"]
 
 _GA_FORMATS = {"audio/pcm": "pcm16", "audio/pcmu": "ulaw", "audio/pcma": "alaw"}
 _BETA_FORMATS = {"pcm16": "pcm16", "g711_ulaw": "ulaw", "g711_alaw": "alaw"}
+_NOISE_TYPES = ("near_field", "far_field")
+LOGPROBS = "item.input_audio_transcription.logprobs"
+"""The one ``include`` value of transcription sessions."""
 
 
 class EventError(Exception):
@@ -60,10 +63,17 @@ class RealtimeSettings:
     """Language code for the engine, e.g. "en"; None lets the engine decide."""
     prompt: str = ""
     """The engine's initial prompt."""
-    noise_reduction: Any = None
-    """Echoed to the client; harken applies no noise reduction."""
+    noise_reduction: dict[str, Any] | None = None
+    """``{"type": "near_field" | "far_field"}`` or None: accepted and echoed, but a no-op
+    (harken applies no noise reduction; its VAD and Whisper take the audio as it is)."""
     include: tuple[str, ...] = ()
-    """Echoed to the client."""
+    """Extra fields of the transcription events: ``"item.input_audio_transcription.logprobs"``
+    adds ``logprobs`` to the deltas and the completed event."""
+
+    @property
+    def logprobs(self) -> bool:
+        """The client asked for per-token log-probabilities."""
+        return LOGPROBS in self.include
 
     @classmethod
     def defaults(cls, vad: VadConfig) -> RealtimeSettings:
@@ -174,9 +184,21 @@ def _beta_format(settings: RealtimeSettings, value: object, param: str) -> Realt
 def _include(settings: RealtimeSettings, value: object, param: str) -> RealtimeSettings:
     if value is None:
         return dataclasses.replace(settings, include=())
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise EventError(f"{param} must be a list of strings", param=param)
-    return dataclasses.replace(settings, include=tuple(value))
+    if not isinstance(value, list) or not all(v == LOGPROBS for v in value):
+        raise EventError(f"{param} must be a list holding {LOGPROBS!r} or nothing, got "
+                         f"{value!r}", param=param)
+    return dataclasses.replace(settings, include=tuple(dict.fromkeys(value)))
+
+
+def _noise_reduction(settings: RealtimeSettings, value: object,
+                     param: str) -> RealtimeSettings:
+    """Accept OpenAI's noise reduction setting (a no-op in harken: echoed only)."""
+    if value is not None and (not isinstance(value, dict) or
+                              value.get("type") not in _NOISE_TYPES):
+        raise EventError(f"{param} must be null or {{\"type\": \"near_field\"}} or "
+                         f"{{\"type\": \"far_field\"}}, got {value!r}", param=param)
+    kept = None if value is None else {"type": value["type"]}
+    return dataclasses.replace(settings, noise_reduction=kept)
 
 
 def parse_session_update(settings: RealtimeSettings, session: object,
@@ -210,8 +232,8 @@ def parse_session_update(settings: RealtimeSettings, session: object,
             settings = _turn_detection(settings, session["turn_detection"],
                                        "session.turn_detection")
         if "input_audio_noise_reduction" in session:
-            settings = dataclasses.replace(
-                settings, noise_reduction=session["input_audio_noise_reduction"])
+            settings = _noise_reduction(settings, session["input_audio_noise_reduction"],
+                                        "session.input_audio_noise_reduction")
     else:
         kind = session.get("type", "transcription")
         if kind != "transcription":
@@ -235,7 +257,8 @@ def parse_session_update(settings: RealtimeSettings, session: object,
             settings = _turn_detection(settings, source["turn_detection"],
                                        f"{prefix}.turn_detection")
         if "noise_reduction" in source:
-            settings = dataclasses.replace(settings, noise_reduction=source["noise_reduction"])
+            settings = _noise_reduction(settings, source["noise_reduction"],
+                                        f"{prefix}.noise_reduction")
     if "include" in session:
         settings = _include(settings, session["include"], "session.include")
     return settings
@@ -255,11 +278,16 @@ def render_session(settings: RealtimeSettings, session_id: str, beta: bool) -> d
         return {"id": session_id, "object": "realtime.transcription_session",
                 "input_audio_format": fmt, "input_audio_transcription": transcription,
                 "turn_detection": turn, "input_audio_noise_reduction": settings.noise_reduction,
-                "include": list(settings.include), "modalities": ["text"]}
+                "include": list(settings.include), "modalities": ["text"],
+                # The beta session object requires one; harken issues no ephemeral keys.
+                "client_secret": {"value": "", "expires_at": 0}}
     ga_format: dict[str, Any] = {"type": {v: k for k, v in _GA_FORMATS.items()}[
         settings.encoding]}
     if settings.encoding == "pcm16":
-        ga_format["rate"] = settings.sample_rate
+        # OpenAI's format allows only rate 24000 (its event models refuse another value);
+        # a rate harken accepts beyond it is echoed as "harken_rate".
+        ga_format["rate" if settings.sample_rate == 24000 else "harken_rate"] = \
+            settings.sample_rate
     return {"type": "transcription", "id": session_id,
             "object": "realtime.transcription_session",
             "audio": {"input": {"format": ga_format, "transcription": transcription,
