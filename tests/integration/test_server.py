@@ -88,6 +88,14 @@ def test_stream_gets_speech_events_partials_finals_and_stopped():
             assert abs(f.start - (start - 0.4)) < 0.15 or abs(f.start - start) < 0.45
             assert f.words and f.words[0].start >= f.start - 1e-6
             assert f.language == "en"
+            # The append-only field: the partials' stable words ("speech 0.9...") are a
+            # guess the final rewrites, so nothing is appended before the final, which
+            # appends exactly its text.
+            mine = [m for m in msgs if isinstance(m, (p.Partial, p.Final)) and
+                    m.utterance == f.utterance]
+            assert "".join(m.append for m in mine) == f.text
+            assert all(m.append == "" for m in mine if isinstance(m, p.Partial))
+        assert any(m.stable for m in msgs if isinstance(m, p.Partial))
         assert isinstance(msgs[-1], p.Stopped)
 
     run(body)

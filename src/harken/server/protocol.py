@@ -10,11 +10,15 @@ One connection carries one audio stream::
     server -> client   {"type": "ready", "session": "...", "sample_rate": 8000}
                        {"type": "speech_started", "utterance": 1, "start": 0.52}
                        {"type": "speech_ended", "utterance": 1, "start": 0.52, "end": 2.1}
-                       {"type": "partial", "utterance": 1, "stable": "...", "unstable": "..."}
+                       {"type": "partial", "utterance": 1, "stable": "...", "unstable": "...",
+                        "append": ""}
                        {"type": "final", "utterance": 1, "text": "...", "start": 0.52,
-                        "end": 2.1, "words": [...], "language": "en"}
+                        "end": 2.1, "words": [...], "language": "en", "append": "..."}
                        {"type": "error", "message": "...", "code": "bad_message"}
                        {"type": "pong"}, {"type": "stopped"}
+
+``append`` is the one append-only field: a client that renders live text by appending
+appends it (see :class:`Final`); ``stable``/``unstable`` are for clients that redraw.
 
 Times are seconds of stream time (the audio the client sent), never wall-clock time. A
 malformed message is answered by an ``error`` and the session is closed.
@@ -155,11 +159,14 @@ class SpeechEndedMessage:
 
 @dataclass(frozen=True)
 class Partial:
-    """Interim text: ``stable`` words will not change, ``unstable`` ones may."""
+    """Interim text: ``stable`` words are the live guess least likely to change (the final
+    pass may still rewrite them), ``unstable`` ones change often; ``append`` is the
+    append-only text (see :class:`Final`)."""
 
     utterance: int
     stable: str
     unstable: str
+    append: str = ""
 
 
 @dataclass(frozen=True)
@@ -174,7 +181,14 @@ class WordInfo:
 
 @dataclass(frozen=True)
 class Final:
-    """The final text of one utterance, ``start``/``end`` in seconds of stream time."""
+    """The final text of one utterance, ``start``/``end`` in seconds of stream time.
+
+    ``append`` is the append-only text: what the client adds to the text the earlier
+    ``append`` fields of this utterance said. Over an utterance, its partials' and finals'
+    ``append`` values concatenate to its final ``text`` (to the finals' texts joined with
+    spaces, for an utterance split at its maximum length), so a client that renders text by
+    appending is never left with words the final took back.
+    """
 
     utterance: int
     text: str
@@ -182,6 +196,7 @@ class Final:
     end: float
     words: tuple[WordInfo, ...] = ()
     language: str | None = None
+    append: str = ""
 
 
 @dataclass(frozen=True)
@@ -378,7 +393,8 @@ def parse_server(text: str | bytes) -> ServerMessage:
     if kind == "partial":
         return Partial(f.get("utterance", int, what="an integer"),
                        f.get("stable", str, what="a string"),
-                       f.get("unstable", str, what="a string"))
+                       f.get("unstable", str, what="a string"),
+                       f.get("append", str, "", "a string"))
     if kind == "final":
         raw_words = f.get("words", list, [], "a list")
         words: list[WordInfo] = []
@@ -392,7 +408,8 @@ def parse_server(text: str | bytes) -> ServerMessage:
         return Final(f.get("utterance", int, what="an integer"),
                      f.get("text", str, what="a string"), f.number("start"),
                      f.number("end"), tuple(words),
-                     f.get("language", str, None, "a string or null"))
+                     f.get("language", str, None, "a string or null"),
+                     f.get("append", str, "", "a string"))
     if kind == "error":
         return Error(f.get("message", str, what="a string"),
                      f.get("code", str, ErrorCode.INTERNAL, "a string"))

@@ -17,6 +17,7 @@ import dataclasses
 import logging
 from typing import Any
 
+from ..core.deltas import TextLedger
 from ..errors import AudioFormatError, ConfigError, ProtocolError
 from ..events import ErrorEvent, Event
 from . import protocol as p
@@ -64,6 +65,8 @@ class Connection(WsConnection):
         self._session = StreamSession(server.engine, name, self._on_event,
                                       vad_config=server.config.vad)
         self._pace = AudioPace(server.config.max_audio_rate, server.config.audio_burst_s)
+        self._ledgers: dict[int, TextLedger] = {}
+        """Open utterance -> what its ``append`` fields said (see protocol.Final)."""
         """Counts from the stream's "start"."""
 
     # -------------------------------------------------------------- outgoing
@@ -85,10 +88,23 @@ class Connection(WsConnection):
         message = p.from_event(event)
         if message is None:
             return
-        if isinstance(message, p.Final):
-            self._server.stats.finals_sent += 1
-        elif isinstance(message, p.Partial):
-            self._server.stats.partials_sent += 1
+        if isinstance(message, p.SpeechStartedMessage):
+            # Finals come in utterance order; a ledger this far behind lost its final.
+            for old in [u for u in self._ledgers if u < message.utterance - 8]:
+                del self._ledgers[old]
+        elif isinstance(message, p.SpeechEndedMessage) and message.discarded:
+            self._ledgers.pop(message.utterance, None)
+        elif isinstance(message, (p.Partial, p.Final)):
+            ledger = self._ledgers.setdefault(message.utterance, TextLedger(
+                self._server.config.realtime.stable_prefix))
+            if isinstance(message, p.Final):
+                self._server.stats.finals_sent += 1
+                message = dataclasses.replace(message, append=ledger.final(message.text))
+                if not getattr(event, "split", False):
+                    del self._ledgers[message.utterance]
+            else:
+                self._server.stats.partials_sent += 1
+                message = dataclasses.replace(message, append=ledger.partial(message.stable))
         self.send(message)
 
     # -------------------------------------------------------------- lifecycle
