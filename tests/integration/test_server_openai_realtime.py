@@ -12,6 +12,7 @@ import asyncio
 import base64
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -555,31 +556,66 @@ def test_a_plain_http_get_or_another_intent_is_refused():
 # ---------------------------------------------------------------- real model
 
 
+SENTENCES = [
+    "Please send the report to the whole team before Friday.",
+    "Letters of your party's first name.",
+    "To remove the participant who most recently joined the conference, press nine.",
+    "The meeting has been moved to three thirty tomorrow afternoon.",
+    "Press one to repeat this message or two to return to the main menu.",
+    "Your call is important to us, please stay on the line.",
+    "The weather will be cloudy with a chance of rain in the evening.",
+    "Say the name of the person you would like to call.",
+    "Thank you for calling, goodbye.",
+]
+
+
 @pytest.mark.model
-def test_real_model_transcribes_espeak_speech_over_the_openai_client(espeak):
+def test_real_speech_deltas_add_up_to_every_completed_transcript(espeak):
+    """21 utterances (the tests/data recordings and espeak sentences) over one connection
+    of the openai client, pushed at about 4x real time to real tiny.en and the real VAD:
+    every item's deltas concatenate to its completed transcript, and every event parses
+    with the openai package's models."""
     import soxr
 
+    from harken.sources.file import read_audio
     from harken.testing import word_errors
 
-    sentence = "Please send the report to the whole team before Friday."
-    speech = soxr.resample(espeak(sentence), 16000, RATE).astype(np.float32)
-    audio = np.concatenate([silence(0.5, RATE), speech, silence(1.0, RATE)])
+    data = Path(__file__).resolve().parent.parent / "data"
+    clips = [read_audio(str(wav)) for wav in sorted(data.glob("*.wav"))]
+    clips += [espeak(sentence) for sentence in SENTENCES]
+    parts = [silence(0.5, 16000)]
+    for clip in clips:
+        parts += [clip.astype(np.float32), silence(1.2, 16000)]
+    audio = soxr.resample(np.concatenate(parts), 16000, RATE).astype(np.float32)
 
     async def body(server: Server) -> None:
         async with connect(server) as conn:
             await recv(conn)
-            await conn.session.update(session={"type": "transcription", "audio": {"input": {
-                "transcription": {"model": "whisper-1", "language": "en"}}}})
+            await conn.session.update(session={
+                "type": "transcription", "include": ["item.input_audio_transcription.logprobs"],
+                "audio": {"input": {"transcription": {"model": "whisper-1", "language": "en"}}}})
             await recv(conn)
-            sender = asyncio.create_task(send_audio(conn, audio, pace=0.25))
-            events = await events_until(conn, count(COMPLETED)(1), timeout=40)
-            await sender
-        completed = events[-1]
-        deltas = "".join(e.delta for e in events
-                         if e.type == DELTA and e.item_id == completed.item_id)
-        errors, words = word_errors(sentence, completed.transcript)
-        assert errors / words <= 0.35, completed.transcript
-        assert completed.transcript.startswith(deltas) and deltas, (deltas,
-                                                                     completed.transcript)
+            sender = asyncio.create_task(send_audio(conn, audio, chunk_s=0.2, pace=0.25))
+            events: list[Any] = []
+            try:
+                while True:  # until the stream is sent and every committed item is done
+                    async with asyncio.timeout(20):
+                        events.append(await recv(conn))
+                    committed = sum(e.type == "input_audio_buffer.committed" for e in events)
+                    done = sum(e.type == "conversation.item.done" for e in events)
+                    if sender.done() and committed == done and done >= len(clips):
+                        break
+            finally:
+                await sender
+        completed = [e for e in events if e.type == COMPLETED]
+        assert len(completed) >= 20
+        for item in completed:
+            deltas = "".join(e.delta for e in events
+                             if e.type == DELTA and e.item_id == item.item_id)
+            assert deltas == item.transcript, (deltas, item.transcript)
+            assert item.logprobs and all(p.logprob <= 0 for p in item.logprobs)
+        said = " ".join(e.transcript for e in completed[-len(SENTENCES):])
+        errors, words = word_errors(" ".join(SENTENCES), said)
+        assert errors / words <= 0.35, said
 
-    run(body, engine=EngineConfig(), vad=VadConfig())
+    run(body, engine=EngineConfig(), vad=VadConfig(), realtime=RealtimeConfig())
