@@ -490,8 +490,7 @@ def test_a_final_the_engine_cannot_transcribe_fails_its_item_only():
             audio = np.concatenate([silence(0.3, RATE), tone(2.0, RATE), silence(0.8, RATE),
                                     tone(1.0, RATE), silence(0.8, RATE)])
             sender = asyncio.create_task(send_audio(conn, audio, pace=0))
-            events = await events_until(
-                conn, lambda evs: sum(e.type in (COMPLETED, FAILED) for e in evs) >= 2)
+            events = await events_until(conn, count("conversation.item.done")(2))
             await sender
         items = [e.item_id for e in events if e.type == "input_audio_buffer.committed"]
         failed = next(e for e in events if e.type == FAILED)
@@ -499,6 +498,10 @@ def test_a_final_the_engine_cannot_transcribe_fails_its_item_only():
         assert (failed.item_id, completed.item_id) == tuple(items)
         assert "scripted failure" in failed.error.message
         assert completed.transcript == TEXT
+        done = [e.item for e in events if e.type == "conversation.item.done"]
+        assert [(d.id, d.status) for d in done] == [(items[0], "incomplete"),
+                                                    (items[1], "completed")]
+        assert done[0].content[0].transcript is None
 
     # Audio of 2 s or more fails (the 2 s utterance with its pre-roll); partials, shorter
     # while the person speaks, are simply not shown.

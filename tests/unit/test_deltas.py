@@ -82,6 +82,19 @@ def test_early_stable_words_go_out_at_once_and_the_final_adds_only_the_rest() ->
     assert ledger.transcript == "Letters of your party's first name."
 
 
+def test_early_stable_words_wait_for_the_final_of_an_earlier_piece() -> None:
+    """An utterance split at its maximum length: the stabiliser starts afresh for the
+    second piece while the first piece's final is still out; its words come first."""
+    ledger = TextLedger(early_stable=True)
+    assert ledger.partial("one two three") == "one two three"
+    assert ledger.partial("four five") == ""  # a new piece: the first piece's final is due
+    # (The case/punctuation the final gives the sent words is lost: they were sent.)
+    assert ledger.final("One two three, four.") == " four."
+    assert ledger.partial("five six") == " five six"
+    assert ledger.final("five six seven.") == " seven."
+    assert ledger.sent == ledger.transcript == "one two three four. five six seven."
+
+
 def test_reconcile_keeps_the_sent_words_and_the_rest_of_the_final() -> None:
     assert reconcile("Letters of your parties first",
                      "Letters of your party's first name.") == \

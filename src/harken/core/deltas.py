@@ -29,20 +29,14 @@ from __future__ import annotations
 import difflib
 import logging
 import math
-import re
 from collections.abc import Sequence
 from typing import Any
+
+from .stabilizer import _norm  # words compare as the stabiliser compares them
 
 __all__ = ["TextLedger", "logprobs", "reconcile"]
 
 logger = logging.getLogger(__name__)
-
-_NORMALISE = re.compile(r"[^\w']+")
-
-
-def _norm(word: str) -> str:
-    return _NORMALISE.sub("", word.lower())
-
 
 def _join(*parts: str) -> str:
     return " ".join(p for p in parts if p)
@@ -87,6 +81,8 @@ class TextLedger:
         self._early_stable = early_stable
         self._sent = ""
         self._settled = ""
+        self._stable = ""
+        self._piece_pending = False
 
     @property
     def sent(self) -> str:
@@ -109,12 +105,19 @@ class TextLedger:
         Returns:
             The text to send now.
         """
-        if not self._early_stable or not ready or not stable:
+        if not stable.startswith(self._stable):
+            # The stabiliser started afresh: the utterance was split at its maximum length
+            # and the earlier piece's final, which comes first, is not in yet.
+            self._piece_pending = True
+        self._stable = stable
+        if not self._early_stable or not ready or self._piece_pending or not stable:
             return ""
         return self._advance(_join(self._settled, stable))
 
     def final(self, text: str) -> str:
         """The final text of the next utterance (or piece); returns the text to send now."""
+        self._stable = ""
+        self._piece_pending = False
         full = _join(self._settled, text.strip())
         if not full.startswith(self._sent):
             logger.debug("a final does not continue the text sent (%r, %r): the sent text "

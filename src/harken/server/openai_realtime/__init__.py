@@ -28,13 +28,27 @@ gate), and ``semantic_vad`` is served as ``server_vad``. With ``turn_detection: 
 client commits: every ``input_audio_buffer.commit`` makes one item whose transcript is the
 speech the VAD found in the buffer since the last commit (silence is skipped).
 
-Deltas: while the person speaks, ``conversation.item.input_audio_transcription.delta``
-events carry the newly *stable* text of the live partials (words that will not change), and
-when the final arrives, the rest of it. So the deltas of an item concatenate to its
-``completed`` transcript whenever the final agrees with the stable words (almost always);
-where it does not, no further delta is sent and ``completed`` is authoritative. Unlike
-OpenAI's server, deltas can arrive before ``speech_stopped``: harken transcribes while the
-person speaks. ``conversation.item.*`` creation events are not sent.
+Items: each commit (by the VAD or the client) sends ``input_audio_buffer.committed`` with
+``previous_item_id``, then ``conversation.item.added`` (beta: ``conversation.item.created``):
+a user message whose ``input_audio`` content has ``transcript: null``. When the transcript is
+in, ``...transcription.completed`` (or ``.failed``) is followed by ``conversation.item.done``
+with the transcript filled in (GA only).
+
+Deltas: the ``conversation.item.input_audio_transcription.delta`` events of an item always
+concatenate to its ``completed`` transcript (:mod:`harken.core.deltas`). Only text the final
+can no longer change goes out early: the finals already in (earlier utterances of an item the
+client commits, pieces of an utterance split at its maximum length). The live partials'
+stable words are a guess the final pass may rewrite, so they are held until the final, and
+then its exact remainder goes out; with ``RealtimeConfig(stable_prefix=True)`` the final pass
+continues from the stable words, so they go out while the person speaks. Deltas can arrive
+before ``speech_stopped`` and before the item's ``conversation.item.added``: harken
+transcribes while the person speaks.
+
+``include: ["item.input_audio_transcription.logprobs"]`` adds ``logprobs`` to the deltas
+and the completed event: one entry per word (faster-whisper's word probability, the mean of
+its tokens' probabilities; ``logprob`` is its natural log). Deltas of early stable words
+carry none. ``noise_reduction`` (``input_audio_noise_reduction``) is accepted, checked and
+echoed, but harken applies no noise filter.
 
 Errors have OpenAI's shape (``{"type": "error", "error": {"type", "code", "message",
 "param", "event_id"}}``). Malformed JSON, unknown events, bad base64 and bad settings are

@@ -335,9 +335,11 @@ class RealtimeConnection(WsConnection):
 
     def _item_body(self, item: _Item, transcript: str | None) -> dict[str, Any]:
         """The ``item`` of the item events: a user message holding the input audio."""
-        done = transcript is not None or item.failure is not None
+        status = "completed" if transcript is not None or self._beta else "in_progress"
+        if item.failure is not None:
+            status = "incomplete"
         return {"id": item.id, "object": "realtime.item", "type": "message", "role": "user",
-                "status": "completed" if done or self._beta else "in_progress",
+                "status": status,
                 "content": [{"type": "input_audio", "transcript": transcript}]}
 
     def _clear(self) -> None:
