@@ -28,7 +28,7 @@ they go out while the person speaks.
 
 Usage:
     python benchmarks/realtime_deltas.py [--quick] [--espeak 8] [--stable-prefix]
-        [--json out.json]
+        [--agreement 2] [--json out.json]
 """
 
 from __future__ import annotations
@@ -59,13 +59,12 @@ DELTA = "conversation.item.input_audio_transcription.delta"
 COMPLETED = "conversation.item.input_audio_transcription.completed"
 
 
-async def run_stream(stream: np.ndarray,
-                     stable_prefix: bool) -> list[tuple[float, dict[str, Any]]]:
+async def run_stream(stream: np.ndarray, realtime: RealtimeConfig,
+                     ) -> list[tuple[float, dict[str, Any]]]:
     """Serve, send the stream at real-time pace, return (t, event) for every event."""
     import openai
 
-    cfg = ServerConfig(port=0, vad=VadConfig(),
-                       realtime=RealtimeConfig(stable_prefix=stable_prefix))
+    cfg = ServerConfig(port=0, vad=VadConfig(), realtime=realtime)
     events: list[tuple[float, dict[str, Any]]] = []
     async with Server(cfg) as server:
         client = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0)
@@ -160,15 +159,21 @@ def main() -> int:
     parser.add_argument("--espeak", type=int, default=8, help="espeak sentences (default 8)")
     parser.add_argument("--stable-prefix", action="store_true",
                         help="RealtimeConfig(stable_prefix=True) on the server")
+    parser.add_argument("--agreement", type=int, default=RealtimeConfig.stable_agreement,
+                        help="RealtimeConfig.stable_agreement (partial passes that must "
+                             "agree before a word is stable)")
     parser.add_argument("--json", type=Path, help="save the events and the scores here")
     args = parser.parse_args()
     print(machine())
+    realtime = RealtimeConfig(stable_prefix=args.stable_prefix,
+                              stable_agreement=args.agreement)
     print(f"harken from {Path(harken.__file__).resolve().parent}; stable_prefix="
-          f"{args.stable_prefix}; openai client, server VAD, pcm16 16 kHz, real-time pace")
+          f"{args.stable_prefix}, stable_agreement={args.agreement}; openai client, server "
+          "VAD, pcm16 16 kHz, real-time pace")
     utts = latency.load_utterances(args.quick, args.espeak)
     stream = latency.build_stream(utts)
     print(f"{len(utts)} clips, {len(stream) / latency.RATE:.1f} s of audio")
-    events = asyncio.run(run_stream(stream, args.stable_prefix))
+    events = asyncio.run(run_stream(stream, realtime))
     s = score(utts, events)
     print(f"items {s['items']} (clips {s['clips']}); deltas add up for {s['adds_up']}/"
           f"{s['items']}")
