@@ -19,7 +19,7 @@ from typing import Any
 
 from ..core.deltas import TextLedger
 from ..errors import AudioFormatError, ConfigError, ProtocolError
-from ..events import ErrorEvent, Event
+from ..events import ErrorEvent, Event, FinalTranscript
 from . import protocol as p
 from .connection_base import (
     CLOSE_GOING_AWAY,
@@ -65,9 +65,9 @@ class Connection(WsConnection):
         self._session = StreamSession(server.engine, name, self._on_event,
                                       vad_config=server.config.vad)
         self._pace = AudioPace(server.config.max_audio_rate, server.config.audio_burst_s)
+        """Counts from the stream's "start"."""
         self._ledgers: dict[int, TextLedger] = {}
         """Open utterance -> what its ``append`` fields said (see protocol.Final)."""
-        """Counts from the stream's "start"."""
 
     # -------------------------------------------------------------- outgoing
 
@@ -100,7 +100,7 @@ class Connection(WsConnection):
             if isinstance(message, p.Final):
                 self._server.stats.finals_sent += 1
                 message = dataclasses.replace(message, append=ledger.final(message.text))
-                if not getattr(event, "split", False):
+                if not (isinstance(event, FinalTranscript) and event.split):
                     del self._ledgers[message.utterance]
             else:
                 self._server.stats.partials_sent += 1
