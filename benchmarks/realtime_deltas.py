@@ -28,7 +28,7 @@ they go out while the person speaks.
 
 Usage:
     python benchmarks/realtime_deltas.py [--quick] [--espeak 8] [--stable-prefix]
-        [--agreement 2] [--json out.json]
+        [--agreement 2] [--pause-pieces-ms 0] [--json out.json]
 """
 
 from __future__ import annotations
@@ -162,13 +162,17 @@ def main() -> int:
     parser.add_argument("--agreement", type=int, default=RealtimeConfig.stable_agreement,
                         help="RealtimeConfig.stable_agreement (partial passes that must "
                              "agree before a word is stable)")
+    parser.add_argument("--pause-pieces-ms", type=int, default=0,
+                        help="RealtimeConfig.pause_pieces_ms (0: off)")
     parser.add_argument("--json", type=Path, help="save the events and the scores here")
     args = parser.parse_args()
     print(machine())
     realtime = RealtimeConfig(stable_prefix=args.stable_prefix,
-                              stable_agreement=args.agreement)
+                              stable_agreement=args.agreement,
+                              pause_pieces_ms=args.pause_pieces_ms)
     print(f"harken from {Path(harken.__file__).resolve().parent}; stable_prefix="
-          f"{args.stable_prefix}, stable_agreement={args.agreement}; openai client, server "
+          f"{args.stable_prefix}, stable_agreement={args.agreement}, pause_pieces_ms="
+          f"{args.pause_pieces_ms}; openai client, server "
           "VAD, pcm16 16 kHz, real-time pace")
     utts = latency.load_utterances(args.quick, args.espeak)
     stream = latency.build_stream(utts)

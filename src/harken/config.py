@@ -182,6 +182,12 @@ class RealtimeConfig:
     default: with tiny.en, partial passes often mishear the first words, and forcing them
     into the final doubled its WER (benchmarks/latency.py: 13.3% against 6.1% vs the truth;
     stable words contradicted 0.06 instead of 0.94 per utterance)."""
+    pause_pieces_ms: int = 0
+    """0: off. Otherwise, when speech resumes after a pause long enough for an early final
+    and the utterance so far holds at least this much audio (ms), that early final is kept
+    as a finished piece of the utterance (a ``FinalTranscript`` with ``split=True``, as at
+    ``max_utterance_s``) and the utterance goes on from the pause: its text is final while
+    the person is still speaking. Needs ``early_final``; not used with wake words."""
     final_quality: Quality | None = None
     """The decode quality finals ask the engine for: None lets the engine choose (for
     faster-whisper, its fast pass unless ``fast_finals`` is off), "standard" asks for its
@@ -191,7 +197,8 @@ class RealtimeConfig:
         _check(self.final_quality is None or self.final_quality in DECODE_QUALITIES,
                f"final_quality must be None or one of {', '.join(DECODE_QUALITIES)}, "
                f"got {self.final_quality!r}")
-        for name in ("partial_interval_ms", "partial_min_ms", "stable_min_ms"):
+        for name in ("partial_interval_ms", "partial_min_ms", "stable_min_ms",
+                     "pause_pieces_ms"):
             value = getattr(self, name)
             _check(isinstance(value, int) and not isinstance(value, bool) and
                    0 <= value <= 60_000, f"{name} must be an int from 0 to 60000, got {value!r}")

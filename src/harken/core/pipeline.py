@@ -79,6 +79,7 @@ from .segmenter import (
     SegmentConfirmed,
     Segmenter,
     SegmenterEvent,
+    SegmentKept,
     SegmentRevoked,
     UtteranceEnded,
     UtteranceStarted,
@@ -133,8 +134,12 @@ class SpeechPipeline:
                  wake_config: WakeConfig | None = None) -> None:
         self._vad = vad
         self._realtime = realtime or RealtimeConfig()
+        pieces = 0 if wake is not None else \
+            self._realtime.pause_pieces_ms * SAMPLE_RATE // 1000
         self._segmenter = Segmenter(config or VadConfig(),
-                                    early_final=self._realtime.early_final)
+                                    early_final=self._realtime.early_final,
+                                    piece_min_samples=pieces)
+        self._pieces: set[int] = set()  # speculative finals kept as pieces (split=True)
         self._pending = np.zeros(0, dtype=np.float32)
         self._next_request = 1
         self._stabilizer = Stabilizer(self._realtime.stable_agreement)
@@ -255,8 +260,9 @@ class SpeechPipeline:
             words=words,
             compute_seconds=compute_seconds,
             attempts=attempts,
-            split=request.split,
+            split=request.split or request.request_id in self._pieces,
         )
+        self._pieces.discard(request.request_id)
         return self._answered(request, final)
 
     def on_failed(self, request: TranscribeRequest, error: BaseException) -> list[Output]:
@@ -295,8 +301,9 @@ class SpeechPipeline:
         if self._partial_inflight == request.request_id:
             self._partial_inflight = None
         seg = self._segmenter
-        if not seg.active or seg.utterance_id != request.utterance_id:
-            return []  # the utterance ended meanwhile: its final says the rest
+        if not seg.active or seg.utterance_id != request.utterance_id or \
+                request.end_sample <= seg.current_start_sample:
+            return []  # the utterance (or the piece it heard) ended: its final says the rest
         # A pass over the first moments of speech often mishears its first words, and
         # two such passes agree on the mistake: they are shown, but do not vote.
         stable, unstable = self._stabilizer.update(
@@ -376,6 +383,21 @@ class SpeechPipeline:
                 request = self._speculative.pop(ev.utterance_id)
                 self._held.pop(request.request_id, None)
                 out.append(CancelRequest(request.request_id))
+            elif isinstance(ev, SegmentKept):
+                # A finished piece of the utterance: a final like a split's; the stable
+                # text belonged to it, the rest starts afresh.
+                request = self._speculative.pop(ev.utterance_id)
+                self._stabilizer.reset()
+                self._pieces.add(request.request_id)
+                self._order.append(request.request_id)
+                out.append(TranscriptionStarted(ev.utterance_id, request.duration))
+                held = self._held.pop(request.request_id, None)
+                if isinstance(held, FinalTranscript):
+                    held = replace(held, split=True)
+                    self._pieces.discard(request.request_id)
+                if held is not None:
+                    self._ready[request.request_id] = held
+                    out.extend(self._release())
             elif isinstance(ev, SegmentConfirmed):
                 request = self._speculative.pop(ev.utterance_id)
                 self._order.append(request.request_id)

@@ -26,7 +26,10 @@ Rules, all in frames of :data:`~harken.vad.base.FRAME_SAMPLES` samples:
 - early final (``early_final``): once the silence after speech reaches the kept tail, the
   audio the final would get is already complete, so it is handed out at once as a
   *speculative* segment; if speech resumes it is revoked, if the silence lasts it is confirmed
-  (and no second segment is cut).
+  (and no second segment is cut);
+- pause pieces (``piece_min_samples``): if speech resumes after a speculative segment of at
+  least that many samples, the segment is kept (:class:`SegmentKept`) as a finished piece of
+  the utterance, like a split, and the utterance goes on from the cut.
 """
 
 from __future__ import annotations
@@ -41,8 +44,8 @@ from numpy.typing import NDArray
 from ..config import VadConfig
 from ..units import FRAME_SAMPLES, ms_to_frames, s_to_samples, samples_to_frames
 
-__all__ = ["Segment", "SegmentConfirmed", "SegmentRevoked", "Segmenter", "UtteranceEnded",
-           "UtteranceStarted"]
+__all__ = ["Segment", "SegmentConfirmed", "SegmentKept", "SegmentRevoked", "Segmenter",
+           "UtteranceEnded", "UtteranceStarted"]
 
 _TAIL_MS = 128
 """Silence kept after the end of speech, in ms (at most post_speech_silence_ms); the early
@@ -122,7 +125,16 @@ class SegmentConfirmed:
     utterance_id: int
 
 
-SegmenterEvent = UtteranceStarted | Segment | UtteranceEnded | SegmentRevoked | SegmentConfirmed
+@dataclass(frozen=True)
+class SegmentKept:
+    """Speech resumed after a pause: the speculative segment is a finished piece of the
+    utterance (its audio is not part of the rest)."""
+
+    utterance_id: int
+
+
+SegmenterEvent = (UtteranceStarted | Segment | UtteranceEnded | SegmentRevoked
+                  | SegmentConfirmed | SegmentKept)
 
 
 def _frames(ms: float) -> int:
@@ -133,9 +145,12 @@ def _frames(ms: float) -> int:
 class Segmenter:
     """Groups speech frames into utterances. Not thread-safe: one stream, one thread."""
 
-    def __init__(self, config: VadConfig, *, early_final: bool = False) -> None:
+    def __init__(self, config: VadConfig, *, early_final: bool = False,
+                 piece_min_samples: int = 0) -> None:
         self._early_final = early_final
         self._speculating = False
+        self._piece_min = piece_min_samples
+        self._spec_frames = 0  # frames of the outstanding speculative segment
         self._start_frames = _frames(config.start_ms)
         self._end_frames = _frames(config.post_speech_silence_ms)
         self._min_frames = _frames(config.min_utterance_ms)
@@ -239,7 +254,11 @@ class Segmenter:
             self._last_speech_end = self._position
             if self._speculating:
                 self._speculating = False
-                events.append(SegmentRevoked(self._utterance_id))
+                if self._piece_min and self._spec_frames * FRAME_SAMPLES >= self._piece_min:
+                    events.append(SegmentKept(self._utterance_id))
+                    self._drop_frames(self._spec_frames)
+                else:
+                    events.append(SegmentRevoked(self._utterance_id))
         elif self._silence_run == 0 and not self._manual:
             self._silence_run = 1 + self._faded_frames()
             self._vad_silence = 1
@@ -266,6 +285,7 @@ class Segmenter:
               and self._speech_frames >= self._min_frames):
             # The final's audio is complete now: the rest of the silence is not kept.
             self._speculating = True
+            self._spec_frames = len(self._frames_audio)
             events.append(Segment(self._utterance_id, self._start_sample,
                                   np.concatenate(self._frames_audio), split=False,
                                   speculative=True))
@@ -389,7 +409,11 @@ class Segmenter:
         cut = lo + int(np.argmin(quiet)) + 1 if quiet else n
         audio = np.concatenate(self._frames_audio[:cut])
         events.append(Segment(self._utterance_id, self._start_sample, audio, split=True))
-        self._start_sample += len(audio)
+        self._drop_frames(cut)
+
+    def _drop_frames(self, cut: int) -> None:
+        """The first ``cut`` frames were handed out as a piece: the utterance goes on after."""
+        self._start_sample += sum(len(f) for f in self._frames_audio[:cut])
         self._cut_frames = None
         self._frames_audio = self._frames_audio[cut:]
         self._speech = self._speech[cut:]
