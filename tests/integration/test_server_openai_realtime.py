@@ -243,6 +243,27 @@ def test_server_vad_event_sequence_with_the_openai_client(early: bool):
     run(body, realtime=RealtimeConfig(stable_min_ms=0, stable_prefix=early))
 
 
+def test_pause_pieces_send_the_first_part_of_an_utterance_while_it_goes_on():
+    async def body(server: Server) -> None:
+        async with connect(server) as conn:
+            await recv(conn)
+            audio = np.concatenate([silence(0.3, RATE), tone(1.0, RATE), silence(0.3, RATE),
+                                    tone(1.0, RATE), silence(0.8, RATE)])
+            sender = asyncio.create_task(send_audio(conn, audio))
+            events = await events_until(conn, count("conversation.item.done")(1))
+            await sender
+        kinds = [e.type for e in events]
+        assert kinds.count("input_audio_buffer.committed") == 1  # one utterance, one item
+        deltas = [e for e in events if e.type == DELTA]
+        assert [e.delta for e in deltas] == [TEXT, " " + TEXT]
+        # The first piece was final before the person stopped speaking.
+        assert kinds.index(DELTA) < kinds.index("input_audio_buffer.speech_stopped")
+        completed = next(e for e in events if e.type == COMPLETED)
+        assert completed.transcript == f"{TEXT} {TEXT}"
+
+    run(body, realtime=RealtimeConfig(stable_min_ms=0, pause_pieces_ms=800))
+
+
 def test_manual_commit_and_clear_with_the_openai_client():
     async def body(server: Server) -> None:
         async with connect(server) as conn:
