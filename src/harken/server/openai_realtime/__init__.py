@@ -41,9 +41,9 @@ client commits, pieces of an utterance split at its maximum length, and with
 ``RealtimeConfig(pause_pieces_ms=...)`` pieces cut at pauses inside an utterance). The live
 partials' stable words are a guess the final pass may rewrite, so they are held until the
 final, and then its exact remainder goes out; with ``RealtimeConfig(stable_prefix=True)`` the
-final pass continues from the stable words, so they go out while the person speaks. Deltas can arrive
-before ``speech_stopped`` and before the item's ``conversation.item.added``: harken
-transcribes while the person speaks.
+final pass continues from the stable words, so they go out while the person speaks.
+Deltas can arrive before ``speech_stopped`` and before the item's
+``conversation.item.added``: harken transcribes while the person speaks.
 
 ``include: ["item.input_audio_transcription.logprobs"]`` adds ``logprobs`` to the deltas
 and the completed event: one entry per word (faster-whisper's word probability, the mean of
