@@ -1,6 +1,6 @@
 """Wake words: listen only after "jarvis", "hey harken" or any phrase.
 
-- :mod:`~harken.wake.base`: the frame detector protocol.
+- :mod:`~harken.wake.base`: the frame detector and phrase matcher protocols.
 - :mod:`~harken.wake.gate`: the pure waiting/listening state machine.
 - :mod:`~harken.wake.phrase`: any phrase, matched on the text of short utterances.
 - :mod:`~harken.wake.porcupine`, :mod:`~harken.wake.openwakeword`: frame detectors whose
@@ -25,6 +25,7 @@ __all__ = [
     "GateState",
     "OpenWakeWordDetector",
     "PhraseMatch",
+    "PhraseMatcher",
     "PhraseWakeWord",
     "PorcupineDetector",
     "WakeGate",
@@ -38,7 +39,8 @@ _LAZY: dict[str, str] = {
     "BACKENDS": "harken.wake.names",
     "GateState": "harken.wake.gate",
     "OpenWakeWordDetector": "harken.wake.openwakeword",
-    "PhraseMatch": "harken.wake.phrase",
+    "PhraseMatch": "harken.wake.base",
+    "PhraseMatcher": "harken.wake.base",
     "PhraseWakeWord": "harken.wake.phrase",
     "PorcupineDetector": "harken.wake.porcupine",
     "WakeGate": "harken.wake.gate",
@@ -49,12 +51,12 @@ _LAZY: dict[str, str] = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .base import WakeWordDetector
+    from .base import PhraseMatch, PhraseMatcher, WakeWordDetector
     from .factory import build_wake_backend
     from .gate import GateState, WakeGate
     from .names import BACKENDS, normalize_backend, parse_wake_words
     from .openwakeword import OpenWakeWordDetector
-    from .phrase import PhraseMatch, PhraseWakeWord
+    from .phrase import PhraseWakeWord
     from .porcupine import PorcupineDetector
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)

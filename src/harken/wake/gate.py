@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .phrase import PhraseWakeWord
+from .base import PhraseMatcher
 
 __all__ = [
     "CheckDropped",
@@ -114,10 +114,11 @@ class WakeGate:
     Args:
         timeout_samples: after a wake word, samples at 16 kHz to wait for speech to start
             before going back to waiting (e.g. 5 s = 80000).
-        phrase: the phrase backend; None for a frame detector (Porcupine, openWakeWord).
+        phrase: the phrase matcher (the phrase backend); None for a frame detector
+            (Porcupine, openWakeWord).
     """
 
-    def __init__(self, *, timeout_samples: int, phrase: PhraseWakeWord | None = None) -> None:
+    def __init__(self, *, timeout_samples: int, phrase: PhraseMatcher | None = None) -> None:
         self._timeout = int(timeout_samples)
         self._phrase = phrase
         self._state = GateState.WAITING

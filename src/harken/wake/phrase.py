@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from ..engine.base import DecodeHints
 from ..errors import ConfigError
 from ..units import SAMPLE_RATE
+from .base import PhraseMatch
 from .names import normalize
 
 __all__ = ["PhraseMatch", "PhraseWakeWord", "normalize", "edit_distance"]
@@ -45,22 +46,9 @@ def edit_distance(a: str, b: str) -> int:
 
 
 @dataclass(frozen=True)
-class PhraseMatch:
-    """A wake phrase found at the start of a transcript."""
-
-    phrase: str
-    """The wake phrase as the user wrote it."""
-    words: int
-    """How many whitespace-separated words of the transcript the phrase took."""
-    remainder: str
-    """The text after the phrase, leading punctuation stripped ("" when none)."""
-    distance: int
-    """Letters that differed between the transcript and the phrase."""
-
-
-@dataclass(frozen=True)
 class PhraseWakeWord:
-    """Wake phrases matched against the text of short utterances.
+    """Wake phrases matched against the text of short utterances (a
+    :class:`~harken.wake.base.PhraseMatcher`).
 
     Args:
         phrases: the wake phrases, e.g. ``("hey harken",)``; any words in any language the
