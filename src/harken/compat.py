@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from .config import RecorderConfig
 from .errors import ConfigError, LifecycleError
 from .events import RecorderState
-from .recorder import Recorder, build_config
+from .recorder import Recorder
 from .units import s_to_ms
 
 __all__ = ["AudioToTextRecorder"]
@@ -190,7 +190,7 @@ class AudioToTextRecorder:
         options: dict[str, Any] = {}
         if suppress_tokens is not None:
             options["suppress_tokens"] = list(suppress_tokens)
-        self._config: RecorderConfig = build_config(None, dict(
+        self._config: RecorderConfig = RecorderConfig().with_settings(**dict(
             model=model,
             language=language or None,
             compute_type="int8" if compute_type in ("default", "auto") and device == "cpu"

@@ -290,6 +290,63 @@ class RecorderConfig:
         _check(isinstance(self.max_attempts, int) and self.max_attempts >= 1,
                f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
 
+    def with_settings(self, **settings: Any) -> RecorderConfig:
+        """A copy with flat keyword settings applied to the nested configs (validated again).
+
+        Each name goes to the dataclass that owns it: ``model="base"`` and ``beam_size=1`` to
+        :class:`EngineConfig`, ``post_speech_silence_ms=300`` to :class:`VadConfig`,
+        ``partials=False`` to :class:`RealtimeConfig`, ``max_attempts=2`` to this one.
+        ``engine`` names the engine backend and ``vad`` the VAD backend; ``wake_words``,
+        ``wake_backend``, ``wake_sensitivity``, ``wake_timeout_s`` and
+        ``wake_activation_delay_s`` set :class:`WakeConfig`. This is the one place that maps
+        the flat settings of ``Recorder(**settings)``, ``AsyncRecorder``,
+        ``transcribe_file`` and the RealtimeSTT-style ``AudioToTextRecorder``.
+
+        Returns:
+            ``self`` when ``settings`` is empty, else a new config.
+
+        Raises:
+            ConfigError: an unknown name (the message lists the valid ones), or a value the
+                owning dataclass refuses.
+        """
+        nested: dict[str, dict[str, Any]] = {}
+        top: dict[str, Any] = {}
+        unknown = []
+        for key, value in settings.items():
+            if key not in _SETTINGS:
+                unknown.append(key)
+                continue
+            owner, name = _SETTINGS[key]
+            if owner:
+                nested.setdefault(owner, {})[name] = value
+            else:
+                top[name] = value
+        if unknown:
+            raise ConfigError(f"unknown Recorder option(s): {', '.join(sorted(unknown))}. "
+                              f"Valid options: {', '.join(sorted(_SETTINGS))}")
+        for owner, changes in nested.items():
+            top[owner] = dataclasses.replace(getattr(self, owner), **changes)
+        return dataclasses.replace(self, **top) if top else self
+
+
+def _settings_table() -> dict[str, tuple[str, str]]:
+    """Flat setting name -> (RecorderConfig field holding the nested config, or "" for
+    RecorderConfig itself; the field it sets)."""
+    nested = ("engine", "vad", "realtime", "wake")
+    table = {f.name: ("", f.name) for f in dataclasses.fields(RecorderConfig)
+             if f.name not in nested}
+    # Fields set by their own names; where two configs shared a name, the engine's would win.
+    for owner, cls in (("realtime", RealtimeConfig), ("vad", VadConfig), ("engine", EngineConfig)):
+        table.update((f.name, (owner, f.name)) for f in dataclasses.fields(cls))
+    del table["backend"]  # the VAD backend is "vad"; "engine" names the engine backend
+    table["vad"] = ("vad", "backend")
+    for name in ("words", "backend", "sensitivity", "timeout_s", "activation_delay_s"):
+        table[f"wake_{name}"] = ("wake", name)
+    return table
+
+
+_SETTINGS = _settings_table()
+
 
 def _checked_keys(cls: Any, data: dict[str, Any]) -> dict[str, Any]:
     names = {f.name for f in dataclasses.fields(cls)}

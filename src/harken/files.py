@@ -11,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._callbacks import Callback
 from .config import RecorderConfig
 from .events import FinalTranscript
+from .recorder import Callback, Recorder
 
 __all__ = ["transcribe_file"]
 
@@ -28,7 +28,8 @@ def transcribe_file(path: str | Path, *, on_final: Callback | None = None,
 
     The file is read as fast as the engine allows (not in real time). ``on_progress`` is
     called with the seconds of audio processed so far, about ten times a second.
-    ``settings`` are the keyword shortcuts :class:`~harken.recorder.Recorder` takes. Finals
+    ``settings`` are the keyword shortcuts :class:`~harken.recorder.Recorder` takes
+    (:meth:`~harken.config.RecorderConfig.with_settings`), applied to ``config``. Finals
     ask for the engine's most careful decode (``final_quality="standard"``, faster-whisper's
     own 30 s pass) unless ``final_quality`` is given here or in ``config``: nobody waits on
     a file's finals, so the standard pass is worth its cost.
@@ -36,14 +37,15 @@ def transcribe_file(path: str | Path, *, on_final: Callback | None = None,
     Raises:
         EngineError: an utterance could not be transcribed.
     """
-    from .recorder import Recorder  # the recorder re-exports this function
     from .sources.file import FileSource
 
     finals: list[FinalTranscript] = []
+    config = config or RecorderConfig()
     settings.setdefault("partials", False)  # nobody watches partials of a file
-    if config is None or config.realtime.final_quality is None:
+    if config.realtime.final_quality is None:
         settings.setdefault("final_quality", "standard")
-    with Recorder(config, source=FileSource(str(path)), on_final=on_final, **settings) as rec:
+    config = config.with_settings(**settings)
+    with Recorder(config, source=FileSource(str(path)), on_final=on_final) as rec:
         while True:
             done = rec.ended and rec.wait_idle(0.1)
             while True:  # take finals as they come, so an error surfaces at once

@@ -15,18 +15,8 @@ import ast
 from collections.abc import Iterable
 from pathlib import Path
 
-import pytest
-
 SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = "harken"
-
-KNOWN_CIRCLES = {
-    # recorder.py re-exports transcribe_file; files.py builds a Recorder. The recorder
-    # subpackage change (issue 10, item 4) drops the re-export.
-    ("harken.recorder", "harken.files"),
-}
-"""Edges of circles another change removes; remove an entry when its circle is gone."""
-
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(SRC).with_suffix("").parts)
@@ -181,18 +171,6 @@ def test_the_ground_floor_stands_on_nothing_above_it() -> None:
         assert graph[table] == {"harken.errors"}, table
 
 
-def test_no_new_import_circle() -> None:
-    """Any circle but the known ones (whose removal is another change's job) fails here."""
-    graph = build_graph()
-    for source, target in KNOWN_CIRCLES:
-        graph[source].discard(target)
-    cycles = find_cycles(graph)
-    assert not cycles, _report(cycles)
-
-
-@pytest.mark.xfail(strict=True, reason="files <-> recorder: removed by the recorder subpackage "
-                                       "change (issue 10, item 4); then empty KNOWN_CIRCLES "
-                                       "and drop this mark")
-def test_no_import_circle_at_all() -> None:
+def test_no_import_circle() -> None:
     cycles = find_cycles(build_graph())
     assert not cycles, _report(cycles)

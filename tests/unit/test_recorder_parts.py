@@ -1,4 +1,4 @@
-"""The Recorder's pure parts: keyword shortcuts, the callback table, the finals queue, sources.
+"""The Recorder's pure parts: keyword settings, the callback table, the finals queue, sources.
 
 Fast checks of each piece on its own; tests/integration/test_recorder.py runs them together
 with a real engine process.
@@ -6,17 +6,15 @@ with a real engine process.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from harken._callbacks import CallbackTable
-from harken._finals import FinalQueue
-from harken._shortcuts import build_config
-from harken._wiring import is_realtime
-from harken.config import RecorderConfig
+from harken.config import RecorderConfig, VadConfig
 from harken.errors import ConfigError, EngineError
 from harken.events import (
     ErrorEvent,
@@ -25,28 +23,49 @@ from harken.events import (
     SpeechStarted,
     WakeWordDetected,
 )
-from harken.recorder import Recorder, transcribe_file
+from harken.recorder import Recorder
+from harken.recorder.callbacks import CallbackTable
+from harken.recorder.finals import FinalQueue
+from harken.recorder.wiring import is_realtime
 
 
 def final(text: str) -> FinalTranscript:
     return FinalTranscript(utterance_id=1, text=text, start=0.0, end=1.0)
 
 
-def test_shortcuts_land_in_the_nested_configs() -> None:
-    config = build_config(None, {"model": "base", "engine": "scripted", "vad": "energy",
-                                 "wake_words": "jarvis", "max_backlog_s": 5.0})
+def test_settings_land_in_the_nested_configs() -> None:
+    config = RecorderConfig().with_settings(
+        model="base", engine="scripted", vad="energy", pre_roll_ms=200, partials=False,
+        wake_words="jarvis", wake_timeout_s=3.0, max_backlog_s=5.0)
     assert config.engine.model == "base" and config.engine.engine == "scripted"
-    assert config.vad.backend == "energy"
-    assert config.wake.words == ("jarvis",)
+    assert config.vad.backend == "energy" and config.vad.pre_roll_ms == 200
+    assert config.realtime.partials is False
+    assert config.wake.words == ("jarvis",) and config.wake.timeout_s == 3.0
     assert config.max_backlog_s == 5.0
     base = RecorderConfig()
-    assert build_config(base, {}) is base
+    assert base.with_settings() is base
 
 
-def test_unknown_shortcuts_are_named_with_the_valid_ones() -> None:
+def test_settings_keep_the_rest_of_the_config_they_change() -> None:
+    base = RecorderConfig(vad=VadConfig(backend="energy", post_speech_silence_ms=300))
+    config = base.with_settings(pre_roll_ms=100)
+    assert (config.vad.backend, config.vad.post_speech_silence_ms, config.vad.pre_roll_ms) \
+        == ("energy", 300, 100)
+    assert config.engine is base.engine and base.vad.pre_roll_ms == 400
+
+
+def test_unknown_settings_are_named_with_the_valid_ones() -> None:
     with pytest.raises(ConfigError, match=r"unknown Recorder option\(s\): bogus, modle\. "
                                           r"Valid options: .*\bmodel\b"):
-        build_config(None, {"modle": "base", "bogus": 1})
+        RecorderConfig().with_settings(modle="base", bogus=1)
+    # the VAD backend is set as vad=..., so "backend" names nothing
+    with pytest.raises(ConfigError, match=r"unknown Recorder option\(s\): backend\."):
+        RecorderConfig().with_settings(backend="energy")
+
+
+def test_settings_are_validated_by_the_config_that_owns_them() -> None:
+    with pytest.raises(ConfigError, match="post_speech_silence_ms must be at least 32"):
+        RecorderConfig().with_settings(post_speech_silence_ms=10)
 
 
 def test_callbacks_get_their_documented_arguments() -> None:
@@ -117,9 +136,18 @@ def test_which_sources_are_real_time(tmp_path: Path) -> None:
     assert not is_realtime(str(tmp_path / "a.wav")) and not is_realtime(tmp_path / "a.wav")
 
 
-def test_old_import_paths_still_work() -> None:
+def test_public_import_paths() -> None:
     import harken
     import harken.files
 
-    assert harken.transcribe_file is transcribe_file is harken.files.transcribe_file
+    assert harken.transcribe_file is harken.files.transcribe_file
     assert harken.Recorder is Recorder
+    assert not hasattr(harken.recorder, "transcribe_file")  # it lives in harken.files
+
+
+def test_the_recorder_does_not_import_files() -> None:
+    """files imports the recorder; the recorder must not import files back (no circle)."""
+    code = "import sys, harken.recorder; print('harken.files' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "False"

@@ -108,7 +108,7 @@ class _Progress:
 
 
 def _transcribe(args: argparse.Namespace) -> int:
-    from ..recorder import transcribe_file
+    from ..files import transcribe_file
     from ..sources.file import FileSource
 
     files = list(args.files)

@@ -13,7 +13,7 @@ import queue
 import threading
 from collections.abc import Callable
 
-from .events import ErrorEvent, Event
+from ..events import ErrorEvent, Event
 
 __all__ = ["Dispatcher"]
 

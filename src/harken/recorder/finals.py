@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from .events import FinalTranscript
+from ..events import FinalTranscript
 
 __all__ = ["FinalQueue"]
 

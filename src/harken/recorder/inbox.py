@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import AudioSourceError
+from ..errors import AudioSourceError
 
 __all__ = ["Inbox"]
 

@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._inbox import Inbox
-from .core.outputs import route_outputs
-from .core.pipeline import CancelRequest, FinalFailed
-from .engine.base import EngineOutput, TranscribeRequest
-from .errors import LifecycleError
-from .events import ErrorEvent, Event, FinalTranscript
+from ..core.outputs import route_outputs
+from ..core.pipeline import CancelRequest, FinalFailed
+from ..engine.base import EngineOutput, TranscribeRequest
+from ..errors import LifecycleError
+from ..events import ErrorEvent, Event, FinalTranscript
+from .inbox import Inbox
 
 if TYPE_CHECKING:
-    from .core.pipeline import Output, SpeechPipeline
-    from .worker.process import EngineProcess
+    from ..core.pipeline import Output, SpeechPipeline
+    from ..worker.process import EngineProcess
 
 __all__ = ["PipelineLoop"]
 

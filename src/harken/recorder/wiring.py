@@ -8,20 +8,16 @@ source's own thread and only puts audio and end/error notices into the inbox.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ._inbox import Inbox
-from .config import VadConfig, WakeConfig
-from .errors import ConfigError
-from .sources.base import AudioSource
-from .vad.base import VoiceActivityDetector
-from .wake.base import WakeWordDetector
-
-if TYPE_CHECKING:
-    from .wake.phrase import PhraseWakeWord
+from ..config import VadConfig, WakeConfig
+from ..errors import ConfigError
+from ..sources.base import AudioSource
+from ..vad.base import VoiceActivityDetector
+from ..wake.base import PhraseMatcher, WakeWordDetector
+from .inbox import Inbox
 
 __all__ = ["SOURCE_NAMES", "InboxSink", "build_wake", "is_realtime", "load_vad", "make_source"]
 
@@ -44,14 +40,14 @@ def make_source(source: AudioSource | str | Path, input_device: int | str | None
                               f"got {source!r}")
         return source
     if source in ("mic", "microphone"):
-        from .sources.microphone import MicrophoneSource
+        from ..sources.microphone import MicrophoneSource
 
         return MicrophoneSource(input_device)
     if source == "push":
-        from .sources.push import PushSource
+        from ..sources.push import PushSource
 
         return PushSource()
-    from .sources.file import FileSource
+    from ..sources.file import FileSource
 
     return FileSource(str(source))
 
@@ -72,14 +68,14 @@ def load_vad(config: VadConfig, detector: VoiceActivityDetector | None) -> Voice
     if detector is not None:
         vad = detector
     else:
-        from .vad.factory import create_vad
+        from ..vad.factory import create_vad
 
         vad = create_vad(config)
     vad.load()
     return vad
 
 
-def build_wake(config: WakeConfig) -> tuple[WakeWordDetector | PhraseWakeWord | None,
+def build_wake(config: WakeConfig) -> tuple[WakeWordDetector | PhraseMatcher | None,
                                             WakeWordDetector | None]:
     """Build the wake word backend named by ``config`` (None when wake words are off).
 
@@ -93,13 +89,12 @@ def build_wake(config: WakeConfig) -> tuple[WakeWordDetector | PhraseWakeWord | 
     """
     if not config.enabled:
         return None, None
-    from .wake.factory import build_wake_backend
-    from .wake.phrase import PhraseWakeWord
+    from ..wake.factory import build_wake_backend
 
     wake = build_wake_backend(config.backend, config.words, config.sensitivity)
-    if isinstance(wake, PhraseWakeWord):
-        return wake, None
-    return wake, wake
+    if isinstance(wake, WakeWordDetector):
+        return wake, wake
+    return wake, None
 
 
 class InboxSink:

@@ -1,18 +1,19 @@
-"""The synchronous facade: a source, the pure pipeline, the engine process and callbacks.
+"""The Recorder: a source, the pure pipeline, the engine process and callbacks, in one facade.
 
 Threads (all named "harken-*", all owned and joined by :meth:`Recorder.close`):
 
 - the source's own thread(s) write audio into the inbox (bounded; backpressure blocks them);
 - "harken-pipeline" runs VAD and segmentation and sends requests to the engine process,
-  never waiting for it (:class:`~harken._pipeline_loop.PipelineLoop`);
+  never waiting for it (:class:`~harken.recorder.loop.PipelineLoop`);
 - the engine process's reader/writer threads post results back into the inbox;
 - "harken-dispatch" calls user callbacks, one at a time, in event order.
 
 Nothing is started before :meth:`Recorder.start`; the constructor only stores and validates.
-This module owns the lifecycle and the public methods; the parts live next to it: keyword
-shortcuts in ``_shortcuts``, callbacks in ``_callbacks``, building the source, VAD and wake
-backend in ``_wiring``, the pipeline thread's work in ``_pipeline_loop``, the finals queue in
-``_finals``, and :func:`transcribe_file` in ``files`` (re-exported here).
+This module owns the lifecycle and the public methods; the parts live next to it in this
+package: callbacks in ``callbacks``, the callback thread in ``dispatch``, building the source,
+VAD and wake backend in ``wiring``, the pipeline thread's work in ``loop``, its queue in
+``inbox`` and the finals queue in ``finals``. Keyword shortcuts are
+:meth:`RecorderConfig.with_settings <harken.config.RecorderConfig.with_settings>`.
 """
 
 from __future__ import annotations
@@ -26,16 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 from numpy.typing import NDArray
 
-from ._callbacks import Callback, CallbackTable
-from ._dispatch import Dispatcher
-from ._finals import FinalQueue
-from ._inbox import Inbox
-from ._pipeline_loop import PipelineLoop
-from ._shortcuts import build_config
-from ._wiring import SOURCE_NAMES, InboxSink, build_wake, is_realtime, load_vad, make_source
-from .config import SAMPLE_RATE, RecorderConfig
-from .errors import ConfigError, LifecycleError
-from .events import (
+from ..config import SAMPLE_RATE, RecorderConfig
+from ..errors import ConfigError, LifecycleError
+from ..events import (
     ErrorEvent,
     Event,
     FinalTranscript,
@@ -44,15 +38,20 @@ from .events import (
     RecordingStopped,
     StateChanged,
 )
-from .files import transcribe_file
-from .sources.base import AudioSource
-from .vad.base import VoiceActivityDetector
-from .wake.base import WakeWordDetector
+from ..sources.base import AudioSource
+from ..vad.base import VoiceActivityDetector
+from ..wake.base import WakeWordDetector
+from .callbacks import Callback, CallbackTable
+from .dispatch import Dispatcher
+from .finals import FinalQueue
+from .inbox import Inbox
+from .loop import PipelineLoop
+from .wiring import SOURCE_NAMES, InboxSink, build_wake, is_realtime, load_vad, make_source
 
 if TYPE_CHECKING:
-    from .worker.process import EngineProcess
+    from ..worker.process import EngineProcess
 
-__all__ = ["Callback", "Recorder", "build_config", "transcribe_file"]
+__all__ = ["Recorder"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -67,7 +66,8 @@ class Recorder:
     Args:
         config: full settings; keyword ``settings`` override single fields of it, e.g.
             ``model="tiny.en"``, ``language="en"``, ``beam_size=1``,
-            ``post_speech_silence_ms=400``, ``vad="silero"``, ``engine="scripted"``.
+            ``post_speech_silence_ms=400``, ``vad="silero"``, ``engine="scripted"`` (see
+            :meth:`RecorderConfig.with_settings <harken.config.RecorderConfig.with_settings>`).
         source: "mic" (default), "push" (use :meth:`feed_audio`), a file path, or any
             :class:`~harken.sources.base.AudioSource`.
         input_device: microphone index or name (with ``source="mic"``).
@@ -112,7 +112,7 @@ class Recorder:
         vad_detector: VoiceActivityDetector | None = None,
         **settings: Any,
     ) -> None:
-        self.config = build_config(config, settings)
+        self.config = (config or RecorderConfig()).with_settings(**settings)
         self._callbacks = CallbackTable(on_event, {
             "on_final": on_final, "on_partial": on_partial,
             "on_speech_start": on_speech_start, "on_speech_end": on_speech_end,
@@ -222,7 +222,7 @@ class Recorder:
         return self
 
     def _start(self) -> None:
-        from .worker.process import EngineProcess
+        from ..worker.process import EngineProcess
 
         source = make_source(self._source_spec, self._input_device)
         vad = load_vad(self.config.vad, self._vad_detector)
@@ -244,7 +244,7 @@ class Recorder:
         )
         engine = self._engine
         engine.start()
-        from .core.pipeline import SpeechPipeline
+        from ..core.pipeline import SpeechPipeline
 
         pipeline = SpeechPipeline(vad, self.config.vad, self.config.realtime, wake=wake,
                                   wake_config=self.config.wake)
@@ -360,7 +360,7 @@ class Recorder:
         if state in (RecorderState.CREATED, RecorderState.STARTING) or self._source is None:
             raise LifecycleError("feed_audio() before start(); call start() or use "
                                  "'with Recorder(source=\"push\") as rec:'")
-        from .sources.push import PushSource
+        from ..sources.push import PushSource
 
         if not isinstance(self._source, PushSource):
             raise LifecycleError("feed_audio() needs a push source: Recorder(source=\"push\")")

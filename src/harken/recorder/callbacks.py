@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .errors import ConfigError
-from .events import (
+from ..errors import ConfigError
+from ..events import (
     ErrorEvent,
     Event,
     FinalTranscript,
