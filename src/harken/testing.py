@@ -1,4 +1,5 @@
-"""Test kit for harken users and harken's own tests: synthetic audio, a scripted VAD, word
+"""Test kit for harken users and harken's own tests: synthetic audio, a scripted VAD,
+:func:`drive` (the pure pipeline run over audio the way a source and an engine would), word
 error rates, and a soak driver that streams minutes of audio through a Recorder.
 
 Nothing here touches devices, models or the network unless the settings given to
@@ -9,17 +10,28 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .engine.base import EngineOutput, TranscribeRequest
 from .units import SAMPLE_RATE
 
+if TYPE_CHECKING:
+    from .core.pipeline import Output, SpeechPipeline
+
 __all__ = ["BURST_S", "GAP_S", "ScriptedVad", "SoakResult", "SoakSample", "bursts", "chunks",
-           "normalize_text", "silence", "soak", "tone", "word_error_rate", "word_errors"]
+           "drive", "normalize_text", "of_type", "silence", "soak", "tone", "word_error_rate",
+           "word_errors"]
+
+_T = TypeVar("_T")
+
+Answer = Callable[[TranscribeRequest], EngineOutput | BaseException | None]
+"""Plays the engine in :func:`drive`: an EngineOutput answers a request, an exception fails
+it, None leaves it unanswered."""
 
 
 def silence(seconds: float) -> NDArray[np.float32]:
@@ -36,6 +48,46 @@ def tone(seconds: float, freq_hz: float = 220.0, amplitude: float = 0.3) -> NDAr
 def chunks(audio: NDArray[np.float32], chunk_samples: int) -> list[NDArray[np.float32]]:
     """Split ``audio`` into consecutive chunks of ``chunk_samples`` (the last may be short)."""
     return [audio[i:i + chunk_samples] for i in range(0, len(audio), chunk_samples)]
+
+
+def drive(pipeline: SpeechPipeline, audio: NDArray[np.float32], *, chunk_samples: int = 320,
+          answer: Answer | None = None, flush: bool = False) -> list[Output]:
+    """Feed ``audio`` to ``pipeline`` in chunks, as a source would; return all it put out.
+
+    Args:
+        pipeline: the pipeline under test (no thread is started; all runs on this one).
+        audio: float32 mono samples at 16 kHz.
+        chunk_samples: samples per :meth:`~harken.core.pipeline.SpeechPipeline.feed` call
+            (320 = 20 ms, a typical sound card block).
+        answer: an instant engine, called with each request as it goes out; what the
+            pipeline makes of the answer follows the request in the returned list.
+        flush: end the stream after the audio, as the end of a file does.
+
+    Returns:
+        Events, requests and the rest of the pipeline's outputs, in the order they came.
+    """
+    out: list[Output] = []
+
+    def take(outputs: Iterable[Output]) -> None:
+        for item in outputs:
+            out.append(item)
+            if answer is not None and isinstance(item, TranscribeRequest):
+                reply = answer(item)
+                if isinstance(reply, BaseException):
+                    take(pipeline.on_failed(item, reply))
+                elif reply is not None:
+                    take(pipeline.on_result(item, reply))
+
+    for chunk in chunks(audio, chunk_samples):
+        take(pipeline.feed(chunk))
+    if flush:
+        take(pipeline.flush())
+    return out
+
+
+def of_type(items: Iterable[object], cls: type[_T]) -> list[_T]:
+    """The items that are ``cls`` instances, in order: ``of_type(out, FinalTranscript)``."""
+    return [item for item in items if isinstance(item, cls)]
 
 
 class ScriptedVad:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from harken.config import EngineConfig
+from harken.testing import of_type
 from harken.wake import PhraseWakeWord
 
 pytestmark = pytest.mark.model
@@ -91,10 +92,6 @@ def run_recorder(audio: np.ndarray, **settings: object) -> list[object]:
     return events
 
 
-def of(events: list[object], kind: type) -> list[object]:
-    return [e for e in events if isinstance(e, kind)]
-
-
 def words_of(text: str) -> list[str]:
     return "".join(c for c in text.lower() if c.isalpha() or c == " ").split()
 
@@ -112,10 +109,10 @@ def test_recorder_phrase_wake_word_end_to_end(espeak: Speak) -> None:
         espeak("hey harken turn on the lights", "en", 170), pause(1.5),
     ])
     events = run_recorder(audio, wake_words="hey harken")
-    detected = of(events, WakeWordDetected)
-    finals = [f for f in of(events, FinalTranscript)]
-    texts = [f.text for f in finals]  # type: ignore[attr-defined]
-    assert [d.word for d in detected] == ["hey harken", "hey harken"], texts  # type: ignore[attr-defined]
+    detected = of_type(events, WakeWordDetected)
+    finals = of_type(events, FinalTranscript)
+    texts = [f.text for f in finals]
+    assert [d.word for d in detected] == ["hey harken", "hey harken"], texts
     assert len(finals) == 2, texts
     assert "time" in words_of(texts[0]), texts
     assert "lights" in words_of(texts[1]) and "harken" not in words_of(texts[1]), texts
@@ -136,9 +133,9 @@ def test_recorder_porcupine_wake_word_end_to_end(espeak: Speak) -> None:
         espeak("jarvis what time is it", "en-us", 170), pause(1.5),
     ])
     events = run_recorder(audio, wake_words="jarvis", wake_backend="porcupine")
-    detected = of(events, WakeWordDetected)
-    texts = [f.text for f in of(events, FinalTranscript)]  # type: ignore[attr-defined]
-    assert [d.word for d in detected] == ["jarvis", "jarvis"], texts  # type: ignore[attr-defined]
+    detected = of_type(events, WakeWordDetected)
+    texts = [f.text for f in of_type(events, FinalTranscript)]
+    assert [d.word for d in detected] == ["jarvis", "jarvis"], texts
     assert len(texts) == 2, texts
     assert "lights" in words_of(texts[0]) and "milk" not in words_of(texts[0]), texts
     run_on = words_of(texts[1])
@@ -152,5 +149,5 @@ def test_recorder_wake_word_timeout(espeak: Speak) -> None:
     audio = np.concatenate([pause(0.5), espeak("hey harken"), pause(2.5),
                             espeak("what time is it"), pause(1.5)])
     events = run_recorder(audio, wake_words="hey harken", wake_timeout_s=1.0)
-    assert len(of(events, WakeWordTimeout)) == 1
-    assert of(events, FinalTranscript) == []
+    assert len(of_type(events, WakeWordTimeout)) == 1
+    assert of_type(events, FinalTranscript) == []

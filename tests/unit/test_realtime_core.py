@@ -11,7 +11,7 @@ from harken.core.stabilizer import Stabilizer
 from harken.engine.base import DecodeHints, EngineOutput, TranscribeRequest
 from harken.errors import EngineError
 from harken.events import FinalTranscript, PartialTranscript, SpeechEnded, TranscriptionStarted
-from harken.testing import ScriptedVad, silence, tone
+from harken.testing import ScriptedVad, drive, of_type, silence, tone
 
 RATE = 16000
 
@@ -21,15 +21,6 @@ def pipeline(intervals, **realtime):
                           RealtimeConfig(**realtime))
 
 
-def feed(pipe, audio, chunk=320):
-    out = []
-    for i in range(0, len(audio), chunk):
-        out.extend(pipe.feed(audio[i:i + chunk]))
-    return out
-
-
-def of(out, cls):
-    return [x for x in out if isinstance(x, cls)]
 
 
 # ---------------------------------------------------------------- stabiliser
@@ -81,15 +72,15 @@ def test_stabiliser_reset_starts_a_new_utterance():
 def test_partials_go_out_while_speaking_one_at_a_time():
     pipe = pipeline([(0.5, 3.5)], partial_interval_ms=300, partial_min_ms=300,
                     early_final=False, stable_min_ms=0)
-    out = feed(pipe, np.concatenate([silence(0.5), tone(2.0)]))
-    partials = [r for r in of(out, TranscribeRequest) if r.kind == "partial"]
+    out = drive(pipe, np.concatenate([silence(0.5), tone(2.0)]))
+    partials = [r for r in of_type(out, TranscribeRequest) if r.kind == "partial"]
     assert len(partials) == 1  # the first is still in flight: no second one
     first = partials[0]
     assert first.hints == DecodeHints(beam_size=1, word_timestamps=False)
     events = pipe.on_result(first, EngineOutput("hello there"))
     assert events == [PartialTranscript(1, "", "hello")]  # the last word may be cut off
-    out = feed(pipe, tone(0.4))
-    second = [r for r in of(out, TranscribeRequest) if r.kind == "partial"]
+    out = drive(pipe, tone(0.4))
+    second = [r for r in of_type(out, TranscribeRequest) if r.kind == "partial"]
     assert len(second) == 1 and len(second[0].audio) > len(first.audio)
     events = pipe.on_result(second[0], EngineOutput("hello there world"))
     assert events == [PartialTranscript(1, "hello", "there")]
@@ -97,27 +88,27 @@ def test_partials_go_out_while_speaking_one_at_a_time():
 
 def test_no_partials_during_silence_and_stale_partials_are_dropped():
     pipe = pipeline([(0.5, 1.5)], early_final=False)
-    out = feed(pipe, np.concatenate([silence(0.5), tone(1.0)]))
-    partial = [r for r in of(out, TranscribeRequest) if r.kind == "partial"][0]
-    out = feed(pipe, silence(1.0))  # the utterance ends
-    assert of(out, SpeechEnded)
-    assert not [r for r in of(out, TranscribeRequest) if r.kind == "partial"]
+    out = drive(pipe, np.concatenate([silence(0.5), tone(1.0)]))
+    partial = [r for r in of_type(out, TranscribeRequest) if r.kind == "partial"][0]
+    out = drive(pipe, silence(1.0))  # the utterance ends
+    assert of_type(out, SpeechEnded)
+    assert not [r for r in of_type(out, TranscribeRequest) if r.kind == "partial"]
     assert pipe.on_result(partial, EngineOutput("late")) == []
 
 
 def test_partials_can_be_turned_off():
     pipe = pipeline([(0.5, 3.5)], partials=False, early_final=False)
-    out = feed(pipe, np.concatenate([silence(0.5), tone(3.0)]))
-    assert not of(out, TranscribeRequest)
+    out = drive(pipe, np.concatenate([silence(0.5), tone(3.0)]))
+    assert not of_type(out, TranscribeRequest)
 
 
 def test_a_failed_partial_frees_the_slot():
     pipe = pipeline([(0.5, 3.5)], early_final=False)
-    out = feed(pipe, np.concatenate([silence(0.5), tone(1.0)]))
-    partial = [r for r in of(out, TranscribeRequest) if r.kind == "partial"][0]
+    out = drive(pipe, np.concatenate([silence(0.5), tone(1.0)]))
+    partial = [r for r in of_type(out, TranscribeRequest) if r.kind == "partial"][0]
     assert pipe.on_failed(partial, EngineError("x")) == []
-    out = feed(pipe, tone(0.4))
-    assert [r for r in of(out, TranscribeRequest) if r.kind == "partial"]
+    out = drive(pipe, tone(0.4))
+    assert [r for r in of_type(out, TranscribeRequest) if r.kind == "partial"]
 
 
 # ---------------------------------------------------------------- early finals
@@ -128,39 +119,39 @@ def early_pipeline(intervals):
 
 def test_early_final_goes_out_during_the_silence_and_is_released_when_it_lasts():
     pipe = early_pipeline([(0.5, 1.5)])
-    out = feed(pipe, np.concatenate([silence(0.5), tone(1.0), silence(0.3)]))
-    reqs = of(out, TranscribeRequest)
+    out = drive(pipe, np.concatenate([silence(0.5), tone(1.0), silence(0.3)]))
+    reqs = of_type(out, TranscribeRequest)
     assert len(reqs) == 1 and reqs[0].kind == "final"
-    assert not of(out, TranscriptionStarted)  # not final yet: the silence may not last
+    assert not of_type(out, TranscriptionStarted)  # not final yet: the silence may not last
     # The answer arrives before the silence threshold: held back.
     assert pipe.on_result(reqs[0], EngineOutput("hi")) == []
-    out = feed(pipe, silence(0.4))
+    out = drive(pipe, silence(0.4))
     kinds = [type(x).__name__ for x in out]
     assert kinds == ["SpeechEnded", "TranscriptionStarted", "FinalTranscript"]
-    assert of(out, FinalTranscript)[0].text == "hi"
+    assert of_type(out, FinalTranscript)[0].text == "hi"
 
 
 def test_early_final_has_exactly_the_audio_of_the_plain_final():
     audio = np.concatenate([silence(0.5), tone(1.0), silence(1.0)])
     plain = pipeline([(0.5, 1.5)], partials=False, early_final=False)
     early = early_pipeline([(0.5, 1.5)])
-    a = of(feed(plain, audio), TranscribeRequest)[0]
-    b = of(feed(early, audio), TranscribeRequest)[0]
+    a = of_type(drive(plain, audio), TranscribeRequest)[0]
+    b = of_type(drive(early, audio), TranscribeRequest)[0]
     assert (a.start_sample, a.end_sample) == (b.start_sample, b.end_sample)
     assert np.array_equal(a.audio, b.audio)
 
 
 def test_speech_resuming_cancels_the_early_final():
     pipe = early_pipeline([(0.5, 1.5), (1.8, 2.8)])
-    out = feed(pipe, np.concatenate([silence(0.5), tone(1.0), silence(0.3), tone(1.0),
+    out = drive(pipe, np.concatenate([silence(0.5), tone(1.0), silence(0.3), tone(1.0),
                                      silence(1.0)]))
-    reqs = of(out, TranscribeRequest)
-    cancels = of(out, CancelRequest)
+    reqs = of_type(out, TranscribeRequest)
+    cancels = of_type(out, CancelRequest)
     assert [c.request_id for c in cancels] == [reqs[0].request_id]
     assert len(reqs) == 2 and len(reqs[1].audio) > len(reqs[0].audio)
     # A late answer to the cancelled request is ignored.
     assert pipe.on_result(reqs[0], EngineOutput("stale")) == []
-    finals = of(pipe.on_result(reqs[1], EngineOutput("whole")), FinalTranscript)
+    finals = of_type(pipe.on_result(reqs[1], EngineOutput("whole")), FinalTranscript)
     assert [f.text for f in finals] == ["whole"]
 
 
@@ -204,19 +195,19 @@ def test_a_pause_before_pause_pieces_ms_of_audio_still_revokes():
 
 def test_flush_confirms_an_outstanding_early_final():
     pipe = early_pipeline([(0.5, 1.5)])
-    out = feed(pipe, np.concatenate([silence(0.5), tone(1.0), silence(0.3)]))
-    req = of(out, TranscribeRequest)[0]
+    out = drive(pipe, np.concatenate([silence(0.5), tone(1.0), silence(0.3)]))
+    req = of_type(out, TranscribeRequest)[0]
     out = pipe.flush()
-    assert of(out, TranscriptionStarted) and not of(out, TranscribeRequest)
-    assert of(pipe.on_result(req, EngineOutput("done")), FinalTranscript)
+    assert of_type(out, TranscriptionStarted) and not of_type(out, TranscribeRequest)
+    assert of_type(pipe.on_result(req, EngineOutput("done")), FinalTranscript)
 
 
 # ---------------------------------------------------------------- ordering
 
 def test_finals_are_released_in_utterance_order():
     pipe = pipeline([(0.5, 1.5), (2.5, 3.5)], partials=False, early_final=False)
-    out = feed(pipe, np.concatenate([silence(0.5), tone(1), silence(1), tone(1), silence(1)]))
-    first, second = of(out, TranscribeRequest)
+    out = drive(pipe, np.concatenate([silence(0.5), tone(1), silence(1), tone(1), silence(1)]))
+    first, second = of_type(out, TranscribeRequest)
     assert pipe.on_result(second, EngineOutput("two")) == []  # waits for the first
     released = pipe.on_result(first, EngineOutput("one"))
     assert [f.text for f in released] == ["one", "two"]
@@ -224,8 +215,8 @@ def test_finals_are_released_in_utterance_order():
 
 def test_a_failed_final_is_reported_in_order_too():
     pipe = pipeline([(0.5, 1.5), (2.5, 3.5)], partials=False, early_final=False)
-    out = feed(pipe, np.concatenate([silence(0.5), tone(1), silence(1), tone(1), silence(1)]))
-    first, second = of(out, TranscribeRequest)
+    out = drive(pipe, np.concatenate([silence(0.5), tone(1), silence(1), tone(1), silence(1)]))
+    first, second = of_type(out, TranscribeRequest)
     assert pipe.on_result(second, EngineOutput("two")) == []
     released = pipe.on_failed(first, EngineError("boom"))
     assert isinstance(released[0], FinalFailed) and released[0].request is first
@@ -235,15 +226,10 @@ def test_a_failed_final_is_reported_in_order_too():
 def _speak_with_partials(pipe, hypothesis: str) -> list[TranscribeRequest]:
     """Feed 1.5 s of speech, answering each partial with ``hypothesis``; return the final
     requests that went out (the speculative one included)."""
-    finals = []
     audio = np.concatenate([silence(0.5), tone(1.5), silence(1.0)])
-    for i in range(0, len(audio), 320):
-        for out in pipe.feed(audio[i:i + 320]):
-            if isinstance(out, TranscribeRequest) and out.kind == "partial":
-                pipe.on_result(out, EngineOutput(hypothesis))
-            elif isinstance(out, TranscribeRequest):
-                finals.append(out)
-    return finals
+    out = drive(pipe, audio, answer=lambda r: EngineOutput(hypothesis) if r.kind == "partial"
+                else None)
+    return [r for r in of_type(out, TranscribeRequest) if r.kind == "final"]
 
 
 def test_stable_prefix_gives_the_final_the_stable_text():
@@ -263,13 +249,13 @@ def test_no_prefix_by_default():
 def test_passes_over_too_little_audio_do_not_vote_for_stable_words():
     pipe = pipeline([(0.5, 3.5)], partial_interval_ms=100, early_final=False,
                     stable_min_ms=1500)
-    shown = []
     audio = np.concatenate([silence(0.5), tone(3.0)])
-    for i in range(0, len(audio), 320):
-        for out in pipe.feed(audio[i:i + 320]):
-            if isinstance(out, TranscribeRequest) and out.kind == "partial":
-                for ev in pipe.on_result(out, EngineOutput("add a more amiable woman")):
-                    shown.append((len(out.audio) / RATE, ev.stable, ev.unstable))
+    out = drive(pipe, audio, answer=lambda r: EngineOutput("add a more amiable woman"))
+    passes = [len(r.audio) / RATE for r in of_type(out, TranscribeRequest)
+              if r.kind == "partial"]
+    partials = of_type(out, PartialTranscript)
+    assert len(passes) == len(partials)  # every pass answered while the person speaks
+    shown = [(secs, ev.stable, ev.unstable) for secs, ev in zip(passes, partials, strict=True)]
     early = [(s, u) for secs, s, u in shown if secs < 1.5]
     late = [s for secs, s, _ in shown if secs >= 1.5]
     assert early and all(s == "" and u == "add a more amiable" for s, u in early), early

@@ -13,7 +13,7 @@ from harken.core.segmenter import (
     UtteranceEnded,
     frame_level_db,
 )
-from harken.testing import ScriptedVad, tone
+from harken.testing import ScriptedVad, drive, tone
 from harken.vad.base import FRAME_SAMPLES
 
 RATE = 16000
@@ -155,9 +155,12 @@ def test_no_partial_pass_starts_while_the_voice_fades() -> None:
     pipe = SpeechPipeline(ScriptedVad([(1.0, 2.5)]), VadConfig(backend="energy"),
                           RealtimeConfig(partial_interval_ms=100, early_final=False))
     issued = []
-    for i in range(0, len(audio), 320):
-        for out in pipe.feed(audio[i:i + 320]):
-            if isinstance(out, TranscribeRequest) and out.kind == "partial":
-                issued.append(pipe.position / RATE)
-                pipe.on_failed(out, RuntimeError("not answered"))  # frees the slot
+
+    def fail(request: TranscribeRequest) -> BaseException | None:
+        if request.kind != "partial":
+            return None
+        issued.append(pipe.position / RATE)
+        return RuntimeError("not answered")  # frees the slot
+
+    drive(pipe, audio, answer=fail)
     assert issued and max(issued) <= 2.05, issued

@@ -21,7 +21,7 @@ from harken.events import (
     WakeWordTimeout,
     WakeWordWaiting,
 )
-from harken.testing import ScriptedVad
+from harken.testing import ScriptedVad, drive
 from harken.wake.gate import (
     CheckDropped,
     CommandText,
@@ -316,12 +316,9 @@ def pipeline(intervals: list[tuple[float, float]], wake: object, **wake_kwargs: 
 
 
 def run(pipe: SpeechPipeline, seconds: float) -> list[object]:
-    out: list[object] = []
     # a ramp so each request's audio says where it came from
     audio = (np.arange(int(seconds * S), dtype=np.float32) / S / 100).astype(np.float32)
-    for i in range(0, len(audio), 1600):
-        out += pipe.feed(audio[i:i + 1600])
-    return out
+    return list(drive(pipe, audio, chunk_samples=1600))
 
 
 def test_pipeline_transcribes_only_the_utterance_after_the_wake_word() -> None:
