@@ -21,7 +21,7 @@ from harken.events import (
     WakeWordTimeout,
     WakeWordWaiting,
 )
-from harken.testing import ScriptedVad, drive
+from harken.testing import ScriptedVad, drive, of_type
 from harken.wake.gate import (
     CheckDropped,
     CommandText,
@@ -425,6 +425,24 @@ def test_pipeline_phrase_with_the_command_in_one_breath() -> None:
     assert final.text == "Turn on the lights."
     assert [w.text for w in final.words] == ["turn", "on", "the", "lights."]
     assert final.start > check.start_sample / S  # starts after the wake word
+
+
+def test_pipeline_utterance_begun_while_the_wake_check_was_in_flight_is_the_command() -> None:
+    # "hey harken" 1-2 s; the command 3-4.5 s starts before the wake check is answered
+    pipe = pipeline([(1, 2), (3, 4.5)], PhraseWakeWord(("hey harken",)))
+    audio = (np.arange(8 * S, dtype=np.float32) / S / 100).astype(np.float32)
+    (check,) = of_type(drive(pipe, audio[:int(3.5 * S)]), TranscribeRequest)
+    assert pipe.in_utterance  # the command is under way, undecided
+    assert isinstance(answer(pipe, check, "Hey, Harken.")[0], WakeWordDetected)
+    out = drive(pipe, audio[int(3.5 * S):])
+    assert not of_type(out, SpeechStarted)  # it was not known to be a command at its start
+    (command,) = of_type(out, TranscribeRequest)
+    assert command.request_id != check.request_id and command.start_sample < 3 * S
+    assert command.options == {}  # a plain final, not a wake check
+    assert [type(o).__name__ for o in out] == ["WakeWordWaiting", "TranscriptionStarted",
+                                               "TranscribeRequest"]
+    (final,) = answer(pipe, command, "What time is it?")
+    assert isinstance(final, FinalTranscript) and final.text == "What time is it?"
 
 
 def test_pipeline_phrase_failed_check_is_an_error_event_not_a_final() -> None:
