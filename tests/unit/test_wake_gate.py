@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from harken.config import RealtimeConfig, VadConfig, WakeConfig
 from harken.core.pipeline import SpeechPipeline
-from harken.engine.base import EngineOutput, TranscribeRequest, WordTiming
+from harken.engine.base import DecodeHints, EngineOutput, TranscribeRequest, WordTiming
 from harken.events import (
     ErrorEvent,
     FinalTranscript,
@@ -438,7 +438,7 @@ def test_pipeline_utterance_begun_while_the_wake_check_was_in_flight_is_the_comm
     assert not of_type(out, SpeechStarted)  # it was not known to be a command at its start
     (command,) = of_type(out, TranscribeRequest)
     assert command.request_id != check.request_id and command.start_sample < 3 * S
-    assert command.options == {}  # a plain final, not a wake check
+    assert command.hints == DecodeHints()  # a plain final, not a wake check
     assert [type(o).__name__ for o in out] == ["WakeWordWaiting", "TranscriptionStarted",
                                                "TranscribeRequest"]
     (final,) = answer(pipe, command, "What time is it?")
