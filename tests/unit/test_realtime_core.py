@@ -162,35 +162,35 @@ def test_pause_pieces_keep_the_early_final_when_speech_resumes():
     pipe = pipeline([(0.5, 1.5), (1.8, 2.8)], partials=False, early_final=True,
                     pause_pieces_ms=800)
     audio = np.concatenate([silence(0.5), tone(1.0), silence(0.3), tone(1.0)])
-    out = feed(pipe, audio)
-    assert not of(out, CancelRequest)
-    first = of(out, TranscribeRequest)[0]
-    assert of(out, TranscriptionStarted)  # kept: a final now, not speculation
-    piece = of(pipe.on_result(first, EngineOutput("one")), FinalTranscript)
+    out = drive(pipe, audio)
+    assert not of_type(out, CancelRequest)
+    first = of_type(out, TranscribeRequest)[0]
+    assert of_type(out, TranscriptionStarted)  # kept: a final now, not speculation
+    piece = of_type(pipe.on_result(first, EngineOutput("one")), FinalTranscript)
     assert [(f.text, f.split) for f in piece] == [("one", True)]
-    out = feed(pipe, silence(1.0))
-    rest = of(out, TranscribeRequest)[-1]
+    out = drive(pipe, silence(1.0))
+    rest = of_type(out, TranscribeRequest)[-1]
     assert rest.start_sample == first.end_sample  # the rest starts at the piece's cut
     assert rest.utterance_id == first.utterance_id
-    finals = of(pipe.on_result(rest, EngineOutput("two")), FinalTranscript)
+    finals = of_type(pipe.on_result(rest, EngineOutput("two")), FinalTranscript)
     assert [(f.text, f.split) for f in finals] == [("two", False)]
 
 
 def test_an_answer_that_came_before_the_keep_is_released_as_a_piece():
     pipe = pipeline([(0.5, 1.5), (1.8, 2.8)], partials=False, early_final=True,
                     pause_pieces_ms=800)
-    out = feed(pipe, np.concatenate([silence(0.5), tone(1.0), silence(0.3)]))
-    first = of(out, TranscribeRequest)[0]
+    out = drive(pipe, np.concatenate([silence(0.5), tone(1.0), silence(0.3)]))
+    first = of_type(out, TranscribeRequest)[0]
     assert pipe.on_result(first, EngineOutput("one")) == []  # held: speculation
-    out = feed(pipe, tone(0.2))
-    assert [(f.text, f.split) for f in of(out, FinalTranscript)] == [("one", True)]
+    out = drive(pipe, tone(0.2))
+    assert [(f.text, f.split) for f in of_type(out, FinalTranscript)] == [("one", True)]
 
 
 def test_a_pause_before_pause_pieces_ms_of_audio_still_revokes():
     pipe = pipeline([(0.5, 1.5), (1.8, 2.8)], partials=False, early_final=True,
                     pause_pieces_ms=5000)
-    out = feed(pipe, np.concatenate([silence(0.5), tone(1.0), silence(0.3), tone(1.0)]))
-    assert len(of(out, CancelRequest)) == 1 and not of(out, TranscriptionStarted)
+    out = drive(pipe, np.concatenate([silence(0.5), tone(1.0), silence(0.3), tone(1.0)]))
+    assert len(of_type(out, CancelRequest)) == 1 and not of_type(out, TranscriptionStarted)
 
 
 def test_flush_confirms_an_outstanding_early_final():

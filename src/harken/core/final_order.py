@@ -3,11 +3,12 @@
 An early final is requested while the silence after speech is still too short to end the
 utterance: :meth:`FinalOrder.speculate` keeps its request aside, and an answer that comes
 back for it is held. :meth:`FinalOrder.confirm` (the silence lasted) commits it;
-:meth:`FinalOrder.revoke` (speech resumed) drops it and its held answer. Committed finals are
-released strictly in the order they were committed, also when a restarted engine answers out
-of order. :meth:`FinalOrder.keep` (speech resumed after a long enough pause, with pause
-pieces on) commits the early final as a finished piece of the utterance: its answer goes out
-marked ``split=True``, like a piece cut at the maximum length. Answers to requests that are neither speculative nor committed (cancelled, or
+:meth:`FinalOrder.revoke` (speech resumed) drops it and its held answer;
+:meth:`FinalOrder.keep` (speech resumed after a long enough pause, with pause pieces on)
+commits it as a finished piece of the utterance, whose answer goes out marked
+``split=True`` like a piece cut at the maximum length. Committed finals are released
+strictly in the order they were committed, also when a restarted engine answers out of
+order; answers to requests that are neither speculative nor committed (cancelled, or
 unknown) are stale and dropped. Pure bookkeeping: no I/O, no clock, no threads.
 """
 
