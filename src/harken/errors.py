@@ -14,6 +14,7 @@ Every exception harken raises derives from :class:`HarkenError`::
     │   └── EngineError                         the engine raised; original type name kept
     ├── ProtocolError                           malformed frame on the worker or server wire
     ├── ServerBusy                              too many sessions, or finals waiting for one
+    │   └── EngineUnavailable                   the engine failed; being restarted (or given up)
     └── LifecycleError (also RuntimeError)      start twice, feed after close, ...
 """
 
@@ -25,6 +26,7 @@ __all__ = [
     "BackendNotInstalled",
     "ConfigError",
     "EngineError",
+    "EngineUnavailable",
     "HarkenError",
     "LifecycleError",
     "ProtocolError",
@@ -115,6 +117,10 @@ class ProtocolError(HarkenError):
 
 class ServerBusy(HarkenError):
     """The server has no room: too many sessions, or too many finals waiting for one."""
+
+
+class EngineUnavailable(ServerBusy):
+    """The server's engine process failed; it is being restarted (or the server gave up)."""
 
 
 class LifecycleError(HarkenError, RuntimeError):

@@ -195,10 +195,14 @@ def test_server_busy_beyond_max_sessions():
     async def body(server: Server) -> None:
         async with websockets.connect(ws_url(server)) as a, \
                 websockets.connect(ws_url(server)) as b:
-            await a.send(p.encode(p.Ping()))
-            await b.send(p.encode(p.Ping()))
+            # A session takes its place at "start" (a socket that never starts holds none).
+            await a.send(p.encode(p.Start(sample_rate=16000)))
+            await b.send(p.encode(p.Start(sample_rate=16000)))
             await a.recv(), await b.recv()
             async with websockets.connect(ws_url(server)) as c:
+                await c.send(p.encode(p.Ping()))
+                assert p.parse_server(await c.recv()) == p.Pong()  # connected, no session
+                await c.send(p.encode(p.Start(sample_rate=16000)))
                 msg = p.parse_server(await c.recv())
                 assert isinstance(msg, p.Error) and msg.code == "server_busy"
                 assert "all 2 sessions" in msg.message
@@ -210,8 +214,8 @@ def test_server_busy_beyond_max_sessions():
                 break
             await asyncio.sleep(0.02)
         async with websockets.connect(ws_url(server)) as d:  # room again
-            await d.send(p.encode(p.Ping()))
-            assert p.parse_server(await d.recv()) == p.Pong()
+            await d.send(p.encode(p.Start(sample_rate=16000)))
+            assert isinstance(p.parse_server(await d.recv()), p.Ready)
         assert server.engine.rejected == 1
 
     run(body, max_sessions=2)

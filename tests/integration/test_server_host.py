@@ -15,7 +15,7 @@ import pytest
 from harken.config import EngineConfig
 from harken.engine.base import EngineOutput, TranscribeRequest
 from harken.errors import WorkerCrashed
-from harken.server.engine_host import EngineHost, ServerBusy
+from harken.server.engine_host import EngineHost, EngineUnavailable, ServerBusy
 
 
 class FakeEngine:
@@ -234,8 +234,50 @@ def test_fatal_engine_error_reaches_every_session():
         engine.on_error(WorkerCrashed("gone"), True)
         await settle()
         assert [f for _, f in a.errors] == [True] and [f for _, f in b.errors] == [True]
-        with pytest.raises(WorkerCrashed):
+        with pytest.raises(EngineUnavailable, match="gone"):
             host.open_session("c", a.on_result, a.on_failed, a.on_error)
+        await host.close()
+
+    asyncio.run(main())
+
+
+def test_a_failed_engine_is_replaced_by_a_fresh_one_after_a_back_off():
+    async def main() -> None:
+        host, engines = await make_host(restart_backoff_s=0.05)
+        a = Recorder()
+        slot = host.open_session("a", a.on_result, a.on_failed, a.on_error)
+        engines[0].on_error(WorkerCrashed("gone"), True)
+        await settle()
+        with pytest.raises(EngineUnavailable):
+            host.submit(slot, req(1))
+        for _ in range(100):
+            if len(engines) == 2 and host.fatal is None:
+                break
+            await asyncio.sleep(0.01)
+        assert len(engines) == 2 and engines[0].closed and host.fatal is None
+        host.submit(slot, req(2))  # the fresh engine takes work
+        assert [r.request_id for r in engines[1].submitted] == [1]
+        assert host.restarts == 1
+        await host.close()
+
+    asyncio.run(main())
+
+
+def test_an_engine_that_keeps_failing_makes_the_host_give_up():
+    async def main() -> None:
+        host, engines = await make_host(restart_backoff_s=0.01, max_restarts=2)
+        engines[0].on_error(WorkerCrashed("first"), True)
+        await settle()
+        for _ in range(200):  # each fresh engine fails as soon as it runs
+            if host.fatal is None:
+                engines[-1].on_error(WorkerCrashed(f"crash {len(engines)}"), True)
+            gave_up = asyncio.ensure_future(host.wait_gave_up())
+            await asyncio.sleep(0.01)
+            if gave_up.done():
+                break
+            gave_up.cancel()
+        assert gave_up.done() and "crash 3" in str(gave_up.result())
+        assert len(engines) == 3  # the first and max_restarts fresh ones
         await host.close()
 
     asyncio.run(main())

@@ -3,6 +3,9 @@
 Runs :class:`~harken.server.app.Server` on an asyncio loop on the main thread. SIGINT and
 SIGTERM start a graceful shutdown: in-flight finals are finished (up to
 ``--drain-timeout`` seconds), then every client is closed and the engine process stopped.
+When the engine fails for good (its restarts with back-off all failed), the server drains
+the same way and the command exits with :data:`ENGINE_FAILED`, so a supervisor (systemd,
+Kubernetes) restarts it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ from typing import Any
 from ..server.config import ServerConfig
 from .options import add_engine_args
 
-__all__ = ["add_parser", "run"]
+__all__ = ["ENGINE_FAILED", "add_parser", "run"]
+
+ENGINE_FAILED = 3
+"""Exit status when the speech engine failed for good (its restarts all failed)."""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -33,8 +39,9 @@ def add_parser(subparsers: Any) -> None:
     s.add_argument("--max-sessions", type=int, default=server.max_sessions,
                    help=f"clients at once; more get 'server busy' (default {server.max_sessions})")
     s.add_argument("--max-audio-rate", type=float, default=server.max_audio_rate, metavar="X",
-                   help="refuse clients sending audio faster than X times real time "
-                   "(default: no limit)")
+                   help="refuse clients sending audio faster than X times real time, after "
+                   f"{server.audio_burst_s:g} s of slack (default {server.max_audio_rate:g}; "
+                   "0: no limit)")
     s.add_argument("--fast-finals-at", type=int, default=server.fast_finals_at or 0, metavar="N",
                    help="when N other finals wait for or are in the engine, a final takes "
                    "its cheaper greedy pass to keep up; 0: never "
@@ -44,8 +51,39 @@ def add_parser(subparsers: Any) -> None:
                         f"{server.drain_timeout_s:g})")
     s.add_argument("--token", default=None,
                    help="require 'Authorization: Bearer TOKEN' (or ?token= on WebSockets) on "
-                   "every route but / and /health; default: the HARKEN_TOKEN environment "
-                   "variable, else no token")
+                   "every route but / and /health (visible to other users in 'ps': prefer "
+                   "--token-file or the HARKEN_TOKEN environment variable); default: "
+                   "HARKEN_TOKEN, else no token")
+    s.add_argument("--token-file", default=None, metavar="PATH",
+                   help="read the token from this file (its first line)")
+    limits = s.add_argument_group("limits against hostile clients")
+    limits.add_argument("--max-upload-seconds", type=float,
+                        default=server.max_upload_seconds, metavar="S",
+                        help="the longest audio file POST /v1/audio/transcriptions accepts, "
+                        f"in seconds (default {server.max_upload_seconds:g})")
+    limits.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                        help="a browser origin (e.g. https://app.example) allowed to open "
+                        "WebSockets and post uploads besides the server's own page; "
+                        "repeat for more; '*': any")
+    limits.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="a host name the server answers to besides its address, "
+                        "localhost and IP addresses (DNS-rebinding guard); '*': any")
+    limits.add_argument("--max-connections", type=int, default=server.max_connections,
+                        metavar="N", help="open connections at once, all ports (default "
+                        f"{server.max_connections}, lowered to fit the open-file limit)")
+    limits.add_argument("--max-connections-per-address", type=int,
+                        default=server.max_connections_per_address, metavar="N",
+                        help="WebSocket connections one client address may hold (default "
+                        f"{server.max_connections_per_address})")
+    limits.add_argument("--header-timeout", type=float, default=server.header_timeout_s,
+                        metavar="S", help="seconds to send a request's headers, and to idle "
+                        f"between keep-alive requests (default {server.header_timeout_s:g})")
+    limits.add_argument("--admit-timeout", type=float, default=server.admit_timeout_s,
+                        metavar="S", help="seconds a WebSocket client has to send a valid "
+                        f"start (default {server.admit_timeout_s:g})")
+    limits.add_argument("--idle-timeout", type=float, default=server.idle_timeout_s,
+                        metavar="S", help="seconds a streaming WebSocket may send nothing "
+                        f"(default {server.idle_timeout_s:g})")
     add_engine_args(s)
     s.add_argument("--no-partials", action="store_true", help="send no live partial text")
     s.add_argument("--rtstt-ports", type=_port_pair, default=None, metavar="CONTROL,DATA",
@@ -81,12 +119,40 @@ def _config(args: argparse.Namespace) -> Any:
                         realtime=RealtimeConfig(partials=not args.no_partials),
                         max_sessions=args.max_sessions, drain_timeout_s=args.drain_timeout,
                         fast_finals_at=args.fast_finals_at or None,
-                        max_audio_rate=args.max_audio_rate, rtstt_ports=args.rtstt_ports,
-                        token=args.token or os.environ.get("HARKEN_TOKEN") or None,
-                        speech_engine=args.speech_engine, speech_voice=args.speech_voice)
+                        max_audio_rate=args.max_audio_rate or None,
+                        rtstt_ports=args.rtstt_ports, token=_token(args),
+                        speech_engine=args.speech_engine, speech_voice=args.speech_voice,
+                        max_upload_seconds=args.max_upload_seconds,
+                        allow_origins=tuple(args.allow_origin),
+                        allow_hosts=tuple(args.allow_host),
+                        max_connections=args.max_connections,
+                        max_connections_per_address=args.max_connections_per_address,
+                        header_timeout_s=args.header_timeout,
+                        admit_timeout_s=args.admit_timeout, idle_timeout_s=args.idle_timeout)
 
 
-async def _serve(config: Any) -> None:
+def _token(args: argparse.Namespace) -> str | None:
+    """The token: ``--token-file``, else ``--token``, else ``HARKEN_TOKEN``, else None.
+
+    Raises:
+        ConfigError: the token file cannot be read.
+    """
+    from ..errors import ConfigError
+
+    if args.token_file:
+        try:
+            with open(args.token_file, encoding="utf-8") as handle:
+                first = handle.readline().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the token file {args.token_file}: "
+                              f"{exc}") from None
+        if not first:
+            raise ConfigError(f"the token file {args.token_file} is empty")
+        return first
+    return args.token or os.environ.get("HARKEN_TOKEN") or None
+
+
+async def _serve(config: Any) -> int:
     from ..server.app import Server
 
     server = Server(config)
@@ -106,9 +172,21 @@ async def _serve(config: Any) -> None:
         if server.rtstt is not None and server.rtstt.ports is not None:
             print("harken: RealtimeSTT protocol on ws://{0}:{1} (control) and ws://{0}:{2} "
                   "(data)".format(config.host, *server.rtstt.ports), file=sys.stderr, flush=True)
-        await stop.wait()
+        stopped = asyncio.ensure_future(stop.wait())
+        failed = asyncio.ensure_future(server.wait_failed())
+        try:
+            await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (stopped, failed):
+                waiter.cancel()
+            await asyncio.gather(stopped, failed, return_exceptions=True)
+        if failed.done() and not failed.cancelled():
+            print(f"harken: the speech engine failed for good ({failed.result()}); "
+                  "shutting down", file=sys.stderr, flush=True)
+            return ENGINE_FAILED
         print("harken: shutting down (finishing in-flight finals)...", file=sys.stderr,
               flush=True)
+        return 0
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -116,6 +194,6 @@ async def _serve(config: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the server until SIGINT/SIGTERM; return the exit status."""
-    asyncio.run(_serve(_config(args)))
-    return 0
+    """Run the server until SIGINT/SIGTERM; return the exit status (:data:`ENGINE_FAILED`
+    when the engine failed for good)."""
+    return asyncio.run(_serve(_config(args)))

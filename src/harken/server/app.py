@@ -21,8 +21,11 @@ connections, session naming), which :class:`Server` provides, and adds its route
 ``add_routes(app, context)`` function. :class:`~harken.server.config.ServerConfig` lives in
 :mod:`harken.server.config` and is importable from here.
 
-With ``ServerConfig.token`` set, an aiohttp middleware (:mod:`harken.server.auth`) asks
-every route but ``GET /`` and ``/health`` for ``Authorization: Bearer <token>``.
+Every port runs behind :class:`~harken.server.http_guard.Perimeter` (a connection cap,
+header timeouts, ``Host`` and ``Origin`` checks, a per-address WebSocket limit, no versions
+in answers). With ``ServerConfig.token`` set, an aiohttp middleware
+(:mod:`harken.server.auth`) then asks every route but ``GET /`` and ``/health`` for
+``Authorization: Bearer <token>``.
 
 Stack: aiohttp (the ``server`` extra). It gives an HTTP server, WebSockets and multipart
 request bodies in one package on one event loop; ``websockets`` alone has no multipart POST
@@ -43,17 +46,19 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 import threading
 import time
 from typing import Any
 
 from ..errors import ConfigError, LifecycleError
 from . import openai_api, openai_realtime, speech, web, websocket
-from .auth import make_middleware
+from .auth import has_token, make_middleware
 from .config import ServerConfig
 from .connection_base import import_aiohttp
 from .context import ServerStats
 from .engine_host import EngineFactory, EngineHost
+from .http_guard import Perimeter
 from .metrics import Metric, render
 from .registry import ConnectionRegistry
 from .rtstt import RtsttHub
@@ -92,10 +97,12 @@ class Server:
         self.speech = speech.SpeechRoute(self)
         """``POST /v1/audio/speech`` and its speech engine programs."""
         self._port: int | None = None
-        self.connections = ConnectionRegistry()
+        self.connections = ConnectionRegistry(self.config.max_connections_per_address)
         """Every open WebSocket connection, whatever its protocol (harken's, OpenAI
         Realtime, RealtimeSTT's control and data sockets)."""
         self._ids = itertools.count(1)
+        self.perimeter = Perimeter(self.config, self.connections)
+        """What every port runs in front of its routes (:mod:`.http_guard`)."""
         self._started = False
         self._closed = False
         self._started_at = 0.0
@@ -132,7 +139,7 @@ class Server:
             WorkerError: the engine did not load.
             OSError: the address is in use.
         """
-        aiohttp_web = import_aiohttp()
+        import_aiohttp()  # BackendNotInstalled before anything starts
         if self._started:
             raise LifecycleError("Server.start() called twice; create a new Server")
         self._started = True
@@ -141,9 +148,9 @@ class Server:
         await self.engine.start()
         try:
             token = self.config.token
-            app = aiohttp_web.Application(
-                client_max_size=self.config.max_upload_bytes + (1 << 20),
-                middlewares=[make_middleware(token)] if token else [])
+            app = self.perimeter.application(
+                *([make_middleware(token)] if token else []),
+                client_max_size=self.config.max_upload_bytes + (1 << 20))
             app.router.add_get("/health", self._health)
             app.router.add_get("/metrics", self._metrics)
             websocket.add_routes(app, self)
@@ -152,17 +159,11 @@ class Server:
             web.add_routes(app, self)
             self.speech.add_routes(app)
             self.rtstt = RtsttHub.add_routes(app, self)
-            # On shutdown, HTTP transcriptions in flight get the drain timeout to finish.
-            runner = aiohttp_web.AppRunner(app, access_log=None,
-                                           shutdown_timeout=self.config.drain_timeout_s)
-            await runner.setup()
-            self._runner = runner
-            site = aiohttp_web.TCPSite(runner, self.config.host, self.config.port)
-            await site.start()
-            sockets = site._server.sockets if site._server is not None else []
-            self._port = int(sockets[0].getsockname()[1]) if sockets else self.config.port
+            self._runner, self._port = await self.perimeter.serve(app, self.config.host,
+                                                                  self.config.port)
             if self.config.rtstt_ports is not None:
-                await self.rtstt.listen(self.config.host, *self.config.rtstt_ports)
+                await self.rtstt.listen(self.config.host, *self.config.rtstt_ports,
+                                        perimeter=self.perimeter)
         except BaseException:
             await self.close()
             raise
@@ -195,12 +196,26 @@ class Server:
         """A unique, readable name for a new session."""
         return f"s{next(self._ids)}-{peer}"
 
+    async def wait_failed(self) -> BaseException:
+        """Return (the engine's last error) once the engine failed for good: its restarts
+        with back-off all failed. The server then only refuses work: close it (``harken
+        serve`` does, and exits non-zero so a supervisor restarts it)."""
+        return await self.engine.wait_gave_up()
+
     # -------------------------------------------------------------- health and metrics
 
-    def health(self) -> dict[str, Any]:
-        """What ``GET /health`` answers."""
+    def health(self, details: bool = True) -> dict[str, Any]:
+        """What ``GET /health`` answers: only the status without ``details`` (what a client
+        without the token sees); no paths or process ids either way."""
         host = self.engine
         ok = host.fatal is None and not self._closed
+        if not details:
+            return {"status": "ok" if ok else "failed"}
+        info = host.ready_info
+        engine: dict[str, Any] = {k: info[k] for k in ("engine", "device", "compute_type")
+                                  if k in info}
+        if "model" in info:  # a name, not where it lives
+            engine["model"] = os.path.basename(str(info["model"]).rstrip("/\\"))
         return {
             "status": "ok" if ok else "failed",
             "error": None if host.fatal is None else str(host.fatal),
@@ -209,14 +224,15 @@ class Server:
             "connections": len(self.connections),
             "queue_depth": host.queued,
             "in_engine": host.in_engine,
-            "engine": host.ready_info,
+            "engine": engine,
             "engine_restarts": host.restarts,
             "tasks": len(asyncio.all_tasks()),
             "uptime_s": round(time.monotonic() - self._started_at, 3),
         }
 
     async def _health(self, request: Any) -> Any:
-        body = self.health()
+        token = self.config.token
+        body = self.health(details=token is None or has_token(request, token))
         return import_aiohttp().json_response(body, status=200 if body["status"] == "ok" else 503)
 
     def metrics(self) -> list[Metric]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["OPEN_PATHS", "check_token", "is_authorized", "make_middleware"]
+__all__ = ["OPEN_PATHS", "check_token", "has_token", "is_authorized", "make_middleware"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,10 +79,20 @@ def is_authorized(request: Any, token: str, open_paths: frozenset[str] = OPEN_PA
     """
     if request.method in ("GET", "HEAD") and request.path in open_paths:
         return True
+    return has_token(request, token)
+
+
+def has_token(request: Any, token: str) -> bool:
+    """Whether ``request`` carries the right token (compared in constant time).
+
+    A header that is not UTF-8 (aiohttp keeps its bytes as surrogates) is a wrong token,
+    not an error.
+    """
     presented = _presented(request)
     if presented is None:
         return False
-    return hmac.compare_digest(presented.encode("utf-8"), token.encode("utf-8"))
+    return hmac.compare_digest(presented.encode("utf-8", "surrogateescape"),
+                               token.encode("utf-8"))
 
 
 def make_middleware(token: str, open_paths: frozenset[str] = OPEN_PATHS) -> Any:

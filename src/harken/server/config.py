@@ -48,16 +48,47 @@ class ServerConfig:
     max_audio_frame_bytes: int = 1 << 20
     """The largest binary audio message accepted, in bytes (1 MiB: ~5 s of 48 kHz float32
     stereo)."""
-    max_audio_rate: float | None = None
+    max_audio_rate: float | None = 10.0
     """The most seconds of audio a client may send per second of wall time, measured from its
-    "start" with ``audio_burst_s`` of slack (e.g. 2.0: at most twice real time); a faster
-    client gets a "too_fast" error. None: no limit (files may be streamed at full speed)."""
-    audio_burst_s: float = 10.0
+    "start" with ``audio_burst_s`` of slack (10.0: ten times real time, generous for live
+    audio and for files streamed fast); a faster client gets a "too_fast" error. None: no
+    limit."""
+    audio_burst_s: float = 30.0
     """Seconds of audio a client may send ahead of ``max_audio_rate``."""
     max_control_bytes: int = MAX_CONTROL_BYTES
     """The largest JSON control message accepted, in bytes."""
     max_upload_bytes: int = 25 << 20
-    """The largest file accepted by the OpenAI-compatible endpoint, in bytes."""
+    """The largest file accepted by the OpenAI-compatible endpoint, in bytes (the whole
+    request body may hold 1 MiB more, for the form's other fields)."""
+    max_upload_seconds: float = 7200.0
+    """The longest audio file accepted, in seconds (checked from the file's header before
+    it is decoded; files are decoded and transcribed in bounded chunks)."""
+    max_form_fields: int = 32
+    """Fields an upload's form may have (OpenAI's form has fewer than ten)."""
+    header_timeout_s: float = 10.0
+    """Seconds a client may take to send a request's headers (and may stay idle between
+    keep-alive requests) before its connection is closed."""
+    body_timeout_s: float = 30.0
+    """Seconds an upload's body may stall (no bytes arriving) before the request fails."""
+    max_connections: int = 1024
+    """Connections open at once (all ports); lowered at start to what the process's
+    open-file limit allows. Beyond it a connection gets 503 and is closed at once."""
+    max_connections_per_address: int = 64
+    """WebSocket connections one client address may have open (all protocols)."""
+    admit_timeout_s: float = 5.0
+    """Seconds a WebSocket client has, after connecting, to send a valid start (harken's
+    "start", a RealtimeSTT audio frame, an OpenAI Realtime event); it holds no session
+    until then."""
+    idle_timeout_s: float = 60.0
+    """Seconds a streaming WebSocket may send nothing before it is closed (RealtimeSTT's
+    control sockets are exempt: they are idle by design)."""
+    allow_origins: tuple[str, ...] = ()
+    """Browser origins (e.g. ``https://app.example``) that may open WebSockets and post
+    uploads besides the server's own page; ``("*",)``: any. Clients that send no Origin
+    header (SDKs, command-line tools) are not concerned."""
+    allow_hosts: tuple[str, ...] = ()
+    """Host names the server answers to besides its bound address, ``localhost`` and IP
+    addresses (a guard against DNS rebinding); ``("*",)``: any."""
     send_queue: int = 256
     """Messages waiting for a slow client before it is disconnected."""
     drain_timeout_s: float = 10.0
@@ -84,13 +115,23 @@ class ServerConfig:
             raise ConfigError(f"port must be an int from 0 to 65535, got {self.port!r}")
         for name in ("max_sessions", "max_queued_finals", "max_in_engine",
                      "max_audio_frame_bytes", "max_control_bytes", "max_upload_bytes",
-                     "send_queue"):
+                     "send_queue", "max_form_fields", "max_connections",
+                     "max_connections_per_address"):
             _positive(name, getattr(self, name))
+        for name in ("allow_origins", "allow_hosts"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple) or not all(isinstance(x, str) and x
+                                                       for x in value):
+                raise ConfigError(f"{name} must be a tuple of non-empty strings, "
+                                  f"got {value!r}")
+
         if self.fast_finals_at is not None:
             _positive("fast_finals_at", self.fast_finals_at)
         if self.max_audio_rate is not None:
             _positive("max_audio_rate", self.max_audio_rate, whole=False)
-        for name in ("drain_timeout_s", "start_timeout_s", "audio_burst_s"):
+        for name in ("drain_timeout_s", "start_timeout_s", "audio_burst_s",
+                     "max_upload_seconds", "header_timeout_s", "body_timeout_s",
+                     "admit_timeout_s", "idle_timeout_s"):
             _positive(name, getattr(self, name), whole=False)
         check_token(self.token)
         for name in ("speech_engine", "speech_voice"):

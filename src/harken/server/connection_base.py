@@ -146,12 +146,18 @@ class WsConnection:
     """The error code sent when the server has a bug."""
     task_prefix: ClassVar[str] = "harken-send"
     """Prefix of the sender task's name."""
+    timeout_code: ClassVar[str] = "timeout"
+    """The error code sent when the client sent no valid start, or nothing, in time."""
 
     def __init__(self, server: ServerContext, ws: Any, request: Any, name: str) -> None:
         self._server = server
         self._ws = ws
         self._request = request
         self.name = name
+        self.address = str(request.remote or "?")
+        """The client's address (for the per-address connection limit)."""
+        self._admit_by = time.monotonic() + server.config.admit_timeout_s
+        self._admitted = False
         self._out: asyncio.Queue[str | None] = asyncio.Queue(server.config.send_queue)
         self._closing = False
         self._close_code = CLOSE_GOING_AWAY
@@ -293,10 +299,28 @@ class WsConnection:
         self.send_error(self.shutdown_code, "the server is shutting down")
         await self.close_with(CLOSE_GOING_AWAY)
 
+    def admit(self) -> None:
+        """The client sent a valid start: from now on only the idle timeout applies."""
+        self._admitted = True
+
+    def _wait_limit(self) -> tuple[float, str]:
+        """Seconds the next message may take, and the error if it does not come."""
+        if not self._admitted:
+            return (max(0.0, self._admit_by - time.monotonic()),
+                    f"no valid start within {self._server.config.admit_timeout_s:g} s of "
+                    "connecting")
+        idle = self._server.config.idle_timeout_s
+        return idle, f"nothing received for {idle:g} s"
+
     async def _receive_loop(self) -> None:
         msg_type = import_aiohttp().WSMsgType
         while not self._closing:
-            msg = await self._ws.receive()
+            limit, why = self._wait_limit()
+            try:
+                msg = await self._ws.receive(timeout=limit)
+            except asyncio.TimeoutError:
+                await self.fail(self.timeout_code, f"closed: {why}", CLOSE_POLICY)
+                return
             if self._closing:
                 return
             if msg.type == msg_type.TEXT:
@@ -350,7 +374,7 @@ async def serve(conn: WsConnection, registry: ConnectionRegistry) -> None:
     if registry.closing:
         await conn.fail(conn.shutdown_code, "the server is shutting down", CLOSE_GOING_AWAY)
         return
-    registry.add(conn)
+    registry.add(conn, conn.address)
     try:
         await conn.run()
     except Exception as exc:  # a bug: report it to this client only

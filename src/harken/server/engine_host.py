@@ -23,6 +23,14 @@ greedy decoding (about 0.75 of the default final pass, itself the fast pass with
 15 s window), so that latency stays bounded when many people finish speaking at once. Answers
 say nothing about it; the ``fast_finals`` counter does.
 
+Restarts: the engine process restarts a crashed child itself; when it gives up (several
+crashes in a row, or a child that dies while loading) the host starts a fresh engine process
+after a back-off (1 s, 2 s, 4 s...), up to ``max_restarts`` times in a row (an answered
+request resets the count). Meanwhile new sessions and requests get
+:class:`EngineUnavailable`; when the last restart fails, :meth:`wait_gave_up` returns and
+the server drains and stops (``harken serve`` then exits non-zero, so a supervisor
+restarts it) instead of staying up without an engine.
+
 Admission control: :meth:`open_session` raises :class:`ServerBusy` beyond ``max_sessions``,
 and :meth:`submit` raises it when a session has ``max_queued`` finals waiting (the engine
 cannot keep up with it), so no queue here grows without bound.
@@ -46,10 +54,11 @@ from typing import Any, Protocol
 
 from ..config import EngineConfig
 from ..engine.base import EngineOutput, Quality, TranscribeRequest
-from ..errors import ConfigError, HarkenError, LifecycleError, ServerBusy
+from ..errors import ConfigError, EngineUnavailable, HarkenError, LifecycleError, ServerBusy
 from .metrics import Histogram
 
-__all__ = ["CHEAP_FINAL", "EngineHost", "EngineLike", "HostSession", "ServerBusy"]
+__all__ = ["CHEAP_FINAL", "EngineHost", "EngineLike", "EngineUnavailable", "HostSession",
+           "ServerBusy"]
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +130,9 @@ class EngineHost:
         start_timeout_s: seconds the engine may take to load.
         request_timeout_s: see :class:`~harken.worker.process.EngineProcess`.
         max_attempts: tries per request before it fails.
+        max_restarts: fresh engine processes started in a row after the engine failed for
+            good, before the host gives up (see "Restarts").
+        restart_backoff_s: seconds before the first such restart; doubled for each next.
         engine_factory: builds the engine runner from ``(on_result, on_failed, on_error)``;
             defaults to an :class:`~harken.worker.process.EngineProcess` (tests pass fakes).
 
@@ -132,6 +144,7 @@ class EngineHost:
                  max_in_engine: int = 2, fast_finals_at: int | None = 1,
                  start_timeout_s: float = 120.0,
                  request_timeout_s: float = 60.0, max_attempts: int = 3,
+                 max_restarts: int = 3, restart_backoff_s: float = 1.0,
                  engine_factory: EngineFactory | None = None) -> None:
         if not isinstance(config, EngineConfig):
             raise ConfigError(f"config must be an EngineConfig, got {type(config).__name__}")
@@ -153,6 +166,12 @@ class EngineHost:
         self._start_timeout_s = start_timeout_s
         self._request_timeout_s = request_timeout_s
         self._max_attempts = max_attempts
+        self._max_restarts = max_restarts
+        self._restart_backoff_s = restart_backoff_s
+        self._failures = 0  # engine processes lost in a row
+        self._host_restarts = 0
+        self._recovery: asyncio.Task[None] | None = None
+        self._gave_up: asyncio.Event | None = None
         self._factory = engine_factory
         self._engine: EngineLike | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -187,6 +206,7 @@ class EngineHost:
         if self._engine is not None or self._closed:
             raise LifecycleError("EngineHost.start() called twice; create a new host")
         self._loop = asyncio.get_running_loop()
+        self._gave_up = asyncio.Event()
         self._engine = self._make_engine()
         try:
             await asyncio.to_thread(self._engine.start)
@@ -213,6 +233,10 @@ class EngineHost:
         if self._closed:
             return
         self._closed = True
+        recovery = self._recovery
+        if recovery is not None and not recovery.done():
+            recovery.cancel()
+            await asyncio.gather(recovery, return_exceptions=True)
         for session in list(self._sessions.values()):
             self.close_session(session)
         engine, self._engine = self._engine, None
@@ -238,8 +262,21 @@ class EngineHost:
 
     @property
     def restarts(self) -> int:
-        """Engine process restarts after crashes or hangs."""
-        return self._engine.restarts if self._engine is not None else 0
+        """Engine process restarts after crashes or hangs (fresh processes included)."""
+        return self._host_restarts + (self._engine.restarts if self._engine is not None
+                                      else 0)
+
+    async def wait_gave_up(self) -> BaseException:
+        """Return (the last error) once the host gave up restarting the engine."""
+        if self._gave_up is None:
+            raise LifecycleError("the engine host is not started")
+        await self._gave_up.wait()
+        assert self.fatal is not None
+        return self.fatal
+
+    def _unavailable(self) -> EngineUnavailable:
+        return EngineUnavailable(f"the speech engine failed ({self.fatal}) and is being "
+                                 "restarted; try again in a few seconds")
 
     @property
     def ready_info(self) -> dict[str, Any]:
@@ -258,7 +295,7 @@ class EngineHost:
         if self._engine is None or self._closed:
             raise LifecycleError("the engine host is not running")
         if self.fatal is not None:
-            raise self.fatal
+            raise self._unavailable()
         if len(self._sessions) >= self.max_sessions:
             self.rejected += 1
             raise ServerBusy(f"the server is busy: all {self.max_sessions} sessions are in use; "
@@ -293,7 +330,7 @@ class EngineHost:
         if session.session_id not in self._sessions:
             raise LifecycleError(f"session {session.name} is closed")
         if self.fatal is not None:
-            raise self.fatal
+            raise self._unavailable()
         if request.kind == "partial":
             session.partial = (request, time.monotonic())  # replaces a waiting partial
         else:
@@ -412,6 +449,7 @@ class EngineHost:
         if sent is None:
             return  # withdrawn
         sent.session.in_engine.discard(gid)
+        self._failures = 0
         kind = sent.request.kind
         self.answered[kind] += 1
         self.latency[kind].observe(time.monotonic() - sent.submitted_at)
@@ -440,6 +478,8 @@ class EngineHost:
             self.fatal = exc
             logger.error("the engine process failed for good: %s", exc)
             self._sent.clear()
+            if not self._closed and (self._recovery is None or self._recovery.done()):
+                self._recovery = asyncio.ensure_future(self._recover())
         for session in list(self._sessions.values()):
             if fatal:
                 session.in_engine.clear()
@@ -447,3 +487,36 @@ class EngineHost:
                 session.on_error(exc, fatal)
             except Exception:
                 logger.exception("session %s failed to handle an engine error", session.name)
+
+    # ------------------------------------------------------------------ restarts
+
+    async def _recover(self) -> None:
+        """Start fresh engine processes with back-off until one runs, or give up."""
+        while not self._closed:
+            if self._failures >= self._max_restarts:
+                logger.error("the engine failed %d times in a row; giving up: %s",
+                             self._failures + 1, self.fatal)
+                assert self._gave_up is not None
+                self._gave_up.set()
+                return
+            delay = self._restart_backoff_s * 2 ** self._failures
+            self._failures += 1
+            logger.warning("restarting the engine in %.0f s (attempt %d of %d)", delay,
+                           self._failures, self._max_restarts)
+            await asyncio.sleep(delay)
+            old, engine = self._engine, self._make_engine()
+            if old is not None:
+                await asyncio.to_thread(old.close, 1.0)
+            try:
+                await asyncio.to_thread(engine.start)
+            except Exception as exc:
+                await asyncio.to_thread(engine.close, 1.0)
+                self.fatal = exc
+                logger.error("the restarted engine failed: %s", exc)
+                continue
+            self._engine = engine
+            self._host_restarts += 1
+            self.fatal = None
+            logger.warning("the engine is running again")
+            self._pump()
+            return

@@ -87,6 +87,9 @@ class ErrorCode:
     """The client sent audio faster than the server's limit on real-time pace."""
     SERVER_BUSY = "server_busy"
     """The server has its maximum number of sessions, or its engine queue is full."""
+    TIMEOUT = "timeout"
+    """No valid "start" came in time after connecting, or the session sent nothing for
+    the server's idle timeout."""
     ENGINE = "engine_error"
     """The engine could not transcribe an utterance (the session goes on)."""
     SHUTDOWN = "shutting_down"
@@ -313,7 +316,7 @@ def _load(text: str | bytes, max_bytes: int | None) -> tuple[str, dict[str, Any]
                             f"{max_bytes} bytes accepted")
     try:
         data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ProtocolError(f"control message is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ProtocolError("a control message must be a JSON object with a \"type\" field, "

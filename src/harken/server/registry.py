@@ -1,7 +1,8 @@
 """ConnectionRegistry: every open WebSocket connection of one server, whatever its protocol.
 
 harken's protocol, OpenAI Realtime and RealtimeSTT's control and data sockets all join it;
-``/health`` and ``/metrics`` count it and the server's close shuts every member down.
+``/health`` and ``/metrics`` count it, it counts each client address's connections (the
+per-address limit), and the server's close shuts every member down.
 
 Thread: loop-only (the server's asyncio event loop).
 """
@@ -27,21 +28,39 @@ class ConnectionRegistry:
     Once :meth:`shutdown` began, :attr:`closing` is True and handlers refuse new clients.
     """
 
-    def __init__(self) -> None:
-        self._open: set[Shuttable] = set()
+    def __init__(self, per_address: int | None = None) -> None:
+        self._open: dict[Shuttable, str] = {}
+        self._by_address: dict[str, int] = {}
+        self._per_address = per_address
         self.closing = False
         """True once the server began shutting down."""
 
     def __len__(self) -> int:
         return len(self._open)
 
-    def add(self, conn: Shuttable) -> None:
-        """Count a connection as open."""
-        self._open.add(conn)
+    def full(self, address: str) -> bool:
+        """Whether ``address`` has as many connections open as one address may
+        (``per_address``; None: no limit)."""
+        return self._per_address is not None and \
+            self._by_address.get(address, 0) >= self._per_address
+
+    def add(self, conn: Shuttable, address: str = "?") -> None:
+        """Count a connection from ``address`` as open."""
+        if conn in self._open:
+            return
+        self._open[conn] = address
+        self._by_address[address] = self._by_address.get(address, 0) + 1
 
     def discard(self, conn: Shuttable) -> None:
         """Forget a connection (it closed)."""
-        self._open.discard(conn)
+        address = self._open.pop(conn, None)
+        if address is None:
+            return
+        left = self._by_address[address] - 1
+        if left:
+            self._by_address[address] = left
+        else:
+            del self._by_address[address]
 
     async def shutdown(self, timeout: float) -> None:
         """Refuse new connections; shut every open one down together.

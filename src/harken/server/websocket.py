@@ -1,6 +1,9 @@
 """harken's WebSocket protocol on the server: one :class:`Connection` per client.
 
-A connection owns a :class:`~harken.server.session.StreamSession` (its pipeline and VAD);
+A connection owns a :class:`~harken.server.session.StreamSession` (its pipeline and VAD),
+which takes its place on the engine host at the first valid "start": a socket that sends no
+valid "start" within ``ServerConfig.admit_timeout_s``, or nothing for ``idle_timeout_s``, is
+closed ("timeout") without ever holding a session;
 its bounded outgoing queue, sender task and closing sequence come from
 :class:`~harken.server.connection_base.WsConnection`, so a client that does not read is
 disconnected ("too_slow") instead of growing the server's memory. Malformed input (bad
@@ -58,6 +61,7 @@ class Connection(WsConnection):
     """
 
     shutdown_code = p.ErrorCode.SHUTDOWN
+    timeout_code = p.ErrorCode.TIMEOUT
     internal_code = p.ErrorCode.INTERNAL
 
     def __init__(self, server: ServerContext, ws: Any, request: Any, name: str) -> None:
@@ -68,6 +72,8 @@ class Connection(WsConnection):
         """Counts from the stream's "start"."""
         self._ledgers: dict[int, TextLedger] = {}
         """Open utterance -> what its ``append`` fields said (see protocol.Final)."""
+        self._opened = False
+        """Whether the session has its place on the engine host (from the first "start")."""
 
     # -------------------------------------------------------------- outgoing
 
@@ -110,8 +116,8 @@ class Connection(WsConnection):
     # -------------------------------------------------------------- lifecycle
 
     async def start_serving(self) -> bool:
-        """Open the session on the engine host."""
-        return await self.open_session(self._session)
+        """Nothing yet: the session takes a place on the engine host at its "start"."""
+        return True
 
     def close_session(self) -> None:
         """Leave the engine host."""
@@ -161,6 +167,11 @@ class Connection(WsConnection):
 
     async def _start(self, message: p.Start) -> None:
         config = self._server.config
+        if not self._opened:
+            if not await self.open_session(self._session):
+                return
+            self._opened = True
+            self.admit()
         realtime = config.realtime
         if not message.partials and realtime.partials:
             realtime = dataclasses.replace(realtime, partials=False)

@@ -130,7 +130,10 @@ class _SoundFileReader:
         try:
             self._file = soundfile.SoundFile(source)
         except (RuntimeError, OSError, TypeError) as exc:  # LibsndfileError is a RuntimeError
-            raise AudioSourceError(f"cannot read {name}: {exc}") from exc
+            # libsndfile's text names the Python object it read from (a heap address when
+            # that is a file object): keep only its reason.
+            reason = getattr(exc, "error_string", None) or str(exc).rsplit(": ", 1)[-1]
+            raise AudioSourceError(f"cannot read {name}: {reason}") from exc
         self.rate = int(self._file.samplerate)
         self.frames = int(self._file.frames)
 

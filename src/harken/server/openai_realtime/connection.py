@@ -196,6 +196,7 @@ class RealtimeConnection(WsConnection):
         if not isinstance(event, dict):
             self._bad("an event must be a JSON object with a 'type'", "invalid_event")
             return
+        self.admit()  # a client speaking the protocol: only the idle timeout applies now
         event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
         kind = event.get("type")
         if kind != "input_audio_buffer.append" and \

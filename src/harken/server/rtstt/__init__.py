@@ -32,10 +32,19 @@ Modules: :mod:`.protocol` (paths, parameter tables, frame parsing; pure), :mod:`
 (the data and control sockets) and :mod:`.hub` (the endpoints and the control commands).
 
 Pairing: RealtimeSTT's server has one recorder for everyone. harken gives each data socket
-its own :class:`~harken.server.session.StreamSession` on the shared engine, and applies a
-control socket's parameters and methods to the data sockets from the same client address
-(host). Parameters that change segmentation or the language take effect at the next pause
+its own :class:`~harken.server.session.StreamSession` on the shared engine, and ties a
+control socket to its data socket by a session id the client picks and adds to both URLs
+(``?session=ID``). Without an id, a control socket reaches the data socket from the same
+address that has none either, and only while there is exactly one: with several (clients
+behind one proxy, or on one machine) its commands are refused instead of reaching someone
+else's. Parameters that change segmentation or the language take effect at the next pause
 (no utterance open, no final pending), so no utterance is cut.
+
+Limits: a data socket must send a valid frame within ``ServerConfig.admit_timeout_s`` and
+then something every ``idle_timeout_s``; its sample rate may change at most once per
+:data:`~harken.server.rtstt.socket.RATE_CHANGE_GAP_S` seconds (each change rebuilds the
+resampler); both kinds of socket count toward the per-address WebSocket limit, and the
+extra ports run behind the same perimeter as the main one.
 
 Thread: everything runs on the server's asyncio event loop (aiohttp handler tasks plus one
 sender task per data socket).

@@ -23,6 +23,7 @@ from ...errors import HarkenError
 from ..auth import make_middleware
 from ..connection_base import CLOSE_GOING_AWAY, import_aiohttp, serve
 from ..context import ServerContext
+from ..http_guard import Perimeter
 from .protocol import (
     CONTROL_PATH,
     DATA_PATH,
@@ -37,13 +38,17 @@ from .protocol import (
 )
 from .socket import ControlSocket, DataSocket
 
+_MAX_SESSION_ID = 128
+"""The longest ``?session=`` id accepted, in characters (a longer one counts as none)."""
+
 __all__ = ["RtsttHub", "add_routes"]
 
 logger = logging.getLogger(__name__)
 
 
 class _Client:
-    """The control and data sockets from one client address."""
+    """The control and data sockets of one client: one address and one session id (or
+    none)."""
 
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
@@ -64,7 +69,7 @@ class RtsttHub:
 
     def __init__(self, server: ServerContext) -> None:
         self.server = server
-        self._clients: dict[str, _Client] = {}
+        self._clients: dict[tuple[str, str | None], _Client] = {}
         self._runners: list[Any] = []
         self._closed = False
         self.ports: tuple[int, int] | None = None
@@ -87,8 +92,12 @@ class RtsttHub:
         """RealtimeSTT sockets (control and data) connected now."""
         return sum(len(c.data) + c.controls for c in self._clients.values())
 
-    def _client(self, request: Any) -> tuple[str, _Client]:
-        host = str(request.remote or "?")
+    def _client(self, request: Any) -> tuple[tuple[str, str | None], _Client]:
+        """The client of a socket: its address and the ``?session=`` id of its URL."""
+        sid = request.query.get("session")
+        if not isinstance(sid, str) or not 0 < len(sid) <= _MAX_SESSION_ID:
+            sid = None
+        host = (str(request.remote or "?"), sid)
         client = self._clients.get(host)
         if client is None:
             realtime_silence = self.server.config.vad.post_speech_silence_ms / 1000
@@ -96,33 +105,34 @@ class RtsttHub:
                 post_speech_silence_duration=realtime_silence))
         return host, client
 
-    def _release(self, host: str, client: _Client) -> None:
+    def _release(self, host: tuple[str, str | None], client: _Client) -> None:
         if not client.controls and not client.data:
             self._clients.pop(host, None)
 
-    async def listen(self, host: str, control_port: int, data_port: int) -> None:
+    async def listen(self, host: str, control_port: int, data_port: int, *,
+                     perimeter: Perimeter) -> None:
         """Serve the control and data sockets at "/" on two more ports.
+
+        Args:
+            host: the interface to bind.
+            control_port: the control socket's port (0: any).
+            data_port: the data socket's port (0: any).
+            perimeter: the server's (its connection cap and checks cover these ports too).
 
         Raises:
             OSError: a port is in use.
         """
-        web = import_aiohttp()
         token = self.server.config.token
         # The server's own token check, with no open path: "/" here is a protocol socket.
         middlewares = [make_middleware(token, open_paths=frozenset())] if token else []
         ports: list[int] = []
         for port, handler in ((control_port, self.control_handler),
                               (data_port, self.data_handler)):
-            app = web.Application(middlewares=middlewares)
+            app = perimeter.application(*middlewares)
             app.router.add_get("/", handler)
-            runner = web.AppRunner(app, access_log=None,
-                                   shutdown_timeout=self.server.config.drain_timeout_s)
-            await runner.setup()
+            runner, bound = await perimeter.serve(app, host, port)
             self._runners.append(runner)
-            site = web.TCPSite(runner, host, port)
-            await site.start()
-            sockets = site._server.sockets if site._server is not None else []
-            ports.append(int(sockets[0].getsockname()[1]) if sockets else port)
+            ports.append(bound)
         self.ports = (ports[0], ports[1])
         logger.info("RealtimeSTT protocol on ports %d (control) and %d (data)", *self.ports)
 
@@ -155,7 +165,7 @@ class RtsttHub:
         self.server.stats.connections_total += 1
         host, client = self._client(request)
         sock = DataSocket(self.server, client.settings, ws, request,
-                           self.server.session_name(f"rtstt-{host}"))
+                           self.server.session_name(f"rtstt-{host[0]}"))
         client.data.add(sock)
         try:
             await serve(sock, self.server.connections)
@@ -179,7 +189,7 @@ class RtsttHub:
         host, client = self._client(request)
         client.controls += 1
         socket = ControlSocket(ws)
-        registry.add(socket)
+        registry.add(socket, host[0])
         try:
             async for msg in ws:
                 if msg.type == web.WSMsgType.TEXT:
@@ -193,7 +203,7 @@ class RtsttHub:
                     break
                 await ws.send_str(json.dumps(reply))
         except (ConnectionError, RuntimeError) as exc:
-            logger.debug("RealtimeSTT control socket from %s failed: %s", host, exc)
+            logger.debug("RealtimeSTT control socket from %s failed: %s", host[0], exc)
         finally:
             registry.discard(socket)
             client.controls -= 1
@@ -206,6 +216,11 @@ class RtsttHub:
         if data is None:
             return error_reply("Invalid JSON command")
         command = data.get("command")
+        if len(client.data) > 1:
+            return error_reply(f"{len(client.data)} RealtimeSTT data sockets share this "
+                               "address and no session id; add the same ?session=ID to the "
+                               "control and data URLs to say which one this control socket "
+                               "drives")
         try:
             if command == "set_parameter":
                 return set_parameter(client.settings, data.get("parameter"), data.get("value"))

@@ -53,6 +53,10 @@ from ..engine_host import ServerBusy
 from ..session import StreamSession
 from .protocol import ClientSettings, parse_frame, silence_ms, tidy_text
 
+RATE_CHANGE_GAP_S = 1.0
+"""Seconds that must pass between two changes of a data socket's sample rate (each change
+rebuilds its resampler: a client flipping rates every frame would burn the loop's CPU)."""
+
 __all__ = ["ControlSocket", "DataSocket"]
 
 logger = logging.getLogger(__name__)
@@ -107,6 +111,7 @@ class DataSocket(WsConnection):
         self._pace = AudioPace(server.config.max_audio_rate, server.config.audio_burst_s)
         """Counts from the first stream's start."""
         self._audio_seconds = 0.0
+        self._rate_changed_at = 0.0
         self.recording = False
         """True while an utterance is open (RealtimeSTT's ``is_recording``)."""
         self.listen_start = 0.0
@@ -217,6 +222,7 @@ class DataSocket(WsConnection):
         try:
             rate, pcm = parse_frame(data, config.max_control_bytes)
             samples = to_float32_mono(pcm, encoding="pcm16")
+            self.admit()
             if self._session is None or (self._key != self._settings.stream_key()
                                          and self._idle()):
                 self._begin(rate)
@@ -224,6 +230,12 @@ class DataSocket(WsConnection):
             if session is None or resampler is None:
                 return
             if rate != resampler.in_rate:
+                now = time.monotonic()
+                if now - self._rate_changed_at < RATE_CHANGE_GAP_S:
+                    await self.fail("bad_audio", "the sample rate changes too often (at most "
+                                    f"once per {RATE_CHANGE_GAP_S:g} s)", CLOSE_POLICY)
+                    return
+                self._rate_changed_at = now
                 tail = resampler.flush()
                 self._recent.add(tail)
                 session.feed(tail)
