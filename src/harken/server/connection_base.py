@@ -8,7 +8,10 @@ RealtimeSTT's data socket (:mod:`.rtstt.socket`) each serve a client with a subc
   not read is disconnected ("too_slow") instead of growing the server's memory;
 - the error-then-close sequence (:meth:`WsConnection.fail`) and a graceful close bounded in
   time (the sender gets 2 s to flush, the close handshake 2 s more);
-- the receive loop, which hands text, binary and error frames to the protocol's hooks;
+- the receive loop, which hands text, binary and error frames to the protocol's hooks, and
+  closes the connection ("timeout") when no valid start came within
+  ``ServerConfig.admit_timeout_s`` of connecting (the subclass calls
+  :meth:`WsConnection.admit` on it) or nothing came for ``idle_timeout_s`` after;
 - the server's shutdown of a connection (finish what is being transcribed, then close).
 
 A subclass says how its protocol renders an error (:meth:`WsConnection.send_error`) and what
