@@ -181,10 +181,20 @@ class _QuietLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 
     def exception(self, msg: object, *args: object, exc_info: Any = True,
                   **kwargs: Any) -> None:
-        self._one_line(exc_info)
+        self._route(msg, args, exc_info)
 
     def error(self, msg: object, *args: object, **kwargs: Any) -> None:
-        self._one_line(kwargs.get("exc_info"))
+        self._route(msg, args, kwargs.get("exc_info"))
+
+    def _route(self, msg: object, args: tuple[object, ...], exc_info: Any) -> None:
+        """A client's malformed request: one quiet line; anything else (a server bug) is
+        logged in full."""
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        if isinstance(exc_info, HttpProcessingError):
+            self._one_line(exc_info)
+        else:
+            self.logger.error(msg, *args, exc_info=exc_info)
 
     def debug(self, msg: object, *args: object, **kwargs: Any) -> None:
         pass
