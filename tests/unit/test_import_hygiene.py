@@ -46,7 +46,8 @@ def test_import_starts_nothing_and_imports_no_heavy_package(tmp_path):
 
 PUBLIC = [
     "AsyncRecorder", "AudioFormatError", "AudioSourceError", "BackendNotInstalled",
-    "ConfigError", "EngineConfig", "EngineError", "ErrorEvent", "Event", "FinalTranscript",
+    "ConfigError", "EngineConfig", "EngineError", "EngineUnavailable", "ErrorEvent", "Event",
+    "FinalTranscript",
     "HarkenError", "LifecycleError", "PartialTranscript", "ProtocolError", "RealtimeConfig",
     "Recorder", "RecorderConfig", "RecorderState", "RecordingStarted", "RecordingStopped",
     "ServerBusy", "SileroModelNotFound", "SpeechEnded", "SpeechStarted", "StateChanged",
