@@ -141,7 +141,8 @@ def test_model_path_that_does_not_exist_fails_start_clearly():
 def test_compat_recorder_with_pushed_audio(espeak):
     from harken.compat import AudioToTextRecorder
 
-    recorder = AudioToTextRecorder(use_microphone=False, post_speech_silence_duration=0.5)
+    recorder = AudioToTextRecorder(model="tiny.en", use_microphone=False,
+                                     post_speech_silence_duration=0.5)
     audio = np.concatenate([PAUSE, espeak(SENTENCES[0]), PAUSE, PAUSE])
     pcm = (audio * 32767).astype(np.int16).tobytes()
     for i in range(0, len(pcm), 1024):

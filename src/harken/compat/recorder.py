@@ -1,0 +1,629 @@
+"""RealtimeSTT's ``AudioToTextRecorder`` on harken: the class users construct.
+
+Every RealtimeSTT 1.1.2 argument is accepted with its name and default (see
+:mod:`.arguments` for what each becomes); every public method keeps its signature and
+blocking behaviour. Unlike RealtimeSTT, the constructor starts nothing: the recorder starts
+on first use (``text()``, ``feed_audio()``, ``listen()``, ...), so a module-level instance is
+safe under every multiprocessing start method.
+
+How RealtimeSTT's flow maps: harken's recorder listens all the time and cuts recordings
+with its VAD; ``wait_audio()`` takes the next finished recording (its audio from the
+:class:`~.tap.TapSource` ring), ``transcribe()`` calls ``on_transcription_start(audio)`` and,
+unless that returns true, waits for the recording's final from harken's engine program.
+Threads: callbacks run on harken's "harken-dispatch" thread; ``text(callback)`` calls the
+callback on the caller's thread. Why one piece: the methods share the recording bookkeeping
+below and RealtimeSTT's public surface is one class.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import platform
+import threading
+import time
+from collections.abc import Callable, Iterable
+from os import PathLike
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..config import RecorderConfig
+from ..errors import ConfigError, HarkenError, LifecycleError
+from ..events import (
+    Event,
+    FinalTranscript,
+    RecorderState,
+    SpeechEnded,
+    SpeechStarted,
+    WakeWordDetected,
+    WakeWordWaiting,
+)
+from ..recorder import Recorder
+from .mapping import partial_adapter, to_settings
+from .tap import SAMPLE_RATE, TapSource
+
+__all__ = ["AudioToTextRecorder"]
+
+_LOG = logging.getLogger("harken.compat")
+_HANDLE_BUFFER_OVERFLOW = platform.system() != "Darwin"
+_SUPPRESS_TOKENS = [-1]
+_MAX_PENDING = 64
+"""Finished recordings kept for text() before the oldest is dropped (with a warning)."""
+
+
+class AudioToTextRecorder:
+    """A drop-in for ``RealtimeSTT.AudioToTextRecorder`` built on :class:`harken.Recorder`.
+
+    Arguments are RealtimeSTT 1.1.2's, same names and defaults; the README's compatibility
+    table (generated from :data:`harken.compat.arguments.ARGUMENTS`) says which are mapped
+    onto which harken setting, which are RealtimeSTT-internal no-ops and which are refused
+    (ConfigError) unless left at their default. Durations are in seconds, as in RealtimeSTT.
+    """
+
+    def __init__(
+        self,
+        model: str = 'tiny',
+        transcription_engine: str = 'faster_whisper',
+        transcription_engine_options: dict[str, Any] | None = None,
+        download_root: str | None = None,
+        language: str = '',
+        compute_type: str = 'default',
+        input_device_index: int | None = None,
+        gpu_device_index: int = 0,
+        device: str = 'cuda',
+        on_recording_start: Callable[..., Any] | None = None,
+        on_recording_stop: Callable[..., Any] | None = None,
+        on_transcription_start: Callable[..., Any] | None = None,
+        ensure_sentence_starting_uppercase: bool = True,
+        ensure_sentence_ends_with_period: bool = True,
+        use_microphone: bool = True,
+        spinner: bool = True,
+        level: int = logging.WARNING,
+        batch_size: int = 16,
+        enable_realtime_transcription: bool = False,
+        use_main_model_for_realtime: bool = False,
+        realtime_transcription_engine: str | None = None,
+        realtime_transcription_engine_options: dict[str, Any] | None = None,
+        realtime_model_type: str = 'tiny',
+        realtime_processing_pause: float = 0.2,
+        init_realtime_after_seconds: float = 0.2,
+        on_realtime_transcription_update: Callable[..., Any] | None = None,
+        on_realtime_transcription_stabilized: Callable[..., Any] | None = None,
+        realtime_batch_size: int = 16,
+        silero_sensitivity: float = 0.4,
+        silero_use_onnx: bool | None = None,
+        silero_deactivity_detection: bool = False,
+        webrtc_sensitivity: int = 3,
+        warmup_vad: bool = True,
+        post_speech_silence_duration: float = 0.6,
+        min_length_of_recording: float = 0.5,
+        min_gap_between_recordings: float = 0,
+        pre_recording_buffer_duration: float = 1.0,
+        pre_recording_buffer_trim_config: Any = None,
+        on_vad_start: Callable[..., Any] | None = None,
+        on_vad_stop: Callable[..., Any] | None = None,
+        on_vad_detect_start: Callable[..., Any] | None = None,
+        on_vad_detect_stop: Callable[..., Any] | None = None,
+        on_turn_detection_start: Callable[..., Any] | None = None,
+        on_turn_detection_stop: Callable[..., Any] | None = None,
+        wakeword_backend: str = '',
+        openwakeword_model_paths: str | None = None,
+        openwakeword_inference_framework: str = 'onnx',
+        wake_words: str = '',
+        wake_words_sensitivity: float = 0.6,
+        wake_word_activation_delay: float = 0.0,
+        wake_word_timeout: float = 5.0,
+        wake_word_buffer_duration: float = 0.1,
+        on_wakeword_detected: Callable[..., Any] | None = None,
+        on_wakeword_timeout: Callable[..., Any] | None = None,
+        on_wakeword_detection_start: Callable[..., Any] | None = None,
+        on_wakeword_detection_end: Callable[..., Any] | None = None,
+        on_recorded_chunk: Callable[..., Any] | None = None,
+        debug_mode: bool = False,
+        handle_buffer_overflow: bool = _HANDLE_BUFFER_OVERFLOW,
+        beam_size: int = 5,
+        beam_size_realtime: int = 3,
+        buffer_size: int = 512,
+        sample_rate: int = 16000,
+        initial_prompt: str | Iterable[int] | None = None,
+        initial_prompt_realtime: str | Iterable[int] | None = None,
+        suppress_tokens: list[int] | None = _SUPPRESS_TOKENS,
+        print_transcription_time: bool = False,
+        early_transcription_on_silence: float = 0,
+        allowed_latency_limit: int = 100,
+        no_log_file: bool = False,
+        use_extended_logging: bool = False,
+        faster_whisper_vad_filter: bool = True,
+        normalize_audio: bool = False,
+        final_transcription_word_timestamps: bool = False,
+        start_callback_in_new_thread: bool = False,
+        realtime_transcription_use_syllable_boundaries: bool = False,
+        realtime_boundary_detector_sensitivity: float = 0.6,
+        realtime_boundary_followup_delays: Iterable[float] | None = (0.05, 0.2),
+        transcription_executor: Any = None,
+        realtime_transcription_executor: Any = None,
+        on_realtime_text_stabilization_update: Callable[..., Any] | None = None,
+        realtime_punctuation_split_marks: str = 'off',
+        silero_backend: str = 'auto',
+        silero_onnx_model_path: str | None = None,
+        silero_onnx_threads: int = 2,
+        deactivity_silence_confirmation_duration: float = 0.16,
+        enable_preview_transcription: bool = False,
+        preview_model_type: str | None = None,
+        preview_transcription_engine: Any = None,
+        preview_transcription_engine_options: Any = None,
+        preview_transcription_tail_seconds: float = 3.0,
+        on_preview_transcription_finished: Callable[..., Any] | None = None,
+        preview_transcription_executor: Any = None,
+        preview_transcription_min_live_words_for_fuzzy_repair: int = 3,
+        ultrafast_realtime_model_type: str | None = None,
+        ultrafast_realtime_transcription_engine: Any = None,
+        ultrafast_realtime_transcription_engine_options: Any = None,
+        on_ultrafast_transcription_update: Callable[..., Any] | None = None,
+        on_merged_realtime_transcription_update: Callable[..., Any] | None = None,
+        on_realtime_transcription_merge_update: Callable[..., Any] | None = None,
+        ultrafast_realtime_max_tail_words: int = 5,
+    ) -> None:
+        values = dict(locals())
+        values.pop("self")
+        self._settings = to_settings(values)
+        self._config: RecorderConfig = RecorderConfig().with_settings(**self._settings)
+        self._values = values
+        self._model = model
+        self._use_microphone = use_microphone
+        self._input_device = input_device_index
+        self._level = level
+        self._uppercase = ensure_sentence_starting_uppercase
+        self._period = ensure_sentence_ends_with_period
+        self._word_timestamps = final_transcription_word_timestamps
+        self._print_time = print_transcription_time
+        self.on_transcription_start = on_transcription_start
+        self._on_recorded_chunk = on_recorded_chunk
+        self._on_vad_detect_start = on_vad_detect_start
+        self._on_vad_detect_stop = on_vad_detect_stop
+        self._callbacks: dict[str, Any] = {
+            "on_speech_start": _all(on_recording_start, on_vad_start),
+            "on_speech_end": _all(on_recording_stop, on_vad_stop),
+            "on_wake_word_timeout": on_wakeword_timeout,
+            "on_wake_word_waiting": on_wakeword_detection_start,
+        }
+        heard = _all(on_wakeword_detected, on_wakeword_detection_end)
+        if heard is not None:
+            self._callbacks["on_wake_word"] = lambda word: heard()
+        if on_realtime_transcription_update or on_realtime_transcription_stabilized:
+            self._callbacks["on_partial"] = partial_adapter(
+                on_realtime_transcription_update, on_realtime_transcription_stabilized)
+        self._recorder: Recorder | None = None
+        self._tap: TapSource | None = None
+        self._oneshot: Recorder | None = None
+        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._pending: collections.deque[tuple[int, float, float]] = collections.deque()
+        self._stash: dict[int, list[FinalTranscript]] = {}
+        self._skipped: set[int] = set()
+        self._current: int | None = None
+        self._aborted = threading.Event()
+        self._mic_on = use_microphone
+        self._shut_down = False
+        self.audio: NDArray[np.float32] | None = None
+        """The last recording taken by :meth:`wait_audio` (float32, 16 kHz, [-1, 1])."""
+        self.is_recording = False
+        """True while speech is being recorded."""
+        self.state = "inactive"
+        """"inactive", "listening", "wakeword", "recording" or "transcribing"."""
+        self.detected_language: str | None = None
+        self.detected_language_probability = 0.0
+        self.last_transcription_bytes: NDArray[np.float32] | None = None
+        """The audio of the last final (float32, 16 kHz), as RealtimeSTT keeps it."""
+        self.last_transcription_bytes_b64: str | None = None
+        self.last_transcription_metadata: dict[str, Any] | None = None
+        """``language``, ``language_probability``, ``compute_seconds`` and, with word
+        timestamps, ``words`` (dicts with ``word``, ``start``, ``end`` in s, ``probability``)."""
+        self.listen_start = 0.0
+        self.recording_start_time = 0.0
+        self.recording_stop_time = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def recorder(self) -> Recorder:
+        """The harken Recorder, started on first access."""
+        with self._lock:
+            if self._shut_down:
+                raise LifecycleError("the recorder was shut down; create a new one")
+            if self._recorder is None:
+                self._recorder = self._start()
+            return self._recorder
+
+    def _start(self) -> Recorder:
+        from ..sources.microphone import MicrophoneSource
+
+        logging.getLogger("harken").setLevel(self._level)
+        mic = MicrophoneSource(self._input_device) if self._use_microphone else None
+        keep_s = self._config.vad.max_utterance_s + self._config.vad.pre_roll_ms / 1000 + 5.0
+        tap = TapSource(mic, self._on_recorded_chunk, keep_s)
+        tap.mic_on = self._mic_on and mic is not None
+        rec = Recorder(self._config, source=tap, on_event=self._on_event, **self._callbacks)
+        try:
+            rec.start()
+        except HarkenError as exc:
+            rec.close()
+            raise self._explain_start_failure(exc) from exc
+        self._tap = tap
+        self._set_listening()
+        return rec
+
+    def _explain_start_failure(self, exc: HarkenError) -> HarkenError:
+        model = self._model
+        if model in ("tiny", "base", "small", "medium") or model.startswith("large"):
+            return ConfigError(
+                f"model={model!r} could not be loaded ({exc}). RealtimeSTT's default 'tiny' and "
+                "the other names without '.en' are multilingual models that faster-whisper "
+                "downloads; harken embeds only the English 'tiny.en' for offline use. Pass "
+                "model='tiny.en' for English, or the path of a multilingual faster-whisper "
+                "model directory.")
+        return exc
+
+    def shutdown(self) -> None:
+        """Stop everything and release the models; idempotent."""
+        with self._lock:
+            self._shut_down = True
+            recs = [r for r in (self._recorder, self._oneshot) if r is not None]
+        self._aborted.set()
+        for rec in recs:
+            rec.close()
+        self.state = "inactive"
+
+    def __enter__(self) -> AudioToTextRecorder:
+        return self
+
+    def __exit__(self, exc_type: object, exc_value: object, traceback: object) -> None:
+        self.shutdown()
+
+    # ------------------------------------------------------------------ events
+
+    def _set_listening(self) -> None:
+        self.listen_start = time.time()
+        self.state = "listening"
+        if self._on_vad_detect_start is not None:
+            self._on_vad_detect_start()
+
+    def _on_event(self, event: Event) -> None:
+        """Runs on harken-dispatch: keep the recording bookkeeping."""
+        if isinstance(event, SpeechStarted):
+            self.is_recording = True
+            self.recording_start_time = time.time()
+            self.state = "recording"
+            if self._on_vad_detect_stop is not None:
+                self._on_vad_detect_stop()
+        elif isinstance(event, SpeechEnded):
+            self.is_recording = False
+            self.recording_stop_time = time.time()
+            if not event.discarded:
+                with self._cond:
+                    if len(self._pending) >= _MAX_PENDING:
+                        old = self._pending.popleft()
+                        self._skipped.add(old[0])
+                        _LOG.warning("no text() call took recording %d; dropped its audio",
+                                     old[0])
+                    self._pending.append((event.utterance_id, event.start, event.end))
+                    self._cond.notify_all()
+            self._set_listening()
+        elif isinstance(event, WakeWordWaiting):
+            self.state = "wakeword"
+        elif isinstance(event, WakeWordDetected):
+            self.state = "listening"
+
+    # ------------------------------------------------------------------ recording
+
+    def start(self, frames: Iterable[bytes] | None = None) -> AudioToTextRecorder:
+        """Start recording now, without waiting for voice activity.
+
+        Args:
+            frames: audio (16 kHz int16 bytes) to begin the recording with.
+        """
+        rec = self.recorder
+        rec.start_utterance()
+        for frame in frames or ():
+            self.feed_audio(frame)
+        return self
+
+    def stop(self, backdate_stop_seconds: float = 0.0,
+             backdate_resume_seconds: float = 0.0) -> AudioToTextRecorder:
+        """Stop the recording started with :meth:`start` (or by speech); it is transcribed.
+
+        Raises:
+            ConfigError: a backdate other than 0; harken ends recordings at the audio it
+                has received.
+        """
+        for name, value in (("backdate_stop_seconds", backdate_stop_seconds),
+                            ("backdate_resume_seconds", backdate_resume_seconds)):
+            if value:
+                raise ConfigError(f"{name}={value!r}: harken ends the recording at the audio "
+                                  "received so far; call stop() when it should end instead")
+        self.recorder.end_utterance()
+        return self
+
+    def listen(self) -> None:
+        """Start listening for voice activity (harken listens from start on)."""
+        self.recorder  # noqa: B018 - starts it
+        self._set_listening()
+
+    def wakeup(self) -> None:
+        """Act as if the wake word was heard: a recording starts now, ending at the next
+        pause."""
+        self.recorder.start_utterance()
+
+    def abort(self) -> None:
+        """Make a waiting :meth:`text` / :meth:`wait_audio` call return (text: "")."""
+        self._aborted.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def set_microphone(self, microphone_on: bool = True) -> None:
+        """Turn the microphone's audio on or off (fed audio is taken either way)."""
+        self._mic_on = bool(microphone_on)
+        if self._tap is not None:
+            self._tap.mic_on = self._mic_on and self._use_microphone
+
+    def clear_audio_queue(self) -> None:
+        """Drop finished recordings no :meth:`text` call has taken yet."""
+        with self._cond:
+            self._skipped.update(uid for uid, _, _ in self._pending)
+            self._pending.clear()
+
+    def has_pending_recordings(self) -> bool:
+        """True when finished recordings wait for :meth:`text`."""
+        with self._cond:
+            return bool(self._pending)
+
+    def wait_audio(self) -> None:
+        """Block until the next recording is finished and load it into :attr:`audio`.
+
+        Returns early (leaving :attr:`audio` unchanged) after :meth:`abort` or
+        :meth:`shutdown`.
+        """
+        rec = self.recorder
+        with self._cond:
+            while not self._pending:
+                if self._aborted.is_set() or self._shut_down:
+                    return
+                self._cond.wait(0.1)
+                if rec.state is RecorderState.CLOSED:
+                    raise LifecycleError("the recorder stopped while waiting for audio")
+            uid, start, end = self._pending.popleft()
+        assert self._tap is not None
+        self._current = uid
+        self.audio = self._tap.slice(int(round(start * SAMPLE_RATE)),
+                                     int(round(end * SAMPLE_RATE)))
+
+    # ------------------------------------------------------------------ transcription
+
+    def text(self, on_transcription_finished: Callable[[str | None], Any] | None = None,
+             word_timestamps: bool | None = None) -> str | None:
+        """Wait for the next recording and return its final text.
+
+        Args:
+            on_transcription_finished: when given, it is called with the text (on this
+                thread) and None is returned.
+            word_timestamps: override ``final_transcription_word_timestamps`` for this call.
+
+        Returns:
+            The text; "" after :meth:`abort` or :meth:`shutdown`; None when
+            ``on_transcription_start`` returned true (the final was skipped) or a callback
+            was given.
+        """
+        self._aborted.clear()
+        self.wait_audio()
+        if self._aborted.is_set() or self._shut_down or self._current is None:
+            return ""
+        text = self.transcribe(word_timestamps)
+        if on_transcription_finished is not None:
+            on_transcription_finished(text)
+            return None
+        return text
+
+    def transcribe(self, word_timestamps: bool | None = None) -> str | None:
+        """Transcribe the recording loaded by :meth:`wait_audio`.
+
+        Calls ``on_transcription_start(audio)`` first; a true return skips the final and
+        returns None.
+        """
+        audio = np.zeros(0, np.float32) if self.audio is None else self.audio.copy()
+        self.state = "transcribing"
+        callback = self.on_transcription_start
+        if callback is not None and callback(audio):
+            if self._current is not None:
+                with self._cond:
+                    self._skipped.add(self._current)
+                    self._stash.pop(self._current, None)
+                self._current = None
+            self.state = "listening"
+            return None
+        return self.perform_final_transcription(audio, word_timestamps=word_timestamps)
+
+    def perform_final_transcription(self, audio_bytes: NDArray[Any] | None = None,
+                                    use_prompt: bool = True,
+                                    word_timestamps: bool | None = None) -> str:
+        """Return the final text of ``audio_bytes`` (default: the loaded recording).
+
+        The loaded recording's final is already being computed by harken's engine program;
+        other audio (float32 in [-1, 1] or int16, 16 kHz) is transcribed by a second
+        engine program started on first use. ``use_prompt=False`` needs that second path.
+        """
+        words = self._word_timestamps if word_timestamps is None else word_timestamps
+        current = self._current
+        if audio_bytes is None and current is None:
+            return ""
+        if current is not None and use_prompt and (
+                audio_bytes is None or audio_bytes is self.audio or (
+                    self.audio is not None and np.array_equal(audio_bytes, self.audio))):
+            self._current = None
+            audio = self.audio if self.audio is not None else np.zeros(0, np.float32)
+            final = self._wait_final(current)
+        else:
+            audio = _as_float(audio_bytes)
+            if audio.size == 0:
+                return ""
+            final = self._transcribe_other(audio, use_prompt)
+        self.state = "recording" if self.is_recording else "listening"
+        if final is None:
+            return ""
+        return self._finish(final, audio, words)
+
+    def _wait_final(self, uid: int) -> FinalTranscript | None:
+        """Collect the final(s) of recording ``uid`` (a split recording has several)."""
+        rec = self.recorder
+        parts: list[FinalTranscript] = []
+        while True:
+            with self._cond:
+                stashed = self._stash.pop(uid, [])
+            parts.extend(stashed)
+            if parts and not parts[-1].split:
+                break
+            try:
+                final = rec.next_final(timeout=0.1)
+            except TimeoutError:
+                if self._aborted.is_set():
+                    return None
+                continue
+            with self._cond:
+                if final.utterance_id == uid:
+                    parts.append(final)
+                elif final.utterance_id not in self._skipped:
+                    self._stash.setdefault(final.utterance_id, []).append(final)
+        text = " ".join(p.text.strip() for p in parts if p.text.strip())
+        words = tuple(w for p in parts for w in p.words)
+        return FinalTranscript(uid, text, parts[0].start, parts[-1].end, parts[0].language,
+                               parts[0].language_probability, words,
+                               sum(p.compute_seconds for p in parts))
+
+    def _transcribe_other(self, audio: NDArray[np.float32], use_prompt: bool) -> FinalTranscript:
+        with self._lock:
+            if self._shut_down:
+                raise LifecycleError("the recorder was shut down; create a new one")
+            if self._oneshot is None:
+                settings = dict(self._settings, partials=False, early_final=False)
+                for key in [k for k in settings if k.startswith("wake_")]:
+                    del settings[key]
+                if not use_prompt:
+                    settings["initial_prompt"] = None
+                self._oneshot = Recorder(RecorderConfig().with_settings(**settings), source="push").start()
+            rec = self._oneshot
+        rec.start_utterance()
+        rec.feed_audio(audio, SAMPLE_RATE)
+        rec.end_utterance()
+        return rec.next_final(timeout=self._config.request_timeout_s)
+
+    def _finish(self, final: FinalTranscript, audio: NDArray[np.float32], words: bool) -> str:
+        import base64
+
+        if self._print_time:
+            _LOG.info("final transcribed in %.2f s", final.compute_seconds)
+        self.detected_language = final.language if final.language_probability else None
+        self.detected_language_probability = final.language_probability or 0.0
+        self.last_transcription_bytes = audio.copy()
+        self.last_transcription_bytes_b64 = base64.b64encode(audio.tobytes()).decode("ascii")
+        meta: dict[str, Any] = {"language": final.language,
+                                "language_probability": final.language_probability,
+                                "compute_seconds": final.compute_seconds}
+        if words:
+            meta["words"] = [{"word": w.text, "start": w.start, "end": w.end,
+                              "probability": w.probability} for w in final.words]
+        self.last_transcription_metadata = meta
+        return self._format(final.text)
+
+    def _format(self, text: str) -> str:
+        text = text.strip()
+        if not text:
+            return text
+        if self._uppercase:
+            text = text[0].upper() + text[1:]
+        if self._period and text[-1].isalnum():
+            text += "."
+        return text
+
+    # ------------------------------------------------------------------ pushed audio
+
+    def feed_audio(self, chunk: bytes | NDArray[Any] | str | PathLike[str],
+                   original_sample_rate: int = 16000) -> None:
+        """Push audio: int16 bytes, a numpy array at ``original_sample_rate`` Hz, or a
+        file path (fed as :meth:`feed_audio_file` does)."""
+        if isinstance(chunk, (str, PathLike)):
+            self.feed_audio_file(chunk)
+            return
+        self.recorder  # noqa: B018 - starts it
+        assert self._tap is not None
+        self._tap.feed(chunk, original_sample_rate)
+
+    def feed_audio_file(self, filenames: str | PathLike[str] | Iterable[str | PathLike[str]],
+                        normalize: bool = True, target_peak: float = 0.95, *,
+                        realtime: bool = True) -> None:
+        """Decode audio file(s) and feed them, paced at real time as RealtimeSTT does.
+
+        Args:
+            filenames: a path or several.
+            normalize: scale each file so its peak is ``target_peak``.
+            target_peak: the peak after normalising (0 to 1).
+            realtime: harken only: False feeds as fast as the recorder takes it.
+        """
+        from ..sources.file import decode_audio
+
+        paths = [filenames] if isinstance(filenames, (str, PathLike)) else list(filenames)
+        for path in paths:
+            audio, rate = decode_audio(path)
+            peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+            if normalize and peak > 0:
+                audio = np.clip(audio * (target_peak / peak), -1.0, 1.0).astype(np.float32)
+            block = max(1, rate // 50)
+            began = time.monotonic()
+            for i in range(0, len(audio), block):
+                self.feed_audio(audio[i:i + block], rate)
+                if realtime:
+                    delay = began + (i + block) / rate - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+
+    def flush_audio_input(self) -> bool:
+        """RealtimeSTT queues a partial chunk here; harken forwards every chunk at once, so
+        nothing is held back: always False."""
+        return False
+
+    def flush_buffered_audio(self, min_abs_level: int = 50) -> bool:
+        """Like :meth:`flush_audio_input`: nothing is buffered, so False."""
+        return False
+
+    def drain_audio_input(self, timeout: float | None = None) -> bool:
+        """Wait until the fed audio is processed (and its finals are done); True if so."""
+        return self.recorder.wait_idle(timeout)
+
+    @staticmethod
+    def format_number(num: float) -> str:
+        """RealtimeSTT's two-digit timestamp fragment: 123.4567 -> "23.45"."""
+        integer, decimal = f"{num:.10f}".split(".")
+        return f"{integer[-2:]}.{decimal[:2]}"
+
+
+def _all(*cbs: Callable[[], Any] | None) -> Callable[[], None] | None:
+    """One callback calling each given one in turn (None when none is given)."""
+    given = [cb for cb in cbs if cb is not None]
+    if not given:
+        return None
+
+    def call_all() -> None:
+        for cb in given:
+            cb()
+
+    return call_all
+
+
+def _as_float(audio: Any) -> NDArray[np.float32]:
+    """RealtimeSTT audio (float32 in [-1, 1], int16 samples or PCM16 bytes) as float32."""
+    if isinstance(audio, (bytes, bytearray, memoryview)):
+        return np.frombuffer(audio, "<i2").astype(np.float32) / 32768.0
+    arr = np.asarray(audio)
+    if arr.dtype == np.int16:
+        return arr.astype(np.float32) / 32768.0
+    return arr.astype(np.float32, copy=False)
