@@ -20,7 +20,7 @@ from typing import Any
 from ..server.config import ServerConfig
 from .options import add_engine_args
 
-__all__ = ["ENGINE_FAILED", "add_parser", "run"]
+__all__ = ["ENGINE_FAILED", "add_parser", "run", "serve"]
 
 ENGINE_FAILED = 3
 """Exit status when the speech engine failed for good (its restarts all failed)."""
@@ -152,7 +152,8 @@ def _token(args: argparse.Namespace) -> str | None:
     return args.token or os.environ.get("HARKEN_TOKEN") or None
 
 
-async def _serve(config: Any) -> int:
+async def serve(config: Any) -> int:
+    """Run a server with ``config`` until SIGINT or SIGTERM; return the exit status."""
     from ..server.app import Server
 
     server = Server(config)
@@ -196,4 +197,4 @@ async def _serve(config: Any) -> int:
 def run(args: argparse.Namespace) -> int:
     """Run the server until SIGINT/SIGTERM; return the exit status (:data:`ENGINE_FAILED`
     when the engine failed for good)."""
-    return asyncio.run(_serve(_config(args)))
+    return asyncio.run(serve(_config(args)))

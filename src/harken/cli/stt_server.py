@@ -1,0 +1,163 @@
+"""``harken stt-server`` (also ``harken-stt-server``): RealtimeSTT's ``stt-server`` on harken.
+
+Takes every flag of RealtimeSTT 1.1.2's ``stt-server`` with the same spelling and default,
+and serves its two-socket protocol (:mod:`harken.server.rtstt`) on the control and data
+ports (8011 and 8012 by default), so ``AudioToTextRecorderClient`` and RealtimeSTT's ``stt``
+client work unchanged. Unlike stt-server, each client gets its own session on the shared
+engine. :data:`FLAGS` says what each flag becomes; flags about RealtimeSTT's internals are
+accepted and change nothing (listed as no-ops in the README).
+
+RealtimeSTT's client starts the server by running ``stt-server`` from ``PATH``; put a
+``stt-server`` that runs ``harken stt-server "$@"`` ahead of RealtimeSTT's on ``PATH`` (the
+README shows one) to have it start harken's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+__all__ = ["FLAGS", "add_parser", "build_parser", "main", "run"]
+
+_INITIAL_PROMPT = ("Incomplete thoughts should end with '...'. Examples of complete thoughts: "
+                   "'The sky is blue.' 'She walked home.' Examples of incomplete thoughts: "
+                   "'When the sky...' 'Because he...'")
+
+# (flags, keywords, what harken does with it). "no-op: ..." flags are accepted and unused.
+FLAGS: list[tuple[tuple[str, ...], dict[str, Any], str]] = [
+    (("-m", "--model"), {"type": str, "default": "large-v2"}, "engine model"),
+    (("-r", "--rt-model", "--realtime_model_type"), {"type": str, "default": "tiny"},
+     "no-op: live text uses the main model"),
+    (("-l", "--lang", "--language"), {"type": str, "default": "en"}, "language"),
+    (("-i", "--input-device", "--input-device-index"), {"type": int, "default": 1},
+     "no-op: the server takes audio from its clients"),
+    (("-c", "--control", "--control_port"), {"type": int, "default": 8011},
+     "control socket port"),
+    (("-d", "--data", "--data_port"), {"type": int, "default": 8012}, "data socket port"),
+    (("-w", "--wake_words"), {"type": str, "default": ""},
+     "no-op: no wake word on the server path"),
+    (("-D", "--debug"), {"action": "store_true"}, "log level DEBUG"),
+    (("--debug_websockets",), {"action": "store_true"}, "log level DEBUG"),
+    (("-W", "--write"), {"metavar": "FILE"}, "no-op: harken records no WAV file"),
+    (("-b", "--batch", "--batch_size"), {"type": int, "default": 16},
+     "no-op: the engine batches itself"),
+    (("--root", "--download_root"), {"type": str, "default": None}, "download_root"),
+    (("-s", "--silence_timing"), {"action": "store_true", "default": True},
+     "no-op: pauses come from the sentence-pause flags"),
+    (("--init_realtime_after_seconds",), {"type": float, "default": 0.2}, "partial_min_ms"),
+    (("--realtime_batch_size",), {"type": int, "default": 16}, "no-op"),
+    (("--initial_prompt_realtime",), {"type": str, "default": ""}, "no-op"),
+    (("--silero_sensitivity",), {"type": float, "default": 0.05},
+     "silero_threshold = 1 - sensitivity"),
+    (("--silero_use_onnx",), {"action": "store_true", "default": False},
+     "no-op: always ONNX"),
+    (("--webrtc_sensitivity",), {"type": int, "default": 3}, "webrtc_sensitivity"),
+    (("--min_length_of_recording",), {"type": float, "default": 1.1}, "min_utterance_ms"),
+    (("--min_gap_between_recordings",), {"type": float, "default": 0}, "no-op"),
+    (("--enable_realtime_transcription",), {"action": "store_true", "default": True},
+     "partials (always on, as in stt-server)"),
+    (("--realtime_processing_pause",), {"type": float, "default": 0.02},
+     "partial_interval_ms"),
+    (("--silero_deactivity_detection",), {"action": "store_true", "default": True}, "no-op"),
+    (("--deactivity_silence_confirmation_duration",), {"type": float, "default": 0.16},
+     "no-op"),
+    (("--early_transcription_on_silence",), {"type": float, "default": 0.2},
+     "early finals (any value > 0)"),
+    (("--beam_size",), {"type": int, "default": 5}, "beam_size"),
+    (("--beam_size_realtime",), {"type": int, "default": 3}, "no-op: partials take one beam"),
+    (("--initial_prompt",), {"type": str, "default": _INITIAL_PROMPT}, "no-op"),
+    (("--end_of_sentence_detection_pause",), {"type": float, "default": 0.45}, "no-op"),
+    (("--unknown_sentence_detection_pause",), {"type": float, "default": 0.7},
+     "post_speech_silence_ms"),
+    (("--mid_sentence_detection_pause",), {"type": float, "default": 2.0}, "no-op"),
+    (("--wake_words_sensitivity",), {"type": float, "default": 0.5}, "no-op"),
+    (("--wake_word_timeout",), {"type": float, "default": 5.0}, "no-op"),
+    (("--wake_word_activation_delay",), {"type": float, "default": 0}, "no-op"),
+    (("--wakeword_backend",), {"type": str, "default": "none"}, "no-op"),
+    (("--openwakeword_model_paths",), {"type": str, "nargs": "*"}, "no-op"),
+    (("--openwakeword_inference_framework",), {"type": str, "default": "tensorflow"},
+     "no-op"),
+    (("--wake_word_buffer_duration",), {"type": float, "default": 1.0}, "no-op"),
+    (("--use_main_model_for_realtime",), {"action": "store_true"}, "no-op: always"),
+    (("--use_extended_logging",), {"action": "store_true"}, "log level DEBUG"),
+    (("--compute_type",), {"type": str, "default": "default"},
+     "compute_type ('default' is int8)"),
+    (("--gpu_device_index",), {"type": int, "default": 0}, "no-op: CUDA_VISIBLE_DEVICES"),
+    (("--device",), {"type": str, "default": "cuda"}, "device ('cuda' is harken's 'auto')"),
+    (("--handle_buffer_overflow",), {"action": "store_true"}, "no-op"),
+    (("--suppress_tokens",), {"type": int, "default": [-1], "nargs": "*"}, "no-op"),
+    (("--allowed_latency_limit",), {"type": int, "default": 100}, "no-op"),
+    (("--faster_whisper_vad_filter",), {"action": "store_true"}, "no-op"),
+    (("--logchunks",), {"action": "store_true"}, "no-op"),
+]
+"""stt-server's flags (RealtimeSTT 1.1.2), with harken's treatment of each."""
+
+
+def _add_flags(p: argparse.ArgumentParser) -> None:
+    for flags, kwargs, note in FLAGS:
+        p.add_argument(*flags, help=note, dest=flags[-1].lstrip("-").replace("-", "_"),
+                       **kwargs)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="harken only: interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0,
+                   help="harken only: port of harken's own HTTP/WebSocket API (default 0: any)")
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add the ``stt-server`` command to the ``harken`` argument parser."""
+    s = subparsers.add_parser(
+        "stt-server", help="RealtimeSTT's stt-server (its flags and two-socket protocol)",
+        description="Serve RealtimeSTT's stt-server protocol with harken.")
+    _add_flags(s)
+    s.set_defaults(run=run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``harken-stt-server`` console script's parser."""
+    p = argparse.ArgumentParser(prog="harken-stt-server",
+                                description="RealtimeSTT's stt-server, served by harken.")
+    _add_flags(p)
+    return p
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from ..config import EngineConfig, RealtimeConfig, VadConfig
+    from ..server.app import ServerConfig
+
+    compute = "int8" if args.compute_type in ("default", "auto") else args.compute_type
+    engine = EngineConfig(model=args.model, language=args.language or None,
+                          device="auto" if args.device == "cuda" else args.device,
+                          compute_type=compute, beam_size=args.beam_size,
+                          download_root=args.download_root)
+    vad = VadConfig(webrtc_sensitivity=args.webrtc_sensitivity,
+                    silero_threshold=round(1.0 - args.silero_sensitivity, 4),
+                    min_utterance_ms=int(round(args.min_length_of_recording * 1000)),
+                    post_speech_silence_ms=int(round(
+                        args.unknown_sentence_detection_pause * 1000)))
+    realtime = RealtimeConfig(
+        partials=True,
+        partial_interval_ms=int(round(args.realtime_processing_pause * 1000)),
+        partial_min_ms=int(round(args.init_realtime_after_seconds * 1000)),
+        early_final=bool(args.early_transcription_on_silence))
+    return ServerConfig(host=args.host, port=args.port, engine=engine, vad=vad,
+                        realtime=realtime, rtstt_ports=(args.control_port, args.data_port))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM; return the exit status."""
+    import asyncio
+    import logging
+
+    from .serve import serve
+
+    if args.debug or args.debug_websockets or args.use_extended_logging:
+        logging.getLogger("harken").setLevel(logging.DEBUG)
+    return asyncio.run(serve(_config(args)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``harken-stt-server``: the same as ``harken stt-server``."""
+    from .main import main as harken_main
+
+    return harken_main(["stt-server", *(sys.argv[1:] if argv is None else argv)])

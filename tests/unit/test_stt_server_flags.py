@@ -1,0 +1,63 @@
+"""``harken stt-server`` takes every flag of RealtimeSTT 1.1.2's stt-server with its default
+(read from stt_server.py with ast; importing it pulls torch)."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harken.cli.stt_server import build_parser
+
+_SPEC = importlib.util.find_spec("RealtimeSTT_server")
+pytestmark = pytest.mark.skipif(_SPEC is None, reason="RealtimeSTT (--no-deps) not installed")
+
+
+def _their_flags() -> dict[tuple[str, ...], Any]:
+    assert _SPEC is not None and _SPEC.origin is not None
+    tree = ast.parse((Path(_SPEC.origin).parent / "stt_server.py").read_text())
+    out: dict[tuple[str, ...], Any] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr == "add_argument":
+            flags = tuple(ast.literal_eval(a) for a in node.args)
+            kw = {k.arg: k.value for k in node.keywords}
+            default: Any = None
+            if "default" in kw:
+                try:
+                    default = ast.literal_eval(kw["default"])
+                except ValueError:  # a constant name
+                    default = {"DEACTIVITY_SILENCE_CONFIRMATION_DURATION": 0.16}[
+                        ast.unparse(kw["default"])]
+            elif "action" in kw and ast.literal_eval(kw["action"]) == "store_true":
+                default = False
+            out[flags] = default
+    return out
+
+
+def test_every_stt_server_flag_and_default() -> None:
+    theirs = _their_flags()
+    assert len(theirs) == 49
+    parser = build_parser()
+    ours = {flag: action for action in parser._actions for flag in action.option_strings}
+    for flags, default in theirs.items():
+        for flag in flags:
+            assert flag in ours, flag
+        assert ours[flags[0]].default == default, flags
+
+
+def test_flags_map_onto_the_server_config() -> None:
+    from harken.cli.stt_server import _config
+
+    cfg = _config(build_parser().parse_args(
+        ["-m", "tiny.en", "-l", "de", "-c", "9011", "-d", "9012", "--silero_sensitivity",
+         "0.3", "--unknown_sentence_detection_pause", "0.9", "--root", "/tmp/m"]))
+    assert (cfg.engine.model, cfg.engine.language, cfg.engine.download_root) == \
+        ("tiny.en", "de", "/tmp/m")
+    assert cfg.rtstt_ports == (9011, 9012)
+    assert cfg.vad.silero_threshold == 0.7 and cfg.vad.post_speech_silence_ms == 900
+    default = _config(build_parser().parse_args([]))
+    assert default.rtstt_ports == (8011, 8012) and default.engine.device == "auto"
