@@ -148,7 +148,7 @@ def test_control_commands_answer_like_realtimestt() -> None:
             assert await control(c, {"command": "call_method", "method": "stop"}) == \
                 {"status": "success", "message": "Method stop called"}
             for method in ("clear_audio_queue", "wakeup", "abort",
-                           "perform_final_transcription"):
+                           "perform_final_transcription", "text", "set_microphone"):
                 got = await control(c, {"command": "call_method", "method": method,
                                         "args": [], "kwargs": {}})
                 assert got["status"] == "success", got
@@ -157,8 +157,8 @@ def test_control_commands_answer_like_realtimestt() -> None:
                  "Parameter model is not allowed (set_parameter)"),
                 ({"command": "get_parameter", "parameter": "__class__", "request_id": 1},
                  "Parameter __class__ is not allowed (get_parameter)"),
-                ({"command": "call_method", "method": "shutdown"},
-                 "Method shutdown is not allowed"),
+                ({"command": "call_method", "method": "feed_audio"},
+                 "Method feed_audio is not allowed"),
                 ({"command": "call_method", "method": "__init__"},
                  "Method __init__ is not allowed"),
                 ({"command": "launch"}, "Unknown command launch"),
@@ -177,6 +177,13 @@ def test_control_commands_answer_like_realtimestt() -> None:
                 unsupported["message"]
             await c.send(b"\x00\x01")
             assert json.loads(await c.recv())["status"] == "error"
+            for value in (0.3, 0.16):
+                assert (await control(c, {"command": "set_parameter", "parameter":
+                                          "deactivity_silence_confirmation_duration",
+                                          "value": value}))["status"] == "success"
+                assert (await control(c, {"command": "get_parameter", "parameter":
+                                          "deactivity_silence_confirmation_duration"}
+                                      ))["value"] == value
             # Still serving after all that.
             assert (await control(c, {"command": "get_parameter",
                                       "parameter": "use_wake_words"}))["value"] is False
@@ -364,6 +371,30 @@ def test_server_shutdown_finishes_the_open_utterance() -> None:
     kinds = [m["type"] for m in got]
     assert "fullSentence" in kinds and kinds[-1] == "error", kinds
     assert got[-1]["code"] == "shutdown"
+
+
+def test_shutdown_method_ends_only_this_clients_session() -> None:
+    async def body(server: Server) -> None:
+        control_url, data_url = urls(server)
+        async with websockets.connect(control_url) as c, websockets.connect(data_url) as d:
+            assert (await control(c, {"command": "get_parameter", "parameter": "language"}
+                                  ))["value"] == (server.config.engine.language or "")
+            await send_audio(d, np.concatenate([silence(0.3), tone(1.0)]))
+            await read_until(d, "recording_start")
+            assert await control(c, {"command": "call_method", "method": "shutdown"}) == \
+                {"status": "success", "message": "Method shutdown called"}
+            got = []
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    got.append(json.loads(await asyncio.wait_for(d.recv(), 10)))
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+            assert "fullSentence" in [m["type"] for m in got], got
+            # The server goes on serving: a new data socket gets a new session.
+            async with websockets.connect(data_url) as again:
+                await send_audio(again, silence(0.2))
+                assert json.loads(await again.recv()) == {"type": "vad_detect_start"}
+
+    run(body)
 
 
 # ---------------------------------------------------------------- RealtimeSTT's client

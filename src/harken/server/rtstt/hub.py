@@ -27,6 +27,7 @@ from ..http_guard import Perimeter
 from .protocol import (
     CONTROL_PATH,
     DATA_PATH,
+    END_METHODS,
     FINISH_METHODS,
     KNOWN,
     NO_OP_METHODS,
@@ -102,6 +103,7 @@ class RtsttHub:
         if client is None:
             realtime_silence = self.server.config.vad.post_speech_silence_ms / 1000
             client = self._clients[host] = _Client(ClientSettings(
+                language=self.server.config.engine.language,
                 post_speech_silence_duration=realtime_silence))
         return host, client
 
@@ -267,6 +269,9 @@ class RtsttHub:
         if method in FINISH_METHODS:
             for sock in list(client.data):
                 sock.finish_utterance()
+        elif method in END_METHODS:
+            for sock in list(client.data):
+                sock.end_session(self.server.config.drain_timeout_s)
         elif method == "abort":
             for sock in list(client.data):
                 sock.abort_utterance()

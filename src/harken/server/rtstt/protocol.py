@@ -16,8 +16,9 @@ from ...audio.convert import check_sample_rate
 from ...errors import AudioFormatError, ProtocolError
 from ...units import MIN_SILENCE_MS, s_to_ms
 
-__all__ = ["CONTROL_PATH", "DATA_PATH", "FINISH_METHODS", "KNOWN", "NO_OP_METHODS", "READABLE",
-           "SETTABLE", "ClientSettings", "error_reply", "parse_command", "parse_frame",
+__all__ = ["CONTROL_PATH", "DATA_PATH", "END_METHODS", "FINISH_METHODS", "KNOWN",
+           "NO_OP_METHODS", "READABLE", "SETTABLE", "ClientSettings", "error_reply",
+           "parse_command", "parse_frame",
            "set_parameter", "silence_ms", "tidy_text"]
 
 CONTROL_PATH = "/rtstt/control"
@@ -26,17 +27,21 @@ DATA_PATH = "/rtstt/data"
 """The data socket's path on the server's own port."""
 
 SETTABLE = ("language", "post_speech_silence_duration", "wake_word_activation_delay",
-            "use_wake_words")
+            "use_wake_words", "deactivity_silence_confirmation_duration")
 """Parameters a client may set (RealtimeSTT's list, less those harken cannot honour)."""
 READABLE = SETTABLE + ("silero_sensitivity", "is_recording", "listen_start",
                        "recording_stop_time", "last_transcription_bytes_b64")
 """Parameters a client may read."""
-KNOWN = READABLE + ("deactivity_silence_confirmation_duration", "speech_end_silence_start",
-                    "last_transcription_bytes")
+KNOWN = READABLE + ("speech_end_silence_start", "last_transcription_bytes")
 """RealtimeSTT's allowed parameters: the rest are answered "not supported"."""
-NO_OP_METHODS = ("clear_audio_queue", "wakeup", "set_microphone")
+NO_OP_METHODS = ("clear_audio_queue", "wakeup", "set_microphone", "text")
 """Methods with nothing to do here: audio is processed as it arrives (no queue), there is no
-wake word on this path and no server-side microphone."""
+wake word on this path and no server-side microphone; ``text`` is answered at once, since
+every final reaches the data socket as ``fullSentence`` (stt-server's ``text`` blocks its
+control socket until then and also sends the text only there)."""
+END_METHODS = ("shutdown",)
+"""Methods that end this client's session: the open utterance is transcribed, its final
+sent, and the client's data sockets closed (other clients are not affected)."""
 FINISH_METHODS = ("stop", "perform_final_transcription")
 """Methods that end the open utterance now and transcribe it."""
 
@@ -103,6 +108,8 @@ class ClientSettings:
     language: str | None = None
     post_speech_silence_duration: float = 0.5
     wake_word_activation_delay: float = 0.0
+    deactivity_silence_confirmation_duration: float = 0.16
+    """Stored and read back only: harken confirms silence within the post-speech silence."""
 
     def stream_key(self) -> tuple[str | None, float]:
         """What a stream is built from: a change needs a new stream."""

@@ -120,6 +120,7 @@ class DataSocket(WsConnection):
         """Wall-clock time (time.time()) the last utterance ended."""
         self.last_audio: NDArray[np.float32] = np.zeros(0, dtype=np.float32)
         """The last utterance's 16 kHz audio."""
+        self._end_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ outgoing
 
@@ -271,6 +272,17 @@ class DataSocket(WsConnection):
         session, self._session = self._session, None
         if session is not None:
             session.close()
+
+    def end_session(self, timeout: float) -> None:
+        """RealtimeSTT's ``shutdown()`` for this client: transcribe the open utterance, send
+        its final (waiting at most ``timeout`` s), then close this data socket."""
+        if self._end_task is None:
+            self._end_task = asyncio.create_task(self._end(timeout),
+                                                 name=f"harken-end-{self.name}")
+
+    async def _end(self, timeout: float) -> None:
+        await self.drain_for_shutdown(timeout)
+        self.close_soon(CLOSE_GOING_AWAY)
 
     async def drain_for_shutdown(self, timeout: float) -> None:
         """Transcribe the open utterance (bounded)."""
