@@ -494,18 +494,15 @@ class AudioToTextRecorder:
                     parts.append(final)
                 elif final.utterance_id not in self._skipped:
                     self._stash.setdefault(final.utterance_id, []).append(final)
-        text = " ".join(p.text.strip() for p in parts if p.text.strip())
-        words = tuple(w for p in parts for w in p.words)
-        return FinalTranscript(uid, text, parts[0].start, parts[-1].end, parts[0].language,
-                               parts[0].language_probability, words,
-                               sum(p.compute_seconds for p in parts))
+        return _joined(parts)
 
     def _transcribe_other(self, audio: NDArray[np.float32], use_prompt: bool) -> FinalTranscript:
         with self._lock:
             if self._shut_down:
                 raise LifecycleError("the recorder was shut down; create a new one")
             if self._oneshot is None:
-                settings = dict(self._settings, partials=False, early_final=False)
+                settings = dict(self._settings, partials=False, early_final=False,
+                                min_utterance_ms=0)
                 for key in [k for k in settings if k.startswith("wake_")]:
                     del settings[key]
                 if not use_prompt:
@@ -515,7 +512,10 @@ class AudioToTextRecorder:
         rec.start_utterance()
         rec.feed_audio(audio, SAMPLE_RATE)
         rec.end_utterance()
-        return rec.next_final(timeout=self._config.request_timeout_s)
+        parts = [rec.next_final(timeout=self._config.request_timeout_s)]
+        while parts[-1].split:  # longer than max_utterance_s: it comes in pieces
+            parts.append(rec.next_final(timeout=self._config.request_timeout_s))
+        return _joined(parts)
 
     def _finish(self, final: FinalTranscript, audio: NDArray[np.float32], words: bool) -> str:
         import base64
@@ -617,6 +617,17 @@ def _all(*cbs: Callable[[], Any] | None) -> Callable[[], None] | None:
             cb()
 
     return call_all
+
+
+def _joined(parts: list[FinalTranscript]) -> FinalTranscript:
+    """The finals of one recording split at max_utterance_s, as one final."""
+    if len(parts) == 1:
+        return parts[0]
+    text = " ".join(p.text.strip() for p in parts if p.text.strip())
+    return FinalTranscript(parts[0].utterance_id, text, parts[0].start, parts[-1].end,
+                           parts[0].language, parts[0].language_probability,
+                           tuple(w for p in parts for w in p.words),
+                           sum(p.compute_seconds for p in parts))
 
 
 def _as_float(audio: Any) -> NDArray[np.float32]:
