@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import platform
 import threading
 import time
@@ -41,12 +42,17 @@ from ..events import (
     WakeWordWaiting,
 )
 from ..recorder import Recorder
+from .arguments import ARGUMENTS
 from .mapping import partial_adapter, to_settings
 from .tap import SAMPLE_RATE, TapSource
 
 __all__ = ["AudioToTextRecorder"]
 
 _LOG = logging.getLogger("harken.compat")
+MODEL_ENV = "HARKEN_COMPAT_MODEL"
+"""Environment variable: a model that stands in for RealtimeSTT's default "tiny" (the
+multilingual model harken does not embed) when a program leaves ``model`` unset, e.g.
+``HARKEN_COMPAT_MODEL=tiny.en`` runs unchanged English programs offline."""
 _HANDLE_BUFFER_OVERFLOW = platform.system() != "Darwin"
 _SUPPRESS_TOKENS = [-1]
 _MAX_PENDING = 64
@@ -168,6 +174,11 @@ class AudioToTextRecorder:
     ) -> None:
         values = dict(locals())
         values.pop("self")
+        stand_in = os.environ.get(MODEL_ENV, "").strip()
+        if stand_in and model == ARGUMENTS["model"].default:
+            _LOG.info("model %r from %s stands in for RealtimeSTT's default %r",
+                      stand_in, MODEL_ENV, model)
+            model = values["model"] = stand_in
         self._settings = to_settings(values)
         self._config: RecorderConfig = RecorderConfig().with_settings(**self._settings)
         self._values = values
@@ -262,8 +273,9 @@ class AudioToTextRecorder:
                 f"model={model!r} could not be loaded ({exc}). RealtimeSTT's default 'tiny' and "
                 "the other names without '.en' are multilingual models that faster-whisper "
                 "downloads; harken embeds only the English 'tiny.en' for offline use. Pass "
-                "model='tiny.en' for English, or the path of a multilingual faster-whisper "
-                "model directory.")
+                "model='tiny.en' for English (or set HARKEN_COMPAT_MODEL=tiny.en to keep the "
+                "program unchanged), or the path of a multilingual faster-whisper model "
+                "directory.")
         return exc
 
     def shutdown(self) -> None:
