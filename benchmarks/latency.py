@@ -22,7 +22,11 @@ Systems, all on the same stream:
    has them; found out by trying the keywords);
 2. ``baseline``: harken with ``partials=False, early_final=False``: VAD, then one
    whole-utterance faster-whisper pass after the same 500 ms of silence;
-3. ``RealtimeSTT``: RealtimeSTT itself (``--realtimestt``, on by default when its venv exists).
+3. ``RealtimeSTT``: RealtimeSTT itself (``--realtimestt``, on by default when its venv exists);
+4. ``harken.compat``: RealtimeSTT's own benchmark program (``run_rtstt.py``) with only its
+   import changed to ``harken.compat``, in this Python: the numbers a migrating user sees
+   for their unchanged code (RealtimeSTT's settings: ``beam_size_realtime=3``, partials every
+   0.2 s, no early finals unless set).
 
 Metrics, over all utterances (``t`` is wall time since the first chunk was fed; at real-time
 pace audio time ``s`` is fed at ``t = s``):
@@ -558,9 +562,12 @@ def run_harken(system: str, stream: NDArray[np.int16], settings: dict[str, Any],
 # ----------------------------------------------------------------------------- RealtimeSTT
 
 
-def run_realtimestt(venv: Path, utts: list[Utterance], stream: NDArray[np.int16],
+def run_realtimestt(venv: Path | None, utts: list[Utterance], stream: NDArray[np.int16],
                     model_path: str, silence_ms: int, workdir: Path) -> Run:
-    """Run RealtimeSTT on the stream in its own venv (run_rtstt.py); read its events."""
+    """Run RealtimeSTT on the stream in its own venv (run_rtstt.py); read its events.
+
+    ``venv`` None runs the same program through ``harken.compat`` in this Python instead.
+    """
     wav = workdir / "stream.wav"
     with wave.open(str(wav), "wb") as w:
         w.setnchannels(1)
@@ -570,10 +577,12 @@ def run_realtimestt(venv: Path, utts: list[Utterance], stream: NDArray[np.int16]
     out = workdir / "rtstt.json"
     job = {"files": [str(wav)], "pad_s": 0.0, "chunk_ms": CHUNK * 1000 // RATE, "pace": 1.0,
            "model": model_path, "expected_finals": len(utts), "tail_s": 10.0,
-           "settings": {"post_speech_silence_duration": silence_ms / 1000}, "out": str(out)}
+           "settings": {"post_speech_silence_duration": silence_ms / 1000}, "out": str(out),
+           "recorder": "harken.compat" if venv is None else "RealtimeSTT"}
+    python = sys.executable if venv is None else str(venv / "bin" / "python")
     (workdir / "job.json").write_text(json.dumps(job))
     runner = Path(__file__).resolve().parent / "realtimestt" / "run_rtstt.py"
-    proc = subprocess.run([str(venv / "bin" / "python"), str(runner), str(workdir / "job.json")],
+    proc = subprocess.run([python, str(runner), str(workdir / "job.json")],
                           cwd=workdir, capture_output=True, text=True,
                           timeout=len(stream) / RATE + 240)
     if proc.returncode != 0 or not out.exists():
@@ -586,10 +595,10 @@ def run_realtimestt(venv: Path, utts: list[Utterance], stream: NDArray[np.int16]
             stable, unstable = whole_word_split(ev["stable"], ev["unstable"])
             ev = {**ev, "stable": stable, "unstable": unstable}
         events.append(ev)
-    notes = [f"RealtimeSTT {data['version']} (torch {data['torch']}), settings set: "
+    notes = [f"{data['system']} {data['version']} (torch {data['torch']}), settings set: "
              f"{ {k: v for k, v in data['settings'].items() if k != 'model'} }"]
     notes += [f"error: {e.strip()}" for e in data["errors"]]
-    return Run("RealtimeSTT", events, notes, data["load_s"])
+    return Run(data["system"], events, notes, data["load_s"])
 
 
 # ----------------------------------------------------------------------------- report
@@ -681,7 +690,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-realtimestt", action="store_true")
     parser.add_argument("--rtstt-venv", type=Path,
                         default=Path(os.environ.get("RTSTT_VENV", "/work/rtstt-venv")))
-    parser.add_argument("--systems", default="harken,baseline,realtimestt",
+    parser.add_argument("--systems", default="harken,baseline,realtimestt,compat",
                         help="comma-separated subset of harken,baseline,realtimestt")
     parser.add_argument("--json", type=Path, help="also write the numbers and events here")
     parser.add_argument("--harken-settings", type=json.loads, default={},
@@ -702,7 +711,9 @@ def main(argv: list[str] | None = None) -> int:
     utts = load_utterances(args.quick, n_espeak)
     stream = build_stream(utts)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    if args.simulated or args.no_realtimestt:
+    if args.simulated:  # RealtimeSTT's program (also run through compat) needs a real clock
+        systems = [s for s in systems if s not in ("realtimestt", "compat")]
+    if args.no_realtimestt:
         systems = [s for s in systems if s != "realtimestt"]
     rtstt_python = args.rtstt_venv / "bin" / "python"
     if "realtimestt" in systems and not rtstt_python.exists():
@@ -738,13 +749,13 @@ def main(argv: list[str] | None = None) -> int:
             run = run_harken("baseline", stream,
                              {**common, "partials": False, "early_final": False},
                              args.simulated, len(utts))
-        elif system == "realtimestt":
+        elif system in ("realtimestt", "compat"):
             workdir = Path(tempfile.mkdtemp(prefix="harken-latency-"))
             try:
-                run = run_realtimestt(args.rtstt_venv, utts, stream, model_path,
-                                      args.silence_ms, workdir)
+                run = run_realtimestt(args.rtstt_venv if system == "realtimestt" else None,
+                                      utts, stream, model_path, args.silence_ms, workdir)
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
-                print(f"RealtimeSTT failed: {exc}")
+                print(f"{system} failed: {exc}")
                 continue
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)

@@ -1,7 +1,11 @@
 """Stream audio through RealtimeSTT and record when its partials and finals arrive.
 
 Runs INSIDE RealtimeSTT's own venv (made by ``benchmarks/realtimestt/setup.sh``), as a
-separate program started by ``benchmarks/latency.py``; it imports nothing from harken.
+separate program started by ``benchmarks/latency.py``; it imports nothing from harken. With
+``"recorder": "harken.compat"`` in the job it runs in harken's environment instead and the
+only change is the import (``from harken.compat import AudioToTextRecorder``); partials are
+then stamped from the two text callbacks (the stabilized text as the stable prefix), since
+the structured stabilization callback is RealtimeSTT's own.
 
 It reads a JSON job, builds one stream from the job's WAV files (16 kHz mono int16, with
 ``pad_s`` seconds of silence between them), feeds it to ``AudioToTextRecorder.feed_audio()``
@@ -76,7 +80,23 @@ def main() -> int:
 
     import importlib.metadata
 
-    from RealtimeSTT import AudioToTextRecorder
+    compat = job.get("recorder") == "harken.compat"
+    if compat:  # the same program on harken, as a migrating user runs it
+        from harken.compat import AudioToTextRecorder
+    else:
+        from RealtimeSTT import AudioToTextRecorder  # type: ignore[no-redef]
+    stabilized = [""]
+
+    def on_stabilized(text: str) -> None:
+        stabilized[0] = str(text)
+        stamp("stabilized", text=str(text))
+
+    def on_update(text: str) -> None:
+        text = str(text)
+        stamp("update", text=text)
+        if compat:  # no structured event: the stabilized text is the stable prefix
+            stable = stabilized[0] if text.startswith(stabilized[0]) else ""
+            stamp("partial", stable=stable, unstable=text[len(stable):].strip())
 
     settings: dict[str, Any] = {
         # Needed here: no microphone, no GPU, no model download, no log file in the cwd.
@@ -89,14 +109,14 @@ def main() -> int:
         "no_log_file": True,
         "level": logging.WARNING,
         "enable_realtime_transcription": True,
-        "on_realtime_transcription_update": lambda text: stamp("update", text=str(text)),
-        "on_realtime_transcription_stabilized":
-            lambda text: stamp("stabilized", text=str(text)),
-        "on_realtime_text_stabilization_update": on_structured,
+        "on_realtime_transcription_update": on_update,
+        "on_realtime_transcription_stabilized": on_stabilized,
         "on_recording_start": lambda *a: stamp("recording_start"),
         "on_recording_stop": lambda *a: stamp("recording_stop"),
         "on_transcription_start": lambda *a: stamp("transcription_start"),
     }
+    if not compat:
+        settings["on_realtime_text_stabilization_update"] = on_structured
     settings.update(job.get("settings", {}))
     t_load = time.monotonic()
     recorder = AudioToTextRecorder(**settings)
@@ -148,9 +168,9 @@ def main() -> int:
     reader.join(2.0)
     defaults = {k: v for k, v in settings.items() if not callable(v)}
     result = {
-        "system": "RealtimeSTT",
-        "version": importlib.metadata.version("realtimestt"),
-        "torch": importlib.metadata.version("torch"),
+        "system": "harken.compat" if compat else "RealtimeSTT",
+        "version": importlib.metadata.version("harken" if compat else "realtimestt"),
+        "torch": "not used" if compat else importlib.metadata.version("torch"),
         "settings": defaults,
         "load_s": load_s,
         "shutdown_s": shutdown_s,
