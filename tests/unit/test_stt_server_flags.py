@@ -61,3 +61,14 @@ def test_flags_map_onto_the_server_config() -> None:
     assert cfg.vad.silero_threshold == 0.7 and cfg.vad.post_speech_silence_ms == 900
     default = _config(build_parser().parse_args([]))
     assert default.rtstt_ports == (8011, 8012) and default.engine.device == "auto"
+
+
+def test_console_script_reports_errors_without_a_traceback(capsys: pytest.CaptureFixture[str],
+                                                           tmp_path: Any) -> None:
+    from harken.cli.stt_server import main
+
+    assert main(["-m", str(tmp_path / "no-such-model"), "-c", "0", "-d", "0"]) == 1
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("harken-stt-server: ") and "no-such-model" in last
+    assert "Traceback" not in err

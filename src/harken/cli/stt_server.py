@@ -158,6 +158,17 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``harken-stt-server``: the same as ``harken stt-server``."""
-    from .main import main as harken_main
+    import logging
 
-    return harken_main(["stt-server", *(sys.argv[1:] if argv is None else argv)])
+    from ..errors import HarkenError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return run(args)
+    except HarkenError as exc:
+        print(f"harken-stt-server: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
