@@ -116,9 +116,11 @@ def test_feed_audio_file_unpaced_and_normalised(tmp_path: Path, espeak: Any) -> 
     assert float(loud.split()[-1]) > 2 * float(quiet.split()[-1])
 
 
-def test_set_microphone_before_start_and_after_shutdown() -> None:
+def test_set_microphone_without_a_microphone_and_after_shutdown() -> None:
     rec = scripted()
     rec.set_microphone(False)
+    with pytest.raises(LifecycleError, match="use_microphone=True"):
+        rec.set_microphone(True)
     rec.shutdown()
     rec.shutdown()  # idempotent
     with pytest.raises(LifecycleError):

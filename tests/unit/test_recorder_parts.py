@@ -142,6 +142,7 @@ def test_public_import_paths() -> None:
 
     assert harken.transcribe_file is harken.files.transcribe_file
     assert harken.Recorder is Recorder
+<<<<<<< HEAD
     assert not hasattr(harken.recorder, "transcribe_file")  # it lives in harken.files
 
 
@@ -151,3 +152,41 @@ def test_the_recorder_does_not_import_files() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)
     assert out.stdout.strip() == "False"
+=======
+
+
+def test_dispatcher_wait_delivered_waits_for_slow_callbacks() -> None:
+    import threading
+    import time
+
+    from harken._dispatch import Dispatcher
+    from harken.events import RecordingStarted
+
+    seen: list[object] = []
+    inside: list[bool] = []
+
+    def slow(event: object) -> None:
+        time.sleep(0.05)
+        seen.append(event)
+        inside.append(dispatcher.wait_delivered(1.0))  # from a callback: no deadlock
+
+    dispatcher = Dispatcher([slow])
+    assert dispatcher.wait_delivered(0.1)  # nothing queued yet
+    dispatcher.start()
+    try:
+        for _ in range(5):
+            dispatcher.emit(RecordingStarted())
+        assert len(seen) < 5
+        t0 = time.monotonic()
+        assert dispatcher.wait_delivered(5.0)
+        assert len(seen) == 5 and inside == [True] * 5
+        assert time.monotonic() - t0 < 2.0
+        blocker = threading.Event()
+        dispatcher.add(lambda e: blocker.wait(2.0))
+        dispatcher.emit(RecordingStarted())
+        assert not dispatcher.wait_delivered(0.2)  # a callback still runs: times out
+        blocker.set()
+        assert dispatcher.wait_delivered(5.0)
+    finally:
+        dispatcher.close(2.0)
+>>>>>>> 4db747b (compat: recording bookkeeping in its own module (skipped finals no longer pile up), on_vad_detect_start called outside the lock, set_microphone(True) without a microphone refused; Recorder.wait_delivered lets drain_audio_input wait for the callbacks too (they run on their own thread and could lag wait_idle))

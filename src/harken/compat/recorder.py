@@ -11,13 +11,13 @@ with its VAD; ``wait_audio()`` takes the next finished recording (its audio from
 :class:`~.tap.TapSource` ring), ``transcribe()`` calls ``on_transcription_start(audio)`` and,
 unless that returns true, waits for the recording's final from harken's engine program.
 Threads: callbacks run on harken's "harken-dispatch" thread; ``text(callback)`` calls the
-callback on the caller's thread. Why one piece: the methods share the recording bookkeeping
-below and RealtimeSTT's public surface is one class.
+callback on the caller's thread. Why one piece: RealtimeSTT's public surface is one class of
+101 arguments and 19 methods that share the recorder; the argument table, the mapping, the
+audio tap and the recording bookkeeping live in their own modules.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import platform
@@ -44,6 +44,7 @@ from ..events import (
 from ..recorder import Recorder
 from .arguments import ARGUMENTS
 from .mapping import partial_adapter, to_settings
+from .recordings import Recordings, joined
 from .tap import SAMPLE_RATE, TapSource
 
 __all__ = ["AudioToTextRecorder"]
@@ -210,10 +211,7 @@ class AudioToTextRecorder:
         self._tap: TapSource | None = None
         self._oneshot: Recorder | None = None
         self._lock = threading.Lock()
-        self._cond = threading.Condition()
-        self._pending: collections.deque[tuple[int, float, float]] = collections.deque()
-        self._stash: dict[int, list[FinalTranscript]] = {}
-        self._skipped: set[int] = set()
+        self._recordings = Recordings(_MAX_PENDING)
         self._current: int | None = None
         self._aborted = threading.Event()
         self._mic_on = use_microphone
@@ -244,9 +242,13 @@ class AudioToTextRecorder:
         with self._lock:
             if self._shut_down:
                 raise LifecycleError("the recorder was shut down; create a new one")
-            if self._recorder is None:
-                self._recorder = self._start()
-            return self._recorder
+            rec, started = self._recorder, False
+            if rec is None:
+                rec = self._recorder = self._start()
+                started = True
+        if started:
+            self._set_listening()  # calls on_vad_detect_start: not under the lock
+        return rec
 
     def _start(self) -> Recorder:
         from ..sources.microphone import MicrophoneSource
@@ -263,7 +265,6 @@ class AudioToTextRecorder:
             rec.close()
             raise self._explain_start_failure(exc) from exc
         self._tap = tap
-        self._set_listening()
         return rec
 
     def _explain_start_failure(self, exc: HarkenError) -> HarkenError:
@@ -314,14 +315,7 @@ class AudioToTextRecorder:
             self.is_recording = False
             self.recording_stop_time = time.time()
             if not event.discarded:
-                with self._cond:
-                    if len(self._pending) >= _MAX_PENDING:
-                        old = self._pending.popleft()
-                        self._skipped.add(old[0])
-                        _LOG.warning("no text() call took recording %d; dropped its audio",
-                                     old[0])
-                    self._pending.append((event.utterance_id, event.start, event.end))
-                    self._cond.notify_all()
+                self._recordings.add(event.utterance_id, event.start, event.end)
             self._set_listening()
         elif isinstance(event, WakeWordWaiting):
             self.state = "wakeword"
@@ -371,25 +365,29 @@ class AudioToTextRecorder:
     def abort(self) -> None:
         """Make a waiting :meth:`text` / :meth:`wait_audio` call return (text: "")."""
         self._aborted.set()
-        with self._cond:
-            self._cond.notify_all()
+        self._recordings.wake()
 
     def set_microphone(self, microphone_on: bool = True) -> None:
-        """Turn the microphone's audio on or off (fed audio is taken either way)."""
+        """Turn the microphone's audio on or off (fed audio is taken either way).
+
+        Raises:
+            LifecycleError: turning it on in a recorder made with ``use_microphone=False``
+                (it has no microphone open).
+        """
+        if microphone_on and not self._use_microphone:
+            raise LifecycleError("set_microphone(True) needs a recorder made with "
+                                 "use_microphone=True; this one takes fed audio only")
         self._mic_on = bool(microphone_on)
         if self._tap is not None:
             self._tap.mic_on = self._mic_on and self._use_microphone
 
     def clear_audio_queue(self) -> None:
         """Drop finished recordings no :meth:`text` call has taken yet."""
-        with self._cond:
-            self._skipped.update(uid for uid, _, _ in self._pending)
-            self._pending.clear()
+        self._recordings.clear()
 
     def has_pending_recordings(self) -> bool:
         """True when finished recordings wait for :meth:`text`."""
-        with self._cond:
-            return bool(self._pending)
+        return self._recordings.waiting()
 
     def wait_audio(self) -> None:
         """Block until the next recording is finished and load it into :attr:`audio`.
@@ -398,14 +396,18 @@ class AudioToTextRecorder:
         :meth:`shutdown`.
         """
         rec = self.recorder
-        with self._cond:
-            while not self._pending:
-                if self._aborted.is_set() or self._shut_down:
-                    return
-                self._cond.wait(0.1)
-                if rec.state is RecorderState.CLOSED:
-                    raise LifecycleError("the recorder stopped while waiting for audio")
-            uid, start, end = self._pending.popleft()
+
+        def stop() -> bool:
+            if self._aborted.is_set() or self._shut_down:
+                return True
+            if rec.state is RecorderState.CLOSED:
+                raise LifecycleError("the recorder stopped while waiting for audio")
+            return False
+
+        taken = self._recordings.take(stop)
+        if taken is None:
+            return
+        uid, start, end = taken
         assert self._tap is not None
         self._current = uid
         self.audio = self._tap.slice(int(round(start * SAMPLE_RATE)),
@@ -448,9 +450,7 @@ class AudioToTextRecorder:
         callback = self.on_transcription_start
         if callback is not None and callback(audio):
             if self._current is not None:
-                with self._cond:
-                    self._skipped.add(self._current)
-                    self._stash.pop(self._current, None)
+                self._recordings.skip(self._current)
                 self._current = None
             self.state = "listening"
             return None
@@ -486,27 +486,15 @@ class AudioToTextRecorder:
         return self._finish(final, audio, words)
 
     def _wait_final(self, uid: int) -> FinalTranscript | None:
-        """Collect the final(s) of recording ``uid`` (a split recording has several)."""
         rec = self.recorder
-        parts: list[FinalTranscript] = []
-        while True:
-            with self._cond:
-                stashed = self._stash.pop(uid, [])
-            parts.extend(stashed)
-            if parts and not parts[-1].split:
-                break
+
+        def next_final() -> FinalTranscript | None:
             try:
-                final = rec.next_final(timeout=0.1)
+                return rec.next_final(timeout=0.1)
             except TimeoutError:
-                if self._aborted.is_set():
-                    return None
-                continue
-            with self._cond:
-                if final.utterance_id == uid:
-                    parts.append(final)
-                elif final.utterance_id not in self._skipped:
-                    self._stash.setdefault(final.utterance_id, []).append(final)
-        return _joined(parts)
+                return None
+
+        return self._recordings.final(uid, next_final, self._aborted.is_set)
 
     def _transcribe_other(self, audio: NDArray[np.float32], use_prompt: bool) -> FinalTranscript:
         with self._lock:
@@ -527,7 +515,7 @@ class AudioToTextRecorder:
         parts = [rec.next_final(timeout=self._config.request_timeout_s)]
         while parts[-1].split:  # longer than max_utterance_s: it comes in pieces
             parts.append(rec.next_final(timeout=self._config.request_timeout_s))
-        return _joined(parts)
+        return joined(parts)
 
     def _finish(self, final: FinalTranscript, audio: NDArray[np.float32], words: bool) -> str:
         import base64
@@ -608,8 +596,14 @@ class AudioToTextRecorder:
         return False
 
     def drain_audio_input(self, timeout: float | None = None) -> bool:
-        """Wait until the fed audio is processed (and its finals are done); True if so."""
-        return self.recorder.wait_idle(timeout)
+        """Wait until the fed audio is processed, its finals are done and its callbacks
+        have run; True if so within ``timeout`` seconds (None: no limit)."""
+        rec = self.recorder
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not rec.wait_idle(timeout):
+            return False
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return rec.wait_delivered(left)
 
     @staticmethod
     def format_number(num: float) -> str:
@@ -629,17 +623,6 @@ def _all(*cbs: Callable[[], Any] | None) -> Callable[[], None] | None:
             cb()
 
     return call_all
-
-
-def _joined(parts: list[FinalTranscript]) -> FinalTranscript:
-    """The finals of one recording split at max_utterance_s, as one final."""
-    if len(parts) == 1:
-        return parts[0]
-    text = " ".join(p.text.strip() for p in parts if p.text.strip())
-    return FinalTranscript(parts[0].utterance_id, text, parts[0].start, parts[-1].end,
-                           parts[0].language, parts[0].language_probability,
-                           tuple(w for p in parts for w in p.words),
-                           sum(p.compute_seconds for p in parts))
 
 
 def _as_float(audio: Any) -> NDArray[np.float32]:

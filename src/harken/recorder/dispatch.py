@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 from ..events import ErrorEvent, Event
@@ -37,6 +38,8 @@ class Dispatcher:
         self._lock = threading.Lock()
         self.dropped = 0
         """Events dropped because callbacks fell too far behind."""
+        self._delivered = threading.Condition()
+        self._counts = [0, 0]  # events queued, events passed to every listener
 
     def add(self, listener: Listener) -> None:
         """Add a listener (takes effect for events emitted afterwards)."""
@@ -55,11 +58,34 @@ class Dispatcher:
     def emit(self, event: Event) -> None:
         """Queue an event for the listeners; never blocks."""
         try:
-            self._queue.put_nowait(event)
+            with self._delivered:
+                self._queue.put_nowait(event)
+                self._counts[0] += 1
         except queue.Full:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 _LOG.error("callbacks are too slow: %d events dropped so far", self.dropped)
+
+    def wait_delivered(self, timeout: float | None) -> bool:
+        """Wait until every event queued so far has reached the listeners; True if so.
+
+        From a callback (the dispatch thread itself) it returns True at once: the events
+        before the current one are delivered, and waiting for later ones would never end.
+        """
+        if self.on_own_thread():
+            return True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._delivered:
+            target = self._counts[0]
+            while self._counts[1] < target:
+                thread = self._thread
+                if thread is None or not thread.is_alive():
+                    return False
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._delivered.wait(0.1 if left is None else min(left, 0.1))
+        return True
 
     def close(self, timeout: float) -> None:
         """Deliver what is queued (up to ``timeout`` seconds), then stop the thread."""
@@ -90,6 +116,9 @@ class Dispatcher:
                     _LOG.exception("callback %r raised", listener)
                     if not isinstance(event, ErrorEvent):
                         self._deliver_error(ErrorEvent(exc, fatal=False, where="callback"))
+            with self._delivered:
+                self._counts[1] += 1
+                self._delivered.notify_all()
 
     def _deliver_error(self, event: ErrorEvent) -> None:
         with self._lock:

@@ -401,6 +401,15 @@ class Recorder:
                 self._idle.wait(0.1 if remaining is None else min(remaining, 0.1))
         return True
 
+    def wait_delivered(self, timeout: float | None = None) -> bool:
+        """Wait until every event so far has reached the callbacks; True if so.
+
+        :meth:`wait_idle` then this: everything the audio fed so far caused has been
+        delivered (callbacks run on their own thread, so they may still lag ``wait_idle``).
+        """
+        dispatcher = self._dispatcher
+        return True if dispatcher is None else dispatcher.wait_delivered(timeout)
+
     def _is_idle(self) -> bool:
         return self._inbox.unfinished == 0 and not self._loop.requests
 
