@@ -135,3 +135,14 @@ def test_multilingual_default_model_says_what_to_do(monkeypatch: pytest.MonkeyPa
         rec.text()
     assert "model='tiny'" in str(err.value) and "multilingual" in str(err.value)
     rec.shutdown()
+
+
+def test_perform_final_transcription_with_and_without_the_prompt() -> None:
+    audio = np.full(S // 2, 0.1, np.float32)
+    with scripted(initial_prompt="Names: Ada, Grace.") as rec:
+        with_prompt = rec.perform_final_transcription(audio)
+        without = rec.perform_final_transcription(audio, use_prompt=False)
+        assert sorted(rec._oneshots) == [False, True]  # one engine program per choice
+        assert rec._oneshots[True].config.engine.initial_prompt == "Names: Ada, Grace."
+        assert rec._oneshots[False].config.engine.initial_prompt is None
+    assert seconds(with_prompt) == seconds(without)

@@ -209,7 +209,9 @@ class AudioToTextRecorder:
                 on_realtime_transcription_update, on_realtime_transcription_stabilized)
         self._recorder: Recorder | None = None
         self._tap: TapSource | None = None
-        self._oneshot: Recorder | None = None
+        self._oneshots: dict[bool, Recorder] = {}
+        """perform_final_transcription's recorders for other audio, by "uses the prompt"."""
+        self._oneshot_lock = threading.Lock()
         self._lock = threading.Lock()
         self._recordings = Recordings(_MAX_PENDING)
         self._current: int | None = None
@@ -283,7 +285,7 @@ class AudioToTextRecorder:
         """Stop everything and release the models; idempotent."""
         with self._lock:
             self._shut_down = True
-            recs = [r for r in (self._recorder, self._oneshot) if r is not None]
+            recs = [r for r in (self._recorder, *self._oneshots.values()) if r is not None]
         self._aborted.set()
         for rec in recs:
             rec.close()
@@ -497,24 +499,33 @@ class AudioToTextRecorder:
         return self._recordings.final(uid, next_final, self._aborted.is_set)
 
     def _transcribe_other(self, audio: NDArray[np.float32], use_prompt: bool) -> FinalTranscript:
-        with self._lock:
-            if self._shut_down:
-                raise LifecycleError("the recorder was shut down; create a new one")
-            if self._oneshot is None:
-                settings = dict(self._settings, partials=False, early_final=False,
-                                min_utterance_ms=0)
-                for key in [k for k in settings if k.startswith("wake_")]:
-                    del settings[key]
-                if not use_prompt:
-                    settings["initial_prompt"] = None
-                self._oneshot = Recorder(RecorderConfig().with_settings(**settings), source="push").start()
-            rec = self._oneshot
-        rec.start_utterance()
-        rec.feed_audio(audio, SAMPLE_RATE)
-        rec.end_utterance()
-        parts = [rec.next_final(timeout=self._config.request_timeout_s)]
-        while parts[-1].split:  # longer than max_utterance_s: it comes in pieces
-            parts.append(rec.next_final(timeout=self._config.request_timeout_s))
+        """Transcribe ``audio`` as one utterance in a second engine program (one at a time)."""
+        prompt = use_prompt and self._settings.get("initial_prompt") is not None
+        with self._oneshot_lock:
+            with self._lock:
+                if self._shut_down:
+                    raise LifecycleError("the recorder was shut down; create a new one")
+                rec = self._oneshots.get(prompt)
+                if rec is None:
+                    settings = {k: v for k, v in self._settings.items()
+                                if not k.startswith("wake_")}
+                    settings.update(partials=False, early_final=False, min_utterance_ms=0)
+                    if not prompt:
+                        settings["initial_prompt"] = None
+                    rec = Recorder(RecorderConfig().with_settings(**settings), source="push")
+                    try:
+                        rec.start()
+                    except BaseException:
+                        rec.close()
+                        raise
+                    self._oneshots[prompt] = rec
+            rec.start_utterance()
+            rec.feed_audio(audio, SAMPLE_RATE)
+            rec.end_utterance()
+            timeout = self._config.request_timeout_s
+            parts = [rec.next_final(timeout=timeout)]
+            while parts[-1].split:  # longer than max_utterance_s: it comes in pieces
+                parts.append(rec.next_final(timeout=timeout))
         return joined(parts)
 
     def _finish(self, final: FinalTranscript, audio: NDArray[np.float32], words: bool) -> str:
