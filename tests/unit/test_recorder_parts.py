@@ -142,7 +142,6 @@ def test_public_import_paths() -> None:
 
     assert harken.transcribe_file is harken.files.transcribe_file
     assert harken.Recorder is Recorder
-<<<<<<< HEAD
     assert not hasattr(harken.recorder, "transcribe_file")  # it lives in harken.files
 
 
@@ -152,15 +151,14 @@ def test_the_recorder_does_not_import_files() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)
     assert out.stdout.strip() == "False"
-=======
 
 
 def test_dispatcher_wait_delivered_waits_for_slow_callbacks() -> None:
     import threading
     import time
 
-    from harken._dispatch import Dispatcher
     from harken.events import RecordingStarted
+    from harken.recorder.dispatch import Dispatcher
 
     seen: list[object] = []
     inside: list[bool] = []
@@ -189,4 +187,3 @@ def test_dispatcher_wait_delivered_waits_for_slow_callbacks() -> None:
         assert dispatcher.wait_delivered(5.0)
     finally:
         dispatcher.close(2.0)
->>>>>>> 4db747b (compat: recording bookkeeping in its own module (skipped finals no longer pile up), on_vad_detect_start called outside the lock, set_microphone(True) without a microphone refused; Recorder.wait_delivered lets drain_audio_input wait for the callbacks too (they run on their own thread and could lag wait_idle))

@@ -1,8 +1,9 @@
 """RealtimeSTT constructor values -> harken Recorder settings (pure; no I/O).
 
-:func:`to_settings` validates the arguments :data:`~.arguments.ARGUMENTS` marks as mapped and
-returns the keyword settings for :meth:`harken.config.RecorderConfig.with_settings`. Refused arguments are
-checked first (:func:`~.arguments.check_refused`); no-op arguments are not read.
+:func:`to_settings` validates the arguments :data:`~.arguments.ARGUMENTS` marks as mapped
+and returns the keyword settings for :meth:`harken.config.RecorderConfig.with_settings`.
+Refused arguments are checked first (:func:`~.arguments.check_refused`); no-op arguments
+are not read.
 """
 
 from __future__ import annotations
