@@ -360,7 +360,7 @@ def test_shutdown_finishes_in_flight_finals():
         assert len(finals(msgs)) == 1, msgs
         assert any(isinstance(m, p.Stopped) for m in msgs)
         assert isinstance(msgs[-1], p.Error) and msgs[-1].code == "shutting_down"
-        assert info.value.rcvd is not None and info.value.rcvd.code == 1001
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1012  # reconnect
 
     asyncio.run(main())
 

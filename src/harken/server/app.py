@@ -9,7 +9,10 @@ Routes:
 - ``POST /v1/audio/transcriptions``: OpenAI-compatible file transcription
   (:mod:`harken.server.openai_api`).
 - ``POST /v1/audio/speech``: OpenAI-compatible streamed speech (:mod:`harken.server.speech`).
-- ``GET /health`` (JSON) and ``GET /metrics`` (Prometheus text).
+- ``GET /health`` (JSON; readiness: 200 when ready for new sessions, 503 while draining or
+  after the engine failed), ``GET /livez`` (liveness: 200 while the process serves, draining
+  included) and ``GET /metrics`` (Prometheus text). The port opens only once the engine is
+  loaded, so a probe during loading fails to connect: not ready.
 - ``GET /``: a browser page that streams the microphone (:mod:`harken.server.web`).
 - ``GET /rtstt/control`` and ``GET /rtstt/data`` (WebSockets): RealtimeSTT's protocol, for
   its ``AudioToTextRecorderClient`` (:mod:`harken.server.rtstt`); with
@@ -106,6 +109,9 @@ class Server:
         self._started = False
         self._closed = False
         self._started_at = 0.0
+        self.draining = False
+        """True from the start of :meth:`close`: ``/health`` answers 503 ("draining") so a
+        load balancer sends new clients elsewhere, while open sessions finish."""
 
     @property
     def port(self) -> int:
@@ -152,6 +158,7 @@ class Server:
                 *([make_middleware(token)] if token else []),
                 client_max_size=self.config.max_upload_bytes + (1 << 20))
             app.router.add_get("/health", self._health)
+            app.router.add_get("/livez", self._livez)
             app.router.add_get("/metrics", self._metrics)
             websocket.add_routes(app, self)
             openai_api.add_routes(app, self)
@@ -181,6 +188,7 @@ class Server:
         if self._closed:
             return
         self._closed = True
+        self.draining = True
         timeout = self.config.drain_timeout_s if drain_timeout is None else drain_timeout
         await self.connections.shutdown(timeout)
         if self.rtstt is not None:
@@ -209,15 +217,16 @@ class Server:
         without the token sees); no paths or process ids either way."""
         host = self.engine
         ok = host.fatal is None and not self._closed
+        status = "ok" if ok else "draining" if host.fatal is None else "failed"
         if not details:
-            return {"status": "ok" if ok else "failed"}
+            return {"status": status}
         info = host.ready_info
         engine: dict[str, Any] = {k: info[k] for k in ("engine", "device", "compute_type")
                                   if k in info}
         if "model" in info:  # a name, not where it lives
             engine["model"] = os.path.basename(str(info["model"]).rstrip("/\\"))
         return {
-            "status": "ok" if ok else "failed",
+            "status": status,
             "error": None if host.fatal is None else str(host.fatal),
             "sessions": host.sessions,
             "max_sessions": host.max_sessions,
@@ -234,6 +243,11 @@ class Server:
         token = self.config.token
         body = self.health(details=token is None or has_token(request, token))
         return import_aiohttp().json_response(body, status=200 if body["status"] == "ok" else 503)
+
+    async def _livez(self, request: Any) -> Any:
+        # Liveness: the loop answers. A draining or failed server is alive (a restart would
+        # cut its sessions short); harken serve exits by itself when it is done.
+        return import_aiohttp().json_response({"status": "alive"})
 
     def metrics(self) -> list[Metric]:
         """The metric families ``GET /metrics`` renders."""

@@ -1,7 +1,8 @@
 """Optional bearer-token access control for the harken server (an aiohttp middleware).
 
 When :attr:`~harken.server.config.ServerConfig.token` is set, every request needs
-``Authorization: Bearer <token>``, except ``GET /`` (the browser page) and ``GET /health``.
+``Authorization: Bearer <token>``, except ``GET /`` (the browser page), ``GET /health`` and
+``GET /livez`` (the probes).
 WebSocket upgrades may pass the token as a ``?token=`` query parameter instead, because
 browsers cannot set headers on a WebSocket. Anything else gets ``401`` with an
 OpenAI-shaped JSON error, so the ``openai`` package raises ``AuthenticationError``.
@@ -27,7 +28,7 @@ __all__ = ["OPEN_PATHS", "check_token", "has_token", "is_authorized", "make_midd
 
 logger = logging.getLogger(__name__)
 
-OPEN_PATHS = frozenset({"/", "/health"})
+OPEN_PATHS = frozenset({"/", "/health", "/livez"})
 """Paths served without a token (to GET and HEAD requests only)."""
 
 _MAX_TOKEN_CHARS = 4096

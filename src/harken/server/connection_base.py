@@ -12,7 +12,9 @@ RealtimeSTT's data socket (:mod:`.rtstt.socket`) each serve a client with a subc
   closes the connection ("timeout") when no valid start came within
   ``ServerConfig.admit_timeout_s`` of connecting (the subclass calls
   :meth:`WsConnection.admit` on it) or nothing came for ``idle_timeout_s`` after;
-- the server's shutdown of a connection (finish what is being transcribed, then close).
+- the server's shutdown of a connection (finish what is being transcribed, then close with
+  1012 "service restart", the code that tells a client to reconnect, e.g. through a load
+  balancer to another replica).
 
 A subclass says how its protocol renders an error (:meth:`WsConnection.send_error`) and what
 each kind of frame means. :class:`AudioPace` is the audio rate limit
@@ -41,6 +43,7 @@ __all__ = [
     "CLOSE_GOING_AWAY",
     "CLOSE_INTERNAL",
     "CLOSE_POLICY",
+    "CLOSE_SERVICE_RESTART",
     "CLOSE_TOO_BIG",
     "CLOSE_TRY_LATER",
     "AudioPace",
@@ -61,6 +64,9 @@ CLOSE_TOO_BIG = 1009
 """WebSocket close code: a message was too large."""
 CLOSE_INTERNAL = 1011
 """WebSocket close code: the server or its engine failed."""
+CLOSE_SERVICE_RESTART = 1012
+"""WebSocket close code: the server is draining (SIGTERM); reconnect, through the load
+balancer, to another replica."""
 CLOSE_TRY_LATER = 1013
 """WebSocket close code: the server is busy."""
 
@@ -295,12 +301,13 @@ class WsConnection:
                     await self._sender
 
     async def shutdown(self, timeout: float) -> None:
-        """Server shutdown: finish what is being transcribed (bounded), then close."""
+        """Server shutdown: finish what is being transcribed (bounded), then close with
+        :data:`CLOSE_SERVICE_RESTART`, which tells the client to reconnect elsewhere."""
         if self._closing:
             return
         await self.drain_for_shutdown(timeout)
-        self.send_error(self.shutdown_code, "the server is shutting down")
-        await self.close_with(CLOSE_GOING_AWAY)
+        self.send_error(self.shutdown_code, "the server is shutting down; reconnect")
+        await self.close_with(CLOSE_SERVICE_RESTART)
 
     def admit(self) -> None:
         """The client sent a valid start: from now on only the idle timeout applies."""
@@ -375,7 +382,8 @@ async def serve(conn: WsConnection, registry: ConnectionRegistry) -> None:
     client only.
     """
     if registry.closing:
-        await conn.fail(conn.shutdown_code, "the server is shutting down", CLOSE_GOING_AWAY)
+        await conn.fail(conn.shutdown_code, "the server is shutting down; reconnect",
+                        CLOSE_SERVICE_RESTART)
         return
     registry.add(conn, conn.address)
     try:

@@ -89,6 +89,11 @@ class StreamSession:
         """True between :meth:`begin` and the end of the stream."""
         return self._pipeline is not None
 
+    @property
+    def in_utterance(self) -> bool:
+        """True while the person is speaking (an utterance is open)."""
+        return self._pipeline is not None and self._pipeline.in_utterance
+
     def begin(self, vad: VoiceActivityDetector, realtime: RealtimeConfig, *,
               sample_rate: int = SAMPLE_RATE, encoding: str = "float32", channels: int = 1,
               language: str | None = None, hints: DecodeHints | None = None,

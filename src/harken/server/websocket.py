@@ -16,6 +16,7 @@ the connection plus its sender task.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from typing import Any
@@ -49,6 +50,9 @@ logger = logging.getLogger(__name__)
 PATH = "/v1/stream"
 """The endpoint's path."""
 
+_DRAIN_POLL_S = 0.05
+"""Seconds between looks at whether a draining session's utterance has ended."""
+
 
 class Connection(WsConnection):
     """One WebSocket client of harken's protocol (runs in the aiohttp handler task).
@@ -74,6 +78,8 @@ class Connection(WsConnection):
         """Open utterance -> what its ``append`` fields said (see protocol.Final)."""
         self._opened = False
         """Whether the session has its place on the engine host (from the first "start")."""
+        self._deaf = False
+        """Set while draining for shutdown, once the last utterance ended: audio is ignored."""
 
     # -------------------------------------------------------------- outgoing
 
@@ -124,11 +130,27 @@ class Connection(WsConnection):
         self._session.close()
 
     async def drain_for_shutdown(self, timeout: float) -> None:
-        """Transcribe the open utterance (bounded) and say "stopped"."""
-        if self._session.started:
-            self._session.flush()
-            await self._session.drain(timeout)
-            self.send(p.Stopped())
+        """Let the open utterance end by itself, transcribe it (bounded), say "stopped".
+
+        Audio keeps arriving meanwhile, so an utterance is cut only if it lasts longer than
+        ``timeout``: the client that reconnects elsewhere and sends what came after the
+        last final gets exactly one final per utterance.
+        """
+        session = self._session
+        if not session.started:
+            return
+        deadline = asyncio.get_running_loop().time() + timeout
+        while session.started and session.in_utterance and not self._closing:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            await asyncio.sleep(min(_DRAIN_POLL_S, left))
+        self._deaf = True  # audio from now on goes to the replica the client reconnects to
+        if session.started:
+            session.flush()
+            left = deadline - asyncio.get_running_loop().time()
+            await session.drain(max(left, 1.0))
+        self.send(p.Stopped())
 
     async def on_ws_error(self, exc: BaseException | None) -> None:
         """An oversize message closes the connection with "too_large"."""
@@ -192,6 +214,8 @@ class Connection(WsConnection):
     async def on_binary(self, data: bytes) -> None:
         """Audio in the format announced by "start"."""
         config = self._server.config
+        if self._deaf:
+            return
         if not self._session.started:
             await self.fail(p.ErrorCode.NOT_STARTED, 'audio arrived before "start"; send '
                             '{"type": "start", "sample_rate": ...} first', CLOSE_POLICY)
