@@ -76,21 +76,33 @@ def test_sigterm_while_a_client_streams_finishes_its_final(tmp_path):
     proc, url = start_server("--drain-timeout", "5")
     ws = url.replace("http://", "ws://") + "/v1/stream"
     client = subprocess.Popen([sys.executable, "-m", "harken", "client", str(wav), "--url", ws,
-                               "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+                               "--json", "--reconnect", "0"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    assert client.stdout is not None
+    lines: list[str] = []
     try:
-        time.sleep(1.3 + 0.8)  # the client is in the middle of its one utterance (real pace)
+        # Signal once the server heard speech start, however slowly the client started
+        # (a fixed sleep was flaky on a loaded machine: the signal could come before the
+        # burst was sent).
+        while not lines or json.loads(lines[-1])["type"] != "speech_started":
+            line = client.stdout.readline()
+            assert line, "the client ended before speech started"
+            lines.append(line)
         stop_server(proc, signal.SIGTERM)
-        out, _ = client.communicate(timeout=15)
+        out, err = client.communicate(timeout=15)
     finally:
         if client.poll() is None:
             client.kill()
             client.wait()
-    messages = [json.loads(line) for line in out.splitlines()]
+    messages = [json.loads(line) for line in lines + out.splitlines()]
     types = [m["type"] for m in messages]
-    assert types[-2:] == ["final", "stopped"], types
-    # The final covers what was sent before the signal: part of the 1 s burst at 0.8 s.
-    assert 0.3 < messages[-2]["start"] < 0.8 < messages[-2]["end"] < 1.8
+    # The drain let the utterance end by itself: one final for the whole 1 s burst at 0.8 s,
+    # then "stopped", the shutdown error and close code 1012 (the client may not reconnect).
+    assert types[-4:] == ["final", "stopped", "error", "reconnecting"], types
+    final = messages[types.index("final")]
+    assert types.count("final") == 1 and final["start"] < 0.9 and final["end"] > 1.75
+    assert messages[-2]["code"] == "shutting_down" and "close code 1012" in messages[-1]["reason"]
+    assert client.returncode == 1 and "gave up reconnecting" in err
 
 
 def test_client_reports_a_missing_file(tmp_path):

@@ -5,7 +5,8 @@ sends it as 16-bit PCM at its own sample rate in chunks of ``--chunk-ms``, paced
 time (``--speed`` changes the pace; 0 sends as fast as possible). ``harken client --mic``
 records the microphone (:class:`~harken.sources.microphone.MicrophoneSource`, 16 kHz) until
 Ctrl+C. Either way the command then sends "stop" and prints the server's messages until
-"stopped"; a second Ctrl+C quits at once. ``--token`` (or ``HARKEN_TOKEN``) is sent as
+"stopped"; a second Ctrl+C quits at once. A lost connection is resumed (``--reconnect``,
+``--replay``: :mod:`harken.cli.stream_client`). ``--token`` (or ``HARKEN_TOKEN``) is sent as
 ``Authorization: Bearer <token>``.
 
 Threads: an asyncio loop on the main thread (aiohttp's WebSocket client, the ``server``
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -63,6 +63,13 @@ def add_parser(subparsers: Any) -> None:
     c.add_argument("--language", default=None, help="language code for the engine")
     c.add_argument("--no-partials", action="store_true", help="ask for final text only")
     c.add_argument("--json", action="store_true", help="print every server message as JSON")
+    c.add_argument("--reconnect", type=float, default=30.0, metavar="S",
+                   help="when the connection is lost (e.g. the server drains behind a load "
+                   "balancer), keep reconnecting for S seconds and send again the audio "
+                   "since the last final (default 30; 0: never)")
+    c.add_argument("--replay", type=float, default=30.0, metavar="S",
+                   help="the most audio kept for sending again after a reconnect, in seconds "
+                   "(default 30)")
     c.set_defaults(run=run)
 
 
@@ -176,46 +183,20 @@ async def _mic_audio(args: argparse.Namespace, sink: _MicSink,
 
 async def _session(args: argparse.Namespace, start: Any, audio: AsyncGenerator[bytes, None],
                    token: str | None) -> int:
-    """Send "start", the audio and "stop"; print the messages until "stopped"."""
+    """Stream with reconnection (:class:`~harken.cli.stream_client.ReconnectingStream`)."""
     import aiohttp
 
-    from ..server import protocol as p
+    from .stream_client import ReconnectingStream
 
     tty = sys.stdout.isatty()
-    failed = False
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    stream = ReconnectingStream(
+        args.url, start, audio, headers=headers, as_json=args.json,
+        show=lambda message, raw: _print(message, raw, args.json, tty),
+        reconnect_s=args.reconnect, replay_s=args.replay)
     try:
-        async with aiohttp.ClientSession() as http, \
-                http.ws_connect(args.url, headers=headers) as ws:
-            await ws.send_str(p.encode(start))
-
-            async def reader() -> bool:
-                nonlocal failed
-                async for msg in ws:
-                    if msg.type != aiohttp.WSMsgType.TEXT:
-                        break
-                    message = p.parse_server(msg.data)
-                    _print(message, msg.data, args.json, tty)
-                    if isinstance(message, p.Error):
-                        failed = True
-                    if isinstance(message, p.Stopped):
-                        return True
-                return False
-
-            reading = asyncio.ensure_future(reader())
-            try:
-                async with contextlib.aclosing(audio):
-                    async for chunk in audio:
-                        if reading.done() or ws.closed:
-                            break
-                        await ws.send_bytes(chunk)
-                if not ws.closed and not reading.done():
-                    await ws.send_str(json.dumps({"type": "stop"}))
-                stopped = await reading
-            finally:
-                if not reading.done():
-                    reading.cancel()
-                    await asyncio.gather(reading, return_exceptions=True)
+        async with contextlib.aclosing(audio):
+            stopped = await stream.run()
     except aiohttp.WSServerHandshakeError as exc:
         if exc.status == 401:
             why = ("the token was refused" if token else
@@ -232,7 +213,7 @@ async def _session(args: argparse.Namespace, start: Any, audio: AsyncGenerator[b
     if not stopped:
         print("harken client: the server closed the connection", file=sys.stderr)
         return 1
-    return 1 if failed else 0
+    return 1 if stream.failed else 0
 
 
 async def _stream(args: argparse.Namespace) -> int:
