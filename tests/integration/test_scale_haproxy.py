@@ -7,8 +7,8 @@ Another run SIGKILLs a replica: its clients are told the connection was lost, re
 through HAProxy and resend the audio after their last final, so they lose at most the
 utterance in flight (in practice none) and get no final twice.
 
-The replicas run the scripted engine and the energy VAD (the faults are the point here); the
-real-speech case is in tests/models/test_scale_haproxy_speech.py.
+The replicas run the scripted engine and the energy VAD: the faults are the point here, and
+the real model's behaviour behind a session is covered by the server's model tests.
 """
 
 from __future__ import annotations
