@@ -40,6 +40,10 @@ DECODE_QUALITIES: tuple[Quality, ...] = ("standard", "fast", "cheap")
 """Every :data:`Quality`, from the most careful to the cheapest."""
 
 
+_CHINESE_SCRIPTS = ("simplified", "traditional", None)
+"""EngineConfig.chinese_script values (:data:`harken.text.chinese.CHINESE_SCRIPTS` and None)."""
+
+
 def _check(cond: bool, message: str) -> None:
     if not cond:
         raise ConfigError(message)
@@ -69,7 +73,14 @@ class EngineConfig:
     """CTranslate2 intra-op threads; 0 lets CTranslate2 choose."""
     beam_size: int = 5
     language: str | None = None
-    """ISO code such as "en"; None detects it (multilingual models only)."""
+    """ISO code such as "en" or "zh": every utterance is decoded in it. None detects the
+    language of each utterance (multilingual models only) and reports it on each result."""
+    languages: tuple[str, ...] = ()
+    """With ``language=None``: detect only among these codes (e.g. ``("en", "zh")``, the
+    most probable of them by Whisper's detection). Empty: any language."""
+    chinese_script: str | None = "simplified"
+    """Chinese text ("zh", "yue") comes out in "simplified" or "traditional" characters
+    (OpenCC, ``harken[multilingual]``); None keeps what the model writes."""
     initial_prompt: str | None = None
     word_timestamps: bool = True
     download_root: str | None = None
@@ -93,11 +104,20 @@ class EngineConfig:
         _check(self.language is None or (isinstance(self.language, str) and
                                          0 < len(self.language) <= 8),
                f"language must be an ISO code such as 'en' or None, got {self.language!r}")
+        if isinstance(self.languages, (list, str)):  # JSON gives a list; "en" means ("en",)
+            object.__setattr__(self, "languages", (self.languages,)
+                               if isinstance(self.languages, str) else tuple(self.languages))
+        _check(isinstance(self.languages, tuple) and all(
+            isinstance(code, str) and 0 < len(code) <= 8 for code in self.languages),
+               f"languages must be ISO codes such as ['en', 'zh'], got {self.languages!r}")
+        _check(self.chinese_script in _CHINESE_SCRIPTS,
+               f"chinese_script must be 'simplified', 'traditional' or None, "
+               f"got {self.chinese_script!r}")
         _check(isinstance(self.options, dict), "options must be a dict")
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the settings as a JSON-friendly dict."""
-        return dataclasses.asdict(self)
+        """Return the settings as a JSON-friendly dict (``languages`` as a list)."""
+        return {**dataclasses.asdict(self), "languages": list(self.languages)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EngineConfig:

@@ -120,11 +120,15 @@ class PartialTranscript(Event):
     utterance_id: int
     stable: str
     unstable: str
+    language: str | None = None
+    """The language the partial pass heard (ISO code such as "zh"), when the engine says."""
 
     @property
     def text(self) -> str:
-        """Stable and unstable text joined."""
-        return f"{self.stable} {self.unstable}".strip() if self.unstable else self.stable
+        """Stable and unstable text joined (no space between Chinese or Japanese text)."""
+        from .text.units import join_units
+
+        return join_units([self.stable, self.unstable]) if self.unstable else self.stable
 
 
 @dataclass(frozen=True)

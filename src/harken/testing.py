@@ -269,14 +269,10 @@ def normalize_text(text: str) -> list[str]:
 
 def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
     """Word-level edit distance and reference length, after :func:`normalize_text`."""
-    ref, hyp = normalize_text(reference), normalize_text(hypothesis)
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1], len(ref)
+    from .text.metrics import edit_distance
+
+    ref = normalize_text(reference)
+    return edit_distance(normalize_text(hypothesis), ref), len(ref)
 
 
 def word_error_rate(reference: str, hypothesis: str) -> float:

@@ -213,7 +213,7 @@ class SpeechPipeline:
         # two such passes agree on the mistake: they are shown, but do not vote.
         stable, unstable = self._stabilizer.update(
             output.text.strip(), commit=len(request.audio) >= self._stable_min)
-        return [PartialTranscript(request.utterance_id, stable, unstable)]
+        return [PartialTranscript(request.utterance_id, stable, unstable, output.language)]
 
     def _maybe_partial(self, out: list[Output]) -> None:
         seg = self._segmenter

@@ -4,12 +4,17 @@ Each partial pass re-transcribes the whole utterance so far, so consecutive hypo
 prefix that the model keeps confirming. A word becomes *stable* once ``agreement``
 consecutive hypotheses agree on it (and on every word between it and the stable text),
 compared on normalised words (case and punctuation ignored). Stable text only grows: later
-hypotheses that disagree with it change only the *unstable* tail.
+hypotheses that disagree with it change only the *unstable* tail. "Words" are
+:func:`~harken.text.units.split_units` units: in Chinese and Japanese, which have no
+spaces, each character is one, so stable text never splits a character and a sentence
+without spaces is not one word.
 """
 
 from __future__ import annotations
 
 import re
+
+from ..text.units import join_units, split_units
 
 __all__ = ["Stabilizer"]
 
@@ -52,7 +57,7 @@ class Stabilizer:
     @property
     def stable(self) -> str:
         """The stable text so far."""
-        return " ".join(self._stable)
+        return join_units(self._stable)
 
     def reset(self) -> None:
         """Forget everything (a new utterance)."""
@@ -67,11 +72,11 @@ class Stabilizer:
             commit: False for a hypothesis too weak to vote (a pass over very little
                 audio): it is shown as unstable but takes no part in agreement.
         """
-        words = hypothesis.split()
+        words = split_units(hypothesis)
         if self._holdback:
             words = words[:max(0, len(words) - self._holdback)]
         if not commit:
-            return self.stable, " ".join(self._unstable_tail(words))
+            return self.stable, join_units(self._unstable_tail(words))
         self._history = [*self._history, words][-self._agreement:]
         if len(self._history) == self._agreement:
             # Compare what each hypothesis says after the stable text, so a hypothesis that
@@ -81,7 +86,7 @@ class Stabilizer:
             if agreed:
                 # Freeze the newest surface form (it has the most context).
                 self._stable = self._stable + tails[-1][:agreed]
-        return self.stable, " ".join(self._unstable_tail(words))
+        return self.stable, join_units(self._unstable_tail(words))
 
     def _unstable_tail(self, words: list[str]) -> list[str]:
         """The words of ``words`` after the part that the stable text covers."""

@@ -31,6 +31,8 @@ from numpy.typing import NDArray
 
 from ..config import SAMPLE_RATE, EngineConfig
 from ..errors import AudioFormatError, BackendNotInstalled, LifecycleError
+from ..text.chinese import ChineseScript
+from ..text.units import join_units
 from .base import DecodeHints, EngineOutput, RequestKind, WordTiming
 from .whisper.fast_pass import FastPass
 from .whisper.guards import (
@@ -41,6 +43,7 @@ from .whisper.guards import (
     looks_like_no_speech,
     trim_repeats,
 )
+from .whisper.languages import in_script, pick_language
 from .whisper.models import EMBEDDED_MODEL, resolve_model
 from .whisper.options import WhisperOptions
 
@@ -76,6 +79,7 @@ class FasterWhisperEngine:
         self._model: Any = model
         self._model_path: str | None = None
         self._fast: FastPass | None = None
+        self._script: ChineseScript | None = config.chinese_script  # type: ignore[assignment]
 
     def load(self) -> None:
         """Import faster-whisper and load the model; blocks for seconds.
@@ -153,11 +157,11 @@ class FasterWhisperEngine:
             if self._fast is None:
                 self._fast = FastPass(self._model)
             output = self._fast.run(samples, kwargs, options, window_s=window_s,
-                                    final=kind == "final")
+                                    final=kind == "final", languages=self._config.languages)
             if output is not None:
-                return output
+                return in_script(output, self._script)
             logger.debug("fast final pass was doubtful: running the plain pass")
-        return self._plain_pass(samples, kwargs, options)
+        return in_script(self._plain_pass(samples, kwargs, options), self._script)
 
     def _kwargs(self, options: WhisperOptions, hints: DecodeHints) -> dict[str, Any]:
         """The ``WhisperModel.transcribe`` keyword arguments of one request."""
@@ -181,6 +185,13 @@ class FasterWhisperEngine:
 
     def _plain_pass(self, samples: NDArray[np.float32], kwargs: dict[str, Any],
                     options: WhisperOptions) -> EngineOutput:
+        detected: tuple[str, float] | None = None
+        allowed = self._config.languages
+        if allowed and kwargs.get("language") is None \
+                and getattr(self._model, "model", None) is not None \
+                and self._model.model.is_multilingual:
+            detected = pick_language(self._model.detect_language(samples)[2], allowed)
+            kwargs = {**kwargs, "language": detected[0]}
         segments, info = self._model.transcribe(samples, **kwargs)
         texts: list[str] = []
         words: list[WordTiming] = []
@@ -199,10 +210,10 @@ class FasterWhisperEngine:
             for word in segment.words or ():
                 words.append(WordTiming(float(word.start), float(word.end),
                                         word.word.strip(), float(word.probability)))
-        text, kept_words = guard_text(" ".join(texts), words, options)
-        return EngineOutput(text=text, language=info.language,
-                            language_probability=float(info.language_probability),
-                            words=tuple(kept_words))
+        text, kept_words = guard_text(join_units(texts), words, options)
+        language, probability = detected or (info.language, info.language_probability)
+        return EngineOutput(text=text, language=language,
+                            language_probability=float(probability), words=tuple(kept_words))
 
     def close(self) -> None:
         """Drop the model so its memory can be freed."""

@@ -11,7 +11,7 @@ One connection carries one audio stream::
                        {"type": "speech_started", "utterance": 1, "start": 0.52}
                        {"type": "speech_ended", "utterance": 1, "start": 0.52, "end": 2.1}
                        {"type": "partial", "utterance": 1, "stable": "...", "unstable": "...",
-                        "append": ""}
+                        "append": "", "language": "en"}
                        {"type": "final", "utterance": 1, "text": "...", "start": 0.52,
                         "end": 2.1, "words": [...], "language": "en", "append": "..."}
                        {"type": "error", "message": "...", "code": "bad_message"}
@@ -170,6 +170,7 @@ class Partial:
     stable: str
     unstable: str
     append: str = ""
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -261,7 +262,8 @@ def from_event(event: Event) -> ServerMessage | None:
         return SpeechEndedMessage(event.utterance_id, round(event.start, 3),
                                   round(event.end, 3), event.discarded)
     if isinstance(event, PartialTranscript):
-        return Partial(event.utterance_id, event.stable, event.unstable)
+        return Partial(event.utterance_id, event.stable, event.unstable,
+                       language=event.language)
     if isinstance(event, FinalTranscript):
         words = tuple(WordInfo(w.start, w.end, w.text, round(w.probability, 4))
                       for w in event.words)
@@ -397,7 +399,8 @@ def parse_server(text: str | bytes) -> ServerMessage:
         return Partial(f.get("utterance", int, what="an integer"),
                        f.get("stable", str, what="a string"),
                        f.get("unstable", str, what="a string"),
-                       f.get("append", str, "", "a string"))
+                       f.get("append", str, "", "a string"),
+                       f.get("language", str, None, "a string or null"))
     if kind == "final":
         raw_words = f.get("words", list, [], "a list")
         words: list[WordInfo] = []

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from numpy.typing import NDArray
 from ...config import SAMPLE_RATE
 from ..base import EngineOutput, WordTiming
 from .guards import doubtful, guard_text, looks_like_no_speech
+from .languages import pick_language
 from .options import WhisperOptions
 
 __all__ = ["FastPass"]
@@ -74,7 +76,8 @@ class FastPass:
         return samples + int(_PAD_S * SAMPLE_RATE) <= MAX_FRAMES * HOP_SAMPLES
 
     def run(self, samples: NDArray[np.float32], kwargs: dict[str, Any],
-            options: WhisperOptions, *, window_s: float, final: bool) -> EngineOutput | None:
+            options: WhisperOptions, *, window_s: float, final: bool,
+            languages: Sequence[str] = ()) -> EngineOutput | None:
         """Encode a window just longer than the audio and decode it without timestamps.
 
         Args:
@@ -85,6 +88,8 @@ class FastPass:
             options: the request's guard options.
             window_s: the shortest encoder window, seconds.
             final: a final request: a doubtful decode returns None, and words are aligned.
+            languages: with no language in ``kwargs``, detect only among these codes
+                (empty: any).
 
         Returns:
             The guarded output, or None for a final whose decode looks doubtful (low average
@@ -103,9 +108,8 @@ class FastPass:
         language: str | None = kwargs.get("language")
         language_probability = 1.0
         if model.model.is_multilingual and language is None:
-            ranked = model.model.detect_language(encoded)[0]
-            token, language_probability = ranked[0]
-            language = token[2:-2]
+            language, language_probability = pick_language(
+                model.model.detect_language(encoded)[0], languages)
         elif not model.model.is_multilingual:
             language = "en"
         tokenizer = self._tokenizer(language)

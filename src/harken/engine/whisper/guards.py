@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Sequence
 
 from ...errors import ConfigError
+from ...text.units import join_units, split_units
 from ..base import WordTiming
 from .options import WhisperOptions
 
@@ -123,13 +124,15 @@ def _one_pass(keys: list[str], max_repeats: int) -> list[int]:
 def trim_repeats(text: str, max_repeats: int) -> str:
     """Cut every run of more than ``max_repeats`` copies of an n-gram to ``max_repeats``.
 
-    See :func:`kept_word_indices`; words are split on whitespace and joined by one space.
+    See :func:`kept_word_indices`; words are :func:`~harken.text.units.split_units` units
+    (single characters in Chinese and Japanese) joined back by
+    :func:`~harken.text.units.join_units`.
 
     Example:
         ``trim_repeats("the the the the cat", 2)`` gives ``"the the cat"``.
     """
-    words = text.split()
-    return " ".join(words[i] for i in kept_word_indices(words, max_repeats))
+    words = split_units(text)
+    return join_units([words[i] for i in kept_word_indices(words, max_repeats)])
 
 
 def doubtful(text: str, avg_logprob: float, out_of_tokens: bool,
@@ -165,11 +168,11 @@ def guard_text(text: str, words: list[WordTiming],
     """
     max_repeats = options.max_repeats
     if max_repeats is not None and text:
-        pieces = text.split()
+        pieces = split_units(text)
         kept = kept_word_indices(pieces, max_repeats)
         if len(kept) < len(pieces):
             logger.debug("trimmed repeats: %r", text)
-            text = " ".join(pieces[i] for i in kept)
+            text = join_units([pieces[i] for i in kept])
             words = [words[i] for i in kept] if len(words) == len(pieces) else []
     if not has_words(text):
         return "", []
