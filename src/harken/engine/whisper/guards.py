@@ -10,6 +10,12 @@ even one word, stays below 0.6); text with no letter or digit (". . ."); text to
 repetitive to be speech (gzip :func:`compression_ratio` above
 ``compression_ratio_threshold`` after repeats are trimmed). Trimmed: an n-gram repeated more
 than ``max_repeats`` times in a row, cut back to ``max_repeats`` copies (:func:`trim_repeats`).
+
+Dropped too, with ``phantom_phrases`` on: the phrases multilingual Whisper writes on
+silence and noise because its training subtitles carried them (:func:`is_phantom`):
+subtitle credits anywhere in the text ("字幕由Amara.org社区提供", "明镜与点点栏目"), and
+whole texts that are only a sign-off ("谢谢观看", "请不吝点赞 订阅 转发 打赏支持明镜与点点栏目",
+"ご視聴ありがとうございました", "Thanks for watching!").
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ from ...text.units import join_units, split_units
 from ..base import WordTiming
 from .options import WhisperOptions
 
-__all__ = ["compression_ratio", "doubtful", "guard_text", "has_words", "kept_word_indices",
+__all__ = ["compression_ratio", "doubtful", "guard_text", "has_words", "is_phantom",
+           "kept_word_indices",
            "looks_like_no_speech", "trim_repeats"]
 
 logger = logging.getLogger("harken.engine.faster_whisper")
@@ -33,10 +40,34 @@ _HAS_WORD = re.compile(r"[^\W_]")
 
 _WORD_KEY = re.compile(r"[\W_]+")
 
+_PHANTOM_CREDITS = (
+    "amaraorg", "字幕由", "字幕志愿者", "字幕志願者", "字幕制作", "字幕製作", "字幕提供",
+    "明镜与点点", "明鏡與點點", "点点栏目", "點點欄目", "订阅明镜", "訂閱明鏡",
+    "优优独播剧场", "優優獨播劇場", "yoyotelevisionseries",
+)
+"""Normalised substrings that mark a subtitle credit: text holding one is dropped."""
+_PHANTOM_TEXTS = frozenset({
+    "谢谢观看", "謝謝觀看", "感谢观看", "感謝觀看", "谢谢收看", "謝謝收看", "谢谢大家观看",
+    "謝謝大家觀看", "请订阅", "請訂閱", "请订阅我的频道", "請訂閱我的頻道", "点赞订阅",
+    "點贊訂閱", "请不吝点赞订阅转发打赏支持明镜与点点栏目",
+    "ご視聴ありがとうございました", "ご視聴ありがとうございます", "チャンネル登録お願いします",
+    "チャンネル登録をお願いします", "시청해주셔서감사합니다", "구독과좋아요부탁드립니다",
+    "thanksforwatching", "thankyouforwatching", "pleasesubscribe", "likeandsubscribe",
+    "pleaselikeandsubscribe", "subtitlesbytheamaraorgcommunity",
+})
+"""Normalised whole texts that are only a sign-off: text that is one of them is dropped."""
+
 
 def has_words(text: str) -> bool:
     """True when ``text`` holds a letter or digit (not empty, not only punctuation)."""
     return _HAS_WORD.search(text) is not None
+
+
+def is_phantom(text: str) -> bool:
+    """True when ``text`` is a subtitle credit or nothing but a video sign-off (compared in
+    lower case without spaces and punctuation); see the module docstring."""
+    key = _WORD_KEY.sub("", text.lower())
+    return key in _PHANTOM_TEXTS or any(credit in key for credit in _PHANTOM_CREDITS)
 
 
 def compression_ratio(text: str) -> float:
@@ -175,6 +206,9 @@ def guard_text(text: str, words: list[WordTiming],
             text = join_units([pieces[i] for i in kept])
             words = [words[i] for i in kept] if len(words) == len(pieces) else []
     if not has_words(text):
+        return "", []
+    if options.phantom_phrases and is_phantom(text):
+        logger.debug("dropped a phrase Whisper writes on silence and noise: %r", text)
         return "", []
     threshold = options.compression_ratio_threshold
     if threshold is not None and compression_ratio(text) > threshold:

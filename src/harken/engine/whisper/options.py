@@ -17,6 +17,8 @@ key                             default    meaning
 ``no_speech_hard_threshold``    0.8        drop text when no_speech_prob is above this
 ``compression_ratio_threshold`` 2.4        drop text more repetitive than this
 ``max_repeats``                 2          keep at most this many copies of a repeated n-gram
+``phantom_phrases``             True       drop subtitle credits and sign-offs Whisper
+                                           invents on silence ("谢谢观看")
 ==============================  =========  ===================================================
 
 ``None`` switches a threshold or ``max_repeats`` off. Any other key must be a keyword
@@ -90,11 +92,13 @@ class WhisperOptions:
     """Drop text whose gzip compression ratio is above this (too repetitive to be speech)."""
     max_repeats: int | None = 2
     """Keep at most this many back-to-back copies of a repeated n-gram."""
+    phantom_phrases: bool = True
+    """Drop subtitle credits and video sign-offs (:func:`~.guards.is_phantom`)."""
     transcribe: dict[str, Any] = field(default_factory=dict)
     """Other ``WhisperModel.transcribe`` keyword arguments (JSON-friendly values)."""
 
     def __post_init__(self) -> None:
-        for name in ("fast_partials", "fast_finals"):
+        for name in ("fast_partials", "fast_finals", "phantom_phrases"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"option {name!r} must be True or False, "
                                   f"got {getattr(self, name)!r}")
