@@ -126,8 +126,9 @@ def test_partials_carry_the_language_on_the_wire() -> None:
 # ------------------------------------------------------------------ phantom phrases
 
 
-@pytest.mark.parametrize("text", ["字幕由Amara.org社区提供", "请不吝点赞 订阅 转发 打赏支持明镜与点点栏目",
-                                  "谢谢观看!", "ご視聴ありがとうございました", "Thanks for watching!"])
+@pytest.mark.parametrize("text", [
+    "字幕由Amara.org社区提供", "请不吝点赞 订阅 转发 打赏支持明镜与点点栏目", "谢谢观看!",
+    "ご視聴ありがとうございました", "Thanks for watching!"])
 def test_phantom_phrases_are_recognised(text: str) -> None:
     assert is_phantom(text)
 
