@@ -198,3 +198,8 @@ def test_two_processes_joining_at_once_get_one_complete_copy(tmp_path: Path) -> 
     digest = hashlib.sha256((Path(paths[0]) / "model.bin").read_bytes()).hexdigest()
     assert digest == models.BASE_SHA256
     assert [p.name for p in (tmp_path / "models").iterdir()] == [Path(paths[0]).name]
+
+
+def test_join_skips_empty_pieces() -> None:
+    assert join_units(["", "你好", " ", "Hello there", "世界"]) == "你好Hello there世界"
+    assert join_units(["one", "", "two"]) == "one two"

@@ -32,6 +32,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from ..text.units import join_units, split_units
 from .stabilizer import _norm  # words compare as the stabiliser compares them
 
 __all__ = ["TextLedger", "logprobs", "reconcile"]
@@ -39,7 +40,7 @@ __all__ = ["TextLedger", "logprobs", "reconcile"]
 logger = logging.getLogger(__name__)
 
 def _join(*parts: str) -> str:
-    return " ".join(p for p in parts if p)
+    return join_units(list(parts))  # no spaces between Chinese or Japanese pieces
 
 
 def reconcile(sent: str, final: str) -> str:
@@ -52,8 +53,8 @@ def reconcile(sent: str, final: str) -> str:
     """
     if final.startswith(sent):
         return final
-    said = sent.split()
-    words = final.split()
+    said = split_units(sent)
+    words = split_units(final)
     matcher = difflib.SequenceMatcher(a=[_norm(w) for w in said], b=[_norm(w) for w in words],
                                       autojunk=False)
     end = 0  # index in ``words`` just after the last word aligned to ``sent``
@@ -62,7 +63,7 @@ def reconcile(sent: str, final: str) -> str:
             end = block.b + block.size
     if end == 0:
         end = min(len(said), len(words))  # nothing matched: as many words are replaced
-    return _join(sent, " ".join(words[end:]))
+    return _join(sent, join_units(words[end:]))
 
 
 class TextLedger:

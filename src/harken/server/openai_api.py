@@ -43,6 +43,7 @@ from ..errors import AudioSourceError, BackendNotInstalled, HarkenError
 from ..events import ErrorEvent, Event, FinalTranscript
 from ..formats import render
 from ..sources.file import AudioReader, open_audio
+from ..text.units import join_units
 from .context import ServerContext
 from .engine_host import EngineUnavailable, ServerBusy
 from .session import StreamSession
@@ -77,7 +78,7 @@ def render_transcription(finals: list[FinalTranscript], fmt: str, duration_s: fl
         words: include word timings in verbose_json.
     """
     cues = [f for f in finals if f.text]
-    text = " ".join(f.text for f in cues)
+    text = join_units([f.text for f in cues])
     usage = {"type": "duration", "seconds": round(duration_s, 3)}
     if fmt == "text":
         return text + "\n", "text/plain"
@@ -314,7 +315,7 @@ async def _stream(job: _Job, response: Any) -> None:
             await response.write(f"event: error\ndata: {json.dumps(exc.body())}\n\n".encode())
             return
         usage = {"type": "duration", "seconds": round(job.duration_s, 3)}
-        done_event = {"type": "transcript.text.done", "text": " ".join(texts),
+        done_event = {"type": "transcript.text.done", "text": join_units(texts),
                       "logprobs": None, "usage": usage}
         await response.write(f"data: {json.dumps(done_event, ensure_ascii=False)}\n\n"
                              .encode())

@@ -55,10 +55,13 @@ def _closes_cjk(unit: str) -> bool:
 
 
 def join_units(units: list[str]) -> str:
-    """Join units into text: no space next to a CJK unit, one space elsewhere."""
+    """Join units (or longer pieces of text) into text: no space next to a CJK character,
+    one space elsewhere; empty and blank pieces are skipped, the others stripped."""
     parts: list[str] = []
     previous = ""
-    for unit in units:
+    for unit in (u.strip() for u in units):
+        if not unit:
+            continue
         if parts and not (_closes_cjk(previous) or is_cjk(unit[0])):
             parts.append(" ")
         parts.append(unit)
