@@ -14,6 +14,11 @@ from ..vad.backends import VAD_BACKENDS
 __all__ = ["add_engine_args"]
 
 
+def _codes(text: str) -> tuple[str, ...]:
+    """"en,zh" -> ("en", "zh")."""
+    return tuple(code.strip() for code in text.split(",") if code.strip())
+
+
 def add_engine_args(p: argparse.ArgumentParser) -> None:
     """Add the model and voice-activity option groups to ``p``."""
     engine, vad = EngineConfig(), VadConfig()
@@ -23,6 +28,8 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
                         f"{engine.model})")
     g.add_argument("--language", default=engine.language,
                    help="language code, e.g. en (default: detect)")
+    g.add_argument("--languages", default=engine.languages, type=_codes,
+                   help="with no --language: detect only among these codes, e.g. en,zh")
     g.add_argument("--device", default=engine.device, choices=DEVICES)
     g.add_argument("--compute-type", default=engine.compute_type)
     g.add_argument("--beam-size", type=int, default=engine.beam_size)
