@@ -203,3 +203,13 @@ def test_two_processes_joining_at_once_get_one_complete_copy(tmp_path: Path) -> 
 def test_join_skips_empty_pieces() -> None:
     assert join_units(["", "你好", " ", "Hello there", "世界"]) == "你好Hello there世界"
     assert join_units(["one", "", "two"]) == "one two"
+
+
+def test_numbers_from_a_probably_silent_window_are_no_speech() -> None:
+    from harken.engine.whisper.guards import looks_like_no_speech
+    from harken.engine.whisper.options import WhisperOptions
+
+    options = WhisperOptions()
+    assert looks_like_no_speech(0.75, -0.97, options, "1,5,5,5,5,5,5")
+    assert not looks_like_no_speech(0.75, -0.97, options, "油")  # letters: Whisper's rule
+    assert not looks_like_no_speech(0.3, -0.97, options, "15")  # probably speech: kept

@@ -201,7 +201,7 @@ class FasterWhisperEngine:
                 continue
             no_speech = float(getattr(segment, "no_speech_prob", 0.0))
             avg_logprob = float(getattr(segment, "avg_logprob", 0.0))
-            if looks_like_no_speech(no_speech, avg_logprob, options):
+            if looks_like_no_speech(no_speech, avg_logprob, options, piece):
                 logger.debug("dropped a segment that looks like no speech "
                              "(no_speech_prob %.2f, avg_logprob %.2f): %r",
                              no_speech, avg_logprob, piece)

@@ -135,7 +135,7 @@ class FastPass:
         generated = max(0, len(tokens) - n_prefix)
         avg_logprob = float(result.scores[0]) * generated / (generated + 1)
         text = tokenizer.decode(tokens).strip()
-        if looks_like_no_speech(float(result.no_speech_prob), avg_logprob, options):
+        if looks_like_no_speech(float(result.no_speech_prob), avg_logprob, options, text):
             logger.debug("fast pass: dropped text that looks like no speech (no_speech_prob "
                          "%.2f, avg_logprob %.2f): %r", result.no_speech_prob, avg_logprob,
                          text)

@@ -40,6 +40,9 @@ _HAS_WORD = re.compile(r"[^\W_]")
 
 _WORD_KEY = re.compile(r"[\W_]+")
 
+_NO_LETTER = re.compile(r"[\W\d_]+")
+"""Text of digits, punctuation and spaces only."""
+
 _PHANTOM_CREDITS = (
     "amaraorg", "字幕由", "字幕志愿者", "字幕志願者", "字幕制作", "字幕製作", "字幕提供",
     "明镜与点点", "明鏡與點點", "点点栏目", "點點欄目", "订阅明镜", "訂閱明鏡",
@@ -177,9 +180,11 @@ def doubtful(text: str, avg_logprob: float, out_of_tokens: bool,
 
 
 def looks_like_no_speech(no_speech_prob: float, avg_logprob: float,
-                         options: WhisperOptions) -> bool:
+                         options: WhisperOptions, text: str = "") -> bool:
     """Whisper's silence rule (probably no speech, and the text is not confidently decoded),
-    or a no-speech probability so high that the text does not matter."""
+    or a no-speech probability so high that the text does not matter, or probably no speech
+    and ``text`` has no letter: multilingual Whisper writes numbers on white noise
+    ("1,5,5,5,5" with no_speech_prob 0.75 and avg_logprob -0.97 from base)."""
     hard = options.no_speech_hard_threshold
     if hard is not None and no_speech_prob > hard:
         return True
@@ -187,7 +192,7 @@ def looks_like_no_speech(no_speech_prob: float, avg_logprob: float,
     if threshold is None or not no_speech_prob > threshold:
         return False
     floor = options.log_prob_threshold
-    return floor is None or avg_logprob < floor
+    return floor is None or avg_logprob < floor or _NO_LETTER.fullmatch(text) is not None
 
 
 def guard_text(text: str, words: list[WordTiming],
