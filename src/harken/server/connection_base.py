@@ -151,6 +151,8 @@ class WsConnection:
     """How logs name this protocol's clients."""
     shutdown_code: ClassVar[str] = "shutting_down"
     """The error code sent when the server shuts down."""
+    shutdown_close: ClassVar[int] = CLOSE_SERVICE_RESTART
+    """The WebSocket close code on server shutdown: 1012 tells a client to reconnect."""
     internal_code: ClassVar[str] = "internal"
     """The error code sent when the server has a bug."""
     task_prefix: ClassVar[str] = "harken-send"
@@ -302,12 +304,13 @@ class WsConnection:
 
     async def shutdown(self, timeout: float) -> None:
         """Server shutdown: finish what is being transcribed (bounded), then close with
-        :data:`CLOSE_SERVICE_RESTART`, which tells the client to reconnect elsewhere."""
+        ``shutdown_close`` (1012 unless the protocol says otherwise), which tells the client
+        to reconnect elsewhere."""
         if self._closing:
             return
         await self.drain_for_shutdown(timeout)
         self.send_error(self.shutdown_code, "the server is shutting down; reconnect")
-        await self.close_with(CLOSE_SERVICE_RESTART)
+        await self.close_with(self.shutdown_close)
 
     def admit(self) -> None:
         """The client sent a valid start: from now on only the idle timeout applies."""
@@ -383,7 +386,7 @@ async def serve(conn: WsConnection, registry: ConnectionRegistry) -> None:
     """
     if registry.closing:
         await conn.fail(conn.shutdown_code, "the server is shutting down; reconnect",
-                        CLOSE_SERVICE_RESTART)
+                        conn.shutdown_close)
         return
     registry.add(conn, conn.address)
     try:

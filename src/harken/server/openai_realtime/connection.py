@@ -37,6 +37,7 @@ from ...events import (
     SpeechStarted,
 )
 from ..connection_base import (
+    CLOSE_GOING_AWAY,
     CLOSE_INTERNAL,
     CLOSE_POLICY,
     CLOSE_TOO_BIG,
@@ -97,6 +98,9 @@ class RealtimeConnection(WsConnection):
 
     label = "realtime client"
     task_prefix = "harken-rt"
+    # OpenAI's clients end their event iteration quietly on 1000/1001 and raise on any
+    # other code; the "shutting_down" error before the close says what happened.
+    shutdown_close = CLOSE_GOING_AWAY
 
     def __init__(self, server: ServerContext, ws: Any, request: Any, name: str, beta: bool) -> None:
         super().__init__(server, ws, request, name)
