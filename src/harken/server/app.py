@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import os
@@ -61,6 +62,7 @@ from .config import ServerConfig
 from .connection_base import import_aiohttp
 from .context import ServerStats
 from .engine_host import EngineFactory, EngineHost
+from .engine_pool import pool_size
 from .http_guard import Perimeter
 from .metrics import Metric, render
 from .registry import ConnectionRegistry
@@ -84,13 +86,19 @@ class Server:
         if config is not None and not isinstance(config, ServerConfig):
             raise ConfigError(f"config must be a ServerConfig, got {type(config).__name__}")
         self.config = config or ServerConfig()
-        self.engine = EngineHost(self.config.engine, max_sessions=self.config.max_sessions,
+        engines, threads = pool_size(self.config.engines, self.config.engine_threads,
+                                     device=self.config.engine.device)
+        engine_config = self.config.engine
+        if engine_config.cpu_threads == 0:
+            engine_config = dataclasses.replace(engine_config, cpu_threads=threads)
+        self.engine = EngineHost(engine_config, engines=engines,
+                                 max_sessions=self.config.max_sessions,
                                  max_queued=self.config.max_queued_finals,
                                  max_in_engine=self.config.max_in_engine,
                                  fast_finals_at=self.config.fast_finals_at,
                                  start_timeout_s=self.config.start_timeout_s,
                                  engine_factory=engine_factory)
-        """The engine host: one engine process shared by every session."""
+        """The engine host: a pool of engine processes shared by every session."""
         self.stats = ServerStats()
         self.vads = VadFactory(self.config.vad)
         """Builds each session's detector on one shared Silero model."""
@@ -235,6 +243,7 @@ class Server:
             "in_engine": host.in_engine,
             "engine": engine,
             "engine_restarts": host.restarts,
+            "engines": host.engines,
             "tasks": len(asyncio.all_tasks()),
             "uptime_s": round(time.monotonic() - self._started_at, 3),
         }
@@ -253,6 +262,7 @@ class Server:
         """The metric families ``GET /metrics`` renders."""
         host, stats = self.engine, self.stats
         rtf = host.compute_seconds / host.audio_seconds if host.audio_seconds else 0.0
+        engines = host.engines
         return [
             Metric("harken_sessions", "gauge", "Sessions open now (streams and files).",
                    {"": host.sessions}),
@@ -273,7 +283,7 @@ class Server:
             Metric("harken_engine_queue_depth", "gauge",
                    "Requests waiting in the server for the engine.", {"": host.queued}),
             Metric("harken_engine_inflight", "gauge",
-                   "Requests in the engine process now.", {"": host.in_engine}),
+                   "Requests in the engine processes now.", {"": host.in_engine}),
             Metric("harken_engine_requests_total", "counter", "Requests answered, by kind.",
                    {f'kind="{k}"': v for k, v in host.answered.items()}),
             Metric("harken_engine_fast_finals_total", "counter",
@@ -291,6 +301,21 @@ class Server:
                    "Engine time spent on answered requests.", {"": host.compute_seconds}),
             Metric("harken_engine_audio_seconds_total", "counter",
                    "Seconds of audio in answered requests.", {"": host.audio_seconds}),
+            Metric("harken_engines", "gauge", "Engine processes, by state (ok, restarting, "
+                   "failed).", {f'state="{k}"': sum(1 for e in engines if e["state"] == k)
+                                for k in ("ok", "restarting", "failed")}),
+            Metric("harken_engine_process_inflight", "gauge",
+                   "Requests in each engine process now.",
+                   {f'engine="{e["engine"]}"': e["in_engine"] for e in engines}),
+            Metric("harken_engine_process_requests_total", "counter",
+                   "Requests each engine process answered.",
+                   {f'engine="{e["engine"]}"': e["answered"] for e in engines}),
+            Metric("harken_engine_process_restarts_total", "counter",
+                   "Restarts of each engine process.",
+                   {f'engine="{e["engine"]}"': e["restarts"] for e in engines}),
+            Metric("harken_engine_moved_total", "counter",
+                   "Requests moved from a crashed engine process to another.",
+                   {"": host.moved}),
             Metric("harken_engine_rtf", "gauge",
                    "Real-time factor: engine seconds per second of audio (lower is faster).",
                    {"": round(rtf, 4)}),

@@ -39,7 +39,13 @@ class ServerConfig:
     max_queued_finals: int = 16
     """Finals one session may have waiting for the engine before it gets "server busy"."""
     max_in_engine: int = 2
-    """Requests handed to the engine process at once (the rest wait, fairly, in the host)."""
+    """Requests handed to each engine process at once (the rest wait, fairly, in the host)."""
+    engines: int = 0
+    """Engine processes sharing the work (each loads the model once); 0: one per 4 CPU
+    cores, at least one (see :func:`harken.server.engine_pool.pool_size`)."""
+    engine_threads: int = 0
+    """CTranslate2 threads per engine when ``engine.cpu_threads`` is 0; 0: the cores
+    divided by the engines, so engines x threads does not oversubscribe the CPU."""
     fast_finals_at: int | None = 1
     """Other finals waiting for or in the engine (all sessions) at which a final takes the
     engine's cheaper greedy pass to keep up (1: whenever finals overlap); None: never.
@@ -125,6 +131,10 @@ class ServerConfig:
                 raise ConfigError(f"{name} must be a tuple of non-empty strings, "
                                   f"got {value!r}")
 
+        for name in ("engines", "engine_threads"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be an int >= 0 (0: the default), got {value!r}")
         if self.fast_finals_at is not None:
             _positive("fast_finals_at", self.fast_finals_at)
         if self.max_audio_rate is not None:

@@ -1,4 +1,4 @@
-"""EngineHost: one engine process shared by every server session, with fair scheduling.
+"""EngineHost: a pool of engine processes shared by every server session, fairly scheduled.
 
 Each session's :class:`~harken.core.pipeline.SpeechPipeline` numbers its requests from 1,
 so the host gives every request it sends to the :class:`~harken.worker.process.EngineProcess`
@@ -6,28 +6,38 @@ a global id (``dataclasses.replace``) and maps the answer back to the session an
 session's own request.
 
 Scheduling. Requests wait here, in one bounded queue per session, and only
-``max_in_engine`` of them are in the engine process at once (one being transcribed and one
+``max_in_engine`` of them are in each engine process at once (one being transcribed and one
 ready behind it keeps the child busy without taking requests away from the scheduler). Each
 time a slot frees, the host picks the next request round-robin over sessions, finals before
 partials: a session with many queued finals gets one slot per turn, so it cannot starve the
 others, and partials (which only make text appear earlier) go out only when the engine
 process is idle, so a final never waits behind more than the one partial being transcribed.
+With ``engines`` > 1 each request goes to an engine with a free slot (a partial: an idle
+one), the session's previous engine when it has one (sticky: its child's caches stay warm),
+else the least busy.
 A session holds at most one queued partial: a newer one replaces it (coalescing). One partial
 at a time also matters because the engine process replaces a partial waiting behind another
 one without answering it.
 
 Load shedding: when ``fast_finals_at`` or more other finals are waiting or being
-transcribed (all sessions together) as a final goes out, it is sent with the decode quality
+transcribed (all sessions together, less one per other live engine, since those run beside
+it) as a final goes out, it is sent with the decode quality
 :data:`CHEAP_FINAL`: for faster-whisper, the fast pass in the partials' 10 s window with
 greedy decoding (about 0.75 of the default final pass, itself the fast pass with beam 5 in a
 15 s window), so that latency stays bounded when many people finish speaking at once. Answers
 say nothing about it; the ``fast_finals`` counter does.
 
-Restarts: the engine process restarts a crashed child itself; when it gives up (several
+Restarts, per engine (:class:`~harken.server.engine_pool.EngineSlot`): with other engines
+running, the requests a crashed engine held move to them at once (a request moved more than
+``max_attempts`` times fails, so one poisonous utterance cannot crash every engine forever),
+and the crashed one gets no new work for ``restart_backoff_s`` while its child restarts.
+Alone, the engine process restarts a crashed child itself and sends its requests again. When
+an engine process gives up (several
 crashes in a row, or a child that dies while loading) the host starts a fresh engine process
 after a back-off (1 s, 2 s, 4 s...), up to ``max_restarts`` times in a row (an answered
-request resets the count). Meanwhile new sessions and requests get
-:class:`EngineUnavailable`; when the last restart fails, :meth:`wait_gave_up` returns and
+request resets the count). While no engine runs, new sessions and requests get
+:class:`EngineUnavailable`; when the last restart of the last engine fails,
+:meth:`wait_gave_up` returns and
 the server drains and stops (``harken serve`` then exits non-zero, so a supervisor
 restarts it) instead of staying up without an engine.
 
@@ -46,6 +56,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -54,7 +65,16 @@ from typing import Any, Protocol
 
 from ..config import EngineConfig
 from ..engine.base import EngineOutput, Quality, TranscribeRequest
-from ..errors import ConfigError, EngineUnavailable, HarkenError, LifecycleError, ServerBusy
+from ..errors import (
+    ConfigError,
+    EngineError,
+    EngineUnavailable,
+    HarkenError,
+    LifecycleError,
+    ServerBusy,
+    WorkerError,
+)
+from .engine_pool import EngineSlot
 from .metrics import Histogram
 
 __all__ = ["CHEAP_FINAL", "EngineHost", "EngineLike", "EngineUnavailable", "HostSession",
@@ -100,56 +120,70 @@ class HostSession:
     on_result: ResultCallback
     on_failed: FailedCallback
     on_error: ErrorCallback
-    finals: collections.deque[tuple[TranscribeRequest, float]] = field(
-        default_factory=collections.deque)
-    """Waiting finals with the time.monotonic() they were submitted at."""
-    partial: tuple[TranscribeRequest, float] | None = None
+    finals: collections.deque[_Queued] = field(default_factory=collections.deque)
+    """Waiting finals, oldest first."""
+    partial: _Queued | None = None
     in_engine: set[int] = field(default_factory=set)
-    """Global ids of this session's requests now in the engine process."""
+    """Global ids of this session's requests now in an engine process."""
+    last_engine: int | None = None
+    """The engine that took this session's last request (for stickiness)."""
+
+
+@dataclass(eq=False)
+class _Queued:
+    request: TranscribeRequest
+    """The session's own request (its own id)."""
+    submitted_at: float
+    """time.monotonic() when the session handed it to the host."""
+    moves: int = 0
+    """Times it was taken from a crashed engine and sent again."""
 
 
 @dataclass(eq=False)
 class _Sent:
     session: HostSession
-    request: TranscribeRequest
-    """The session's own request (its own id)."""
-    submitted_at: float
-    """time.monotonic() when the session handed it to the host."""
+    queued: _Queued
+    """What was sent (the session's own request, possibly as a cheap final)."""
+    slot: EngineSlot
 
 
 class EngineHost:
-    """Runs one engine process for many sessions and schedules their requests fairly.
+    """Runs a pool of engine processes for many sessions and schedules their requests fairly.
 
     Args:
         config: the engine to run.
+        engines: engine processes (>= 1); see :func:`~harken.server.engine_pool.pool_size`
+            for a default from the cores.
         max_sessions: sessions allowed at once; :meth:`open_session` raises beyond it.
         max_queued: finals one session may have waiting in the host.
-        max_in_engine: requests in the engine process at once (>= 1).
-        fast_finals_at: other finals waiting or in the engine (all sessions) at which a
-            final is sent with :data:`CHEAP_FINAL`; None never does.
-        start_timeout_s: seconds the engine may take to load.
+        max_in_engine: requests in each engine process at once (>= 1).
+        fast_finals_at: other finals waiting or in the engines (all sessions, less one per
+            other live engine) at which a final is sent with :data:`CHEAP_FINAL`; None never
+            does.
+        start_timeout_s: seconds an engine may take to load.
         request_timeout_s: see :class:`~harken.worker.process.EngineProcess`.
-        max_attempts: tries per request before it fails.
-        max_restarts: fresh engine processes started in a row after the engine failed for
-            good, before the host gives up (see "Restarts").
+        max_attempts: tries per request before it fails (also: moves between engines).
+        max_restarts: fresh engine processes started in a row (per engine) after an engine
+            failed for good, before the host gives up on it (see "Restarts").
         restart_backoff_s: seconds before the first such restart; doubled for each next.
-        engine_factory: builds the engine runner from ``(on_result, on_failed, on_error)``;
+            Also how long a crashed engine gets no new work while others run.
+        engine_factory: builds an engine runner from ``(on_result, on_failed, on_error)``;
             defaults to an :class:`~harken.worker.process.EngineProcess` (tests pass fakes).
 
     Raises:
         ConfigError: a limit is not a positive int.
     """
 
-    def __init__(self, config: EngineConfig, *, max_sessions: int = 16, max_queued: int = 16,
-                 max_in_engine: int = 2, fast_finals_at: int | None = 1,
+    def __init__(self, config: EngineConfig, *, engines: int = 1, max_sessions: int = 16,
+                 max_queued: int = 16, max_in_engine: int = 2, fast_finals_at: int | None = 1,
                  start_timeout_s: float = 120.0,
                  request_timeout_s: float = 60.0, max_attempts: int = 3,
                  max_restarts: int = 3, restart_backoff_s: float = 1.0,
                  engine_factory: EngineFactory | None = None) -> None:
         if not isinstance(config, EngineConfig):
             raise ConfigError(f"config must be an EngineConfig, got {type(config).__name__}")
-        for name, value in (("max_sessions", max_sessions), ("max_queued", max_queued),
-                            ("max_in_engine", max_in_engine)):
+        for name, value in (("engines", engines), ("max_sessions", max_sessions),
+                            ("max_queued", max_queued), ("max_in_engine", max_in_engine)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an int >= 1, got {value!r}")
         if fast_finals_at is not None and (isinstance(fast_finals_at, bool) or not isinstance(
@@ -168,12 +202,11 @@ class EngineHost:
         self._max_attempts = max_attempts
         self._max_restarts = max_restarts
         self._restart_backoff_s = restart_backoff_s
-        self._failures = 0  # engine processes lost in a row
-        self._host_restarts = 0
-        self._recovery: asyncio.Task[None] | None = None
+        self._slots = [EngineSlot(i) for i in range(engines)]
+        self._started = False
         self._gave_up: asyncio.Event | None = None
+        self._last_fatal: BaseException | None = None
         self._factory = engine_factory
-        self._engine: EngineLike | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sessions: dict[int, HostSession] = {}
         self._order: collections.deque[int] = collections.deque()  # round-robin turn
@@ -181,12 +214,12 @@ class EngineHost:
         self._next_session = 1
         self._next_global = 1
         self._closed = False
-        self.fatal: BaseException | None = None
-        """The error that stopped the engine for good, if one did."""
         self.latency = {"final": Histogram(), "partial": Histogram()}
         """Seconds from submit() to the answer, per request kind (queue wait included)."""
         self.answered = {"final": 0, "partial": 0}
         self.failed = 0
+        self.moved = 0
+        """Requests taken from a crashed engine and sent to another."""
         self.rejected = 0
         """Sessions refused and finals refused because the host was full."""
         self.compute_seconds = 0.0
@@ -197,53 +230,78 @@ class EngineHost:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Start the engine process (the model loads on a worker thread; the loop runs on).
+        """Start the engine processes (models load on worker threads; the loop runs on).
 
         Raises:
             LifecycleError: started twice.
-            WorkerError: the engine did not load (see EngineProcess.start).
+            WorkerError: an engine did not load (see EngineProcess.start).
         """
-        if self._engine is not None or self._closed:
+        if self._started or self._closed:
             raise LifecycleError("EngineHost.start() called twice; create a new host")
+        self._started = True
         self._loop = asyncio.get_running_loop()
         self._gave_up = asyncio.Event()
-        self._engine = self._make_engine()
-        try:
-            await asyncio.to_thread(self._engine.start)
-        except BaseException:
-            engine, self._engine = self._engine, None
-            await asyncio.to_thread(engine.close, 1.0)
-            raise
+        for slot in self._slots:
+            slot.engine = self._make_engine(slot)
+        results = await asyncio.gather(
+            *(asyncio.to_thread(self._engine_of(slot).start) for slot in self._slots),
+            return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            await self._close_engines(1.0)
+            raise errors[0]
 
-    def _make_engine(self) -> EngineLike:
+    @staticmethod
+    def _engine_of(slot: EngineSlot) -> EngineLike:
+        assert slot.engine is not None
+        return slot.engine
+
+    def _make_engine(self, slot: EngineSlot) -> EngineLike:
+        on_error = functools.partial(self._from_engine_error, slot)
         if self._factory is not None:
-            return self._factory(self._from_engine_result, self._from_engine_failed,
-                                 self._from_engine_error)
+            return self._factory(self._from_engine_result, self._from_engine_failed, on_error)
         from ..worker.process import EngineProcess
 
         return EngineProcess(self._config, on_result=self._from_engine_result,
-                             on_failed=self._from_engine_failed,
-                             on_error=self._from_engine_error,
+                             on_failed=self._from_engine_failed, on_error=on_error,
                              start_timeout_s=self._start_timeout_s,
                              request_timeout_s=self._request_timeout_s,
                              max_attempts=self._max_attempts)
 
+    async def _close_engines(self, timeout: float) -> None:
+        engines = [slot.engine for slot in self._slots if slot.engine is not None]
+        for slot in self._slots:
+            slot.engine = None
+        await asyncio.gather(*(asyncio.to_thread(e.close, timeout) for e in engines))
+
     async def close(self, timeout: float = 2.0) -> None:
-        """Stop the engine process; idempotent. Pending requests are dropped silently."""
+        """Stop the engine processes; idempotent. Pending requests are dropped silently."""
         if self._closed:
             return
         self._closed = True
-        recovery = self._recovery
-        if recovery is not None and not recovery.done():
-            recovery.cancel()
-            await asyncio.gather(recovery, return_exceptions=True)
+        recoveries = [s.recovery for s in self._slots
+                      if s.recovery is not None and not s.recovery.done()]
+        for task in recoveries:
+            task.cancel()
+        await asyncio.gather(*recoveries, return_exceptions=True)
         for session in list(self._sessions.values()):
             self.close_session(session)
-        engine, self._engine = self._engine, None
-        if engine is not None:
-            await asyncio.to_thread(engine.close, timeout)
+        await self._close_engines(timeout)
 
-    # ------------------------------------------------------------------ sessions
+    # ------------------------------------------------------------------ state
+
+    @property
+    def engines(self) -> list[dict[str, Any]]:
+        """Each engine's state for /health and /metrics (see EngineSlot.describe)."""
+        return [slot.describe() for slot in self._slots]
+
+    @property
+    def fatal(self) -> BaseException | None:
+        """Why no engine runs (the last engine error), or None while at least one does."""
+        if not self._started or any(slot.live for slot in self._slots):
+            return None
+        return self._last_fatal or next(
+            (slot.fatal for slot in self._slots if slot.fatal is not None), None)
 
     @property
     def sessions(self) -> int:
@@ -252,27 +310,27 @@ class EngineHost:
 
     @property
     def queued(self) -> int:
-        """Requests waiting in the host (not yet in the engine process)."""
+        """Requests waiting in the host (not yet in an engine process)."""
         return sum(len(s.finals) + (s.partial is not None) for s in self._sessions.values())
 
     @property
     def in_engine(self) -> int:
-        """Requests in the engine process now."""
+        """Requests in the engine processes now."""
         return len(self._sent)
 
     @property
     def restarts(self) -> int:
         """Engine process restarts after crashes or hangs (fresh processes included)."""
-        return self._host_restarts + (self._engine.restarts if self._engine is not None
-                                      else 0)
+        return sum(slot.restarts for slot in self._slots)
 
     async def wait_gave_up(self) -> BaseException:
-        """Return (the last error) once the host gave up restarting the engine."""
+        """Return (the last error) once the host gave up restarting every engine."""
         if self._gave_up is None:
             raise LifecycleError("the engine host is not started")
         await self._gave_up.wait()
-        assert self.fatal is not None
-        return self.fatal
+        fatal = self.fatal
+        assert fatal is not None
+        return fatal
 
     def _unavailable(self) -> EngineUnavailable:
         return EngineUnavailable(f"the speech engine failed ({self.fatal}) and is being "
@@ -280,8 +338,13 @@ class EngineHost:
 
     @property
     def ready_info(self) -> dict[str, Any]:
-        """What the engine reported when it became ready (engine, model, load time)."""
-        return self._engine.ready_info if self._engine is not None else {}
+        """What an engine reported when it became ready (engine, model, load time)."""
+        for slot in self._slots:
+            if slot.engine is not None:
+                return slot.engine.ready_info
+        return {}
+
+    # ------------------------------------------------------------------ sessions
 
     def open_session(self, name: str, on_result: ResultCallback, on_failed: FailedCallback,
                      on_error: ErrorCallback) -> HostSession:
@@ -290,9 +353,9 @@ class EngineHost:
         Raises:
             ServerBusy: ``max_sessions`` sessions are open.
             LifecycleError: the host is not running.
-            WorkerError: the engine process failed for good.
+            EngineUnavailable: no engine runs now (they are being restarted).
         """
-        if self._engine is None or self._closed:
+        if not self._started or self._closed:
             raise LifecycleError("the engine host is not running")
         if self.fatal is not None:
             raise self._unavailable()
@@ -307,7 +370,7 @@ class EngineHost:
         return session
 
     def close_session(self, session: HostSession) -> None:
-        """Forget a session: drop its queue and withdraw its requests from the engine."""
+        """Forget a session: drop its queue and withdraw its requests from the engines."""
         if self._sessions.pop(session.session_id, None) is None:
             return
         try:
@@ -325,6 +388,7 @@ class EngineHost:
 
         Raises:
             ServerBusy: the session already has ``max_queued`` finals waiting.
+            EngineUnavailable: no engine runs now.
             LifecycleError: the session is closed.
         """
         if session.session_id not in self._sessions:
@@ -332,99 +396,143 @@ class EngineHost:
         if self.fatal is not None:
             raise self._unavailable()
         if request.kind == "partial":
-            session.partial = (request, time.monotonic())  # replaces a waiting partial
+            session.partial = _Queued(request, time.monotonic())  # replaces a waiting one
         else:
             if len(session.finals) >= self._max_queued:
                 self.rejected += 1
                 raise ServerBusy(f"the server is busy: {len(session.finals)} utterances of this "
                                  "session are waiting for the engine")
-            session.finals.append((request, time.monotonic()))
+            session.finals.append(_Queued(request, time.monotonic()))
         self._pump()
 
     def cancel(self, session: HostSession, request_id: int) -> None:
         """Withdraw a session's request (its own id); no callback comes for it."""
-        if session.partial is not None and session.partial[0].request_id == request_id:
+        if session.partial is not None and session.partial.request.request_id == request_id:
             session.partial = None
             return
         for queued in session.finals:
-            if queued[0].request_id == request_id:
+            if queued.request.request_id == request_id:
                 session.finals.remove(queued)
                 return
         for gid in list(session.in_engine):
-            if self._sent[gid].request.request_id == request_id:
+            if self._sent[gid].queued.request.request_id == request_id:
                 self._withdraw(gid)
                 self._pump()
                 return
 
     # ------------------------------------------------------------------ scheduling
 
-    def _withdraw(self, gid: int) -> None:
+    def _withdraw(self, gid: int) -> _Sent | None:
         sent = self._sent.pop(gid, None)
         if sent is None:
-            return
+            return None
         sent.session.in_engine.discard(gid)
-        if self._engine is not None:
-            self._engine.cancel(gid)
+        sent.slot.sent.discard(gid)
+        if sent.slot.engine is not None:
+            sent.slot.engine.cancel(gid)
+        return sent
 
     def _waiting_finals(self) -> int:
         return sum(len(s.finals) for s in self._sessions.values())
 
     def _finals_in_engine(self) -> int:
-        return sum(1 for sent in self._sent.values() if sent.request.kind == "final")
+        return sum(1 for sent in self._sent.values() if sent.queued.request.kind == "final")
 
-    def _pick(self) -> tuple[HostSession, TranscribeRequest, float] | None:
+    def _pick(self, partials: bool) -> tuple[HostSession, _Queued] | None:
         """Take the next request to send: round-robin over sessions, finals first.
 
-        The session served moves to the back of the turn order, whatever kind it sent.
+        ``partials``: whether a partial may go (only to an idle engine: a final arriving
+        next then waits for at most one running partial, never for partials queued in the
+        child before it). The session served moves to the back of the turn order, whatever
+        kind it sent.
         """
         for i, sid in enumerate(self._order):
             session = self._sessions[sid]
             if session.finals:
                 self._order.rotate(-(i + 1))
-                request, submitted_at = session.finals.popleft()
-                return session, request, submitted_at
-        if self._sent:
-            # Partials only go to an idle engine: a final arriving next then waits for at
-            # most one running partial, never for partials queued in the child before it.
+                return session, session.finals.popleft()
+        if not partials:
             return None
         for i, sid in enumerate(self._order):
             session = self._sessions[sid]
             if session.partial is not None:
                 self._order.rotate(-(i + 1))
-                (request, submitted_at), session.partial = session.partial, None
-                return session, request, submitted_at
+                queued, session.partial = session.partial, None
+                return session, queued
         return None
 
+    @staticmethod
+    def _choose(session: HostSession, free: list[EngineSlot]) -> EngineSlot:
+        """The session's previous engine if free, else the least busy (lowest index)."""
+        for slot in free:
+            if slot.index == session.last_engine:
+                return slot
+        return min(free, key=lambda slot: (len(slot.sent), slot.index))
+
     def _pump(self) -> None:
-        engine = self._engine
-        if engine is None or self.fatal is not None:
+        if self._closed:
             return
-        while len(self._sent) < self._max_in_engine:
-            picked = self._pick()
+        now = time.monotonic()
+        while True:
+            free = [slot for slot in self._slots
+                    if slot.ready(now) and len(slot.sent) < self._max_in_engine]
+            if not free:
+                return
+            idle = [slot for slot in free if not slot.sent]
+            picked = self._pick(partials=bool(idle))
             if picked is None:
                 return
-            session, request, submitted_at = picked
-            if request.kind == "final" and self._fast_finals_at is not None and \
-                    self._waiting_finals() + self._finals_in_engine() >= self._fast_finals_at:
-                request = dataclasses.replace(
-                    request, hints=dataclasses.replace(request.hints, quality=CHEAP_FINAL))
-                self.fast_finals += 1
-            gid = self._next_global
-            self._next_global += 1
-            self._sent[gid] = _Sent(session, request, submitted_at)
-            session.in_engine.add(gid)
-            try:
-                engine.submit(dataclasses.replace(request, request_id=gid))
-            except HarkenError as exc:
-                self._sent.pop(gid, None)
-                session.in_engine.discard(gid)
-                logger.warning("engine refused a request: %s", exc)
-                session.on_failed(request, exc)
+            session, queued = picked
+            request = queued.request
+            slot = self._choose(session, free if request.kind == "final" else idle)
+            if request.kind == "final" and self._fast_finals_at is not None:
+                beside = sum(1 for s in self._slots if s.live) - 1
+                if self._waiting_finals() + self._finals_in_engine() - beside >= \
+                        self._fast_finals_at:
+                    request = dataclasses.replace(request, hints=dataclasses.replace(
+                        request.hints, quality=CHEAP_FINAL))
+                    self.fast_finals += 1
+            self._send(session, dataclasses.replace(queued, request=request), slot)
+
+    def _send(self, session: HostSession, queued: _Queued, slot: EngineSlot) -> None:
+        gid = self._next_global
+        self._next_global += 1
+        self._sent[gid] = _Sent(session, queued, slot)
+        session.in_engine.add(gid)
+        session.last_engine = slot.index
+        slot.sent.add(gid)
+        try:
+            self._engine_of(slot).submit(dataclasses.replace(queued.request, request_id=gid))
+        except HarkenError as exc:
+            self._sent.pop(gid, None)
+            session.in_engine.discard(gid)
+            slot.sent.discard(gid)
+            logger.warning("engine %d refused a request: %s", slot.index, exc)
+            session.on_failed(queued.request, exc)
+
+    def _requeue(self, sent: _Sent, exc: BaseException) -> None:
+        """Put a request a crashed engine held back in its session's queue (front)."""
+        session, queued = sent.session, sent.queued
+        if session.session_id not in self._sessions:
+            return
+        if queued.moves >= self._max_attempts:
+            self.failed += 1
+            self._call(session.on_failed, session, queued.request, exc)
+            return
+        self.moved += 1
+        moved = dataclasses.replace(queued, moves=queued.moves + 1)
+        if queued.request.kind == "final":
+            session.finals.appendleft(moved)
+        elif session.partial is None:
+            session.partial = moved
+
+    def _others_live(self, slot: EngineSlot) -> bool:
+        return any(other.live for other in self._slots if other is not slot)
 
     # ------------------------------------------------------------------ engine callbacks
 
     def _hop(self, callback: Callable[..., None], *args: Any) -> None:
-        """Run ``callback(*args)`` on the loop (called on the engine's reader thread)."""
+        """Run ``callback(*args)`` on the loop (called on an engine's reader thread)."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
@@ -440,8 +548,15 @@ class EngineHost:
     def _from_engine_failed(self, request: TranscribeRequest, exc: BaseException) -> None:
         self._hop(self._failed, request.request_id, exc)
 
-    def _from_engine_error(self, exc: BaseException, fatal: bool) -> None:
-        self._hop(self._error, exc, fatal)
+    def _from_engine_error(self, slot: EngineSlot, exc: BaseException, fatal: bool) -> None:
+        self._hop(self._error, slot, exc, fatal)
+
+    @staticmethod
+    def _call(callback: Callable[..., None], session: HostSession, *args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception:
+            logger.exception("session %s failed to handle an engine answer", session.name)
 
     def _answered(self, gid: int, output: EngineOutput, compute_seconds: float,
                   attempts: int) -> None:
@@ -449,74 +564,88 @@ class EngineHost:
         if sent is None:
             return  # withdrawn
         sent.session.in_engine.discard(gid)
-        self._failures = 0
-        kind = sent.request.kind
-        self.answered[kind] += 1
-        self.latency[kind].observe(time.monotonic() - sent.submitted_at)
+        sent.slot.sent.discard(gid)
+        sent.slot.failures = 0
+        sent.slot.answered += 1
+        request = sent.queued.request
+        self.answered[request.kind] += 1
+        self.latency[request.kind].observe(time.monotonic() - sent.queued.submitted_at)
         self.compute_seconds += compute_seconds
-        self.audio_seconds += sent.request.duration
+        self.audio_seconds += request.duration
         self._pump()
-        try:
-            sent.session.on_result(sent.request, output, compute_seconds, attempts)
-        except Exception:
-            logger.exception("session %s failed to handle a result", sent.session.name)
+        self._call(sent.session.on_result, sent.session, request, output, compute_seconds,
+                   attempts)
 
     def _failed(self, gid: int, exc: BaseException) -> None:
         sent = self._sent.pop(gid, None)
         if sent is None:
             return
         sent.session.in_engine.discard(gid)
-        self.failed += 1
+        sent.slot.sent.discard(gid)
+        if isinstance(exc, WorkerError) and not isinstance(exc, EngineError) and \
+                self._others_live(sent.slot):
+            self._requeue(sent, exc)  # the process failed, not the request: try elsewhere
+        else:
+            self.failed += 1
+            self._call(sent.session.on_failed, sent.session, sent.queued.request, exc)
         self._pump()
-        try:
-            sent.session.on_failed(sent.request, exc)
-        except Exception:
-            logger.exception("session %s failed to handle a failure", sent.session.name)
 
-    def _error(self, exc: BaseException, fatal: bool) -> None:
+    def _error(self, slot: EngineSlot, exc: BaseException, fatal: bool) -> None:
+        if self._closed or slot.engine is None:
+            return
+        others = self._others_live(slot)
         if fatal:
-            self.fatal = exc
-            logger.error("the engine process failed for good: %s", exc)
-            self._sent.clear()
-            if not self._closed and (self._recovery is None or self._recovery.done()):
-                self._recovery = asyncio.ensure_future(self._recover())
+            slot.fatal = self._last_fatal = exc
+            logger.error("engine %d failed for good: %s", slot.index, exc)
+            if slot.recovery is None or slot.recovery.done():
+                slot.recovery = asyncio.ensure_future(self._recover(slot))
+        elif others:  # its child is restarting: give its work to the others meanwhile
+            slot.cool_until = time.monotonic() + self._restart_backoff_s
+            assert self._loop is not None
+            self._loop.call_later(self._restart_backoff_s, self._pump)
+        if fatal or others:
+            for gid in list(slot.sent):
+                sent = self._withdraw(gid)
+                if sent is not None and others:
+                    self._requeue(sent, exc)
+            self._pump()
         for session in list(self._sessions.values()):
-            if fatal:
+            if fatal and not others:
                 session.in_engine.clear()
-            try:
-                session.on_error(exc, fatal)
-            except Exception:
-                logger.exception("session %s failed to handle an engine error", session.name)
+            self._call(session.on_error, session, exc, fatal and not others)
 
     # ------------------------------------------------------------------ restarts
 
-    async def _recover(self) -> None:
-        """Start fresh engine processes with back-off until one runs, or give up."""
+    async def _recover(self, slot: EngineSlot) -> None:
+        """Start fresh engine processes for ``slot`` with back-off until one runs, or give
+        up on it (and on the host when it was the last engine)."""
         while not self._closed:
-            if self._failures >= self._max_restarts:
-                logger.error("the engine failed %d times in a row; giving up: %s",
-                             self._failures + 1, self.fatal)
-                assert self._gave_up is not None
-                self._gave_up.set()
+            if slot.failures >= self._max_restarts:
+                logger.error("engine %d failed %d times in a row; giving up: %s", slot.index,
+                             slot.failures + 1, slot.fatal)
+                slot.gave_up = True
+                if all(s.gave_up for s in self._slots):
+                    assert self._gave_up is not None
+                    self._gave_up.set()
                 return
-            delay = self._restart_backoff_s * 2 ** self._failures
-            self._failures += 1
-            logger.warning("restarting the engine in %.0f s (attempt %d of %d)", delay,
-                           self._failures, self._max_restarts)
+            delay = self._restart_backoff_s * 2 ** slot.failures
+            slot.failures += 1
+            logger.warning("restarting engine %d in %.0f s (attempt %d of %d)", slot.index,
+                           delay, slot.failures, self._max_restarts)
             await asyncio.sleep(delay)
-            old, engine = self._engine, self._make_engine()
+            old, engine = slot.engine, self._make_engine(slot)
             if old is not None:
                 await asyncio.to_thread(old.close, 1.0)
             try:
                 await asyncio.to_thread(engine.start)
             except Exception as exc:
                 await asyncio.to_thread(engine.close, 1.0)
-                self.fatal = exc
-                logger.error("the restarted engine failed: %s", exc)
+                slot.fatal = self._last_fatal = exc
+                logger.error("the restarted engine %d failed: %s", slot.index, exc)
                 continue
-            self._engine = engine
-            self._host_restarts += 1
-            self.fatal = None
-            logger.warning("the engine is running again")
+            slot.engine = engine
+            slot.fresh_starts += 1
+            slot.fatal = None
+            logger.warning("engine %d is running again", slot.index)
             self._pump()
             return
