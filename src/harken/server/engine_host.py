@@ -12,9 +12,10 @@ time a slot frees, the host picks the next request round-robin over sessions, fi
 partials: a session with many queued finals gets one slot per turn, so it cannot starve the
 others, and partials (which only make text appear earlier) go out only when the engine
 process is idle, so a final never waits behind more than the one partial being transcribed.
-With ``engines`` > 1 each request goes to an engine with a free slot (a partial: an idle
-one), the session's previous engine when it has one (sticky: its child's caches stay warm),
-else the least busy.
+With ``engines`` > 1 each request goes to the least busy engine with a free slot (a partial:
+an idle one); among equally busy ones, to the session's previous engine (sticky: whatever
+its child keeps warm for that session stays useful), so stickiness never queues a request
+behind another while an engine idles.
 A session holds at most one queued partial: a newer one replaces it (coalescing). One partial
 at a time also matters because the engine process replaces a partial waiting behind another
 one without answering it.
@@ -463,11 +464,9 @@ class EngineHost:
 
     @staticmethod
     def _choose(session: HostSession, free: list[EngineSlot]) -> EngineSlot:
-        """The session's previous engine if free, else the least busy (lowest index)."""
-        for slot in free:
-            if slot.index == session.last_engine:
-                return slot
-        return min(free, key=lambda slot: (len(slot.sent), slot.index))
+        """The least busy engine; among equals the session's previous one, else the first."""
+        return min(free, key=lambda slot: (len(slot.sent), slot.index != session.last_engine,
+                                           slot.index))
 
     def _pump(self) -> None:
         if self._closed:
