@@ -109,3 +109,34 @@ def test_client_reports_a_missing_file(tmp_path):
     out = subprocess.run([sys.executable, "-m", "harken", "client", str(tmp_path / "no.wav")],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and "no such file" in out.stderr
+
+
+def test_serve_with_two_engines_survives_a_sigkilled_engine(tmp_path):
+    import urllib.request
+
+    import psutil
+
+    def health(url: str) -> dict:
+        with urllib.request.urlopen(url + "/health", timeout=10) as r:
+            return json.loads(r.read())
+
+    wav = write_bursts(tmp_path / "three.wav", 3)
+    proc, url = start_server("--engines", "2", "--engine-threads", "1")
+    try:
+        assert [e["state"] for e in health(url)["engines"]] == ["ok", "ok"]
+        workers = [c for c in psutil.Process(proc.pid).children(recursive=True)
+                   if "harken.worker" in " ".join(c.cmdline())]
+        assert len(workers) == 2, workers
+        workers[0].send_signal(signal.SIGKILL)
+        ws = url.replace("http://", "ws://") + "/v1/stream"
+        out = subprocess.run([sys.executable, "-m", "harken", "client", str(wav), "--url", ws,
+                              "--speed", "0", "--json"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        types = [json.loads(line)["type"] for line in out.stdout.splitlines()]
+        assert types.count("final") == 3, types
+        state = health(url)
+        assert state["status"] == "ok" and state["engine_restarts"] >= 1, state
+        assert sum(e["answered"] for e in state["engines"]) >= 3
+    finally:
+        stop_server(proc)

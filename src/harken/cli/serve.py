@@ -2,8 +2,8 @@
 
 Runs :class:`~harken.server.app.Server` on an asyncio loop on the main thread. SIGINT and
 SIGTERM start a graceful shutdown: in-flight finals are finished (up to
-``--drain-timeout`` seconds), then every client is closed and the engine process stopped.
-When the engine fails for good (its restarts with back-off all failed), the server drains
+``--drain-timeout`` seconds), then every client is closed and the engine processes stopped.
+When every engine fails for good (their restarts with back-off all failed), the server drains
 the same way and the command exits with :data:`ENGINE_FAILED`, so a supervisor (systemd,
 Kubernetes) restarts it.
 """
@@ -18,6 +18,7 @@ import sys
 from typing import Any
 
 from ..server.config import ServerConfig
+from ..server.engine_pool import CORES_PER_ENGINE, cpu_cores, pool_size
 from .options import add_engine_args
 
 __all__ = ["ENGINE_FAILED", "add_parser", "run", "serve"]
@@ -46,6 +47,14 @@ def add_parser(subparsers: Any) -> None:
                    help="when N other finals wait for or are in the engine, a final takes "
                    "its cheaper greedy pass to keep up; 0: never "
                    f"(default {server.fast_finals_at or 0})")
+    s.add_argument("--engines", type=int, default=server.engines, metavar="N",
+                   help="engine processes sharing the work, each with its own copy of the "
+                   "model; one crashing moves its work to the others (default 0: one per "
+                   f"{CORES_PER_ENGINE} CPU cores, at least one; here "
+                   f"{pool_size(cores=cpu_cores())[0]})")
+    s.add_argument("--engine-threads", type=int, default=server.engine_threads, metavar="T",
+                   help="CPU threads per engine (default 0: the cores divided by the "
+                   "engines, so engines x threads does not oversubscribe the CPU)")
     s.add_argument("--drain-timeout", type=float, default=server.drain_timeout_s,
                    help=f"seconds to finish in-flight finals on shutdown (default "
                         f"{server.drain_timeout_s:g})")
@@ -118,6 +127,7 @@ def _config(args: argparse.Namespace) -> Any:
                                       post_speech_silence_ms=args.silence_ms),
                         realtime=RealtimeConfig(partials=not args.no_partials),
                         max_sessions=args.max_sessions, drain_timeout_s=args.drain_timeout,
+                        engines=args.engines, engine_threads=args.engine_threads,
                         fast_finals_at=args.fast_finals_at or None,
                         max_audio_rate=args.max_audio_rate or None,
                         rtstt_ports=args.rtstt_ports, token=_token(args),
