@@ -26,8 +26,12 @@ Then ``--cycles`` connect/disconnect cycles (clean stop, vanish mid-utterance, g
 stop-then-leave, TCP abort; 5 at a time) and a check that the server's sessions, queue,
 in-engine requests, asyncio tasks and threads return to their baseline, with its RSS.
 
+``--engines 1,2`` starts one server per engine count (``harken serve --engines E``), all
+before the first round, and interleaves their rounds (same audio, same load drift), then
+prints the medians over ``--repeats`` and each count's E2F ratio to the first.
+
 Usage: ``python benchmarks/server_clients.py [--clients 1,2,4,8,16] [--utterances 4]
-[--cycles 200] [--json out.json]``
+[--engines 1,2] [--repeats 3] [--cycles 200] [--json out.json]``
 """
 
 from __future__ import annotations
@@ -273,15 +277,110 @@ async def cycles(ws_url: str, http: str, n: int, clip: np.ndarray) -> dict[str, 
     return health
 
 
+def start_server(counts: list[int], extra: list[str]) -> tuple[subprocess.Popen[str], str]:
+    """Start ``harken serve`` on a free port; return the process and its http:// URL."""
+    proc = subprocess.Popen([sys.executable, "-m", "harken", "serve", "--port", "0",
+                             "--max-sessions", str(max(32, max(counts) + 4)), *extra],
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    while True:
+        line = proc.stderr.readline()
+        if not line:
+            raise SystemExit("harken serve exited before it listened")
+        match = re.search(r"listening on (http://\S+)", line)
+        if match:
+            return proc, match.group(1)
+
+
+def measure(http: str, server: Any, n: int, n_utts: int, clips: list[np.ndarray],
+            refs: list[str]) -> dict[str, Any]:
+    """One round: n clients at once against the server at ``http``; its row of numbers."""
+    ws_url = http.replace("http://", "ws://") + "/v1/stream"
+
+    def cpu() -> tuple[float, float]:
+        own = server.cpu_times()
+        kids = sum(c.cpu_times().user + c.cpu_times().system
+                   for c in server.children(recursive=True))
+        return own.user + own.system, kids
+
+    before = get_metrics(http)
+    cpu0, wall0 = cpu(), time.monotonic()
+    peaks: dict[str, int] = {}
+
+    async def one_round() -> list[ClientRun]:
+        stop = asyncio.Event()
+        sampler = asyncio.ensure_future(sample_health(http, stop, peaks))
+        jobs = []
+        for c in range(n):
+            audio, utts = build(c, n_utts, clips)
+            jobs.append(run_client(ws_url, audio, utts, c * STAGGER_S))
+        try:
+            return list(await asyncio.gather(*jobs))
+        finally:
+            stop.set()
+            await sampler
+
+    runs = asyncio.run(one_round())
+    after = get_metrics(http)
+    cpu1, wall = cpu(), time.monotonic() - wall0
+    compute = after["harken_engine_compute_seconds_total"] - before[
+        "harken_engine_compute_seconds_total"]
+    audio_s = after["harken_engine_audio_seconds_total"] - before[
+        "harken_engine_audio_seconds_total"]
+    row = score(runs, refs)
+    row.update(queue_max=peaks.get("queue_depth", 0),
+               rtf=compute / audio_s if audio_s else float("nan"),
+               server_cpu=(cpu1[0] - cpu0[0]) / wall,
+               engine_cpu=(cpu1[1] - cpu0[1]) / wall,
+               fast_finals=after.get("harken_engine_fast_finals_total", 0)
+               - before.get("harken_engine_fast_finals_total", 0))
+    return row
+
+
+def print_row(engines: int, n: int, row: dict[str, Any]) -> None:
+    print(f"{engines:>3} {n:>3} {row['utterances']:>5} {row['missed']:>6} "
+          f"{row['e2f_p50']:>8.2f} {row['e2f_p95']:>8.2f} {row['e2f_max']:>6.2f} "
+          f"{row['wer']:>6.1%} {row['errors']:>6} {row['queue_max']:>5} {row['rtf']:>6.3f} "
+          f"{row['partials_per_utt']:>8.1f} {row['server_cpu']:>7.0%} "
+          f"{row['engine_cpu']:>7.0%} {row['fast_finals']:>5.0f}"
+          + (f"  {row['error_kinds']}" if row["errors"] else ""), flush=True)
+
+
+def print_summary(rows: dict[int, dict[int, list[dict[str, Any]]]]) -> None:
+    """Medians over the repeats per engine count, and each count's ratio to the first."""
+    engine_counts = list(rows)
+    first = engine_counts[0]
+    print(f"medians over the repeats; ratio: E2F of N engines / E2F of {first}")
+    print(f"{'eng':>3} {'N':>3} {'E2F p50':>8} {'E2F p95':>8} {'WER':>6} {'missed':>6} "
+          f"{'p50 ratio':>9} {'p95 ratio':>9}")
+    for n in rows[first]:
+        base = {k: float(np.median([r[k] for r in rows[first][n]]))
+                for k in ("e2f_p50", "e2f_p95")}
+        for e in engine_counts:
+            got = rows[e][n]
+            med = {k: float(np.median([r[k] for r in got]))
+                   for k in ("e2f_p50", "e2f_p95", "wer")}
+            missed = sum(r["missed"] for r in got)
+            print(f"{e:>3} {n:>3} {med['e2f_p50']:>8.2f} {med['e2f_p95']:>8.2f} "
+                  f"{med['wer']:>6.1%} {missed:>6} {med['e2f_p50'] / base['e2f_p50']:>9.2f} "
+                  f"{med['e2f_p95'] / base['e2f_p95']:>9.2f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clients", default="1,2,4,8,16")
     ap.add_argument("--utterances", type=int, default=4, help="per client")
+    ap.add_argument("--engines", default="",
+                    help="engine counts to compare, e.g. 1,2: one server each (harken serve "
+                    "--engines E), all up at once, rounds interleaved (default: the server's "
+                    "own default)")
+    ap.add_argument("--repeats", type=int, default=1, help="rounds per (engines, N)")
     ap.add_argument("--cycles", type=int, default=200)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--serve-args", default="", help="extra arguments for harken serve")
     args = ap.parse_args()
     counts = [int(x) for x in args.clients.split(",")]
+    engine_counts = [int(x) for x in args.engines.split(",")] if args.engines else [0]
 
     import psutil
 
@@ -303,99 +402,65 @@ def main() -> int:
         c, beam_size=5, condition_on_previous_text=False)[0]) for c in clips]
     del model
 
-    proc = subprocess.Popen([sys.executable, "-m", "harken", "serve", "--port", "0",
-                             "--max-sessions", str(max(32, max(counts) + 4)),
-                             *args.serve_args.split()],
-                            stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    http = ""
-    while not http:
-        line = proc.stderr.readline()
-        if not line:
-            raise SystemExit("harken serve exited before it listened")
-        match = re.search(r"listening on (http://\S+)", line)
-        http = match.group(1) if match else ""
-    ws_url = http.replace("http://", "ws://") + "/v1/stream"
-    server = psutil.Process(proc.pid)
-    results: dict[str, Any] = {"clients": {}}
+    servers: dict[int, tuple[subprocess.Popen[str], str]] = {}
+    rows: dict[int, dict[int, list[dict[str, Any]]]] = {e: {n: [] for n in counts}
+                                                        for e in engine_counts}
+    results: dict[str, Any] = {"clients": {}, "engines": rows}
     try:
-        print(f"server {http} (pid {proc.pid}); {args.utterances} utterances per client, "
-              "real-time pace, 40 ms messages")
-        print(f"{'N':>3} {'utts':>5} {'missed':>6} {'E2F p50':>8} {'E2F p95':>8} "
+        for e in engine_counts:
+            extra = (["--engines", str(e)] if e else []) + args.serve_args.split()
+            servers[e] = start_server(counts, extra)
+            print(f"server {servers[e][1]} (pid {servers[e][0].pid}) {' '.join(extra)}")
+        print(f"{args.utterances} utterances per client, real-time pace, 40 ms messages")
+        print(f"{'eng':>3} {'N':>3} {'utts':>5} {'missed':>6} {'E2F p50':>8} {'E2F p95':>8} "
               f"{'max':>6} {'WER':>6} {'errors':>6} {'queue':>5} {'RTF':>6} {'part/utt':>8} "
               f"{'srv CPU':>7} {'eng CPU':>7} {'fast':>5}")
-        def cpu() -> tuple[float, float]:
-            own = server.cpu_times()
-            kids = sum(c.cpu_times().user + c.cpu_times().system
-                       for c in server.children(recursive=True))
-            return own.user + own.system, kids
-
-        for n in counts:
-            before = get_metrics(http)
-            cpu0, wall0 = cpu(), time.monotonic()
-            peaks: dict[str, int] = {}
-
-            async def one_round(n: int = n, peaks: dict[str, int] = peaks) -> list[ClientRun]:
-                stop = asyncio.Event()
-                sampler = asyncio.ensure_future(sample_health(http, stop, peaks))
-                jobs = []
-                for c in range(n):
-                    audio, utts = build(c, args.utterances, clips)
-                    jobs.append(run_client(ws_url, audio, utts, c * STAGGER_S))
-                try:
-                    return list(await asyncio.gather(*jobs))
-                finally:
-                    stop.set()
-                    await sampler
-
-            runs = asyncio.run(one_round())
-            after = get_metrics(http)
-            cpu1, wall = cpu(), time.monotonic() - wall0
-            compute = after["harken_engine_compute_seconds_total"] - before[
-                "harken_engine_compute_seconds_total"]
-            audio_s = after["harken_engine_audio_seconds_total"] - before[
-                "harken_engine_audio_seconds_total"]
-            row = score(runs, refs)
-            row.update(queue_max=peaks.get("queue_depth", 0),
-                       rtf=compute / audio_s if audio_s else float("nan"),
-                       server_cpu=(cpu1[0] - cpu0[0]) / wall,
-                       engine_cpu=(cpu1[1] - cpu0[1]) / wall,
-                       fast_finals=after.get("harken_engine_fast_finals_total", 0)
-                       - before.get("harken_engine_fast_finals_total", 0))
-            results["clients"][n] = row
-            print(f"{n:>3} {row['utterances']:>5} {row['missed']:>6} {row['e2f_p50']:>8.2f} "
-                  f"{row['e2f_p95']:>8.2f} {row['e2f_max']:>6.2f} {row['wer']:>6.1%} "
-                  f"{row['errors']:>6} {row['queue_max']:>5} {row['rtf']:>6.3f} "
-                  f"{row['partials_per_utt']:>8.1f} {row['server_cpu']:>7.0%} "
-                  f"{row['engine_cpu']:>7.0%} {row['fast_finals']:>5.0f}"
-                  + (f"  {row['error_kinds']}" if row["errors"] else ""), flush=True)
+        for _ in range(args.repeats):
+            for n in counts:
+                for e in engine_counts:  # interleaved: load drift on a shared machine hits all
+                    proc, http = servers[e]
+                    row = measure(http, psutil.Process(proc.pid), n, args.utterances, clips,
+                                  refs)
+                    rows[e][n].append(row)
+                    results["clients"][n] = row
+                    print_row(e, n, row)
+        if len(engine_counts) > 1 or args.repeats > 1:
+            print_summary(rows)
         if args.cycles:
-            base = get_json(http + "/health")
-            threads0, rss0 = server.num_threads(), server.memory_info().rss
-            t0 = time.monotonic()
-            health = asyncio.run(cycles(ws_url, http, args.cycles, clips[0]))
-            threads1, rss1 = server.num_threads(), server.memory_info().rss
-            results["cycles"] = {"n": args.cycles, "seconds": time.monotonic() - t0,
-                                 "before": base, "after": health, "threads": [threads0,
-                                                                              threads1],
-                                 "rss_mb": [rss0 / 2**20, rss1 / 2**20]}
-            ok = (health["sessions"] == 0 and health["queue_depth"] == 0
-                  and health["in_engine"] == 0 and health["tasks"] <= base["tasks"]
-                  and threads1 <= threads0 + 1)
-            print(f"{args.cycles} connect/disconnect cycles in {time.monotonic() - t0:.1f} s: "
-                  f"sessions {health['sessions']}, queue {health['queue_depth']}, in engine "
-                  f"{health['in_engine']}, tasks {base['tasks']} -> {health['tasks']}, "
-                  f"threads {threads0} -> {threads1}, RSS {rss0 / 2**20:.0f} -> "
-                  f"{rss1 / 2**20:.0f} MiB: {'OK' if ok else 'LEAK'}")
+            proc, http = servers[engine_counts[-1]]
+            results["cycles"] = check_cycles(http, psutil.Process(proc.pid), args.cycles,
+                                             clips[0])
     finally:
-        proc.send_signal(2)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        for proc, _ in servers.values():
+            proc.send_signal(2)
+        for proc, _ in servers.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     return 0
+
+
+def check_cycles(http: str, server: Any, n: int, clip: np.ndarray) -> dict[str, Any]:
+    """Connect/disconnect cycles, then check the server is back at its baseline."""
+    ws_url = http.replace("http://", "ws://") + "/v1/stream"
+    base = get_json(http + "/health")
+    threads0, rss0 = server.num_threads(), server.memory_info().rss
+    t0 = time.monotonic()
+    health = asyncio.run(cycles(ws_url, http, n, clip))
+    threads1, rss1 = server.num_threads(), server.memory_info().rss
+    ok = (health["sessions"] == 0 and health["queue_depth"] == 0
+          and health["in_engine"] == 0 and health["tasks"] <= base["tasks"]
+          and threads1 <= threads0 + 1)
+    print(f"{n} connect/disconnect cycles in {time.monotonic() - t0:.1f} s: "
+          f"sessions {health['sessions']}, queue {health['queue_depth']}, in engine "
+          f"{health['in_engine']}, tasks {base['tasks']} -> {health['tasks']}, "
+          f"threads {threads0} -> {threads1}, RSS {rss0 / 2**20:.0f} -> "
+          f"{rss1 / 2**20:.0f} MiB: {'OK' if ok else 'LEAK'}")
+    return {"n": n, "seconds": time.monotonic() - t0, "before": base, "after": health,
+            "threads": [threads0, threads1], "rss_mb": [rss0 / 2**20, rss1 / 2**20]}
 
 
 if __name__ == "__main__":
