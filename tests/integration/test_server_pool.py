@@ -129,6 +129,31 @@ def test_a_crashed_engine_hands_its_finals_to_the_other_and_rests():
     asyncio.run(main())
 
 
+def test_finals_failed_by_a_dying_engine_go_to_the_other_not_back_to_it():
+    async def main() -> None:
+        host, (e0, e1) = await make_host(engines=2, max_in_engine=2, fast_finals_at=None)
+        r = Recorder()
+        s = host.open_session("a", r.on_result, r.on_failed, r.on_error)
+        for i in range(1, 5):
+            host.submit(s, req(i))
+        held = list(e0.submitted)
+        e0.submitted.clear()
+        dead = WorkerCrashed("the engine process cannot be restarted")
+        for q in held:  # what EngineProcess does when it gives up: fail each, then report
+            e0.on_failed(q, dead)
+        e0.on_error(dead, True)
+        await settle()
+        assert e0.submitted == []  # nothing was handed back to the dying process
+        while e1.submitted:
+            e1.answer(e1.submitted.pop(0))
+            await settle()
+        assert sorted(rid for rid, _ in r.results) == [1, 2, 3, 4] and r.failed == []
+        assert [fatal for _, fatal in r.errors] == [False] and host.moved == 2
+        await host.close()
+
+    asyncio.run(main())
+
+
 def test_one_engine_failing_for_good_leaves_the_pool_up_until_all_have():
     async def main() -> None:
         engines: list[FakeEngine] = []

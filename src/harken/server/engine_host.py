@@ -46,6 +46,10 @@ Admission control: :meth:`open_session` raises :class:`ServerBusy` beyond ``max_
 and :meth:`submit` raises it when a session has ``max_queued`` finals waiting (the engine
 cannot keep up with it), so no queue here grows without bound.
 
+One module, though long: scheduling, moving work off a crashed engine and restarting engines
+all read and change the same queues and in-flight map on one loop; the per-engine state and
+the pool's default size are in :mod:`harken.server.engine_pool`.
+
 Threads: every method here runs on the asyncio event loop that called :meth:`start`. The
 engine process's answers arrive on its reader thread ("harken-engine-reader") and hop to the
 loop with ``loop.call_soon_threadsafe``; the host then calls the session's callbacks on the
@@ -503,11 +507,14 @@ class EngineHost:
         try:
             self._engine_of(slot).submit(dataclasses.replace(queued.request, request_id=gid))
         except HarkenError as exc:
-            self._sent.pop(gid, None)
+            sent = self._sent.pop(gid)
             session.in_engine.discard(gid)
             slot.sent.discard(gid)
             logger.warning("engine %d refused a request: %s", slot.index, exc)
-            session.on_failed(queued.request, exc)
+            if self._elsewhere(slot, exc):
+                self._requeue(sent, exc)
+            else:
+                session.on_failed(queued.request, exc)
 
     def _requeue(self, sent: _Sent, exc: BaseException) -> None:
         """Put a request a crashed engine held back in its session's queue (front)."""
@@ -527,6 +534,18 @@ class EngineHost:
 
     def _others_live(self, slot: EngineSlot) -> bool:
         return any(other.live for other in self._slots if other is not slot)
+
+    def _elsewhere(self, slot: EngineSlot, exc: BaseException) -> bool:
+        """Whether a request ``slot`` failed with ``exc`` should go to another engine: the
+        process failed (not the request) and another runs. ``slot`` then rests a while, so
+        the next pump does not hand the request back to the failing process."""
+        if not isinstance(exc, WorkerError) or isinstance(exc, EngineError) or \
+                not self._others_live(slot):
+            return False
+        slot.cool_until = time.monotonic() + self._restart_backoff_s
+        assert self._loop is not None
+        self._loop.call_later(self._restart_backoff_s, self._pump)
+        return True
 
     # ------------------------------------------------------------------ engine callbacks
 
@@ -581,9 +600,8 @@ class EngineHost:
             return
         sent.session.in_engine.discard(gid)
         sent.slot.sent.discard(gid)
-        if isinstance(exc, WorkerError) and not isinstance(exc, EngineError) and \
-                self._others_live(sent.slot):
-            self._requeue(sent, exc)  # the process failed, not the request: try elsewhere
+        if self._elsewhere(sent.slot, exc):
+            self._requeue(sent, exc)
         else:
             self.failed += 1
             self._call(sent.session.on_failed, sent.session, sent.queued.request, exc)
@@ -599,9 +617,7 @@ class EngineHost:
             if slot.recovery is None or slot.recovery.done():
                 slot.recovery = asyncio.ensure_future(self._recover(slot))
         elif others:  # its child is restarting: give its work to the others meanwhile
-            slot.cool_until = time.monotonic() + self._restart_backoff_s
-            assert self._loop is not None
-            self._loop.call_later(self._restart_backoff_s, self._pump)
+            self._elsewhere(slot, exc)
         if fatal or others:
             for gid in list(slot.sent):
                 sent = self._withdraw(gid)
