@@ -13,9 +13,10 @@ partials: a session with many queued finals gets one slot per turn, so it cannot
 others, and partials (which only make text appear earlier) go out only when the engine
 process is idle, so a final never waits behind more than the one partial being transcribed.
 With ``engines`` > 1 each request goes to the least busy engine with a free slot (a partial:
-an idle one); among equally busy ones, to the session's previous engine (sticky: whatever
-its child keeps warm for that session stays useful), so stickiness never queues a request
-behind another while an engine idles.
+an idle one); among equally busy ones, to the session's previous engine (sticky, for
+whatever a child may keep per session; faster-whisper keeps nothing between calls today, so
+it only breaks ties), so stickiness never queues a request behind another while an engine
+idles.
 A session holds at most one queued partial: a newer one replaces it (coalescing). One partial
 at a time also matters because the engine process replaces a partial waiting behind another
 one without answering it.
