@@ -1,4 +1,4 @@
-"""The harken server: many clients sharing one engine process over WebSocket and HTTP.
+"""The harken server: many clients sharing a pool of engine processes over WebSocket and HTTP.
 
 Start it with ``harken serve`` or :class:`~harken.server.app.Server`. Importing this package
 imports nothing heavy: the web framework (aiohttp, the ``server`` extra) is imported when a

@@ -37,7 +37,7 @@ aiohttp is imported in :meth:`Server.start`, never at import time.
 
 Threads: the server runs on one asyncio event loop (the caller's, or the "harken-server"
 thread of :class:`BackgroundServer`). Every session's pipeline and VAD run on that loop;
-transcription runs in the one engine process shared through
+transcription runs in the engine processes (``ServerConfig.engines``) shared through
 :class:`~harken.server.engine_host.EngineHost`, whose answers hop back onto the loop.
 Each connection has a bounded outgoing queue: a client that does not read its messages is
 disconnected ("too_slow") instead of growing the server's memory.
