@@ -105,10 +105,15 @@ class FasterWhisperEngine:
             local_files_only=cfg.local_files_only)
 
     def info(self) -> dict[str, Any]:
-        """Facts for the engine process's "ready" message (model path once loaded)."""
+        """Facts for the engine process's "ready" message (model path and languages once loaded)."""
         cfg = self._config
-        return {"engine": "faster-whisper", "model": self._model_path or cfg.model,
-                "device": cfg.device, "compute_type": cfg.compute_type}
+        info: dict[str, Any] = {"engine": "faster-whisper",
+                                "model": self._model_path or cfg.model,
+                                "device": cfg.device, "compute_type": cfg.compute_type}
+        languages = getattr(self._model, "supported_languages", None)
+        if isinstance(languages, (list, tuple)):
+            info["languages"] = [str(code) for code in languages]  # ["en"] for *.en models
+        return info
 
     def transcribe(self, audio: NDArray[np.float32], *, kind: RequestKind = "final",
                    hints: DecodeHints | None = None) -> EngineOutput:

@@ -13,7 +13,9 @@ Routes:
   after the engine failed), ``GET /livez`` (liveness: 200 while the process serves, draining
   included) and ``GET /metrics`` (Prometheus text). The port opens only once the engine is
   loaded, so a probe during loading fails to connect: not ready.
-- ``GET /``: a browser page that streams the microphone (:mod:`harken.server.web`).
+- ``GET /``: a browser page that streams the microphone, speaks text back and shows the
+  server at work (:mod:`harken.server.web`).
+- ``GET /v1/monitor`` (WebSocket): the operator view's feed (:mod:`harken.server.monitor`).
 - ``GET /rtstt/control`` and ``GET /rtstt/data`` (WebSockets): RealtimeSTT's protocol, for
   its ``AudioToTextRecorderClient`` (:mod:`harken.server.rtstt`); with
   ``ServerConfig.rtstt_ports`` also at ``/`` on RealtimeSTT's two ports.
@@ -56,7 +58,7 @@ import time
 from typing import Any
 
 from ..errors import ConfigError, LifecycleError
-from . import openai_api, openai_realtime, speech, web, websocket
+from . import monitor, openai_api, openai_realtime, speech, web, websocket
 from .auth import has_token, make_middleware
 from .config import ServerConfig
 from .connection_base import import_aiohttp
@@ -172,6 +174,7 @@ class Server:
             openai_api.add_routes(app, self)
             openai_realtime.add_routes(app, self)
             web.add_routes(app, self)
+            monitor.add_routes(app, self)
             self.speech.add_routes(app)
             self.rtstt = RtsttHub.add_routes(app, self)
             self._runner, self._port = await self.perimeter.serve(app, self.config.host,
@@ -261,7 +264,6 @@ class Server:
     def metrics(self) -> list[Metric]:
         """The metric families ``GET /metrics`` renders."""
         host, stats = self.engine, self.stats
-        rtf = host.compute_seconds / host.audio_seconds if host.audio_seconds else 0.0
         engines = host.engines
         return [
             Metric("harken_sessions", "gauge", "Sessions open now (streams and files).",
@@ -318,7 +320,7 @@ class Server:
                    {"": host.moved}),
             Metric("harken_engine_rtf", "gauge",
                    "Real-time factor: engine seconds per second of audio (lower is faster).",
-                   {"": round(rtf, 4)}),
+                   {"": round(host.rtf, 4)}),
             Metric("harken_finals_sent_total", "counter", "Final messages sent to clients.",
                    {"": stats.finals_sent}),
             Metric("harken_partials_sent_total", "counter",

@@ -34,6 +34,7 @@ import time
 from typing import Any, ClassVar
 
 from ..errors import BackendNotInstalled, HarkenError
+from .activity import Activity
 from .context import ServerContext
 from .engine_host import ServerBusy
 from .registry import ConnectionRegistry
@@ -149,6 +150,8 @@ class WsConnection:
 
     label: ClassVar[str] = "client"
     """How logs name this protocol's clients."""
+    protocol: ClassVar[str] = "websocket"
+    """The protocol's short name in the operator view (:mod:`.monitor`)."""
     shutdown_code: ClassVar[str] = "shutting_down"
     """The error code sent when the server shuts down."""
     shutdown_close: ClassVar[int] = CLOSE_SERVICE_RESTART
@@ -174,6 +177,8 @@ class WsConnection:
         self._close_code = CLOSE_GOING_AWAY
         self._sender: asyncio.Task[None] | None = None
         self._close_task: asyncio.Task[None] | None = None
+        self.activity = Activity(self.protocol, time.monotonic())
+        """Audio arrival, finals and E2F, for the operator view."""
 
     # -------------------------------------------------------------- outgoing
 

@@ -325,6 +325,11 @@ class EngineHost:
         return len(self._sent)
 
     @property
+    def rtf(self) -> float:
+        """Real-time factor so far: engine seconds per second of audio (0 before any)."""
+        return self.compute_seconds / self.audio_seconds if self.audio_seconds else 0.0
+
+    @property
     def restarts(self) -> int:
         """Engine process restarts after crashes or hangs (fresh processes included)."""
         return sum(slot.restarts for slot in self._slots)

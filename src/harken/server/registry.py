@@ -10,6 +10,7 @@ Thread: loop-only (the server's asyncio event loop).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Protocol
 
 __all__ = ["ConnectionRegistry", "Shuttable"]
@@ -37,6 +38,10 @@ class ConnectionRegistry:
 
     def __len__(self) -> int:
         return len(self._open)
+
+    def __iter__(self) -> Iterator[Shuttable]:
+        """The open connections (a copy: safe while connections come and go)."""
+        return iter(list(self._open))
 
     def full(self, address: str) -> bool:
         """Whether ``address`` has as many connections open as one address may

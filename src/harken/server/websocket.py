@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from typing import Any
 
 from ..core.deltas import TextLedger
@@ -64,6 +65,7 @@ class Connection(WsConnection):
         name: the session's name, for logs and the "ready" message.
     """
 
+    protocol = "harken"
     shutdown_code = p.ErrorCode.SHUTDOWN
     timeout_code = p.ErrorCode.TIMEOUT
     internal_code = p.ErrorCode.INTERNAL
@@ -111,6 +113,7 @@ class Connection(WsConnection):
                 self._server.config.realtime.stable_prefix))
             if isinstance(message, p.Final):
                 self._server.stats.finals_sent += 1
+                self.activity.final(message.text, message.end, time.monotonic())
                 message = dataclasses.replace(message, append=ledger.final(message.text))
                 if not (isinstance(event, FinalTranscript) and event.split):
                     del self._ledgers[message.utterance]
@@ -209,6 +212,7 @@ class Connection(WsConnection):
             await self.fail(p.ErrorCode.SERVER_BUSY, str(exc), CLOSE_TRY_LATER)
             return
         self._pace.restart()
+        self.activity.new_stream()
         self.send(p.Ready(self.name, message.sample_rate))
 
     async def on_binary(self, data: bytes) -> None:
@@ -226,6 +230,7 @@ class Connection(WsConnection):
             return
         try:
             self._session.feed_bytes(data)
+            self.activity.audio(self._session.stream_seconds, time.monotonic())
             too_fast = self._pace.check(self._session.stream_seconds)
             if too_fast is not None:
                 await self.fail(p.ErrorCode.TOO_FAST, too_fast, CLOSE_POLICY)

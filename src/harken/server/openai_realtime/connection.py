@@ -97,6 +97,7 @@ class RealtimeConnection(WsConnection):
     """
 
     label = "realtime client"
+    protocol = "openai-realtime"
     task_prefix = "harken-rt"
     # OpenAI's clients end their event iteration quietly on 1000/1001 and raise on any
     # other code; the "shutting_down" error before the close says what happened.

@@ -95,6 +95,7 @@ class DataSocket(WsConnection):
     """One data WebSocket: its stream session and its state (RealtimeSTT's recorder)."""
 
     label = "RealtimeSTT client"
+    protocol = "rtstt"
     shutdown_code = "shutdown"
 
     def __init__(self, server: ServerContext, settings: ClientSettings, ws: Any, request: Any,
