@@ -83,10 +83,24 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _child_pids() -> set[int]:
+    """Our live descendants, except a Playwright driver and the browser under it: the page
+    tests share one browser per module, whose helper processes come and go as Chromium
+    pleases (the module's fixture closes it)."""
     import psutil
 
-    return {p.pid for p in psutil.Process().children(recursive=True)
-            if p.status() != psutil.STATUS_ZOMBIE}
+    pids = set()
+    browser: set[int] = set()
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if p.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if "playwright" in " ".join(p.cmdline()):
+                browser.update(c.pid for c in p.children(recursive=True))
+                browser.add(p.pid)
+            pids.add(p.pid)
+        except psutil.Error:  # it ended meanwhile
+            continue
+    return pids - browser
 
 
 @pytest.fixture(autouse=True)
