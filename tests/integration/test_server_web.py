@@ -148,7 +148,7 @@ def test_page_shows_text_times_latency_and_level_and_downloads_the_transcript(
     # Browser rate (48 kHz) -> server resampling -> 16 kHz: the length survives, plus the
     # VAD's pre-roll and hangover per utterance.
     heard_s = sum(float(f.split()[1]) for f in texts)
-    assert speech_s - 0.5 < heard_s < speech_s + 0.8 * len(texts), (texts, speech_s, levels)
+    assert speech_s - 0.5 < heard_s < speech_s + 0.8 * len(texts), (texts, speech_s)
     assert seen and all(s.startswith("speech") or u.startswith("speech") for s, u in seen), seen
     assert colors[0] != colors[1]  # unstable words are dimmed
     # Stream times: the speech starts after the lead silence; E2F is measured per final.
@@ -162,10 +162,12 @@ def test_page_shows_text_times_latency_and_level_and_downloads_the_transcript(
     assert levels[:speaking[0]].count(0) >= 5 and levels[speaking[-1] + 1:].count(0) >= 5
     if capture == "worklet":
         cues = parse_srt(srt)
-        assert [c[3] for c in cues] == texts and [c[0] for c in cues] == [1, *range(2, len(cues) + 1)]
+        assert [c[3] for c in cues] == texts
+        assert [c[0] for c in cues] == list(range(1, len(cues) + 1))
         assert all(c[1] < c[2] for c in cues) and abs(cues[0][1] - start) < 0.06
         data = json.loads(js)["transcript"]
-        assert [d["text"] for d in data] == texts and data[0]["e2f_s"] == pytest.approx(lat[0], abs=0.01)
+        assert [d["text"] for d in data] == texts
+        assert data[0]["e2f_s"] == pytest.approx(lat[0], abs=0.01)
         assert txt == "\n".join(texts) + "\n"
 
 

@@ -136,7 +136,7 @@ def test_server_view_shows_four_live_clients_with_text_and_latency(server, brows
     assert greetings == ["ready"] * 4
     assert sessions.startswith("4 of ") and queue.isdigit() and rtf >= 0, (sessions, queue, rtf)
     assert {r[1] for r in rows} == {"harken"}
-    for name, _, duration, last_final, e2f in rows:
+    for _name, _protocol, duration, last_final, e2f in rows:
         assert last_final.startswith("speech "), rows  # the scripted engine's live text
         assert 0.0 < float(e2f.split()[0]) < 5.0, rows
         assert duration.endswith(" s"), rows
