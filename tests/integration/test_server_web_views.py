@@ -144,13 +144,33 @@ def test_server_view_shows_four_live_clients_with_text_and_latency(server, brows
     assert not violations, violations
 
 
-def test_server_view_with_a_wrong_token_says_so(server, browser):
+def test_server_view_and_speak_with_a_wrong_token_say_so(server, browser):
     with new_page(browser, f"{server.url}/?token=nope") as (page, errors):
+        page.click("#speak-start")
+        said = wait_text(page, "#speak-status", "token", 15)
         page.click("#watch")
         shown = wait_text(page, "#monitor-status", "token", 15)
         assert page.inner_text("#watch") == "Show the server"
         page.fill("#token", TOKEN)
         page.click("#watch")
         wait_text(page, "#monitor-status", "Live:", 15)
-    assert "refused the access token" in shown
+    assert "refused the access token" in shown and "refused the access token" in said
     assert all("401" in e or "WebSocket" in e for e in errors), errors
+
+
+def test_monitor_feed_refuses_strangers_and_oversize_messages(server):
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+    from websockets.sync.client import connect
+
+    url = server.url.replace("http://", "ws://") + "/v1/monitor"
+    for bad in ("", "?token=wrong", f"?token={TOKEN}x"):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url + bad, open_timeout=5)
+        assert refused.value.response.status_code == 401
+    with connect(f"{url}?token={TOKEN}", open_timeout=5) as ws:
+        first = json.loads(ws.recv(5))
+        assert first["type"] == "snapshot" and first["connections"] == []  # a viewer is no session
+        ws.send("x" * 100_000)  # the feed takes no input: an oversize message ends it
+        with pytest.raises(ConnectionClosed):
+            for _ in range(10):
+                ws.recv(5)
