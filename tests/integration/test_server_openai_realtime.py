@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from server_helpers import run as run_server
 from harken.audio.convert import float32_to_pcm16
 from harken.config import EngineConfig, RealtimeConfig, VadConfig
 from harken.server.app import Server
+from harken.server.monitor import snapshot
 from harken.server.openai_realtime import (
     EventError,
     RealtimeSettings,
@@ -194,6 +196,11 @@ def test_server_vad_event_sequence_with_the_openai_client(early: bool):
             sender = asyncio.create_task(send_audio(conn, bursts(2, RATE)))
             events = await events_until(conn, count("conversation.item.done")(2))
             await sender
+            # The operator view lists the session with its last final and measured E2F.
+            rows = snapshot(server, time.monotonic())["connections"]
+        assert [(r["protocol"], r["last_final"], r["finals"]) for r in rows] == \
+            [("openai-realtime", TEXT, 2)]
+        assert 0 < rows[0]["e2f_s"] < 5, rows
         kinds = [e.type for e in events]
         items = list(dict.fromkeys(item_of(e) for e in events))
         assert len(items) == 2, kinds

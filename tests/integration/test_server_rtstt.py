@@ -34,6 +34,7 @@ from harken.audio.convert import float32_to_pcm16
 from harken.audio.resample import StreamResampler
 from harken.errors import AudioFormatError, ConfigError, ProtocolError
 from harken.server.app import BackgroundServer, Server, ServerConfig
+from harken.server.monitor import snapshot
 from harken.server.rtstt import check_ports, parse_frame, tidy_text
 from harken.testing import word_errors
 
@@ -201,7 +202,12 @@ def test_data_messages_for_one_utterance_at_44100_hz() -> None:
             sender = asyncio.ensure_future(send_audio(d, audio, rate, pace=0.5))
             msgs = await read_until(d, "vad_detect_start", count=2)
             await sender
+            # The operator view lists the socket with its last final and measured E2F.
+            rows = snapshot(server, time.monotonic())["connections"]
         kinds = [m["type"] for m in msgs]
+        assert [(r["protocol"], r["last_final"]) for r in rows] == \
+            [("rtstt", next(m["text"] for m in msgs if m["type"] == "fullSentence"))]
+        assert 0 < rows[0]["e2f_s"] < 5, rows
         realtime = [m for m in msgs if m["type"] == "realtime"]
         assert realtime and all(set(m) == {"type", "text"} for m in realtime)
         assert all(m["text"].startswith("Speech ") for m in realtime), realtime

@@ -21,6 +21,7 @@ import base64
 import binascii
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -266,6 +267,7 @@ class RealtimeConnection(WsConnection):
                            sample_rate=settings.sample_rate, encoding=settings.encoding,
                            language=settings.language, hints=settings.decode_hints(),
                            vad_config=settings.vad_config(self._server.config.vad))
+        self.activity.new_stream()
         self._begun_with = settings
 
     async def _append(self, event: dict[str, Any]) -> None:
@@ -297,6 +299,7 @@ class RealtimeConnection(WsConnection):
             if self._begun_with is None:
                 self._begin()
             self._stream.feed_bytes(data)
+            self.activity.audio(self._stream.stream_seconds, time.monotonic())
         except AudioFormatError as exc:
             raise EventError(f"the audio is not {settings.encoding} at "
                              f"{settings.sample_rate} Hz: {exc}", "invalid_value",
@@ -388,6 +391,7 @@ class RealtimeConnection(WsConnection):
                 # Nothing after an utterance of this item whose final is still out.
                 self._delta(item, item.ledger.partial(event.stable, item.waiting <= {key}))
         elif isinstance(event, FinalTranscript):
+            self.activity.final(event.text, event.end, time.monotonic())
             item = self._owner.get(key)
             if item is None:
                 return

@@ -158,6 +158,7 @@ class DataSocket(WsConnection):
                            base64.b64encode(float32_to_pcm16(self.last_audio)).decode("ascii")})
         elif isinstance(event, FinalTranscript):
             stats.finals_sent += 1
+            self.activity.final(tidy_text(event.text), event.end, time.monotonic())
             self.send({"type": "fullSentence", "text": tidy_text(event.text)})
             self._listening()
         elif isinstance(event, ErrorEvent):
@@ -191,6 +192,7 @@ class DataSocket(WsConnection):
         self._session = session
         session.begin(self._server.vads.create(), self._server.config.realtime,
                       sample_rate=SAMPLE_RATE, language=settings.language)
+        self.activity.new_stream()
         self._key = settings.stream_key()
         self._resampler = StreamResampler(rate)
         self._recent = _Recent(self._recent.limit)
@@ -246,6 +248,7 @@ class DataSocket(WsConnection):
             audio = resampler.process(samples)
             self._recent.add(audio)
             session.feed(audio)
+            self.activity.audio(session.stream_seconds, time.monotonic())
             too_fast = self._pace.check(self._audio_seconds)
             if too_fast is not None:
                 await self.fail("too_fast", too_fast, CLOSE_POLICY)
