@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 from server_helpers import config, write_wav
-from web_helpers import finals, launch, new_page, record, screenshots, wait_text
+from web_helpers import axe_serious, finals, launch, new_page, record, screenshots, wait_text
 
 from harken.server.app import BackgroundServer, ServerConfig
 from harken.testing import word_errors
@@ -139,6 +139,7 @@ def test_page_shows_text_times_latency_and_level_and_downloads_the_transcript(
         e2f = page.locator("#finals p.final .e2f").all_inner_texts()
         if capture == "worklet":
             screenshots(page, "listen-finals")
+            violations = axe_serious(page)
             srt, js, txt = (download(page, f"#download-{k}") for k in ("srt", "json", "txt"))
     assert not errors, errors
     assert shown_error == "" and status == "Stopped."
@@ -161,6 +162,7 @@ def test_page_shows_text_times_latency_and_level_and_downloads_the_transcript(
     speaking = [i for i, x in enumerate(levels) if x > 0.3]
     assert levels[:speaking[0]].count(0) >= 5 and levels[speaking[-1] + 1:].count(0) >= 5
     if capture == "worklet":
+        assert not violations, violations
         cues = parse_srt(srt)
         assert [c[3] for c in cues] == texts
         assert [c[0] for c in cues] == list(range(1, len(cues) + 1))

@@ -10,25 +10,21 @@ page in its busiest states, light and dark.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from server_helpers import bursts, config, silence, write_wav
-from web_helpers import launch, new_page, screenshots, wait_text
+from web_helpers import axe_serious, launch, new_page, screenshots, wait_text
 
 from harken.audio.convert import float32_to_pcm16
 from harken.server.app import BackgroundServer
 
 TOKEN = "v1ews-t0ken"
-AXE = Path(os.environ.get("HARKEN_AXE") or Path(__file__).resolve().parents[2]
-           / ".cache" / "npm" / "node_modules" / "axe-core" / "axe.min.js")
 
 
 @pytest.fixture(scope="module")
@@ -48,20 +44,6 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     wav = write_wav(tmp_path_factory.mktemp("views") / "quiet.wav", silence(1.0))
     with launch(wav) as b:
         yield b
-
-
-def axe_serious(page: Any) -> list[str]:
-    """axe-core's serious and critical violations on the page, as readable lines."""
-    if not AXE.exists():
-        reason = f"axe-core is not installed at {AXE} (scripts/test installs it with npm)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    page.evaluate(AXE.read_text("utf-8"))  # through DevTools: not a script the page serves
-    found = page.evaluate("""async () => (await axe.run(document)).violations
-        .filter(v => v.impact === 'serious' || v.impact === 'critical')
-        .map(v => `${v.id}: ${v.help} (${v.nodes.map(n => n.target.join(' ')).join(', ')})`)""")
-    return list(found)
 
 
 def test_speak_plays_the_servers_streamed_speech_and_stop_silences_it(server, browser):

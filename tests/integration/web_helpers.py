@@ -22,6 +22,9 @@ import pytest
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 """Where the tests write screenshots of each state of the page."""
+AXE = Path(os.environ.get("HARKEN_AXE") or Path(__file__).resolve().parents[2]
+           / ".cache" / "npm" / "node_modules" / "axe-core" / "axe.min.js")
+"""axe-core, installed by scripts/test with npm (injected by the tests only, never served)."""
 SIZES = {"desktop": (1280, 900), "phone": (390, 844)}
 """Viewport sizes (CSS pixels) of the screenshots."""
 
@@ -123,3 +126,17 @@ def record(page: Any, file_s: float, timeout_s: float) -> None:
 def finals(page: Any) -> list[str]:
     """The final texts the page shows."""
     return list(page.locator("#finals p.final .text").all_inner_texts())
+
+
+def axe_serious(page: Any) -> list[str]:
+    """axe-core's serious and critical violations on the page, as readable lines."""
+    if not AXE.exists():
+        reason = f"axe-core is not installed at {AXE} (scripts/test installs it with npm)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    page.evaluate(AXE.read_text("utf-8"))  # through DevTools: not a script the page serves
+    found = page.evaluate("""async () => (await axe.run(document)).violations
+        .filter(v => v.impact === 'serious' || v.impact === 'critical')
+        .map(v => `${v.id}: ${v.help} (${v.nodes.map(n => n.target.join(' ')).join(', ')})`)""")
+    return list(found)
