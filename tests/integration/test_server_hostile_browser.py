@@ -13,16 +13,17 @@ from typing import Any
 import pytest
 from hostile_helpers import metric
 from server_helpers import config
-from test_server_web import _chromium
+from web_helpers import chromium_path
 
 from harken.server.app import BackgroundServer
 
 ATTACK = """async (base) => {
-  const ws = await new Promise((done) => {
-    const sock = new WebSocket(base.replace('http', 'ws') + '/v1/stream');
+  const open = (path) => new Promise((done) => {
+    const sock = new WebSocket(base.replace('http', 'ws') + path);
     sock.onopen = () => done('open');
     sock.onerror = () => done('refused');
   });
+  const ws = [await open('/v1/stream'), await open('/v1/monitor')].join(' ');
   const form = new FormData();
   form.append('file', new Blob([new Uint8Array(64)]), 'a.wav');
   try {  // refused either way: an opaque 403, or a connection closed mid-upload
@@ -43,7 +44,7 @@ def server() -> Iterator[BackgroundServer]:
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    chromium = _chromium()
+    chromium = chromium_path()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=[
             "--no-sandbox", "--host-resolver-rules=MAP rebind.test 127.0.0.1"])
@@ -59,7 +60,7 @@ def test_a_foreign_page_can_neither_stream_nor_upload(server, browser):
         status=200, content_type="text/html", body="<html><body>hi</body></html>"))
     page.goto("http://evil.test/")
     refused_before = metric(server.url, "harken_http_requests_total")
-    assert page.evaluate(ATTACK, server.url) == "refused"
+    assert page.evaluate(ATTACK, server.url) == "refused refused"  # stream and operator feed
     # The upload never reached the transcription handler.
     assert metric(server.url, "harken_http_requests_total") == refused_before
 
