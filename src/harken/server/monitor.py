@@ -115,7 +115,8 @@ def add_routes(app: Any, server: ServerContext, interval_s: float = 0.5) -> None
             await ws.close(code=CLOSE_GOING_AWAY)
             return ws
         viewer = MonitorViewer(server, ws, interval_s)
-        server.connections.add(viewer)
+        # Counted per address like every socket, so viewers share the per-address cap.
+        server.connections.add(viewer, str(request.remote or "?"))
         try:
             await viewer.run()
         finally:
