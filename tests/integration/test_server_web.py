@@ -141,6 +141,10 @@ def test_page_shows_text_times_latency_and_level_and_downloads_the_transcript(
             screenshots(page, "listen-finals")
             violations = axe_serious(page)
             srt, js, txt = (download(page, f"#download-{k}") for k in ("srt", "json", "txt"))
+            page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+            page.click("#copy")
+            copied = wait_text(page, "#status", "copied", 5)
+            clipboard = page.evaluate("() => navigator.clipboard.readText()")
     assert not errors, errors
     assert shown_error == "" and status == "Stopped."
     # The scripted engine describes the audio it got: "speech <seconds> s rms <level>" (the
@@ -171,6 +175,7 @@ def test_page_shows_text_times_latency_and_level_and_downloads_the_transcript(
         assert [d["text"] for d in data] == texts
         assert data[0]["e2f_s"] == pytest.approx(lat[0], abs=0.01)
         assert txt == "\n".join(texts) + "\n"
+        assert clipboard == txt, (copied, clipboard)
 
 
 def test_wrong_token_shows_its_message_and_the_right_one_recovers(server, browser):
