@@ -130,6 +130,7 @@ def test_page_shows_text_times_latency_and_level_and_downloads_the_transcript(
         page.evaluate(WATCH)
         record(page, speech_s + LEAD_S + TAIL_S, 20)
         levels = page.evaluate("window.levels")
+        mics = page.eval_on_selector_all("#mic option", "os => os.map(o => o.textContent)")
         seen = page.evaluate("window.seenLive")
         colors = page.evaluate("""() => ['.stable', '.unstable'].map(s =>
             getComputedStyle(document.querySelector('#live ' + s)).color)""")
@@ -156,6 +157,8 @@ def test_page_shows_text_times_latency_and_level_and_downloads_the_transcript(
     assert speech_s - 0.5 < heard_s < speech_s + 0.8 * len(texts), (texts, speech_s)
     assert seen and all(s.startswith("speech") or u.startswith("speech") for s, u in seen), seen
     assert colors[0] != colors[1]  # unstable words are dimmed
+    # Once allowed, the picker names the browser's microphones (Chromium's fake one here).
+    assert mics[0] == "Default microphone" and len(mics) >= 2 and all(mics), mics
     # Stream times: the speech starts after the lead silence; E2F is measured per final.
     start, end = (float(x) for x in times[0].split()[0].split("–"))
     assert 0 <= start < LEAD_S + 1 and start < end, times
@@ -185,6 +188,7 @@ def test_wrong_token_shows_its_message_and_the_right_one_recovers(server, browse
         screenshots(page, "wrong-token")
         assert page.inner_text("#toggle") == "Start" and page.inner_text("#status") == "Stopped."
         page.fill("#token", TOKEN)
+        page.select_option("#mic", index=1)  # a microphone by name, not the default
         page.click("#toggle")
         wait_text(page, "#status", "Listening", 15)
         assert page.inner_text("#error") == ""
