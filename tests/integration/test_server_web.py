@@ -251,13 +251,14 @@ def test_server_killed_mid_stream_and_restarted_the_page_reconnects(browser, spe
     try:
         with new_page(browser, f"http://127.0.0.1:{port}/") as (page, errors):
             page.click("#toggle")
-            wait_text(page, "#status", "Listening", 20)
-            _kill(proc)
+            wait_text(page, "#status", "Hearing speech", 20)
+            _kill(proc)  # mid-utterance: the server dies with the sentence half heard
             away = wait_text(page, "#error", "went away", 10)
             screenshots(page, "server-away")
             proc = _serve(port)
             wait_text(page, "#status", "Reconnected", 30)
-            # The microphone stayed on: what it heard meanwhile is transcribed now.
+            # The microphone stayed on: the audio since the last final and what it heard
+            # meanwhile go to the new server, so the whole sentence is transcribed.
             page.wait_for_selector("#finals p.final", timeout=30_000)
             page.click("#toggle")
             page.wait_for_function("() => document.getElementById('toggle').textContent "
@@ -267,6 +268,8 @@ def test_server_killed_mid_stream_and_restarted_the_page_reconnects(browser, spe
         _kill(proc)
     assert "Reconnecting" in away, away
     assert texts and all(t.startswith("speech ") for t in texts), texts
+    heard_s = sum(float(t.split()[1]) for t in texts)
+    assert speech_s - 0.5 < heard_s < speech_s + 0.8 * len(texts), (texts, speech_s)
     # What the browser logs about the refused reconnection attempts, nothing else.
     assert all("WebSocket" in e or "ERR_CONNECTION_REFUSED" in e for e in errors), errors
 

@@ -2,11 +2,12 @@
 // 16-bit PCM at the browser's sample rate in CHUNK_S pieces, shows the input level, partial
 // and final text with stream times and the measured end-of-speech -> final latency (E2F:
 // from the moment the utterance's last audio was captured to the final's arrival), and
-// reconnects by itself when the server goes away (audio captured meanwhile is kept, up to
-// MAX_PENDING chunks).
+// reconnects by itself when the server goes away: the audio sent since the last final and
+// the audio captured meanwhile (up to MAX_PENDING chunks) go to the new connection, so an
+// utterance the server lost is transcribed again.
 (() => {
   const CHUNK_S = 0.1;           // audio per WebSocket message, in seconds
-  const MAX_PENDING = 100;       // chunks kept while the socket (re)opens (10 s)
+  const MAX_PENDING = 100;       // chunks kept for a reconnection (10 s; the server's burst)
   const MAX_BUFFERED = 4 << 20;  // bytes queued in the socket before chunks are dropped
   const STOP_TIMEOUT_MS = 30000; // wait this long for "stopped" after Stop
   const RETRY_MS = [500, 1000, 2000, 4000];  // reconnect delays, the last one repeats
@@ -158,6 +159,8 @@
     }
     r.ws.send(chunk.buffer);
     r.sentSamples += chunk.samples;
+    r.replay.push({ chunk, endS: r.sentSamples / r.ctx.sampleRate });  // until its final
+    if (r.replay.length > MAX_PENDING) r.replay.shift();
     // When the audio up to this stream time was captured: the E2F clock starts there.
     r.marks.push([r.sentSamples / r.ctx.sampleRate, chunk.at]);
     if (r.marks.length > 3000) r.marks.splice(0, 1000);
@@ -229,6 +232,7 @@
         break;
       case "final": {
         setLive("", "");
+        while (r.replay.length && r.replay[0].endS <= msg.end + 1e-3) r.replay.shift();
         if (!msg.text) break;
         const mark = r.marks.find((m) => m[0] >= msg.end - 1e-3);
         addFinal({ start: r.offsetS + msg.start, end: r.offsetS + msg.end, text: msg.text,
@@ -253,6 +257,8 @@
     r.serverError = null;
     r.marks = [];
     r.sentSamples = 0;
+    r.pending = r.replay.map((x) => x.chunk).concat(r.pending).slice(-MAX_PENDING);
+    r.replay = [];
     // Stream time restarts at 0 on every connection: finals are shifted by what was
     // captured before this connection's first chunk (the oldest one still pending).
     const pendingS = r.pending.reduce((n, c) => n + c.samples, 0) / r.ctx.sampleRate;
@@ -279,7 +285,8 @@
     if (run !== r || r.ws !== ws) return;
     if (r.finished || r.stopping) { finish(r, "Stopped."); return; }
     const code = r.serverError && r.serverError.code;
-    if (code && !["shutting_down", "internal", "engine", "server_busy"].includes(code)) {
+    if (code && !["shutting_down", "internal", "engine_error", "server_busy", "timeout",
+                  "too_slow"].includes(code)) {
       finish(r, "Stopped.");  // the server refused what this page sent: retrying won't help
       return;
     }
@@ -317,7 +324,7 @@
                 "the microphone. Open this page as https://… or on the server's machine.");
       return;
     }
-    const r = { pending: [], marks: [], ready: false, opened: false, stopping: false,
+    const r = { pending: [], replay: [], marks: [], ready: false, opened: false, stopping: false,
                 finished: false, dropped: 0, retry: 0, reconnects: 0, capturedS: 0,
                 sentSamples: 0, offsetS: 0, serverError: null };
     run = r;
