@@ -106,3 +106,22 @@ def test_scripted_engine_has_the_faster_whisper_engine_signature() -> None:
     assert real["transcribe"] == protocol
     # Both take the config first; the real engine also accepts an injected model.
     assert _params(ScriptedEngine.__init__)[:2] == _params(FasterWhisperEngine.__init__)[:2]
+
+
+class _Languages:
+    """A loaded model as far as ``info()`` looks: ``WhisperModel.supported_languages``."""
+
+    supported_languages = ["en", "zh", "de"]
+
+
+@pytest.mark.parametrize(("settings", "listed"), [
+    ({}, ["en", "zh", "de"]),
+    ({"languages": ("zh", "en")}, ["en", "zh"]),
+    ({"language": "de"}, ["de"]),
+])
+def test_info_lists_the_languages_the_settings_allow(settings, listed) -> None:
+    """The browser page's language picker shows these (from the engine's ready message)."""
+    from harken.config import EngineConfig
+
+    info = FasterWhisperEngine(EngineConfig(**settings), model=_Languages()).info()
+    assert info["languages"] == listed

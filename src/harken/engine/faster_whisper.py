@@ -112,7 +112,11 @@ class FasterWhisperEngine:
                                 "device": cfg.device, "compute_type": cfg.compute_type}
         languages = getattr(self._model, "supported_languages", None)
         if isinstance(languages, (list, tuple)):
-            info["languages"] = [str(code) for code in languages]  # ["en"] for *.en models
+            # ["en"] for *.en models; narrowed to config.languages (or the one fixed
+            # language) where the settings restrict them.
+            codes = [str(code) for code in languages]
+            wanted = (cfg.language,) if cfg.language else cfg.languages
+            info["languages"] = [c for c in codes if c in wanted] if wanted else codes
         return info
 
     def transcribe(self, audio: NDArray[np.float32], *, kind: RequestKind = "final",
