@@ -109,6 +109,7 @@ def test_server_view_shows_four_live_clients_with_text_and_latency(server, brows
             queue = page.inner_text("#m-queue")
             sessions = page.inner_text("#m-sessions")
             rtf = float(page.inner_text("#m-rtf"))
+            engines = page.inner_text("#m-engines")
             screenshots(page, "server-view")
             violations = axe_serious(page)
     finally:
@@ -117,7 +118,7 @@ def test_server_view_shows_four_live_clients_with_text_and_latency(server, brows
             t.join(10)
     assert greetings == ["ready"] * 4
     assert sessions.startswith("4 of ") and queue.isdigit() and rtf >= 0, (sessions, queue, rtf)
-    assert {r[1] for r in rows} == {"harken"}
+    assert {r[1] for r in rows} == {"harken"} and engines == "1 ok", engines
     for _name, _protocol, duration, last_final, e2f in rows:
         assert last_final.startswith("speech "), rows  # the scripted engine's live text
         assert 0.0 < float(e2f.split()[0]) < 5.0, rows

@@ -64,6 +64,7 @@ def test_snapshot_uses_the_numbers_metrics_renders_and_lists_sessions_not_viewer
     assert snap["in_engine"] == metrics["harken_engine_inflight"] == 0
     assert snap["sessions"] == metrics["harken_sessions"]
     assert snap["max_sessions"] == metrics["harken_max_sessions"]
+    assert snap["engines"] == server.engine.engines  # what /health and /metrics report
     assert [(r["name"], r["protocol"], r["last_final"], r["e2f_s"], r["duration_s"])
             for r in snap["connections"]] == [("s1-a", "harken", "good morning", 0.4, 9.0),
                                               ("s2-b", "rtstt", "", None, 10.0)]

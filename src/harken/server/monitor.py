@@ -2,7 +2,8 @@
 
 Every ``interval_s`` seconds each viewer gets one JSON message (``"type": "snapshot"``)
 built by :func:`snapshot`: the engine's queue depth, requests in the engine, real-time
-factor and restarts (the numbers ``/metrics`` renders, read from the same
+factor, restarts and each engine process's state (the numbers ``/metrics`` renders, read
+from the same
 :class:`~harken.server.engine_host.EngineHost` attributes), and one row per open
 connection of any protocol with its duration, audio, last final and its end-of-speech ->
 final latency (:class:`~harken.server.activity.Activity`). One socket per viewer, whatever
@@ -57,7 +58,8 @@ def snapshot(server: ServerContext, now: float) -> dict[str, Any]:
     return {"type": "snapshot", "sessions": host.sessions, "max_sessions": host.max_sessions,
             "queue_depth": host.queued, "in_engine": host.in_engine,
             "rtf": round(host.rtf, 4), "engine_restarts": host.restarts,
-            "finals_sent": server.stats.finals_sent, "connections": rows}
+            "finals_sent": server.stats.finals_sent, "engines": host.engines,
+            "connections": rows}
 
 
 class MonitorViewer:

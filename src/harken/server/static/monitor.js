@@ -28,6 +28,10 @@
     $("m-inflight").textContent = String(snap.in_engine);
     $("m-rtf").textContent = snap.rtf.toFixed(3);
     $("m-restarts").textContent = String(snap.engine_restarts);
+    const states = {};
+    for (const e of snap.engines || []) states[e.state] = (states[e.state] || 0) + 1;
+    $("m-engines").textContent = Object.entries(states).map(([k, n]) => `${n} ${k}`).join(", ")
+      || "—";
     const rows = snap.connections.map((c) => {
       const tr = document.createElement("tr");
       tr.dataset.name = c.name;
