@@ -351,7 +351,8 @@ class RecorderConfig:
 
 def _settings_table() -> dict[str, tuple[str, str]]:
     """Flat setting name -> (RecorderConfig field holding the nested config, or "" for
-    RecorderConfig itself; the field it sets)."""
+    RecorderConfig itself; the field it sets).
+    """
     nested = ("engine", "vad", "realtime", "wake")
     table = {f.name: ("", f.name) for f in dataclasses.fields(RecorderConfig)
              if f.name not in nested}

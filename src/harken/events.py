@@ -155,7 +155,8 @@ class FinalTranscript(Event):
 @dataclass(frozen=True)
 class WakeWordWaiting(Event):
     """The recorder began waiting for a wake word (RealtimeSTT's wake word detection start):
-    speech is ignored until one is heard."""
+    speech is ignored until one is heard.
+    """
 
     time: float
     """Seconds from the start of the stream."""

@@ -72,7 +72,8 @@ class ReplayBuffer:
 
     def confirm(self, until_s: float) -> None:
         """A final covers the stream up to ``until_s`` seconds: drop the audio before it
-        (a chunk partly covered keeps its uncovered frames)."""
+        (a chunk partly covered keeps its uncovered frames).
+        """
         until = int(until_s * self._rate) // self._frame * self._frame
         while self._chunks and self._start < until:
             first = self._chunks[0]

@@ -206,5 +206,6 @@ async def serve(config: Any) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the server until SIGINT/SIGTERM; return the exit status (:data:`ENGINE_FAILED`
-    when the engine failed for good)."""
+    when the engine failed for good).
+    """
     return asyncio.run(serve(_config(args)))

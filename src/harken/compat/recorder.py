@@ -361,7 +361,8 @@ class AudioToTextRecorder:
 
     def wakeup(self) -> None:
         """Act as if the wake word was heard: a recording starts now, ending at the next
-        pause."""
+        pause.
+        """
         self.recorder.start_utterance()
 
     def abort(self) -> None:
@@ -561,7 +562,8 @@ class AudioToTextRecorder:
     def feed_audio(self, chunk: bytes | NDArray[Any] | str | PathLike[str],
                    original_sample_rate: int = 16000) -> None:
         """Push audio: int16 bytes, a numpy array at ``original_sample_rate`` Hz, or a
-        file path (fed as :meth:`feed_audio_file` does)."""
+        file path (fed as :meth:`feed_audio_file` does).
+        """
         if isinstance(chunk, (str, PathLike)):
             self.feed_audio_file(chunk)
             return
@@ -599,7 +601,8 @@ class AudioToTextRecorder:
 
     def flush_audio_input(self) -> bool:
         """RealtimeSTT queues a partial chunk here; harken forwards every chunk at once, so
-        nothing is held back: always False."""
+        nothing is held back: always False.
+        """
         return False
 
     def flush_buffered_audio(self, min_abs_level: int = 50) -> bool:
@@ -608,7 +611,8 @@ class AudioToTextRecorder:
 
     def drain_audio_input(self, timeout: float | None = None) -> bool:
         """Wait until the fed audio is processed, its finals are done and its callbacks
-        have run; True if so within ``timeout`` seconds (None: no limit)."""
+        have run; True if so within ``timeout`` seconds (None: no limit).
+        """
         rec = self.recorder
         deadline = None if timeout is None else time.monotonic() + timeout
         if not rec.wait_idle(timeout):

@@ -98,9 +98,10 @@ class Recordings:
 
     def final(self, uid: int, next_final: Callable[[], FinalTranscript | None],
               aborted: Callable[[], bool]) -> FinalTranscript | None:
-        """Collect recording ``uid``'s final(s) (a split recording has several), joined.
+        """Collect the finals of one recording (a split recording has several), joined.
 
         Args:
+            uid: the recording's number, as counted by the recorder.
             next_final: the recorder's next final, or None after a short wait.
             aborted: checked while waiting; True returns None.
         """

@@ -160,7 +160,8 @@ class SpeechPipeline:
     def force_start(self) -> list[Output]:
         """Start an utterance now, whatever the VAD says; it lasts until :meth:`force_end`.
 
-        A manual recording is a command even while waiting for a wake word."""
+        A manual recording is a command even while waiting for a wake word.
+        """
         out: list[Output] = []
         self._translate(self._frames.force_start(), out)
         return out

@@ -128,7 +128,8 @@ class SegmentConfirmed:
 @dataclass(frozen=True)
 class SegmentKept:
     """Speech resumed after a pause: the speculative segment is a finished piece of the
-    utterance (its audio is not part of the rest)."""
+    utterance (its audio is not part of the rest).
+    """
 
     utterance_id: int
 
@@ -205,7 +206,8 @@ class Segmenter:
     @property
     def fading(self) -> bool:
         """True when the latest frame is as quiet as the background (see the module
-        docstring), whatever the VAD said: the speaker may be stopping."""
+        docstring), whatever the VAD said: the speaker may be stopping.
+        """
         return self._last_level < self._background_limit()
 
     @property
@@ -293,7 +295,8 @@ class Segmenter:
 
     def _faded_frames(self) -> int:
         """How many of the speech frames just before this silence are as quiet as the
-        background (see the module docstring); at least one speech frame is left."""
+        background (see the module docstring); at least one speech frame is left.
+        """
         if self._fade_frames == 0 or len(self._quiet_levels) < _MIN_FLOOR_FRAMES:
             return 0  # too little background heard to know its level
         n = len(self._speech) - 1  # the frame just pushed is the silent one
@@ -315,7 +318,8 @@ class Segmenter:
     def _background_limit(self) -> float:
         """Frames quieter than this (dBFS) sound like the background: the noise floor (20th
         percentile of recent non-speech frames once _MIN_FLOOR_FRAMES of them were heard, and
-        at least _FLOOR_DB) + _FADE_DB."""
+        at least _FLOOR_DB) + _FADE_DB.
+        """
         floor = _FLOOR_DB
         if len(self._quiet_levels) >= _MIN_FLOOR_FRAMES:
             floor = max(float(np.percentile(np.asarray(self._quiet_levels), 20)), floor)
@@ -324,7 +328,8 @@ class Segmenter:
     def _keep_late_sound(self, cut: int) -> int:
         """Where the final's audio ends: at ``cut``, or later when a sound louder than the
         background follows within _LATE_SOUND_MS (a soft ending after a short gap, such as
-        the "s" of "times", which the VAD may call silence), then _MIN_VAD_TAIL_MS more."""
+        the "s" of "times", which the VAD may call silence), then _MIN_VAD_TAIL_MS more.
+        """
         limit = self._cut_limit
         last = None
         for i in range(cut, min(len(self._frames_audio), cut + self._late_frames)):

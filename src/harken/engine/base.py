@@ -81,7 +81,8 @@ class DecodeHints:
 
     def merged(self, other: DecodeHints) -> DecodeHints:
         """These hints with every hint ``other`` sets (not None) taking its place; the
-        ``extra`` dicts are merged, ``other``'s keys winning."""
+        ``extra`` dicts are merged, ``other``'s keys winning.
+        """
         changes: dict[str, Any] = {f.name: getattr(other, f.name)
                                    for f in dataclasses.fields(other)
                                    if f.name != "extra" and getattr(other, f.name) is not None}

@@ -218,14 +218,16 @@ class Server:
     async def wait_failed(self) -> BaseException:
         """Return (the engine's last error) once the engine failed for good: its restarts
         with back-off all failed. The server then only refuses work: close it (``harken
-        serve`` does, and exits non-zero so a supervisor restarts it)."""
+        serve`` does, and exits non-zero so a supervisor restarts it).
+        """
         return await self.engine.wait_gave_up()
 
     # -------------------------------------------------------------- health and metrics
 
     def health(self, details: bool = True) -> dict[str, Any]:
         """What ``GET /health`` answers: only the status without ``details`` (what a client
-        without the token sees); no paths or process ids either way."""
+        without the token sees); no paths or process ids either way.
+        """
         host = self.engine
         ok = host.fatal is None and not self._closed
         status = "ok" if ok else "draining" if host.fatal is None else "failed"

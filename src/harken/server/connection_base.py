@@ -310,7 +310,8 @@ class WsConnection:
     async def shutdown(self, timeout: float) -> None:
         """Server shutdown: finish what is being transcribed (bounded), then close with
         ``shutdown_close`` (1012 unless the protocol says otherwise), which tells the client
-        to reconnect elsewhere."""
+        to reconnect elsewhere.
+        """
         if self._closing:
             return
         await self.drain_for_shutdown(timeout)

@@ -544,7 +544,8 @@ class EngineHost:
     def _elsewhere(self, slot: EngineSlot, exc: BaseException) -> bool:
         """Whether a request ``slot`` failed with ``exc`` should go to another engine: the
         process failed (not the request) and another runs. ``slot`` then rests a while, so
-        the next pump does not hand the request back to the failing process."""
+        the next pump does not hand the request back to the failing process.
+        """
         if not isinstance(exc, WorkerError) or isinstance(exc, EngineError) or \
                 not self._others_live(slot):
             return False
@@ -639,7 +640,8 @@ class EngineHost:
 
     async def _recover(self, slot: EngineSlot) -> None:
         """Start fresh engine processes for ``slot`` with back-off until one runs, or give
-        up on it (and on the host when it was the last engine)."""
+        up on it (and on the host when it was the last engine).
+        """
         while not self._closed:
             if slot.failures >= self._max_restarts:
                 logger.error("engine %d failed %d times in a row; giving up: %s", slot.index,

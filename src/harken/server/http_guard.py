@@ -188,7 +188,8 @@ class _QuietLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 
     def _route(self, msg: object, args: tuple[object, ...], exc_info: Any) -> None:
         """A client's malformed request: one quiet line; anything else (a server bug) is
-        logged in full."""
+        logged in full.
+        """
         from aiohttp.http_exceptions import HttpProcessingError
 
         if isinstance(exc_info, HttpProcessingError):
@@ -213,8 +214,9 @@ class _QuietLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 
 def _handler_class(gate: ConnectionGate) -> Any:
-    """aiohttp's RequestHandler, counted by ``gate`` from creation to connection loss, with
-    a short, non-echoing answer to malformed requests."""
+    """Aiohttp's RequestHandler, counted by ``gate`` from creation to connection loss, with
+    a short, non-echoing answer to malformed requests.
+    """
     from aiohttp import web, web_protocol
 
     class Handler(web_protocol.RequestHandler):
@@ -337,7 +339,8 @@ class Perimeter:
 
     def application(self, *middlewares: Any, **kwargs: Any) -> Any:
         """An ``aiohttp.web.Application`` behind the perimeter; ``middlewares`` run after
-        its checks (e.g. the token's)."""
+        its checks (e.g. the token's).
+        """
         from aiohttp import web
 
         cfg = self._config
@@ -367,7 +370,8 @@ class Perimeter:
 
     async def serve(self, app: Any, host: str, port: int) -> tuple[Any, int]:
         """Set ``app`` up behind the gate on ``host:port``; return its runner (to clean up)
-        and the bound port."""
+        and the bound port.
+        """
         self.gate.max_connections = open_file_room(self._config.max_connections)
         # On shutdown, HTTP transcriptions in flight get the drain timeout to finish.
         runner = self.gate.runner(app, self._config.drain_timeout_s)

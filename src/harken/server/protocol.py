@@ -164,7 +164,8 @@ class SpeechEndedMessage:
 class Partial:
     """Interim text: ``stable`` words are the live guess least likely to change (the final
     pass may still rewrite them), ``unstable`` ones change often; ``append`` is the
-    append-only text (see :class:`Final`)."""
+    append-only text (see :class:`Final`).
+    """
 
     utterance: int
     stable: str

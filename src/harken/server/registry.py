@@ -45,7 +45,8 @@ class ConnectionRegistry:
 
     def full(self, address: str) -> bool:
         """Whether ``address`` has as many connections open as one address may
-        (``per_address``; None: no limit)."""
+        (``per_address``; None: no limit).
+        """
         return self._per_address is not None and \
             self._by_address.get(address, 0) >= self._per_address
 

@@ -40,6 +40,7 @@ class RequestError(Exception):
         self.code = code
 
     def body(self) -> dict[str, Any]:
+        """The OpenAI-shaped JSON error body for this refusal."""
         kind = "server_error" if self.status >= 500 else "invalid_request_error"
         return {"error": {"message": self.message, "type": kind, "param": self.param,
                           "code": self.code}}

@@ -39,11 +39,11 @@ _DROP_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "So", "Sk"})
 
 
 def clean_text(text: str) -> str:
-    """Replace characters a voice cannot say by a space; keep line breaks.
+    r"""Replace characters a voice cannot say by a space; keep line breaks.
 
     Control characters (except tab and line breaks), format characters (zero-width joiners,
     bidi marks), private-use, surrogate and unassigned code points and other symbols (emoji,
-    dingbats) each become one space. ``\\r\\n`` and ``\\r`` become ``\\n``.
+    dingbats) each become one space. ``\r\n`` and ``\r`` become ``\n``.
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     out = []

@@ -316,7 +316,8 @@ class SpeechEngineHost:
 
     def _send(self, type: str, header: dict[str, Any]) -> None:
         """Write one message to the current program (lock held); a dead pipe is ignored:
-        the reader notices the exit and restarts the program."""
+        the reader notices the exit and restarts the program.
+        """
         child = self._child
         if child is None or child.proc.stdin is None:
             return

@@ -347,7 +347,8 @@ class Speaker:
     def _deliver(self, unit: Unit, audio: NDArray[np.float32], epoch: int,
                  last: bool) -> None:
         """Pace, then write one chunk; count it in engine-rate samples as the listener
-        gets it (so what the resampler still holds is not counted as delivered)."""
+        gets it (so what the resampler still holds is not counted as delivered).
+        """
         duration = audio.size / self._out_rate
         with self._cond:
             if self._realtime:

@@ -117,7 +117,8 @@ class SpeechQueue:
 
     def next_action(self, chunk: int) -> Action | None:
         """The next thing to deliver, without waiting: a piece of at most ``chunk``
-        samples, or a unit's end; None when there is nothing (or errors are waiting)."""
+        samples, or a unit's end; None when there is nothing (or errors are waiting).
+        """
         with self.cond:
             while not self.errors:
                 self._submit_ahead()

@@ -38,7 +38,8 @@ def edit_distance(a: list[str], b: list[str]) -> int:
 
 def normalise_units(text: str, language: str | None) -> list[str]:
     """The units scored for ``text``: characters (no spaces or punctuation) for a language
-    that :func:`uses_characters`, else lower-case words without punctuation."""
+    that :func:`uses_characters`, else lower-case words without punctuation.
+    """
     text = unicodedata.normalize("NFKC", text).lower()
     if is_chinese(language):
         import cn2an  # lazily: it is slow to import

@@ -56,7 +56,8 @@ def _closes_cjk(unit: str) -> bool:
 
 def join_units(units: list[str]) -> str:
     """Join units (or longer pieces of text) into text: no space next to a CJK character,
-    one space elsewhere; empty and blank pieces are skipped, the others stripped."""
+    one space elsewhere; empty and blank pieces are skipped, the others stripped.
+    """
     parts: list[str] = []
     previous = ""
     for unit in (u.strip() for u in units):

@@ -111,7 +111,8 @@ class OpenWakeWordDetector:
 
     def process(self, frame: NDArray[np.float32]) -> str | None:
         """Take 512 float32 samples at 16 kHz; return a keyword whose score crossed its
-        threshold in the 80 ms steps this frame completed, or None."""
+        threshold in the 80 ms steps this frame completed, or None.
+        """
         if self._features is None:
             raise RuntimeError("OpenWakeWordDetector.process() called before load()")
         pcm = (np.clip(frame, -1.0, 1.0) * 32767.0).astype(np.int16)

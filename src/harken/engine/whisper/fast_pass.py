@@ -172,7 +172,8 @@ class FastPass:
     def _align(self, tokenizer: Any, tokens: list[int], encoded: Any,
                frames: int) -> list[WordTiming]:
         """Word timings of ``tokens`` from the decoder's cross-attention (as faster-whisper's
-        word_timestamps does), punctuation attached to its word; times in seconds."""
+        word_timestamps does), punctuation attached to its word; times in seconds.
+        """
         from faster_whisper.transcribe import merge_punctuations
 
         alignment = self._model.find_alignment(tokenizer, [tokens], encoded, frames)[0]

@@ -68,7 +68,8 @@ def has_words(text: str) -> bool:
 
 def is_phantom(text: str) -> bool:
     """True when ``text`` is a subtitle credit or nothing but a video sign-off (compared in
-    lower case without spaces and punctuation); see the module docstring."""
+    lower case without spaces and punctuation); see the module docstring.
+    """
     key = _WORD_KEY.sub("", text.lower())
     return key in _PHANTOM_TEXTS or any(credit in key for credit in _PHANTOM_CREDITS)
 
@@ -172,7 +173,8 @@ def trim_repeats(text: str, max_repeats: int) -> str:
 def doubtful(text: str, avg_logprob: float, out_of_tokens: bool,
              options: WhisperOptions) -> bool:
     """A decode Whisper would retry at a higher temperature: not confident enough, too
-    repetitive, or cut off by the token budget."""
+    repetitive, or cut off by the token budget.
+    """
     floor = options.log_prob_threshold
     ratio = options.compression_ratio_threshold
     return (out_of_tokens or (floor is not None and avg_logprob < floor)
@@ -184,7 +186,8 @@ def looks_like_no_speech(no_speech_prob: float, avg_logprob: float,
     """Whisper's silence rule (probably no speech, and the text is not confidently decoded),
     or a no-speech probability so high that the text does not matter, or probably no speech
     and ``text`` has no letter: multilingual Whisper writes numbers on white noise
-    ("1,5,5,5,5" with no_speech_prob 0.75 and avg_logprob -0.97 from base)."""
+    ("1,5,5,5,5" with no_speech_prob 0.75 and avg_logprob -0.97 from base).
+    """
     hard = options.no_speech_hard_threshold
     if hard is not None and no_speech_prob > hard:
         return True

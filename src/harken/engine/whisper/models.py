@@ -56,8 +56,9 @@ def _looks_like_path(model: str) -> bool:
 
 
 def cache_dir() -> Path:
-    """harken's cache directory: ``$HARKEN_CACHE_DIR``, else ``$XDG_CACHE_HOME/harken``, else
-    ``~/.cache/harken``. Not created here."""
+    """Harken's cache directory: ``$HARKEN_CACHE_DIR``, else ``$XDG_CACHE_HOME/harken``, else
+    ``~/.cache/harken``. Not created here.
+    """
     explicit = os.environ.get("HARKEN_CACHE_DIR")
     if explicit:
         return Path(explicit).expanduser()

@@ -183,12 +183,13 @@ class WhisperOptions:
 
     def transcribe_kwargs(self) -> dict[str, Any]:
         """The keyword arguments these options give ``WhisperModel.transcribe``: the three
-        thresholds, then :attr:`transcribe` (which may override them)."""
+        thresholds, then :attr:`transcribe` (which may override them).
+        """
         return {**{name: getattr(self, name) for name in _THRESHOLDS}, **self.transcribe}
 
 
 def _own_names() -> frozenset[str]:
-    """harken's own option names: the fields but ``transcribe``."""
+    """Harken's own option names: the fields but ``transcribe``."""
     return frozenset(f.name for f in dataclasses.fields(WhisperOptions)) - {"transcribe"}
 
 

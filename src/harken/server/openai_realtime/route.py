@@ -32,7 +32,7 @@ class _Hub:
         self._server = server
 
     async def handler(self, request: Any) -> Any:
-        """aiohttp handler of ``GET /v1/realtime``."""
+        """Aiohttp handler of ``GET /v1/realtime``."""
         web = import_aiohttp()
         server = self._server
         cfg = server.config

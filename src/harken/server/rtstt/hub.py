@@ -49,7 +49,8 @@ logger = logging.getLogger(__name__)
 
 class _Client:
     """The control and data sockets of one client: one address and one session id (or
-    none)."""
+    none).
+    """
 
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
@@ -158,7 +159,7 @@ class RtsttHub:
     # ------------------------------------------------------------ data socket
 
     async def data_handler(self, request: Any) -> Any:
-        """aiohttp handler of the data socket."""
+        """Aiohttp handler of the data socket."""
         web = import_aiohttp()
         cfg = self.server.config
         ws = web.WebSocketResponse(max_msg_size=cfg.max_audio_frame_bytes * 2 + 1024,
@@ -179,7 +180,7 @@ class RtsttHub:
     # ------------------------------------------------------------ control socket
 
     async def control_handler(self, request: Any) -> Any:
-        """aiohttp handler of the control socket."""
+        """Aiohttp handler of the control socket."""
         web = import_aiohttp()
         limit = self.server.config.max_control_bytes
         ws = web.WebSocketResponse(max_msg_size=limit * 4, timeout=2.0, heartbeat=None)

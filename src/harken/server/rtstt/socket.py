@@ -279,7 +279,8 @@ class DataSocket(WsConnection):
 
     def end_session(self, timeout: float) -> None:
         """RealtimeSTT's ``shutdown()`` for this client: transcribe the open utterance, send
-        its final (waiting at most ``timeout`` s), then close this data socket."""
+        its final (waiting at most ``timeout`` s), then close this data socket.
+        """
         if self._end_task is None:
             self._end_task = asyncio.create_task(self._end(timeout),
                                                  name=f"harken-end-{self.name}")
