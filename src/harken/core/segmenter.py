@@ -30,6 +30,10 @@ Rules, all in frames of :data:`~harken.vad.base.FRAME_SAMPLES` samples:
 - pause pieces (``piece_min_samples``): if speech resumes after a speculative segment of at
   least that many samples, the segment is kept (:class:`SegmentKept`) as a finished piece of
   the utterance, like a split, and the utterance goes on from the cut.
+
+It is one piece (over the ~400-line guide) because every rule above reads and moves the
+same per-frame state (silence run, fade, speculation, pieces); split, the rules would share
+mutable state across modules.
 """
 
 from __future__ import annotations

@@ -14,6 +14,10 @@ package: callbacks in ``callbacks``, the callback thread in ``dispatch``, buildi
 VAD and wake backend in ``wiring``, the pipeline thread's work in ``loop``, its queue in
 ``inbox`` and the finals queue in ``finals``. Keyword shortcuts are
 :meth:`RecorderConfig.with_settings <harken.config.RecorderConfig.with_settings>`.
+
+It is one piece (over the ~400-line guide) because it is the public face: every public
+method, its docstring and the state machine they share; the working parts are already
+modules of their own.
 """
 
 from __future__ import annotations

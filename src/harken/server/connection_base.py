@@ -23,6 +23,9 @@ each kind of frame means. :class:`AudioPace` is the audio rate limit
 
 Thread: everything runs on the server's asyncio event loop (each connection's aiohttp handler
 task plus its sender task); nothing here blocks.
+
+It is one piece (over the ~400-line guide) because the queue, the close sequence and the
+receive loop's time limits interlock: each decides when the others stop.
 """
 
 from __future__ import annotations

@@ -27,6 +27,9 @@ Pure: no I/O, no clock, no threads; :func:`parse_client` / :func:`parse_server` 
 into the dataclasses below (raising :class:`~harken.errors.ProtocolError` with a sentence
 saying what was wrong) and :func:`encode` turns any of them back into text. Safe on any
 thread.
+
+It is one piece (over the ~400-line guide) because it is the whole wire schema: a client
+author reads one module to learn every message, and the parse/encode pairs sit together.
 """
 
 from __future__ import annotations

@@ -20,6 +20,10 @@ so it can drop what it had not played yet. The request the program was working o
 died is given up after ``max_attempts`` tries (``on_failed`` with
 :class:`~harken.errors.WorkerCrashed`), and the host gives up after ``max_attempts`` crashes
 in a row with no request done in between.
+
+It is one piece (over the ~400-line guide) because the request queue, the child's restart
+and the re-send of the interrupted sentence share one lock and one child; split, each part
+would reach into the others' state.
 """
 
 from __future__ import annotations

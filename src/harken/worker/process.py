@@ -16,6 +16,9 @@ multiprocessing, so the user's main module is never re-imported), sends "init" a
 What is pending, in flight, cancelled and tried is kept by
 :class:`~harken.worker.request_book.RequestBook`; launching, stopping and describing one
 child is in :mod:`harken.worker.child_handle`.
+
+It is one piece (over the ~400-line guide) because the three threads share one child's
+lifecycle, its request book and its restart: split, each part would reach into the others.
 """
 
 from __future__ import annotations
