@@ -15,6 +15,7 @@ Every exception harken raises derives from :class:`HarkenError`::
     ├── ProtocolError                           malformed frame on the worker or server wire
     ├── ServerBusy                              too many sessions, or finals waiting for one
     │   └── EngineUnavailable                   the engine failed; being restarted (or given up)
+    ├── PhoneError                              the SIP program failed: port in use, it died
     └── LifecycleError (also RuntimeError)      start twice, feed after close, ...
 """
 
@@ -29,6 +30,7 @@ __all__ = [
     "EngineUnavailable",
     "HarkenError",
     "LifecycleError",
+    "PhoneError",
     "ProtocolError",
     "ServerBusy",
     "SileroModelNotFound",
@@ -121,6 +123,10 @@ class ServerBusy(HarkenError):
 
 class EngineUnavailable(ServerBusy):
     """The server's engine process failed; it is being restarted (or the server gave up)."""
+
+
+class PhoneError(HarkenError):
+    """The SIP side of a phone agent failed (could not listen, the SIP program died, ...)."""
 
 
 class LifecycleError(HarkenError, RuntimeError):

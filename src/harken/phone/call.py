@@ -1,0 +1,411 @@
+"""PhoneCall: one call, a recorder and a voice joined at the SIP program's media port.
+
+The caller's audio (8 kHz PCM, 20 ms at a time) goes into a
+:class:`~harken.server.session.StreamSession` on the agent's shared engine host, exactly as
+a server client's does. Each final is a turn: the user's ``on_turn`` answers it, the answer
+is cut into sentences, each sentence is synthesised by the agent's voice and its audio is
+queued in the SIP program, which plays it into the call at real time.
+
+Barge-in: when the caller starts speaking (the VAD's confirmed onset, ``start_ms`` of
+speech) while the agent's audio is playing, the reply is cancelled and the SIP program
+drops its queued audio ("clear"); its answer says how many samples had been played, and
+the sentences' sample spans give what the caller heard (:attr:`PhoneCall.interrupted`,
+``on_barge_in``). The agent's own voice never reaches the recognizer: the caller's and
+the agent's audio are separate streams on SIP; a caller's phone that echoes the agent
+(speakerphone) is guarded by ``barge_in_min_ms`` and by dropping finals that repeat what
+the agent was saying (:func:`_echoes`).
+
+Threads: everything here runs on the agent's event loop, except the public methods
+(:meth:`say`, :meth:`hangup`, :meth:`transfer`), which hop to it and may be called from
+any thread, hooks included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..config import RealtimeConfig, VadConfig
+from ..events import (ErrorEvent, Event, FinalTranscript, PartialTranscript, SpeechEnded,
+                      SpeechStarted)
+from ..server.engine_host import EngineHost
+from ..server.session import StreamSession
+from ..server.vads import VadFactory
+from .hooks import Workers, reply_pieces
+from .voice import PhoneVoice, SentenceCutter
+from .wire import SAMPLE_RATE, check_sip_uri
+
+__all__ = ["CallContext", "PhoneCall", "PhoneHooks"]
+
+logger = logging.getLogger("harken.phone")
+
+_DRAIN_S = 10.0
+"""Seconds a call's last final may take after the caller hangs up."""
+
+
+@dataclass(frozen=True)
+class PhoneHooks:
+    """The user's functions (each may be None). All are called on hook threads."""
+
+    on_turn: Callable[..., Any] | None = None
+    on_partial: Callable[..., Any] | None = None
+    on_call: Callable[..., Any] | None = None
+    on_call_start: Callable[..., Any] | None = None
+    on_call_end: Callable[..., Any] | None = None
+    on_dtmf: Callable[..., Any] | None = None
+    on_barge_in: Callable[..., Any] | None = None
+    on_error: Callable[..., Any] | None = None
+
+
+@dataclass(eq=False)
+class CallContext:
+    """What every call of one agent shares (loop-only state)."""
+
+    loop: asyncio.AbstractEventLoop
+    send: Callable[..., bool]
+    """SipProcess.send(type, header, payload)."""
+    host: EngineHost
+    vads: VadFactory
+    vad_config: VadConfig
+    realtime: RealtimeConfig
+    voice: PhoneVoice
+    hooks: PhoneHooks
+    events: Workers
+    turns: Workers
+    report: Callable[[BaseException, PhoneCall | None], None]
+    barge_in: bool = True
+    barge_in_min_ms: int = 0
+
+
+@dataclass
+class _Sentence:
+    text: str
+    start: int
+    """First sample of it in the call's outgoing audio (8 kHz samples since the call began)."""
+    end: int
+
+
+@dataclass
+class _Reply:
+    text: list[str] = field(default_factory=list)
+    sentences: list[_Sentence] = field(default_factory=list)
+
+
+class PhoneCall:
+    """One phone call. Made by the agent; users get it in their hooks.
+
+    Attributes:
+        id: the agent's number for this call.
+        remote_uri: the caller (``"Alice" <sip:alice@host>``).
+        local_uri: whom they called.
+        turns: the caller's finals so far, in order.
+        replies: the text of every reply the agent started, in order.
+        interrupted: what the caller heard of the last reply they interrupted, or None.
+        state: "ringing", "active" or "ended".
+        end_reason: the SIP status line that ended the call ("200 Normal call clearing").
+    """
+
+    def __init__(self, ctx: CallContext, call_id: int, remote_uri: str, local_uri: str) -> None:
+        self._ctx = ctx
+        self.id = call_id
+        self.remote_uri = remote_uri
+        self.local_uri = local_uri
+        self.turns: list[str] = []
+        self.replies: list[str] = []
+        self.interrupted: str | None = None
+        self.state = "ringing"
+        self.end_reason = ""
+        self.started_at = time.monotonic()
+        self._session: StreamSession | None = None
+        self._reply: _Reply | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=16)
+        self._worker: asyncio.Task[None] | None = None
+        self._sent = 0
+        """Samples of the agent's audio sent to the SIP program (its sample clock)."""
+        self._played = 0
+        """Samples of it played into the call, as last reported."""
+        self._clearing = False
+        self._in_utterance = False
+        self._ended = asyncio.Event()
+        self._media = False
+
+    def __repr__(self) -> str:
+        return f"<PhoneCall {self.id} {self.state} from {self.remote_uri}>"
+
+    # ------------------------------------------------------------------ public, any thread
+
+    @property
+    def speaking(self) -> bool:
+        """True while the agent is making or playing a reply."""
+        return self._task is not None and not self._task.done() or self._played < self._sent
+
+    def say(self, text: Any) -> None:
+        """Speak ``text`` (a str, or an iterable / async iterable of pieces) after any reply
+        already queued; any thread."""
+        self._hop(self._enqueue, text)
+
+    def hangup(self) -> None:
+        """End the call (BYE, or a decline while ringing); any thread."""
+        self._hop(lambda: self._ctx.send("hangup", {"call": self.id}))
+
+    def transfer(self, uri: str) -> None:
+        """Ask the caller to call ``uri`` instead (SIP REFER); any thread.
+
+        Raises:
+            ConfigError: ``uri`` is not a SIP URI.
+        """
+        target = check_sip_uri(uri, "transfer target")
+        self._hop(lambda: self._ctx.send("transfer", {"call": self.id, "uri": target}))
+
+    def _hop(self, fn: Callable[..., None], *args: Any) -> None:
+        loop = self._ctx.loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            fn(*args)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(fn, *args)
+
+    # ------------------------------------------------------------------ from the agent
+
+    def media_started(self) -> None:
+        """Audio flows: open the recognizer session and greet the user's hook."""
+        if self._media or self.state == "ended":
+            return
+        self._media = True
+        self.state = "active"
+        session = StreamSession(self._ctx.host, f"call {self.id}", self._on_event,
+                                vad_config=self._ctx.vad_config)
+        session.open()  # raises ServerBusy beyond max_calls: the agent declines then
+        session.begin(self._ctx.vads.create(), self._ctx.realtime, sample_rate=SAMPLE_RATE,
+                      encoding="pcm16")
+        self._session = session
+        self._worker = self._ctx.loop.create_task(self._speak_loop())
+        self._event_hook(self._ctx.hooks.on_call_start, self)
+
+    def audio(self, pcm: bytes, played: int) -> None:
+        """20 ms of the caller's audio, and how much of the agent's audio was played."""
+        if not self._clearing:
+            self._played = max(self._played, played)
+        session = self._session
+        if session is None or session.fatal is not None:
+            return
+        try:
+            session.feed_bytes(pcm)
+        except Exception as exc:  # ServerBusy: the engine cannot keep up with this call
+            self._ctx.report(exc, self)
+
+    def cleared(self, played: int) -> None:
+        """The SIP program dropped the queued audio after ``played`` samples."""
+        self._clearing = False
+        self._played = self._sent = max(played, self._played)
+        reply = self._reply
+        if reply is not None:
+            self.interrupted = _heard(reply.sentences, played)
+            self._reply = None
+            self._event_hook(self._ctx.hooks.on_barge_in, self, self.interrupted)
+
+    def dtmf(self, digit: str) -> None:
+        """The caller pressed a key."""
+        self._event_hook(self._ctx.hooks.on_dtmf, self, digit)
+
+    async def ended(self, code: int, reason: str) -> None:
+        """The call is over: finish the last utterance's final, then tell the hook."""
+        if self.state == "ended":
+            return
+        self.state = "ended"
+        self.end_reason = f"{code} {reason}".strip()
+        self._cancel_reply()
+        if self._worker is not None:
+            self._worker.cancel()
+        session, self._session = self._session, None
+        if session is not None:
+            session.flush()
+            await session.drain(_DRAIN_S)
+            session.close()
+        self._ended.set()
+        if self._media:
+            self._event_hook(self._ctx.hooks.on_call_end, self)
+
+    async def wait_ended(self) -> None:
+        """Return once :meth:`ended` has finished."""
+        await self._ended.wait()
+
+    # ------------------------------------------------------------------ recognizer events
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, SpeechStarted):
+            self._in_utterance = True
+            self._speech_started()
+        elif isinstance(event, SpeechEnded):
+            self._in_utterance = False
+        elif isinstance(event, PartialTranscript):
+            self._event_hook(self._ctx.hooks.on_partial, self, event.text)
+        elif isinstance(event, FinalTranscript):
+            self._final(event)
+        elif isinstance(event, ErrorEvent):
+            self._ctx.report(event.error, self)
+
+    def _speech_started(self) -> None:
+        if not self._ctx.barge_in or not self.speaking or self._clearing:
+            return
+        if self._ctx.barge_in_min_ms > 0:
+            # Confirm after more speech: checked again by the next event (partial/final).
+            self._ctx.loop.call_later(self._ctx.barge_in_min_ms / 1000.0, self._confirm_barge)
+            return
+        self._barge_in()
+
+    def _confirm_barge(self) -> None:
+        if self._in_utterance and self.speaking and not self._clearing:
+            self._barge_in()
+
+    def _barge_in(self) -> None:
+        logger.debug("call %d: the caller barged in", self.id)
+        self._cancel_reply()
+        self._clearing = True
+        self._ctx.send("clear", {"call": self.id})
+
+    def _final(self, event: FinalTranscript) -> None:
+        text = event.text.strip()
+        if not text or self.state == "ended" and self._ctx.hooks.on_turn is None:
+            if text:
+                self.turns.append(text)
+            return
+        if _echoes(text, self._recent_reply_text()):
+            logger.info("call %d: dropped a final that repeats the agent's reply: %r",
+                        self.id, text)
+            return
+        self.turns.append(text)
+        if self.state == "ended" or self._ctx.hooks.on_turn is None:
+            return
+        self._enqueue(_TurnRequest(text))
+
+    def _recent_reply_text(self) -> str:
+        reply = self._reply
+        return " ".join(reply.text) if reply is not None and self.speaking else ""
+
+    # ------------------------------------------------------------------ replies
+
+    def _enqueue(self, item: Any) -> None:
+        if self.state == "ended":
+            return
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self._ctx.report(RuntimeError(f"call {self.id}: more than 16 replies waiting; "
+                                          "one was dropped"), self)
+
+    async def _speak_loop(self) -> None:
+        while True:
+            item = await self._queue.get()
+            self._task = self._ctx.loop.create_task(self._respond(item))
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                if self.state == "ended":
+                    raise
+            except Exception as exc:
+                self._ctx.report(exc, self)
+
+    async def _respond(self, item: Any) -> None:
+        if isinstance(item, _TurnRequest):
+            hook = self._ctx.hooks.on_turn
+            assert hook is not None
+            source = await asyncio.wrap_future(self._ctx.turns.submit(hook, self, item.text))
+        else:
+            source = item
+        reply = _Reply()
+        self._reply = reply
+        cutter = SentenceCutter()
+        started = False
+        async for piece in reply_pieces(source, self._ctx.turns):
+            if not started:
+                started = True
+                self.replies.append("")
+            reply.text.append(piece)
+            self.replies[-1] += piece
+            for sentence in cutter.push(piece):
+                await self._speak(reply, sentence)
+        for sentence in cutter.flush():
+            await self._speak(reply, sentence)
+
+    async def _speak(self, reply: _Reply, text: str) -> None:
+        entry = _Sentence(text, self._sent, self._sent)
+        reply.sentences.append(entry)
+        async for chunk in self._ctx.voice.sentence(text):
+            pcm = np.ascontiguousarray(chunk, dtype="<i2").tobytes()
+            for i in range(0, len(pcm), 16000):  # at most 1 s per message
+                piece = pcm[i:i + 16000]
+                if not self._ctx.send("audio", {"call": self.id}, piece):
+                    return
+                self._sent += len(piece) // 2
+                entry.end = self._sent
+
+    def _cancel_reply(self) -> None:
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+    # ------------------------------------------------------------------ hooks
+
+    def _event_hook(self, hook: Callable[..., Any] | None, *args: Any) -> None:
+        if hook is None:
+            return
+        future = self._ctx.events.submit(hook, *args)
+        future.add_done_callback(self._hook_done)
+
+    def _hook_done(self, future: Any) -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            self._ctx.loop.call_soon_threadsafe(self._ctx.report, exc, self)
+
+
+@dataclass(frozen=True)
+class _TurnRequest:
+    text: str
+
+
+def _heard(sentences: list[_Sentence], played: int) -> str:
+    """The reply's text up to sample ``played``: whole sentences, then the share of the
+    words of the sentence playing then (words take about equal time)."""
+    out: list[str] = []
+    for s in sentences:
+        if played >= s.end:
+            out.append(s.text)
+        elif played > s.start:
+            words = s.text.split()
+            share = (played - s.start) / max(1, s.end - s.start)
+            out.append(" ".join(words[:int(len(words) * share)]))
+            break
+        else:
+            break
+    return " ".join(w for w in out if w)
+
+
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def _echoes(text: str, reply: str) -> bool:
+    """True when most words of a caller's final are the reply's words being played."""
+    if not reply:
+        return False
+    words = _WORD.findall(text.lower())
+    said = set(_WORD.findall(reply.lower()))
+    if len(words) < 3:
+        return False
+    return sum(w in said for w in words) / len(words) >= 0.8
+
