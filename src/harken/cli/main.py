@@ -69,12 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_engine_args(ls)
 
     sub.add_parser("devices", help="list audio input devices")
-    from . import client, say, serve, stt_server  # server commands import aiohttp when run
+    from . import client, phone, say, serve, stt_server  # aiohttp, pjsua2: only when run
 
     serve.add_parser(sub)
     client.add_parser(sub)
     say.add_parser(sub)
     stt_server.add_parser(sub)
+    phone.add_parser(sub)
     return parser
 
 
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             return _transcribe(args)
         if args.command == "listen":
             return _listen(args)
-        if args.command in ("serve", "client", "say", "stt-server"):
+        if args.command in ("serve", "client", "say", "stt-server", "phone"):
             return int(args.run(args))
         return _devices()
     except HarkenError as exc:

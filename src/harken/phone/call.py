@@ -33,8 +33,14 @@ from typing import Any
 import numpy as np
 
 from ..config import RealtimeConfig, VadConfig
-from ..events import (ErrorEvent, Event, FinalTranscript, PartialTranscript, SpeechEnded,
-                      SpeechStarted)
+from ..events import (
+    ErrorEvent,
+    Event,
+    FinalTranscript,
+    PartialTranscript,
+    SpeechEnded,
+    SpeechStarted,
+)
 from ..server.engine_host import EngineHost
 from ..server.session import StreamSession
 from ..server.vads import VadFactory
@@ -165,7 +171,7 @@ class PhoneCall:
         target = check_sip_uri(uri, "transfer target")
         self._hop(lambda: self._ctx.send("transfer", {"call": self.id, "uri": target}))
 
-    def _hop(self, fn: Callable[..., None], *args: Any) -> None:
+    def _hop(self, fn: Callable[..., object], *args: Any) -> None:
         loop = self._ctx.loop
         try:
             running = asyncio.get_running_loop()

@@ -341,7 +341,7 @@ class _Agent:
 def _make_account(pj: Any, agent: _Agent) -> Any:
     """Build the PJSUA2 subclasses here, where pjsua2 is imported (never at module level)."""
 
-    class Port(pj.AudioMediaPort):  # type: ignore[misc,name-defined]
+    class Port(pj.AudioMediaPort):  # type: ignore[misc]
         def __init__(self, harken_id: int) -> None:
             super().__init__()
             self.harken_id = harken_id
@@ -385,7 +385,7 @@ def _make_account(pj: Any, agent: _Agent) -> Any:
             agent.outbox.send("audio", {"call": self.harken_id, "played": played,
                                         "pending": pending}, bytes(frame.buf))
 
-    class Call(pj.Call):  # type: ignore[misc,name-defined]
+    class Call(pj.Call):  # type: ignore[misc]
         def __init__(self, account: Any, call_id: int) -> None:
             super().__init__(account, call_id)
             self.harken_id = agent.new_id()
@@ -425,7 +425,7 @@ def _make_account(pj: Any, agent: _Agent) -> Any:
         def onDtmfDigit(self, prm: Any) -> None:  # noqa: N802
             agent.outbox.send("dtmf", {"call": self.harken_id, "digit": str(prm.digit)})
 
-    class Account(pj.Account):  # type: ignore[misc,name-defined]
+    class Account(pj.Account):  # type: ignore[misc]
         def onIncomingCall(self, prm: Any) -> None:  # noqa: N802
             call = Call(self, prm.callId)
             info = call.getInfo()
