@@ -6,6 +6,9 @@ One agent serves every test here (one engine program for all calls, as in produc
 
 from __future__ import annotations
 
+import asyncio
+
+import numpy as np
 import pytest
 
 from harken.phone import PhoneAgent
@@ -36,6 +39,36 @@ def _new_calls(agent, before: set[int], count: int, timeout: float) -> list:
     return [record.ended[i] for i in sorted(set(record.ended) - before)]
 
 
+def spoken(voice, text: str) -> np.ndarray:
+    """The voice's own audio for ``text``, sentence by sentence as the agent makes it."""
+    from harken.phone.voice import SentenceCutter
+
+    async def run() -> np.ndarray:
+        cutter = SentenceCutter()
+        chunks = []
+        for sentence in cutter.push(text) + cutter.flush():
+            chunks += [c async for c in voice.sentence(sentence)]
+        return np.concatenate(chunks)
+
+    return asyncio.run(run())
+
+
+def _speech_s(audio: np.ndarray) -> float:
+    return sum(e - s for s, e in active_spans(audio, min_gap_ms=100))
+
+
+def _match(heard: np.ndarray, sent: np.ndarray) -> float:
+    """Peak normalised cross-correlation of ``sent`` within ``heard`` (1.0: identical; a
+    pause between two sentences, when the second was still being made, lowers it)."""
+    a = heard.astype(np.float64)
+    b = sent.astype(np.float64)
+    n = 1 << int(np.ceil(np.log2(len(a) + len(b))))
+    corr = np.fft.irfft(np.fft.rfft(a, n) * np.conj(np.fft.rfft(b, n)), n)
+    lag = int(np.argmax(corr))
+    window = np.roll(np.pad(a, (0, n - len(a))), -lag)[:len(b)]
+    return float(corr[lag] / (np.linalg.norm(window) * np.linalg.norm(b) + 1e-9))
+
+
 def _wer(reference: str, hypothesis: str) -> float:
     errors, n = word_errors(reference, hypothesis)
     return errors / max(1, n)
@@ -59,7 +92,9 @@ def test_call_is_transcribed_like_offline_and_answered(agent, offline, tmp_path)
     heard = caller.heard()
     assert len(active_spans(heard)) >= 3
     heard_text = offline(to_16k_float(heard))
-    assert _wer(" ".join(done.replies), heard_text) <= 0.35, heard_text
+    assert _wer(" ".join(done.replies), heard_text) <= 0.5, heard_text
+    assert _speech_s(heard) == pytest.approx(
+        _speech_s(spoken(agent.voice, " ".join(done.replies))), rel=0.1)
     assert not agent.record.errors
 
 
@@ -108,7 +143,13 @@ def test_four_calls_at_once(agent, offline, tmp_path):
     texts = [" ".join(c.turns) for c in done]
     for caller, truth in zip(callers, truths):
         assert min(_wer(truth, text) for text in texts) <= 0.3, (truth, texts)
-        # Each caller heard its own words echoed (calls are not mixed up).
-        heard_text = offline(to_16k_float(caller.heard()))
-        nearest = min(truths, key=lambda t: _wer(t, heard_text))
-        assert nearest == truth and _wer(truth, heard_text) <= 0.6, (truth, heard_text)
+    # Each caller heard its own reply, whole (calls are not mixed up): the heard audio is
+    # the voice's audio of that reply (espeak-ng at 8 kHz confuses tiny.en, so words alone
+    # would be a weak check here; the first test checks the words).
+    replies = [spoken(agent.voice, " ".join(c.replies)) for c in done]
+    for caller, truth in zip(callers, truths):
+        heard = caller.heard()
+        scores = [_match(heard, reply) for reply in replies]
+        own = next(i for i, c in enumerate(done) if _wer(truth, " ".join(c.turns)) <= 0.3)
+        others = max(s for i, s in enumerate(scores) if i != own)
+        assert scores[own] > 0.5 and scores[own] > 2 * others, scores
