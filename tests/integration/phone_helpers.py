@@ -76,9 +76,10 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 def wait_call_over(caller: BaresipCaller, timeout: float) -> None:
-    """Wait until baresip's call ended (it logs "terminated"), then stop baresip."""
+    """Wait until baresip's call ended ("terminated", "session closed"), then stop it."""
     try:
-        wait_for(lambda: "terminated" in caller.log or caller.wait(0) is not None, timeout,
+        wait_for(lambda: "terminated" in caller.log or "session closed" in caller.log or
+                 caller.wait(0) is not None, timeout,
                  "the call to end")
     finally:
         caller.close()

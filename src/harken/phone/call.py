@@ -232,6 +232,7 @@ class PhoneCall:
         self.state = "ended"
         self.end_reason = f"{code} {reason}".strip()
         self._cancel_reply()
+        self._sent = self._played  # what was queued will never play
         if self._worker is not None:
             self._worker.cancel()
         session, self._session = self._session, None

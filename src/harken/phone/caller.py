@@ -83,15 +83,18 @@ class BaresipCaller:
         max_seconds: baresip quits (sending BYE) after this many seconds.
         codecs: baresip codec modules to load (``("g711",)``; ``("g722",)`` offers no
             codec a G.711-only agent accepts).
+        user: the caller's SIP user name (``sip:<user>@127.0.0.1``).
     """
 
     def __init__(self, uri: str, audio: NDArray[np.int16], workdir: str | Path, *,
-                 max_seconds: float = 60.0, codecs: tuple[str, ...] = ("g711",)) -> None:
+                 max_seconds: float = 60.0, codecs: tuple[str, ...] = ("g711",),
+                 user: str = "caller") -> None:
         self.uri = uri
         self._audio = np.asarray(audio, dtype=np.int16)
         self.workdir = Path(workdir)
         self.max_seconds = max_seconds
         self._codecs = codecs
+        self._user = user
         self._proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
         """time.monotonic() when baresip was started."""
@@ -140,7 +143,7 @@ module_app menu.so
 snd_path {self.workdir / 'snd'}
 """)
         (self.workdir / "accounts").write_text(
-            "<sip:caller@127.0.0.1>;regint=0;answermode=manual\n")
+            f"<sip:{self._user}@127.0.0.1>;regint=0;answermode=manual\n")
         (self.workdir / "contacts").write_text("")
         log = open(self.workdir / "baresip.log", "wb")  # noqa: SIM115 - closed by the child's exit
         try:

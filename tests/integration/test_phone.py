@@ -1,0 +1,279 @@
+"""The phone agent's lifecycle and faults, with real SIP (baresip on 127.0.0.1) and a real
+SIP program, a scripted engine (it answers "speech 1.23 s rms 0.100") and the energy VAD,
+so these run fast without a model. test_phone_model.py has the real recognizer."""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tracemalloc
+
+import pytest
+from phone_helpers import Recorded, call, free_udp_port, need_phone, script, \
+    wait_call_over, wait_for
+
+from harken.config import EngineConfig, VadConfig
+from harken.errors import ConfigError, PhoneError
+from harken.phone import PhoneAgent
+
+SCRIPTED = EngineConfig(engine="scripted", model="none")
+ENERGY = VadConfig(backend="energy")
+
+
+def make_agent(record: Recorded | None = None, **kwargs) -> PhoneAgent:
+    need_phone()
+    hooks = record.hooks() if record is not None else {}
+    kwargs.setdefault("echo", True)
+    return PhoneAgent(listen=f"127.0.0.1:{free_udp_port()}", engine=kwargs.pop(
+        "engine", SCRIPTED), vad=ENERGY, rtp_port=30000 + free_udp_port() % 1000 * 16,
+        **hooks, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def shared():
+    """One agent for the tests that do not break it; rejects callers named "reject"."""
+    need_phone()
+    record = Recorded()
+    agent = make_agent(record, on_call=lambda c: "reject@" not in c.remote_uri)
+    agent.record = record  # type: ignore[attr-defined]
+    agent.start()
+    yield agent
+    agent.close()
+
+
+def _ended_after(agent, before: set[int], timeout: float = 15.0):
+    record = agent.record
+    wait_for(lambda: set(record.ended) - before, timeout, "the call's end")
+    return record.ended[max(set(record.ended) - before)]
+
+
+def test_caller_hangs_up_mid_utterance_and_the_words_still_count(shared, tmp_path):
+    audio, _ = script(0.5, "austen_0870")  # baresip hangs up when its WAV ends: mid-speech
+    before = set(shared.record.ended)
+    caller = call(shared.uri, audio[:int(8000 * 4.0)], tmp_path / "c")
+    wait_call_over(caller, 30)
+    done = _ended_after(shared, before)
+    assert done.state == "ended" and done.turns, "the cut utterance was not transcribed"
+    assert done.turns[-1].startswith("speech 3.")  # the scripted engine names its length
+
+
+def test_caller_hangs_up_mid_reply(shared, tmp_path):
+    audio, _ = script(0.5, "austen_0870", 1.2)  # the reply starts, then the caller is gone
+    before = set(shared.record.ended)
+    errors = len(shared.record.errors)
+    caller = call(shared.uri, audio, tmp_path / "c")
+    wait_call_over(caller, 30)
+    done = _ended_after(shared, before)
+    assert done.replies, "no reply was started"
+    assert len(shared.record.errors) == errors, shared.record.errors[errors:]
+    assert not done.speaking
+
+
+def test_on_call_can_reject(shared, tmp_path):
+    audio, _ = script(0.5, "goforward", 2.0)
+    caller = call(shared.uri, audio, tmp_path / "c", user="reject")
+    wait_call_over(caller, 20)
+    assert "486" in caller.log or "Busy" in caller.log, caller.log[-800:]
+
+
+def test_no_codec_in_common_is_refused(shared, tmp_path):
+    audio, _ = script(0.5, "goforward", 2.0)
+    before = set(shared.record.started)
+    caller = call(shared.uri, audio, tmp_path / "c", codecs=("g722",))
+    wait_call_over(caller, 20)
+    assert "488" in caller.log or "Not Acceptable" in caller.log, caller.log[-800:]
+    assert set(shared.record.started) == before
+    assert shared._sip is not None and shared.wait(0) is False  # still serving
+
+
+def test_port_in_use_is_one_clear_sentence():
+    need_phone()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        agent = PhoneAgent(echo=True, listen=f"127.0.0.1:{port}", engine=SCRIPTED, vad=ENERGY)
+        with pytest.raises(PhoneError, match=rf"UDP 127.0.0.1:{port} is already in use"):
+            agent.start()
+        agent.close()
+
+
+@pytest.mark.parametrize("kwargs", [{"register": "sip:bot@@pbx"}, {"register": "bot@pbx"},
+                                    {"registrar": "http://pbx"}, {"listen": "127.0.0.1"},
+                                    {"listen": "127.0.0.1:70000"}])
+def test_malformed_addresses_fail_at_construction(kwargs):
+    with pytest.raises(ConfigError, match="SIP URI|host:port"):
+        PhoneAgent(echo=True, **kwargs)
+
+
+def test_transfer_to_a_malformed_uri_raises(shared, tmp_path):
+    seen = []
+
+    def on_turn(call, text):
+        try:
+            call.transfer("not a uri")
+        except ConfigError as exc:
+            seen.append(str(exc))
+        return None
+
+    agent = make_agent(Recorded(), on_turn=on_turn, echo=False)
+    with agent:
+        caller = call(agent.uri, script(0.5, "goforward", 2.0)[0], tmp_path / "c")
+        wait_call_over(caller, 20)
+        wait_for(lambda: seen, 10, "the hook")
+    assert "transfer target 'not a uri' is not a SIP URI" in seen[0]
+
+
+def test_agent_closed_mid_call_hangs_up_within_two_seconds(tmp_path):
+    record = Recorded()
+    agent = make_agent(record)
+    agent.start()
+    caller = call(agent.uri, script(0.5, "austen_0870", 10.0)[0], tmp_path / "c")
+    try:
+        wait_for(lambda: record.started, 10, "the call")
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        agent.close()
+        assert time.monotonic() - t0 < 2.0
+        wait_call_over(caller, 5)
+        assert "terminated" in caller.log  # baresip got the BYE
+    finally:
+        caller.close()
+        agent.close()
+
+
+def test_sip_program_killed_mid_call_reaches_the_user(tmp_path):
+    record = Recorded()
+    agent = make_agent(record)
+    agent.start()
+    caller = call(agent.uri, script(0.5, "austen_0870", 10.0)[0], tmp_path / "c")
+    try:
+        wait_for(lambda: record.started, 10, "the call")
+        os.kill(agent._sip.pid, signal.SIGKILL)
+        with pytest.raises(PhoneError, match="SIP program ended unexpectedly.*SIGKILL"):
+            agent.wait(10)
+        assert any(isinstance(e, PhoneError) for e, _ in record.errors)
+        wait_for(lambda: record.ended, 10, "the call's end")
+    finally:
+        caller.close()
+        agent.close()
+
+
+def test_engine_killed_mid_call_loses_no_turn(tmp_path):
+    record = Recorded()
+    agent = make_agent(record, engine=EngineConfig(engine="scripted", model="none",
+                                                   options={"delay_s": 1.0}))
+    agent.start()
+    audio, _ = script(0.5, "goforward", 2.5, "austen_0880", 5.0)
+    caller = call(agent.uri, audio, tmp_path / "c")
+    try:
+        wait_for(lambda: record.started, 10, "the call")
+        engine = agent._engine_host._engine
+        # Kill it while it holds the first final (delay_s keeps it there for 1 s).
+        wait_for(lambda: agent._engine_host.in_engine, 10, "a request in the engine")
+        os.kill(engine.pid, signal.SIGKILL)
+        wait_call_over(caller, 30)
+        wait_for(lambda: record.ended, 15, "the call's end")
+        (done,) = record.ended.values()
+        assert len(done.turns) == 2, done.turns
+        assert engine.restarts >= 1
+    finally:
+        caller.close()
+        agent.close()
+
+
+def test_ten_minutes_of_silence_keep_memory_bounded():
+    """Pushed at the media layer, faster than real time: PhoneCall.audio() is what the SIP
+    program's 20 ms frames reach; 10 minutes of silent frames go through VAD and pipeline."""
+    need_phone()
+    import asyncio
+
+    from harken.phone.call import CallContext, PhoneCall, PhoneHooks
+    from harken.phone.hooks import Workers
+    from harken.config import RealtimeConfig
+    from harken.server.engine_host import EngineHost
+    from harken.server.vads import VadFactory
+
+    async def run() -> tuple[int, int]:
+        host = EngineHost(SCRIPTED)
+        await host.start()
+        vads = VadFactory(VadConfig())  # the default VAD (WebRTC + Silero), as on a call
+        await asyncio.to_thread(vads.load)
+        events, turns = Workers("harken-phone-hooks", 1), Workers("harken-phone-turn", 1)
+        sent: list[str] = []
+        ctx = CallContext(asyncio.get_running_loop(), lambda *a: sent.append(a[0]) or True,
+                          host, vads, VadConfig(), RealtimeConfig(partials=False), None,
+                          PhoneHooks(), events, turns, lambda e, c: sent.append(str(e)))
+        call = PhoneCall(ctx, 1, "sip:caller@x", "sip:agent@x")
+        call.media_started()
+        frame = bytes(320)
+        for _ in range(3000):  # a minute to warm up
+            call.audio(frame, 0)
+        gc.collect()
+        tracemalloc.start()
+        first, _ = tracemalloc.get_traced_memory()
+        for i in range(30_000):  # 10 minutes of 20 ms frames
+            call.audio(frame, 0)
+            if i % 1000 == 0:
+                await asyncio.sleep(0)
+        gc.collect()
+        last, _ = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        await call.ended(200, "bye")
+        await host.close()
+        events.close(1.0)
+        turns.close(1.0)
+        assert not [s for s in sent if s not in ("hangup",)], sent
+        assert not call.turns
+        return first, last
+
+    first, last = asyncio.run(run())
+    assert last - first < 2_000_000, f"memory grew by {(last - first) / 1e6:.1f} MB"
+
+
+def test_cli_answers_and_ctrl_c_exits_within_two_seconds(tmp_path):
+    need_phone()
+    port = free_udp_port()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harken", "phone", "--listen", f"127.0.0.1:{port}", "--echo",
+         "--engine", "scripted", "--model", "none", "--vad", "energy",
+         "--rtp-port", str(30000 + port % 1000 * 16)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines: list[str] = []
+    with proc:
+        _cli_call(proc, port, lines, tmp_path)
+
+
+def _cli_call(proc, port, lines, tmp_path) -> None:
+    try:
+        wait_for(lambda: proc.poll() is not None or "answering calls" in (
+            proc.stderr.readline() if proc.stderr else ""), 60, "the CLI to listen")
+        assert proc.poll() is None
+        caller = call(f"sip:agent@127.0.0.1:{port}", script(0.5, "goforward", 12.0)[0],
+                      tmp_path / "c")
+        try:
+            while len(lines) < 2:
+                line = proc.stdout.readline() if proc.stdout else ""
+                assert line, "the CLI stopped printing"
+                lines.append(line)
+            assert lines[0].startswith("call 1 from ")
+            assert lines[1].startswith("call 1 caller: speech ")
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(5) == 0
+            assert time.monotonic() - t0 < 2.0
+            wait_call_over(caller, 5)
+            assert "terminated" in caller.log
+        finally:
+            caller.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
