@@ -14,8 +14,15 @@ import time
 import tracemalloc
 
 import pytest
-from phone_helpers import Recorded, call, free_udp_port, need_phone, script, \
-    wait_call_over, wait_for
+from phone_helpers import (
+    Recorded,
+    call,
+    free_udp_port,
+    need_phone,
+    script,
+    wait_call_over,
+    wait_for,
+)
 
 from harken.config import EngineConfig, VadConfig
 from harken.errors import ConfigError, PhoneError
@@ -192,9 +199,9 @@ def test_ten_minutes_of_silence_keep_memory_bounded():
     need_phone()
     import asyncio
 
+    from harken.config import RealtimeConfig
     from harken.phone.call import CallContext, PhoneCall, PhoneHooks
     from harken.phone.hooks import Workers
-    from harken.config import RealtimeConfig
     from harken.server.engine_host import EngineHost
     from harken.server.vads import VadFactory
 

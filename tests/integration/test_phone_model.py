@@ -10,13 +10,19 @@ import asyncio
 
 import numpy as np
 import pytest
+from phone_helpers import (
+    Recorded,
+    call,
+    free_udp_port,
+    need_phone,
+    script,
+    wait_call_over,
+    wait_for,
+)
 
 from harken.phone import PhoneAgent
 from harken.phone.timeline import active_spans, to_16k_float
 from harken.testing import word_errors
-
-from phone_helpers import Recorded, call, free_udp_port, need_phone, script, wait_call_over, \
-    wait_for
 
 pytestmark = pytest.mark.model
 
@@ -141,13 +147,13 @@ def test_four_calls_at_once(agent, offline, tmp_path):
     for finished in done:
         assert finished.turns and finished.replies == finished.turns
     texts = [" ".join(c.turns) for c in done]
-    for caller, truth in zip(callers, truths):
+    for truth in truths:
         assert min(_wer(truth, text) for text in texts) <= 0.3, (truth, texts)
     # Each caller heard its own reply, whole (calls are not mixed up): the heard audio is
     # the voice's audio of that reply (espeak-ng at 8 kHz confuses tiny.en, so words alone
     # would be a weak check here; the first test checks the words).
     replies = [spoken(agent.voice, " ".join(c.replies)) for c in done]
-    for caller, truth in zip(callers, truths):
+    for caller, truth in zip(callers, truths, strict=True):
         heard = caller.heard()
         scores = [_match(heard, reply) for reply in replies]
         own = next(i for i, c in enumerate(done) if _wer(truth, " ".join(c.turns)) <= 0.3)
