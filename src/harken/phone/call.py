@@ -8,7 +8,10 @@ queued in the SIP program, which plays it into the call at real time.
 
 Barge-in: when the caller starts speaking (the VAD's confirmed onset, ``start_ms`` of
 speech) while the agent's audio is playing, the reply is cancelled and the SIP program
-drops its queued audio ("clear"); its answer says how many samples had been played, and
+drops its queued audio ("clear"). To stop sooner than the VAD can confirm, 60 ms of loud
+caller audio already pause the agent's audio ("pause": silence, the queue kept); if the
+VAD does not confirm speech within 400 ms, it plays on. The "cleared" answer says how
+many samples had been played, and
 the sentences' sample spans give what the caller heard (:attr:`PhoneCall.interrupted`,
 ``on_barge_in``). The agent's own voice never reaches the recognizer: the caller's and
 the agent's audio are separate streams on SIP; a caller's phone that echoes the agent
@@ -54,6 +57,12 @@ logger = logging.getLogger("harken.phone")
 
 _DRAIN_S = 10.0
 """Seconds a call's last final may take after the caller hangs up."""
+_GATE_POWER = (32768.0 * 10 ** (-40 / 20)) ** 2
+"""Mean square of a 20 ms int16 frame above which it is loud (-40 dBFS)."""
+_GATE_FRAMES = 3
+"""Loud frames (60 ms) that pause the agent's audio until the VAD decides."""
+_HOLD_FRAMES = 20
+"""Frames (400 ms) the audio stays paused waiting for the VAD's confirmed onset."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +149,10 @@ class PhoneCall:
         """Samples of it played into the call, as last reported."""
         self._clearing = False
         self._in_utterance = False
+        self._loud = 0
+        """Consecutive loud 20 ms frames of the caller while the agent plays."""
+        self._paused = False
+        self._hold = 0
         self._ended = asyncio.Event()
         self._media = False
 
@@ -203,6 +216,8 @@ class PhoneCall:
         """20 ms of the caller's audio, and how much of the agent's audio was played."""
         if not self._clearing:
             self._played = max(self._played, played)
+            if self._ctx.barge_in and self._played < self._sent:
+                self._gate(pcm)
         session = self._session
         if session is None or session.fatal is not None:
             return
@@ -276,10 +291,27 @@ class PhoneCall:
         if self._in_utterance and self.speaking and not self._clearing:
             self._barge_in()
 
+    def _gate(self, pcm: bytes) -> None:
+        """Pause the agent's audio on the first loud frames, before the VAD confirms speech
+        (which takes ``start_ms``); play on if it does not confirm within _HOLD_FRAMES."""
+        x = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+        loud = len(x) > 0 and float(np.mean(x * x)) > _GATE_POWER
+        self._loud = self._loud + 1 if loud else 0
+        if self._paused:
+            self._hold -= 1
+            if self._hold <= 0:
+                self._paused = False
+                self._ctx.send("pause", {"call": self.id, "paused": False})
+        elif self._loud >= max(_GATE_FRAMES, self._ctx.barge_in_min_ms // 20):
+            self._paused = True
+            self._hold = _HOLD_FRAMES + self._ctx.barge_in_min_ms // 20
+            self._ctx.send("pause", {"call": self.id, "paused": True})
+
     def _barge_in(self) -> None:
         logger.debug("call %d: the caller barged in", self.id)
         self._cancel_reply()
         self._clearing = True
+        self._paused = False
         self._ctx.send("clear", {"call": self.id})
 
     def _final(self, event: FinalTranscript) -> None:

@@ -276,6 +276,11 @@ class _Agent:
                 played = call.port.clear()
                 self._outbox.send("cleared", {"call": call.harken_id, "played": played})
             return
+        if message.type == "pause":
+            call = self._calls.get(int(h["call"]))
+            if call is not None and call.port is not None:
+                call.port.paused = bool(h["paused"])
+            return
         call = self._calls.get(int(h["call"]))
         if call is None:
             return  # it ended meanwhile; the parent has (or will have) its "ended"
@@ -349,6 +354,7 @@ def _make_account(pj: Any, agent: _Agent) -> Any:
             self._pending = bytearray()
             self._played = 0  # samples of the agent's audio sent into the call
             self._closed = False
+            self.paused = False  # play silence, keep the queue (a possible barge-in)
 
         def push(self, pcm: bytes) -> None:
             with self._lock:
@@ -358,6 +364,7 @@ def _make_account(pj: Any, agent: _Agent) -> Any:
         def clear(self) -> int:
             with self._lock:
                 self._pending.clear()
+                self.paused = False
                 return self._played
 
         def close(self) -> None:
@@ -368,8 +375,8 @@ def _make_account(pj: Any, agent: _Agent) -> Any:
         def onFrameRequested(self, frame: Any) -> None:  # noqa: N802 - PJSUA2's name
             size = frame.size or FRAME_BYTES
             with self._lock:
-                chunk = bytes(self._pending[:size])
-                del self._pending[:size]
+                chunk = b"" if self.paused else bytes(self._pending[:size])
+                del self._pending[:len(chunk)]
                 self._played += len(chunk) // 2
             if len(chunk) < size:
                 chunk += bytes(size - len(chunk))

@@ -10,6 +10,8 @@ Parent to SIP program:
 - ``answer`` ``{call, code}``: 200 answers, 3xx-6xx rejects
 - ``audio`` ``{call}`` + PCM: appended to the call's outgoing audio
 - ``clear`` ``{call}``: drop the call's outgoing audio now (barge-in); answered "cleared"
+- ``pause`` ``{call, paused}``: play silence but keep the outgoing audio (the caller may be
+  barging in), or play on
 - ``hangup`` ``{call}``, ``transfer`` ``{call, uri}``, ``shutdown`` ``{}``
 
 SIP program to parent:
@@ -44,6 +46,7 @@ _FIELDS: dict[str, frozenset[str]] = {
     "answer": frozenset({"call", "code"}),
     "audio": frozenset({"call"}),
     "clear": frozenset({"call"}),
+    "pause": frozenset({"call", "paused"}),
     "hangup": frozenset({"call"}),
     "transfer": frozenset({"call", "uri"}),
     "shutdown": frozenset(),

@@ -1,0 +1,186 @@
+"""Phone agent latency: baresip callers speaking human recordings to an echo agent.
+
+One :class:`harken.phone.PhoneAgent` (echo reply, embedded tiny.en, default VAD with
+500 ms of silence ending a turn, espeak-ng voice) answers Debian's baresip on 127.0.0.1.
+Each caller's microphone is a WAV of recordings from tests/data at 8 kHz (the clips whose
+inner pauses are under 0.1 s: the five Austen clips and goforward, in
+rotation), each followed by enough silence for the echo to finish. baresip records what it
+sent and what it heard, both from the start of the call's audio.
+
+Metrics (all read off baresip's two recordings, 10 ms RMS above -40 dBFS):
+
+- **turn latency**: end of the caller's speech (last loud frame of the clip in the sent
+  recording) -> first reply audio in the heard recording; p50/p95 over turns.
+- **barge-in latency**: the caller starts speaking again about 1 s into the agent's reply;
+  caller onset (sent) -> end of the agent's audio (heard); p50/p95.
+- **concurrency**: N = 1, 2, 4, 8 callers at once (started 0.37 s apart), turn latency p50/p95.
+- **missed**: turns with no reply heard before the caller's next clip.
+
+Usage: ``python benchmarks/phone.py [--turns 10] [--concurrent-turns 4] [--calls 1,2,4,8]
+[--barge 6] [--json out.json]``. Takes about 6 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine_info import machine  # noqa: E402
+
+from harken.phone import BaresipCaller, PhoneAgent  # noqa: E402
+from harken.phone.timeline import active_spans, to_8k_int16  # noqa: E402
+
+DATA = Path(__file__).parent.parent / "tests" / "data"
+CLIPS = ["austen_0880", "goforward", "austen_0930", "austen_0890", "austen_0920",
+         "austen_0870"]
+RATE = 8000
+
+
+def load(name: str) -> np.ndarray:
+    with wave.open(str(DATA / f"{name}.wav")) as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+        return to_8k_int16(pcm.astype(np.float32) / 32768.0, w.getframerate())
+
+
+def turn_script(turns: int, offset: int) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Caller audio and the (start, end) seconds of each clip's speech in it."""
+    parts = [np.zeros(RATE // 2, np.int16)]
+    spans = []
+    t = 0.5
+    for i in range(turns):
+        clip = load(CLIPS[(i + offset) % len(CLIPS)])
+        speech = active_spans(clip)
+        spans.append((t + speech[0][0], t + speech[-1][1]))
+        gap = len(clip) / RATE * 1.3 + 3.0  # the echo (espeak is a bit slower) + latency
+        parts += [clip, np.zeros(int(gap * RATE), np.int16)]
+        t += len(clip) / RATE + gap
+    return np.concatenate(parts), spans
+
+
+def barge_script(reps: int) -> tuple[np.ndarray, list[float]]:
+    """A long clip, then a short one ~1 s into its echo, then silence; ``reps`` times."""
+    long, short = load("austen_0870"), load("goforward")
+    parts = [np.zeros(RATE // 2, np.int16)]
+    onsets = []
+    t = 0.5
+    for _ in range(reps):
+        t += len(long) / RATE + 2.2
+        onsets.append(t + active_spans(short)[0][0])
+        parts += [long, np.zeros(int(2.2 * RATE), np.int16), short,
+                  np.zeros(int(7.0 * RATE), np.int16)]
+        t += len(short) / RATE + 7.0
+    return np.concatenate(parts), onsets
+
+
+def run_calls(agent: PhoneAgent, audios: list[np.ndarray], workdir: Path,
+              stagger: float = 0.37) -> list[BaresipCaller]:
+    callers = []
+    for i, audio in enumerate(audios):
+        caller = BaresipCaller(agent.uri, audio, workdir / f"call{len(list(workdir.iterdir()))}",
+                               max_seconds=len(audio) / RATE + 30)
+        caller.start()
+        callers.append(caller)
+        if i + 1 < len(audios):
+            time.sleep(stagger)
+    deadline = time.monotonic() + max(len(a) for a in audios) / RATE + 40
+    for caller in callers:
+        while time.monotonic() < deadline and "terminated" not in caller.log and \
+                caller.wait(0) is None:
+            time.sleep(0.1)
+        caller.close()
+    return callers
+
+
+def turn_latencies(caller: BaresipCaller, n: int) -> tuple[list[float], int]:
+    sent = active_spans(caller.sent())
+    heard = active_spans(caller.heard(), min_gap_ms=150)
+    # The clips are the sent recording's spans (their inner pauses are < 0.3 s).
+    latencies, missed = [], 0
+    for i, (_, end) in enumerate(sent[:n]):
+        nxt = sent[i + 1][0] if i + 1 < len(sent) else float("inf")
+        onset = next((s for s, _ in heard if end < s < nxt), None)
+        if onset is None:
+            missed += 1
+        else:
+            latencies.append(onset - end)
+    return latencies, missed
+
+
+def barge_latencies(caller: BaresipCaller, onsets: list[float]) -> tuple[list[float], int]:
+    sent = active_spans(caller.sent())
+    heard = active_spans(caller.heard(), min_gap_ms=150)
+    out, missed = [], 0
+    for planned in onsets:
+        onset = min((s for s, _ in sent), key=lambda s: abs(s - planned))
+        playing = [(s, e) for s, e in heard if s < onset < e + 0.05]
+        if not playing:
+            missed += 1
+            continue
+        out.append(max(0.0, playing[-1][1] - onset))
+    return out, missed
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--turns", type=int, default=10, help="turns of the single call")
+    parser.add_argument("--concurrent-turns", type=int, default=4,
+                        help="turns per call when N > 1")
+    parser.add_argument("--calls", default="1,2,4,8")
+    parser.add_argument("--barge", type=int, default=6, help="barge-ins measured")
+    parser.add_argument("--port", type=int, default=5098)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    print("agent: echo, tiny.en (embedded), webrtc+silero VAD, 500 ms silence, espeak-ng "
+          "voice; callers: baresip 127.0.0.1, PCMU")
+    results: dict[str, object] = {"machine": machine()}
+    agent = PhoneAgent(echo=True, listen=f"127.0.0.1:{args.port}", max_calls=8)
+    t0 = time.monotonic()
+    agent.start()
+    print(f"agent start: {time.monotonic() - t0:.2f} s")
+    with tempfile.TemporaryDirectory(prefix="harken-phone-bench-") as tmp:
+        work = Path(tmp)
+        try:
+            for n in [int(x) for x in args.calls.split(",")]:
+                turns = args.turns if n == 1 else args.concurrent_turns
+                audios = [turn_script(turns, i)[0] for i in range(n)]
+                callers = run_calls(agent, audios, work)
+                lat: list[float] = []
+                missed = 0
+                for caller in callers:
+                    got, miss = turn_latencies(caller, turns)
+                    lat += got
+                    missed += miss
+                print(f"N={n}: {len(lat)} turns, turn latency p50 {pct(lat, 50):.3f} s, "
+                      f"p95 {pct(lat, 95):.3f} s, max {max(lat, default=float('nan')):.3f} s,"
+                      f" missed {missed}", flush=True)
+                results[f"turn_N{n}"] = {"latencies": lat, "missed": missed}
+            if args.barge:
+                audio, onsets = barge_script(args.barge)
+                (caller,) = run_calls(agent, [audio], work)
+                lat, missed = barge_latencies(caller, onsets)
+                print(f"barge-in: {len(lat)} of {len(onsets)}, latency p50 {pct(lat, 50):.3f} s"
+                      f", p95 {pct(lat, 95):.3f} s, missed {missed}", flush=True)
+                results["barge"] = {"latencies": lat, "missed": missed}
+        finally:
+            agent.close()
+    print(f"agent errors: {len(agent.errors)} {[str(e) for e in agent.errors[:3]]}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
