@@ -8,7 +8,7 @@ import sys
 import textwrap
 
 HEAVY = ["faster_whisper", "ctranslate2", "onnxruntime", "sounddevice", "soundfile", "torch",
-         "webrtcvad", "websockets", "soxr", "piper"]
+         "webrtcvad", "websockets", "soxr", "piper", "pjsua2", "aiohttp"]
 
 
 def test_import_starts_nothing_and_imports_no_heavy_package(tmp_path):
@@ -26,6 +26,8 @@ def test_import_starts_nothing_and_imports_no_heavy_package(tmp_path):
         Speaker(engine="tone", sink="out.wav")    # no file is created before start()
         AsyncSpeaker(engine="espeak")
         SpeechEngineHost(engine="tone")
+        import harken.phone
+        harken.phone.PhoneAgent(echo=True, voice=harken.phone.EspeakVoice())
         print(json.dumps({{
             "threads": threading.active_count(),
             "handlers": len(logging.getLogger().handlers),
