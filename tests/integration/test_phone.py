@@ -26,7 +26,7 @@ from phone_helpers import (
 
 from harken.config import EngineConfig, VadConfig
 from harken.errors import ConfigError, PhoneError
-from harken.phone import PhoneAgent
+from harken.phone import PhoneAgent, SpeakerVoice
 
 SCRIPTED = EngineConfig(engine="scripted", model="none")
 ENERGY = VadConfig(backend="energy")
@@ -36,6 +36,7 @@ def make_agent(record: Recorded | None = None, **kwargs) -> PhoneAgent:
     need_phone()
     hooks = record.hooks() if record is not None else {}
     kwargs.setdefault("echo", True)
+    kwargs.setdefault("voice", SpeakerVoice(engine="espeak"))
     return PhoneAgent(listen=f"127.0.0.1:{free_udp_port()}", engine=kwargs.pop(
         "engine", SCRIPTED), vad=ENERGY, rtp_port=30000 + free_udp_port() % 1000 * 16,
         **hooks, **kwargs)
@@ -103,7 +104,8 @@ def test_port_in_use_is_one_clear_sentence():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        agent = PhoneAgent(echo=True, listen=f"127.0.0.1:{port}", engine=SCRIPTED, vad=ENERGY)
+        agent = PhoneAgent(echo=True, listen=f"127.0.0.1:{port}", engine=SCRIPTED, vad=ENERGY,
+                           voice=SpeakerVoice(engine="espeak"))
         with pytest.raises(PhoneError, match=rf"UDP 127.0.0.1:{port} is already in use"):
             agent.start()
         agent.close()

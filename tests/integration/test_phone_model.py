@@ -1,14 +1,12 @@
 """The phone agent with real parts: baresip calls it on 127.0.0.1, tiny.en hears the caller
 (human recordings from tests/data at 8 kHz), the voice answers, baresip records what it heard.
 
-One agent serves every test here (one engine program for all calls, as in production).
+One agent serves every test here (one recognition engine program and one speech engine
+program for all calls, as in production); its voice is the Speaker's default (Piper).
 """
 
 from __future__ import annotations
 
-import asyncio
-
-import numpy as np
 import pytest
 from phone_helpers import (
     Recorded,
@@ -45,36 +43,6 @@ def _new_calls(agent, before: set[int], count: int, timeout: float) -> list:
     return [record.ended[i] for i in sorted(set(record.ended) - before)]
 
 
-def spoken(voice, text: str) -> np.ndarray:
-    """The voice's own audio for ``text``, sentence by sentence as the agent makes it."""
-    from harken.phone.voice import SentenceCutter
-
-    async def run() -> np.ndarray:
-        cutter = SentenceCutter()
-        chunks = []
-        for sentence in cutter.push(text) + cutter.flush():
-            chunks += [c async for c in voice.sentence(sentence)]
-        return np.concatenate(chunks)
-
-    return asyncio.run(run())
-
-
-def _speech_s(audio: np.ndarray) -> float:
-    return sum(e - s for s, e in active_spans(audio, min_gap_ms=100))
-
-
-def _match(heard: np.ndarray, sent: np.ndarray) -> float:
-    """Peak normalised cross-correlation of ``sent`` within ``heard`` (1.0: identical; a
-    pause between two sentences, when the second was still being made, lowers it)."""
-    a = heard.astype(np.float64)
-    b = sent.astype(np.float64)
-    n = 1 << int(np.ceil(np.log2(len(a) + len(b))))
-    corr = np.fft.irfft(np.fft.rfft(a, n) * np.conj(np.fft.rfft(b, n)), n)
-    lag = int(np.argmax(corr))
-    window = np.roll(np.pad(a, (0, n - len(a))), -lag)[:len(b)]
-    return float(corr[lag] / (np.linalg.norm(window) * np.linalg.norm(b) + 1e-9))
-
-
 def _wer(reference: str, hypothesis: str) -> float:
     errors, n = word_errors(reference, hypothesis)
     return errors / max(1, n)
@@ -98,16 +66,15 @@ def test_call_is_transcribed_like_offline_and_answered(agent, offline, tmp_path)
     heard = caller.heard()
     assert len(active_spans(heard)) >= 3
     heard_text = offline(to_16k_float(heard))
-    assert _wer(" ".join(done.replies), heard_text) <= 0.5, heard_text
-    assert _speech_s(heard) == pytest.approx(
-        _speech_s(spoken(agent.voice, " ".join(done.replies))), rel=0.1)
+    assert _wer(" ".join(done.replies), heard_text) <= 0.2, heard_text
     assert not agent.record.errors
 
 
 def test_caller_barges_in_one_second_into_the_reply(agent, offline, tmp_path):
-    # The reply to austen_0870 (7 s) starts ~1.2 s after the caller stops; the caller
-    # speaks again 2.2 s after stopping, i.e. about 1 s into the reply.
-    audio, truth = script(0.5, "austen_0870", 2.2, "goforward", 6.0)
+    # The reply to austen_0870 (one 7 s sentence) starts 1-2 s after the caller stops
+    # (0.5 s of silence, the final, Piper's first audio for the sentence); the caller
+    # speaks again 3 s after stopping, i.e. about 1 s into the reply.
+    audio, truth = script(0.5, "austen_0870", 3.0, "goforward", 6.0)
     before = set(agent.record.ended)
     caller = call(agent.uri, audio, tmp_path / "caller")
     wait_call_over(caller, 60)
@@ -128,11 +95,11 @@ def test_caller_barges_in_one_second_into_the_reply(agent, offline, tmp_path):
     playing = [s for s in active_spans(heard, min_gap_ms=150) if s[0] < onset < s[1] + 0.3]
     assert playing, "the agent was not speaking when the caller barged in"
     stop = playing[-1][1]
-    assert stop - onset < 0.4, f"agent audio stopped {stop - onset:.2f} s after the onset"
+    assert stop - onset < 0.25, f"agent audio stopped {stop - onset:.2f} s after the onset"
 
 
 def test_four_calls_at_once(agent, offline, tmp_path):
-    clips = ["austen_0880", "austen_0930", "goforward", "two_cities_03"]
+    clips = ["austen_0880", "austen_0930", "goforward", "austen_0890"]  # no inner pause
     before = set(agent.record.ended)
     callers = []
     truths = []
@@ -149,13 +116,8 @@ def test_four_calls_at_once(agent, offline, tmp_path):
     texts = [" ".join(c.turns) for c in done]
     for truth in truths:
         assert min(_wer(truth, text) for text in texts) <= 0.3, (truth, texts)
-    # Each caller heard its own reply, whole (calls are not mixed up): the heard audio is
-    # the voice's audio of that reply (espeak-ng at 8 kHz confuses tiny.en, so words alone
-    # would be a weak check here; the first test checks the words).
-    replies = [spoken(agent.voice, " ".join(c.replies)) for c in done]
+    # Each caller heard its own reply (calls are not mixed up), in words baresip recorded.
     for caller, truth in zip(callers, truths, strict=True):
-        heard = caller.heard()
-        scores = [_match(heard, reply) for reply in replies]
-        own = next(i for i, c in enumerate(done) if _wer(truth, " ".join(c.turns)) <= 0.3)
-        others = max(s for i, s in enumerate(scores) if i != own)
-        assert scores[own] > 0.5 and scores[own] > 2 * others, scores
+        heard_text = offline(to_16k_float(caller.heard()))
+        assert min(truths, key=lambda t: _wer(t, heard_text)) == truth, (truth, heard_text)
+        assert _wer(truth, heard_text) <= 0.3, (truth, heard_text)

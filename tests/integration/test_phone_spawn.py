@@ -68,12 +68,12 @@ FILES = {
         import os
 
         from harken import Recorder
-        from harken.phone import EspeakVoice, PhoneAgent
+        from harken.phone import PhoneAgent, SpeakerVoice
 
         import words
 
         # Built at module level, as in the seed: constructors only store settings.
-        VOICE = EspeakVoice()
+        VOICE = SpeakerVoice()  # the speaker: Piper in its own program, from start()
         RECORDER = Recorder(source="push")
 
         def on_turn(call, text):

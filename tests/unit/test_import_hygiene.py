@@ -27,7 +27,7 @@ def test_import_starts_nothing_and_imports_no_heavy_package(tmp_path):
         AsyncSpeaker(engine="espeak")
         SpeechEngineHost(engine="tone")
         import harken.phone
-        harken.phone.PhoneAgent(echo=True, voice=harken.phone.EspeakVoice())
+        harken.phone.PhoneAgent(echo=True, voice=harken.phone.SpeakerVoice())
         print(json.dumps({{
             "threads": threading.active_count(),
             "handlers": len(logging.getLogger().handlers),

@@ -1,4 +1,4 @@
-"""The phone agent's pure parts: SIP URI checks, the wire, sentence cutting, what the caller
+"""The phone agent's pure parts: SIP URI checks, the wire, what the caller
 heard of a reply, the echo guard, reply pieces from every kind of on_turn result, hook
 threads, and the call-audio timeline helpers."""
 
@@ -16,7 +16,6 @@ from harken.errors import ConfigError, ProtocolError
 from harken.phone.call import _echoes, _heard, _Sentence
 from harken.phone.hooks import Workers, reply_pieces
 from harken.phone.timeline import active_spans, to_8k_int16, to_16k_float
-from harken.phone.voice import SentenceCutter
 from harken.phone.wire import check_phone_message, check_sip_uri, parse_listen
 from harken.worker.protocol import Message, read_message, write_message
 
@@ -60,24 +59,6 @@ def test_wire_messages_round_trip_and_are_checked():
         check_phone_message(Message("audio", {"call": 1}), "init")
 
 
-def test_sentence_cutter_cuts_token_streams_at_sentence_ends():
-    cutter = SentenceCutter()
-    out: list[str] = []
-    for token in "Hello there. How are you? I'm fine; thanks".split(" "):
-        out += cutter.push(token + " ")
-    assert out == ["Hello there.", "How are you?", "I'm fine;"]
-    assert cutter.flush() == ["thanks"]
-    assert cutter.flush() == []
-    assert SentenceCutter().push("3.14 is pi.\nNext") == ["3.14 is pi."]
-
-
-def test_sentence_cutter_bounds_a_sentence_without_punctuation():
-    cutter = SentenceCutter()
-    pieces = cutter.push("word " * 200)
-    assert pieces and all(len(p) <= 241 for p in pieces)
-    assert " ".join(pieces + cutter.flush()).split() == ["word"] * 200
-
-
 def test_heard_is_whole_sentences_then_a_share_of_the_playing_one():
     sentences = [_Sentence("One two three.", 0, 8000), _Sentence("Four five six seven.", 8000,
                                                                  16000)]
@@ -85,6 +66,8 @@ def test_heard_is_whole_sentences_then_a_share_of_the_playing_one():
     assert _heard(sentences, 8000) == "One two three."
     assert _heard(sentences, 12000) == "One two three. Four five"
     assert _heard(sentences, 99999) == "One two three. Four five six seven."
+    # A sentence still being made (no audio sent yet) was not heard.
+    assert _heard([_Sentence("Not yet.", 0, 0)], 0) == ""
 
 
 def test_echo_guard_drops_only_finals_that_repeat_the_reply():

@@ -16,15 +16,15 @@ if TYPE_CHECKING:
     from .agent import PhoneAgent
     from .call import PhoneCall
     from .caller import BaresipCaller
-    from .voice import EspeakVoice, PhoneVoice
+    from .voice import PhoneVoice, SpeakerVoice
 
-__all__ = ["BaresipCaller", "EspeakVoice", "PhoneAgent", "PhoneCall", "PhoneVoice"]
+__all__ = ["BaresipCaller", "PhoneAgent", "PhoneCall", "PhoneVoice", "SpeakerVoice"]
 
 _EXPORTS = {
     "PhoneAgent": "harken.phone.agent",
     "PhoneCall": "harken.phone.call",
     "BaresipCaller": "harken.phone.caller",
-    "EspeakVoice": "harken.phone.voice",
+    "SpeakerVoice": "harken.phone.voice",
     "PhoneVoice": "harken.phone.voice",
 }
 

@@ -6,7 +6,8 @@ What runs where (start() to close()):
   socket, RTP, the media ports;
 - one engine program for every call (an :class:`~harken.server.engine_host.EngineHost`, as
   ``harken serve`` sessions share), finals round-robin across calls;
-- the voice (espeak-ng processes per sentence, or the user's :class:`PhoneVoice`);
+- one speech engine program for every call (:class:`~harken.phone.voice.SpeakerVoice`: Piper
+  or espeak-ng), or the user's :class:`PhoneVoice`;
 - in this process: the "harken-phone" thread with an asyncio loop where calls live (VAD,
   turn-taking, barge-in), "harken-phone-hooks" for event hooks and "harken-phone-turn-N"
   for ``on_turn``.
@@ -36,7 +37,7 @@ from ..worker.protocol import Message
 from .call import CallContext, PhoneCall, PhoneHooks
 from .hooks import Workers
 from .sip_process import SipProcess
-from .voice import EspeakVoice, PhoneVoice
+from .voice import PhoneVoice, SpeakerVoice
 from .wire import check_sip_uri, parse_listen
 
 __all__ = ["PhoneAgent"]
@@ -72,7 +73,8 @@ class PhoneAgent:
         registrar: the registrar URI; default ``sip:<host of register>``.
         engine: the recognizer (default: the embedded faster-whisper tiny.en).
         vad: segmentation settings (``post_speech_silence_ms`` ends a turn).
-        voice: the agent's voice (default: espeak-ng, en-us).
+        voice: the agent's voice (default: a :class:`SpeakerVoice`: Piper with its voice
+            package when installed, else espeak-ng, in one speech engine program).
         max_calls: calls at once; more are rejected with 486 Busy.
         rtp_port: the first RTP port to use (each call takes two from here).
         barge_in: stop the reply when the caller speaks.
@@ -119,7 +121,7 @@ class PhoneAgent:
         self._registrar = registrar
         self.engine = engine or EngineConfig()
         self.vad = vad or VadConfig()
-        self.voice: PhoneVoice = voice or EspeakVoice()
+        self.voice: PhoneVoice = voice if voice is not None else SpeakerVoice()
         self.max_calls = max_calls
         self.rtp_port = rtp_port
         self.barge_in = barge_in

@@ -47,8 +47,9 @@ from ..events import (
 from ..server.engine_host import EngineHost
 from ..server.session import StreamSession
 from ..server.vads import VadFactory
+from ..speak.cutter import TextCutter
 from .hooks import Workers, reply_pieces
-from .voice import PhoneVoice, SentenceCutter
+from .voice import PhoneVoice
 from .wire import SAMPLE_RATE, check_sip_uri
 
 __all__ = ["CallContext", "PhoneCall", "PhoneHooks"]
@@ -365,7 +366,7 @@ class PhoneCall:
             source = item
         reply = _Reply()
         self._reply = reply
-        cutter = SentenceCutter()
+        cutter = TextCutter()
         started = False
         async for piece in reply_pieces(source, self._ctx.turns):
             if not started:
@@ -373,7 +374,7 @@ class PhoneCall:
                 self.replies.append("")
             reply.text.append(piece)
             self.replies[-1] += piece
-            for sentence in cutter.push(piece):
+            for sentence in cutter.feed(piece):
                 await self._speak(reply, sentence)
         for sentence in cutter.flush():
             await self._speak(reply, sentence)
@@ -423,7 +424,7 @@ def _heard(sentences: list[_Sentence], played: int) -> str:
     words of the sentence playing then (words take about equal time)."""
     out: list[str] = []
     for s in sentences:
-        if played >= s.end:
+        if s.end > s.start and played >= s.end:
             out.append(s.text)
         elif played > s.start:
             words = s.text.split()

@@ -1,67 +1,30 @@
 """The agent's voice on a call: text pieces in, 8 kHz int16 audio out, sentence by sentence.
 
-A reply is cut into sentences (:class:`SentenceCutter`, pure) as its pieces arrive, so an
-LLM's tokens start being spoken when the first sentence is complete; each sentence becomes
-audio through a :class:`PhoneVoice`. The call keeps which sentence owns which samples, which
+A reply is cut into sentences and clauses (:class:`~harken.speak.cutter.TextCutter`) as its
+pieces arrive, so an LLM's tokens start being spoken when the first clause is complete; each
+becomes audio through a :class:`PhoneVoice`. The call keeps which sentence owns which samples, which
 is how it knows what the caller heard when it barges in.
 
-:class:`EspeakVoice` runs Debian's ``espeak-ng`` once per sentence (a few ms of CPU each),
-in its own process, so no speech engine lives in the caller's process.
+:class:`SpeakerVoice`, the default, is harken's speech engine program (Piper, espeak-ng or
+the user's engine, in its own process) shared by every call.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
-import re
-import shutil
-import wave
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..audio.resample import StreamResampler
-from ..errors import BackendNotInstalled, PhoneError
 from .wire import SAMPLE_RATE
 
-__all__ = ["EspeakVoice", "PhoneVoice", "SentenceCutter"]
+if TYPE_CHECKING:
+    from ..speak.host import SpeechEngineHost
 
-_END = re.compile(r"(?<=[.!?;:])[\"')\]]*\s+|\n+")
-_MAX_SENTENCE = 240
-"""Characters after which a sentence is cut at a comma or a space anyway."""
-
-
-class SentenceCutter:
-    """Collects text pieces and hands out whole sentences (pure; one per reply)."""
-
-    def __init__(self) -> None:
-        self._buffer = ""
-
-    def push(self, piece: str) -> list[str]:
-        """Add a piece; return the sentences it completed (stripped, non-empty)."""
-        self._buffer += piece
-        out: list[str] = []
-        while True:
-            match = _END.search(self._buffer)
-            if match is None:
-                break
-            out.append(self._buffer[:match.start()])
-            self._buffer = self._buffer[match.end():]
-        while len(self._buffer) > _MAX_SENTENCE:
-            cut = max(self._buffer.rfind(", ", 0, _MAX_SENTENCE),
-                      self._buffer.rfind(" ", 0, _MAX_SENTENCE))
-            cut = cut if cut > 0 else _MAX_SENTENCE
-            out.append(self._buffer[:cut + 1])
-            self._buffer = self._buffer[cut + 1:]
-        return [s.strip() for s in out if s.strip()]
-
-    def flush(self) -> list[str]:
-        """The end of the reply: whatever is left, as a last sentence."""
-        rest, self._buffer = self._buffer.strip(), ""
-        return [rest] if rest else []
-
+__all__ = ["PhoneVoice", "SpeakerVoice"]
 
 class PhoneVoice(Protocol):
     """Speech output for calls: shared by every call of an agent."""
@@ -70,69 +33,114 @@ class PhoneVoice(Protocol):
         """Load or check the voice (raises what is missing)."""
 
     def sentence(self, text: str) -> AsyncIterator[NDArray[np.int16]]:
-        """Audio of one sentence at 8 kHz, in one or more chunks, as it is made."""
+        """Audio of one sentence (or clause) at 8 kHz, in one or more chunks, as it is made."""
 
     async def close(self) -> None:
         """Release what :meth:`start` took; idempotent."""
 
 
-class EspeakVoice:
-    """espeak-ng (Debian), one short-lived process per sentence.
+class SpeakerVoice:
+    """harken's speech engine program (:class:`~harken.speak.host.SpeechEngineHost`), one
+    for every call of an agent: sentences from all calls queue there, in order.
+
+    The call's media clock (the SIP program) paces playback, so a sentence's audio is
+    taken as fast as the engine makes it; a :class:`~harken.speak.speaker.Speaker` per
+    call would add a second real-time clock and two threads per call. If the program dies
+    mid-sentence it is restarted and says the sentence again; the samples already passed
+    on are skipped, so the caller hears it once.
 
     Args:
-        voice: an espeak-ng voice name, e.g. "en-us".
-        words_per_minute: speaking rate.
+        voice: the voice (None: the engine's default).
+        engine: "piper", "espeak", "tone", "package.module:Class", or None for the best
+            installed one (Piper with its voice package, else espeak-ng).
+        options: engine options.
+        host: a started host to share instead (its owner closes it).
+        speed: speaking rate, 1.0 normal.
+
+    Raises:
+        ConfigError: an unknown engine or voice (the message lists the installed voices).
+        BackendNotInstalled: the engine is not installed.
     """
 
-    def __init__(self, voice: str = "en-us", words_per_minute: int = 165) -> None:
-        self.voice = voice
-        self.words_per_minute = words_per_minute
-        self._exe: str | None = None
+    def __init__(self, voice: str | None = None, *, engine: str | None = None,
+                 options: dict[str, Any] | None = None, host: SpeechEngineHost | None = None,
+                 speed: float = 1.0) -> None:
+        from ..speak.host import SpeechEngineHost
+
+        self._own = host is None
+        self.host = host if host is not None else SpeechEngineHost(
+            voice, engine=engine, options=options)
+        self.speed = speed
 
     async def start(self) -> None:
-        """Find espeak-ng.
-
-        Raises:
-            BackendNotInstalled: it is not installed.
-        """
-        self._exe = shutil.which("espeak-ng")
-        if self._exe is None:
-            raise BackendNotInstalled("espeak-ng", "phone", "The espeak-ng phone voice")
+        """Start the engine program (loads the voice; blocks a worker thread, not the loop)."""
+        if self._own:
+            await asyncio.to_thread(self.host.start)
 
     async def sentence(self, text: str) -> AsyncIterator[NDArray[np.int16]]:
-        """Synthesise ``text``; yields its audio at 8 kHz.
+        """Synthesise ``text``; yields its audio at 8 kHz as the engine makes it.
 
         Raises:
-            PhoneError: espeak-ng failed.
+            WorkerError, EngineError: the sentence failed for good.
         """
-        if self._exe is None:
-            raise PhoneError("EspeakVoice.start() was not called")
-        proc = await asyncio.create_subprocess_exec(
-            self._exe, "--stdout", "-v", self.voice, "-s", str(self.words_per_minute), "--",
-            text, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        listener = _Listener(loop, queue)
+        request_id = self.host.submit(text, listener, speed=self.speed)
+        resampler = StreamResampler(self.host.sample_rate, SAMPLE_RATE)
+        passed = 0  # engine samples passed on
+        made = 0  # engine samples made by the current attempt
         try:
-            out, err = await proc.communicate()
+            while True:
+                kind, value = await queue.get()
+                if kind == "audio":
+                    skip = max(0, min(len(value), passed - made))
+                    made += len(value)
+                    if skip < len(value):
+                        passed += len(value) - skip
+                        yield _int16(resampler.process(value[skip:]))
+                elif kind == "restart":
+                    made = 0
+                elif kind == "done":
+                    yield _int16(resampler.flush())
+                    return
+                else:
+                    raise value
         finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-        if proc.returncode != 0:
-            raise PhoneError(f"espeak-ng failed (exit code {proc.returncode}): "
-                             f"{err.decode(errors='replace').strip()[:200]}")
-        yield _wav_to_8k(out)
+            self.host.cancel(request_id)
 
     async def close(self) -> None:
-        """Nothing to release (each sentence's process has ended)."""
+        """Stop the engine program if this voice started it; idempotent."""
+        if self._own:
+            await asyncio.to_thread(self.host.close, 1.0)
 
 
-def _wav_to_8k(data: bytes) -> NDArray[np.int16]:
-    # espeak-ng --stdout writes a WAV whose length fields are unknown (0xFFFFFFFF): read the
-    # header for the rate and take everything after the "data" chunk id.
-    with wave.open(io.BytesIO(data[:44] + b"\x00" * 2), "rb") as head:
-        rate = head.getframerate()
-    start = data.find(b"data")
-    pcm = np.frombuffer(data[start + 8:len(data) - (len(data) - start - 8) % 2], dtype="<i2")
-    resampler = StreamResampler(rate, SAMPLE_RATE)
-    samples = np.concatenate([resampler.process(pcm.astype(np.float32) / 32768.0),
-                              resampler.flush()])
+class _Listener:
+    """Hops the host's callbacks (its reader thread) onto the call's event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop,
+                 queue: asyncio.Queue[tuple[str, Any]]) -> None:
+        self._loop = loop
+        self._queue = queue
+
+    def _put(self, kind: str, value: Any) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, (kind, value))
+        except RuntimeError:  # the loop closed: the call is gone
+            pass
+
+    def on_audio(self, request_id: int, audio: NDArray[np.float32]) -> None:
+        self._put("audio", audio)
+
+    def on_done(self, request_id: int, samples: int) -> None:
+        self._put("done", samples)
+
+    def on_failed(self, request_id: int, error: BaseException) -> None:
+        self._put("failed", error)
+
+    def on_restart(self, request_id: int) -> None:
+        self._put("restart", None)
+
+
+def _int16(samples: NDArray[np.float32]) -> NDArray[np.int16]:
     return np.clip(np.round(samples * 32767.0), -32768, 32767).astype(np.int16)
