@@ -1,7 +1,8 @@
 """Phone agent latency: baresip callers speaking human recordings to an echo agent.
 
 One :class:`harken.phone.PhoneAgent` (echo reply, embedded tiny.en, default VAD with
-500 ms of silence ending a turn, espeak-ng voice) answers Debian's baresip on 127.0.0.1.
+500 ms of silence ending a turn, the default voice (Piper) or ``--speech-engine``)
+answers Debian's baresip on 127.0.0.1.
 Each caller's microphone is a WAV of recordings from tests/data at 8 kHz (the clips whose
 inner pauses are under 0.1 s: the five Austen clips and goforward, in
 rotation), each followed by enough silence for the echo to finish. baresip records what it
@@ -14,7 +15,10 @@ Metrics (all read off baresip's two recordings, 10 ms RMS above -40 dBFS):
 - **barge-in latency**: the caller starts speaking again about 1 s into the agent's reply;
   caller onset (sent) -> end of the agent's audio (heard); p50/p95.
 - **concurrency**: N = 1, 2, 4, 8 callers at once (started 0.37 s apart), turn latency p50/p95.
-- **missed**: turns with no reply heard before the caller's next clip.
+- **missed**: turns with no reply heard before the caller's next clip; **busy**: callers
+  refused with 486 (pjsua2-python's build answers at most 4 calls at once).
+- **CPU**: CPU time of the SIP program and of the agent's process (VAD, calls, pipes) per
+  second of wall time (100% = one core); the engine programs are not counted.
 
 Usage: ``python benchmarks/phone.py [--turns 10] [--concurrent-turns 4] [--calls 1,2,4,8]
 [--barge 6] [--json out.json]``. Takes about 6 minutes.
@@ -35,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from machine_info import machine  # noqa: E402
 
-from harken.phone import BaresipCaller, PhoneAgent  # noqa: E402
+from harken.phone import BaresipCaller, PhoneAgent, SpeakerVoice  # noqa: E402
 from harken.phone.timeline import active_spans, to_8k_int16  # noqa: E402
 
 DATA = Path(__file__).parent.parent / "tests" / "data"
@@ -59,24 +63,26 @@ def turn_script(turns: int, offset: int) -> tuple[np.ndarray, list[tuple[float, 
         clip = load(CLIPS[(i + offset) % len(CLIPS)])
         speech = active_spans(clip)
         spans.append((t + speech[0][0], t + speech[-1][1]))
-        gap = len(clip) / RATE * 1.3 + 3.0  # the echo (espeak is a bit slower) + latency
+        gap = len(clip) / RATE * 1.3 + 4.0  # the echo (a voice speaks a bit slower) + latency
         parts += [clip, np.zeros(int(gap * RATE), np.int16)]
         t += len(clip) / RATE + gap
     return np.concatenate(parts), spans
 
 
-def barge_script(reps: int) -> tuple[np.ndarray, list[float]]:
-    """A long clip, then a short one ~1 s into its echo, then silence; ``reps`` times."""
+def barge_script(reps: int, reply_after: float) -> tuple[np.ndarray, list[float]]:
+    """A long clip, then a short one ~1 s into its echo (which starts ``reply_after`` s after
+    the clip), then silence; ``reps`` times."""
     long, short = load("austen_0870"), load("goforward")
     parts = [np.zeros(RATE // 2, np.int16)]
     onsets = []
     t = 0.5
+    gap = reply_after + 1.0
     for _ in range(reps):
-        t += len(long) / RATE + 2.2
+        t += len(long) / RATE + gap
         onsets.append(t + active_spans(short)[0][0])
-        parts += [long, np.zeros(int(2.2 * RATE), np.int16), short,
-                  np.zeros(int(7.0 * RATE), np.int16)]
-        t += len(short) / RATE + 7.0
+        parts += [long, np.zeros(int(gap * RATE), np.int16), short,
+                  np.zeros(int(8.0 * RATE), np.int16)]
+        t += len(short) / RATE + 8.0
     return np.concatenate(parts), onsets
 
 
@@ -128,6 +134,19 @@ def barge_latencies(caller: BaresipCaller, onsets: list[float]) -> tuple[list[fl
     return out, missed
 
 
+def cpu_seconds(agent: PhoneAgent) -> tuple[float, float]:
+    """CPU seconds (user + system) so far of the SIP program and of this process."""
+    import psutil
+
+    def used(proc: psutil.Process) -> float:
+        times = proc.cpu_times()
+        return float(times.user + times.system)
+
+    sip = agent._sip  # noqa: SLF001 - measuring, not using
+    pid = sip.pid if sip is not None else None
+    return (used(psutil.Process(pid)) if pid else float("nan"), used(psutil.Process()))
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -140,13 +159,18 @@ def main() -> int:
     parser.add_argument("--calls", default="1,2,4,8")
     parser.add_argument("--barge", type=int, default=6, help="barge-ins measured")
     parser.add_argument("--port", type=int, default=5098)
+    parser.add_argument("--speech-engine", default=None,
+                        help="piper, espeak, ... (default: the Speaker's default, Piper)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    print("agent: echo, tiny.en (embedded), webrtc+silero VAD, 500 ms silence, espeak-ng "
-          "voice; callers: baresip 127.0.0.1, PCMU")
+    voice = SpeakerVoice(engine=args.speech_engine)
+    print(f"agent: echo, tiny.en (embedded), webrtc+silero VAD, 500 ms silence, voice "
+          f"{voice.host.spec.engine} {voice.host.spec.voice}; callers: baresip 127.0.0.1, PCMU")
     results: dict[str, object] = {"machine": machine()}
-    agent = PhoneAgent(echo=True, listen=f"127.0.0.1:{args.port}", max_calls=8)
+    agent = PhoneAgent(echo=True, listen=f"127.0.0.1:{args.port}", max_calls=8, voice=voice)
+    # (pjsua2-python 2.15.1 answers at most 4 calls at once whatever max_calls says: the
+    # 5th caller gets 486 Busy, which the N=8 line shows as "busy".)
     t0 = time.monotonic()
     agent.start()
     print(f"agent start: {time.monotonic() - t0:.2f} s")
@@ -156,19 +180,28 @@ def main() -> int:
             for n in [int(x) for x in args.calls.split(",")]:
                 turns = args.turns if n == 1 else args.concurrent_turns
                 audios = [turn_script(turns, i)[0] for i in range(n)]
+                cpu0, wall0 = cpu_seconds(agent), time.monotonic()
                 callers = run_calls(agent, audios, work)
+                cpu = [(b - a) / (time.monotonic() - wall0)
+                       for a, b in zip(cpu0, cpu_seconds(agent), strict=True)]
                 lat: list[float] = []
                 missed = 0
+                busy = sum("486 Busy" in c.log for c in callers)
                 for caller in callers:
                     got, miss = turn_latencies(caller, turns)
                     lat += got
                     missed += miss
                 print(f"N={n}: {len(lat)} turns, turn latency p50 {pct(lat, 50):.3f} s, "
                       f"p95 {pct(lat, 95):.3f} s, max {max(lat, default=float('nan')):.3f} s,"
-                      f" missed {missed}", flush=True)
-                results[f"turn_N{n}"] = {"latencies": lat, "missed": missed}
+                      f" missed {missed}, busy {busy}; CPU (one core = 100%): SIP program {cpu[0]:.0%}, "
+                      f"agent process {cpu[1]:.0%}", flush=True)
+                results[f"turn_N{n}"] = {"latencies": lat, "missed": missed, "busy": busy,
+                                         "cpu_sip": cpu[0], "cpu_agent": cpu[1]}
             if args.barge:
-                audio, onsets = barge_script(args.barge)
+                first = results.get("turn_N1")
+                typical = float(np.median(first["latencies"])) if isinstance(first, dict) \
+                    and first["latencies"] else 1.0
+                audio, onsets = barge_script(args.barge, typical)
                 (caller,) = run_calls(agent, [audio], work)
                 lat, missed = barge_latencies(caller, onsets)
                 print(f"barge-in: {len(lat)} of {len(onsets)}, latency p50 {pct(lat, 50):.3f} s"
@@ -176,7 +209,8 @@ def main() -> int:
                 results["barge"] = {"latencies": lat, "missed": missed}
         finally:
             agent.close()
-    print(f"agent errors: {len(agent.errors)} {[str(e) for e in agent.errors[:3]]}")
+    print(f"agent errors: {len(agent.errors)} {[str(e) for e in agent.errors[:3]]}; calls "
+          f"answered {len(agent.finished_calls)}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0

@@ -64,3 +64,21 @@ def test_speak_example(tmp_path) -> None:
     assert lines[2].startswith("stopped; the caller heard: 'Your order shipped")
     with wave.open(str(out)) as w:
         assert w.getframerate() == 16000 and w.getnframes() > 16000 * 4
+
+
+def test_phone_echo_example_calls_itself(tmp_path) -> None:
+    from harken.phone.caller import baresip_available
+
+    if baresip_available() is not None:
+        pytest.skip(baresip_available())
+    pytest.importorskip("pjsua2", reason="the phone extra is not installed")
+    from phone_helpers import free_udp_port
+
+    port = free_udp_port()
+    out = run("phone_echo.py", "--call-yourself", "--listen", f"127.0.0.1:{port}",
+              "--heard", str(tmp_path / "heard.wav"))
+    turns = [line for line in out.splitlines() if " turns: " in line]
+    replies = [line for line in out.splitlines() if " replies: " in line]
+    assert turns and replies, out
+    assert starts_like_the_sample(turns[0]), out
+    assert (tmp_path / "heard.wav").stat().st_size > 8000 * 2 * 3  # > 3 s heard

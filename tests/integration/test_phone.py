@@ -27,6 +27,7 @@ from phone_helpers import (
 from harken.config import EngineConfig, VadConfig
 from harken.errors import ConfigError, PhoneError
 from harken.phone import PhoneAgent, SpeakerVoice
+from harken.phone.timeline import active_spans
 
 SCRIPTED = EngineConfig(engine="scripted", model="none")
 ENERGY = VadConfig(backend="energy")
@@ -195,6 +196,37 @@ def test_engine_killed_mid_call_loses_no_turn(tmp_path):
         agent.close()
 
 
+def test_speech_engine_killed_mid_reply_the_call_goes_on(tmp_path):
+    record = Recorded()
+    killed: list[int] = []
+
+    def on_turn(call, text):
+        yield "This is the first sentence of a long answer. "
+        voice = call_voice[0]
+        killed.append(voice.host.pid)
+        os.kill(voice.host.pid, signal.SIGKILL)  # the speech engine program dies mid-reply
+        yield "And this is the second sentence, said after a restart. "
+        yield "And a third one."
+
+    voice = SpeakerVoice(engine="espeak")
+    call_voice = [voice]
+    agent = make_agent(record, on_turn=on_turn, echo=False, voice=voice)
+    agent.start()
+    caller = call(agent.uri, script(0.5, "goforward", 12.0)[0], tmp_path / "c")
+    try:
+        wait_call_over(caller, 30)
+        wait_for(lambda: record.ended, 15, "the call's end")
+        (done,) = record.ended.values()
+        assert killed and voice.host.restarts >= 1
+        assert done.replies and "third one" in done.replies[0]
+        # The whole reply was played, or the user heard why not.
+        spans = active_spans(caller.heard(), min_gap_ms=150)
+        assert len(spans) >= 3 or record.errors, (spans, record.errors)
+    finally:
+        caller.close()
+        agent.close()
+
+
 def test_ten_minutes_of_silence_keep_memory_bounded():
     """Pushed at the media layer, faster than real time: PhoneCall.audio() is what the SIP
     program's 20 ms frames reach; 10 minutes of silent frames go through VAD and pipeline."""
@@ -286,3 +318,82 @@ def _cli_call(proc, port, lines, tmp_path) -> None:
             proc.wait()
 
 
+
+
+class _Registrar:
+    """A minimal SIP registrar on 127.0.0.1: challenges REGISTER (digest, MD5), checks the
+    answer against ``password`` and says 200 or 403."""
+
+    def __init__(self, password: str) -> None:
+        import threading
+
+        self.password = password
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.answers: list[int] = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._serve, name="test-registrar")
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(2)
+        self.sock.close()
+
+    def _serve(self) -> None:
+        import hashlib
+        import re
+
+        def md5(text: str) -> str:
+            return hashlib.md5(text.encode()).hexdigest()
+
+        while not self._stop:
+            try:
+                data, addr = self.sock.recvfrom(65536)
+            except TimeoutError:
+                continue
+            text = data.decode(errors="replace")
+            if not text.startswith("REGISTER "):
+                continue
+            uri = text.split(" ", 2)[1]
+            keep = [line for line in text.split("\r\n")
+                    if line.split(":", 1)[0].lower() in ("via", "from", "to", "call-id",
+                                                          "cseq", "contact")]
+            auth = re.search(r"^Authorization:\s*Digest (.*)$", text, re.M | re.I)
+            if auth is None:
+                code, extra = 401, ['WWW-Authenticate: Digest realm="harken-test", '
+                                    'nonce="n0nce", algorithm=MD5']
+            else:
+                fields = dict(re.findall(r'(\w+)="?([^",]*)"?', auth.group(1)))
+                expected = md5(f"{md5(fields['username'] + ':harken-test:' + self.password)}"
+                               f":n0nce:{md5('REGISTER:' + fields.get('uri', uri))}")
+                code = 200 if fields.get("response") == expected else 403
+                extra = ["Expires: 300"]
+            self.answers.append(code)
+            reason = {200: "OK", 401: "Unauthorized", 403: "Forbidden"}[code]
+            lines = [f"SIP/2.0 {code} {reason}"] + [
+                line + (";tag=reg1" if line.lower().startswith("to:") and "tag=" not in line
+                        else "") for line in keep] + extra + ["Content-Length: 0", "", ""]
+            self.sock.sendto("\r\n".join(lines).encode(), addr)
+
+
+@pytest.mark.parametrize("password,ok", [("s3cret", True), ("wrong", False)])
+def test_registration_with_digest_auth(password, ok):
+    registrar = _Registrar("s3cret")
+    record = Recorded()
+    agent = make_agent(record, register=f"sip:bot@127.0.0.1:{registrar.port}",
+                       password=password)
+    try:
+        agent.start()
+        if ok:
+            wait_for(lambda: agent.registration, 10, "the registration")
+            assert agent.registration == "200 OK"
+            assert registrar.answers[:2] == [401, 200]
+        else:
+            wait_for(lambda: record.errors, 10, "the failed registration")
+            assert "registration failed: 403" in str(record.errors[0][0])
+    finally:
+        agent.close()
+        registrar.close()

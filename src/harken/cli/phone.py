@@ -37,7 +37,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--password", default=None, help="the registration's password")
     p.add_argument("--registrar", default=None, metavar="SIP_URI",
                    help="the registrar (default: sip:<host of --register>)")
-    p.add_argument("--max-calls", type=int, default=8, help="calls at once (default 8)")
+    p.add_argument("--max-calls", type=int, default=4,
+                   help="calls at once (default 4, the pjsua2-python wheel's own limit)")
     p.add_argument("--rtp-port", type=int, default=40000,
                    help="first UDP port for call audio (default 40000)")
     p.add_argument("--no-barge-in", action="store_true",

@@ -75,7 +75,10 @@ class PhoneAgent:
         vad: segmentation settings (``post_speech_silence_ms`` ends a turn).
         voice: the agent's voice (default: a :class:`SpeakerVoice`: Piper with its voice
             package when installed, else espeak-ng, in one speech engine program).
-        max_calls: calls at once; more are rejected with 486 Busy.
+        max_calls: calls at once; more are rejected with 486 Busy. The pjsua2-python
+            2.15.1 wheel is built with PJSUA's limit of 4 calls per endpoint (measured:
+            the 5th caller gets 486 whatever ``maxCalls`` says), so more than 4 needs a
+            pjsua2 built with a larger ``PJSUA_MAX_CALLS``.
         rtp_port: the first RTP port to use (each call takes two from here).
         barge_in: stop the reply when the caller speaks.
         barge_in_min_ms: extra milliseconds of caller speech before barging in (0: the
@@ -95,7 +98,7 @@ class PhoneAgent:
                  register: str | None = None, password: str | None = None,
                  registrar: str | None = None, engine: EngineConfig | None = None,
                  vad: VadConfig | None = None, voice: PhoneVoice | None = None,
-                 max_calls: int = 8, rtp_port: int = 40000, barge_in: bool = True,
+                 max_calls: int = 4, rtp_port: int = 40000, barge_in: bool = True,
                  barge_in_min_ms: int = 0, start_timeout_s: float = 120.0) -> None:
         if on_turn is not None and not callable(on_turn):
             raise ConfigError("on_turn must be a function (call, text) -> reply")
@@ -146,6 +149,8 @@ class PhoneAgent:
         """True when start() ran in a multiprocessing child importing the main module."""
         self.finished_calls: list[PhoneCall] = []
         """Calls that ended (the last 100), oldest first."""
+        self.registration: str | None = None
+        """The registrar's last answer ("200 OK"), when registering."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -353,6 +358,7 @@ class PhoneAgent:
             self._end(int(h["call"]), int(h["code"]), str(h["reason"]))
         elif kind == "registration":
             code = int(h["code"])
+            self.registration = f"{code} {h['reason']}"
             if code >= 300 or code < 200:
                 self._report(PhoneError(f"registration failed: {code} {h['reason']}"), None)
             else:

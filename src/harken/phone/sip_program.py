@@ -16,7 +16,8 @@ and puts the caller's audio on the bounded outgoing message queue. "harken-sip-r
 reads stdin into the command queue and "harken-sip-writer" writes the outgoing queue to
 stdout; neither touches PJSUA2 (an unregistered thread calling PJSUA2 aborts the process).
 Exit codes: 0 after "shutdown" or EOF on stdin, 2 on a protocol error, 3 when the endpoint
-could not start (the "failed" message says why).
+could not start (the "failed" message says why). ``HARKEN_PJ_LOG=5`` in the environment
+shows PJSIP's own log on stderr (default 1: errors only).
 """
 
 from __future__ import annotations
@@ -176,8 +177,8 @@ class _Agent:
         cfg.uaConfig.threadCnt = 0
         cfg.uaConfig.maxCalls = int(s["max_calls"])
         cfg.uaConfig.userAgent = "harken-phone"
-        cfg.logConfig.level = 1
-        cfg.logConfig.consoleLevel = 1
+        cfg.logConfig.level = int(os.environ.get("HARKEN_PJ_LOG", "1"))
+        cfg.logConfig.consoleLevel = int(os.environ.get("HARKEN_PJ_LOG", "1"))
         cfg.medConfig.clockRate = SAMPLE_RATE
         cfg.medConfig.sndClockRate = SAMPLE_RATE
         cfg.medConfig.audioFramePtime = 20
