@@ -193,8 +193,8 @@ def main() -> int:
                     missed += miss
                 print(f"N={n}: {len(lat)} turns, turn latency p50 {pct(lat, 50):.3f} s, "
                       f"p95 {pct(lat, 95):.3f} s, max {max(lat, default=float('nan')):.3f} s,"
-                      f" missed {missed}, busy {busy}; CPU (one core = 100%): SIP program {cpu[0]:.0%}, "
-                      f"agent process {cpu[1]:.0%}", flush=True)
+                      f" missed {missed}, busy {busy}; CPU (one core = 100%): SIP program "
+                      f"{cpu[0]:.0%}, agent process {cpu[1]:.0%}", flush=True)
                 results[f"turn_N{n}"] = {"latencies": lat, "missed": missed, "busy": busy,
                                          "cpu_sip": cpu[0], "cpu_agent": cpu[1]}
             if args.barge:
