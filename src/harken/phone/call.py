@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..config import RealtimeConfig, VadConfig
+from ..errors import PhoneError
 from ..events import (
     ErrorEvent,
     Event,
@@ -283,7 +284,7 @@ class PhoneCall:
         if not self._ctx.barge_in or not self.speaking or self._clearing:
             return
         if self._ctx.barge_in_min_ms > 0:
-            # Confirm after more speech: checked again by the next event (partial/final).
+            # Barge in only if the caller is still speaking barge_in_min_ms later.
             self._ctx.loop.call_later(self._ctx.barge_in_min_ms / 1000.0, self._confirm_barge)
             return
         self._barge_in()
@@ -317,18 +318,15 @@ class PhoneCall:
 
     def _final(self, event: FinalTranscript) -> None:
         text = event.text.strip()
-        if not text or self.state == "ended" and self._ctx.hooks.on_turn is None:
-            if text:
-                self.turns.append(text)
+        if not text:
             return
         if _echoes(text, self._recent_reply_text()):
             logger.info("call %d: dropped a final that repeats the agent's reply: %r",
                         self.id, text)
             return
         self.turns.append(text)
-        if self.state == "ended" or self._ctx.hooks.on_turn is None:
-            return
-        self._enqueue(_TurnRequest(text))
+        if self.state != "ended" and self._ctx.hooks.on_turn is not None:
+            self._enqueue(_TurnRequest(text))
 
     def _recent_reply_text(self) -> str:
         reply = self._reply
@@ -387,7 +385,8 @@ class PhoneCall:
             for i in range(0, len(pcm), 16000):  # at most 1 s per message
                 piece = pcm[i:i + 16000]
                 if not self._ctx.send("audio", {"call": self.id}, piece):
-                    return
+                    raise PhoneError(f"call {self.id}: the SIP program took no more audio; "
+                                     f"the rest of {text!r} was not said")
                 self._sent += len(piece) // 2
                 entry.end = self._sent
 

@@ -273,9 +273,8 @@ class _Agent:
             return
         if message.type == "clear":
             call = self._calls.get(int(h["call"]))
-            if call is not None and call.port is not None:
-                played = call.port.clear()
-                self._outbox.send("cleared", {"call": call.harken_id, "played": played})
+            played = call.port.clear() if call is not None and call.port is not None else 0
+            self._outbox.send("cleared", {"call": int(h["call"]), "played": played})
             return
         if message.type == "pause":
             call = self._calls.get(int(h["call"]))
