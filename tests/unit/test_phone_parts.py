@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from harken.errors import ConfigError, ProtocolError
-from harken.phone.call import _echoes, _heard, _Sentence
+from harken.phone.call import _echoes, _first_cut, _heard, _Sentence
 from harken.phone.hooks import Workers, reply_pieces
 from harken.phone.timeline import active_spans, to_8k_int16, to_16k_float
 from harken.phone.wire import check_phone_message, check_sip_uri, parse_listen
@@ -68,6 +68,15 @@ def test_heard_is_whole_sentences_then_a_share_of_the_playing_one():
     assert _heard(sentences, 99999) == "One two three. Four five six seven."
     # A sentence still being made (no audio sent yet) was not heard.
     assert _heard([_Sentence("Not yet.", 0, 0)], 0) == ""
+
+
+def test_a_long_first_sentence_is_cut_after_five_words():
+    long = "unless to be rather cold hearted and rather selfish is to be ill disposed"
+    assert _first_cut(long, True) == ["unless to be rather cold",
+                                      "hearted and rather selfish is to be ill disposed"]
+    assert _first_cut(long, False) == [long]  # only the reply's first sentence
+    assert _first_cut("go forward ten meters please now", True) == [
+        "go forward ten meters please now"]
 
 
 def test_echo_guard_drops_only_finals_that_repeat_the_reply():

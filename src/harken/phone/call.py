@@ -63,6 +63,8 @@ _GATE_POWER = (32768.0 * 10 ** (-40 / 20)) ** 2
 """Mean square of a 20 ms int16 frame above which it is loud (-40 dBFS)."""
 _GATE_FRAMES = 3
 """Loud frames (60 ms) that pause the agent's audio until the VAD decides."""
+_FIRST_WORDS = 5
+"""Words in the first piece of a reply whose first sentence is at least twice as long."""
 _HOLD_FRAMES = 20
 """Frames (400 ms) the audio stays paused waiting for the VAD's confirmed onset."""
 
@@ -325,6 +327,9 @@ class PhoneCall:
                         self.id, text)
             return
         self.turns.append(text)
+        if self._session is not None:
+            logger.debug("call %d: final %.3f s of call audio after the end of speech",
+                         self.id, self._session.stream_seconds - event.end)
         if self.state != "ended" and self._ctx.hooks.on_turn is not None:
             self._enqueue(_TurnRequest(text))
 
@@ -356,6 +361,7 @@ class PhoneCall:
                 self._ctx.report(exc, self)
 
     async def _respond(self, item: Any) -> None:
+        began = time.monotonic()
         if isinstance(item, _TurnRequest):
             hook = self._ctx.hooks.on_turn
             assert hook is not None
@@ -373,14 +379,19 @@ class PhoneCall:
             reply.text.append(piece)
             self.replies[-1] += piece
             for sentence in cutter.feed(piece):
-                await self._speak(reply, sentence)
+                for unit in _first_cut(sentence, not reply.sentences):
+                    await self._speak(reply, unit, began)
         for sentence in cutter.flush():
-            await self._speak(reply, sentence)
+            for unit in _first_cut(sentence, not reply.sentences):
+                await self._speak(reply, unit, began)
 
-    async def _speak(self, reply: _Reply, text: str) -> None:
+    async def _speak(self, reply: _Reply, text: str, began: float) -> None:
         entry = _Sentence(text, self._sent, self._sent)
         reply.sentences.append(entry)
         async for chunk in self._ctx.voice.sentence(text):
+            if len(reply.sentences) == 1 and entry.end == entry.start:
+                logger.debug("call %d: first reply audio %.3f s after the turn", self.id,
+                             time.monotonic() - began)
             pcm = np.ascontiguousarray(chunk, dtype="<i2").tobytes()
             for i in range(0, len(pcm), 16000):  # at most 1 s per message
                 piece = pcm[i:i + 16000]
@@ -416,6 +427,16 @@ class PhoneCall:
 @dataclass(frozen=True)
 class _TurnRequest:
     text: str
+
+
+def _first_cut(text: str, first: bool) -> list[str]:
+    """Split a reply's long first sentence after _FIRST_WORDS words: a voice that makes a
+    sentence's audio at once (Piper) then starts speaking sooner, and the rest is made while
+    the first words play."""
+    words = text.split()
+    if not first or len(words) < 2 * _FIRST_WORDS:
+        return [text]
+    return [" ".join(words[:_FIRST_WORDS]), " ".join(words[_FIRST_WORDS:])]
 
 
 def _heard(sentences: list[_Sentence], played: int) -> str:
