@@ -283,6 +283,7 @@ def test_cli_answers_and_ctrl_c_exits_within_two_seconds(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "harken", "phone", "--listen", f"127.0.0.1:{port}", "--echo",
          "--engine", "scripted", "--model", "none", "--vad", "energy",
+         "--speech-engine", "espeak",
          "--rtp-port", str(30000 + port % 1000 * 16)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     lines: list[str] = []

@@ -41,6 +41,11 @@ def add_parser(subparsers: Any) -> None:
                    help="calls at once (default 4, the pjsua2-python wheel's own limit)")
     p.add_argument("--rtp-port", type=int, default=40000,
                    help="first UDP port for call audio (default 40000)")
+    p.add_argument("--speech-engine", default=None, metavar="NAME",
+                   help="the voice's engine: piper, espeak or package.module:Class (default: "
+                   "Piper when installed, else espeak-ng; espeak answers fastest)")
+    p.add_argument("--speech-voice", default=None, metavar="VOICE",
+                   help="the engine's voice, e.g. en_US-joe-medium or en-us")
     p.add_argument("--no-barge-in", action="store_true",
                    help="let the agent finish speaking when the caller talks")
     add_engine_args(p)
@@ -69,7 +74,7 @@ def load_function(spec: str) -> Callable[..., Any]:
 def run(args: argparse.Namespace) -> int:
     """Answer calls until SIGINT/SIGTERM; return the exit status."""
     from ..config import EngineConfig, VadConfig
-    from ..phone import PhoneAgent
+    from ..phone import PhoneAgent, SpeakerVoice
 
     on_turn = load_function(args.reply_with) if args.reply_with else None
     if on_turn is None and not args.echo:
@@ -84,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         turn, listen=args.listen, register=args.register, password=args.password,
         registrar=args.registrar, max_calls=args.max_calls, rtp_port=args.rtp_port,
         barge_in=not args.no_barge_in,
+        voice=SpeakerVoice(args.speech_voice, engine=args.speech_engine),
         engine=EngineConfig(engine=args.engine, model=args.model, device=args.device,
                             compute_type=args.compute_type, beam_size=args.beam_size,
                             language=args.language),
