@@ -17,6 +17,10 @@ A multiprocessing child that is re-importing the user's main module (spawn and f
 do that) gets a start() that does nothing but log: the user's script may create and start
 its agent at module level without a main guard, and the pool's children do not answer
 calls.
+
+It is one piece (just over the ~400-line guide) because it is the public face: the
+constructor's documented options, the lifecycle and the routing of the SIP program's
+messages to calls, which share the loop's state.
 """
 
 from __future__ import annotations

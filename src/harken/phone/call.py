@@ -21,6 +21,10 @@ the agent was saying (:func:`_echoes`).
 Threads: everything here runs on the agent's event loop, except the public methods
 (:meth:`say`, :meth:`hangup`, :meth:`transfer`), which hop to it and may be called from
 any thread, hooks included.
+
+It is one piece (over the ~400-line guide) because turn-taking and barge-in read and move
+the same per-call state (what was sent, what was played, the reply being made, the pause);
+the SIP program, the recognizer session, the voice and the hooks are modules of their own.
 """
 
 from __future__ import annotations
@@ -172,7 +176,8 @@ class PhoneCall:
 
     def say(self, text: Any) -> None:
         """Speak ``text`` (a str, or an iterable / async iterable of pieces) after any reply
-        already queued; any thread."""
+        already queued; any thread.
+        """
         self._hop(self._enqueue, text)
 
     def hangup(self) -> None:
@@ -297,7 +302,8 @@ class PhoneCall:
 
     def _gate(self, pcm: bytes) -> None:
         """Pause the agent's audio on the first loud frames, before the VAD confirms speech
-        (which takes ``start_ms``); play on if it does not confirm within _HOLD_FRAMES."""
+        (which takes ``start_ms``); play on if it does not confirm within _HOLD_FRAMES.
+        """
         x = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
         loud = len(x) > 0 and float(np.mean(x * x)) > _GATE_POWER
         self._loud = self._loud + 1 if loud else 0
@@ -432,7 +438,8 @@ class _TurnRequest:
 def _first_cut(text: str, first: bool) -> list[str]:
     """Split a reply's long first sentence after _FIRST_WORDS words: a voice that makes a
     sentence's audio at once (Piper) then starts speaking sooner, and the rest is made while
-    the first words play."""
+    the first words play.
+    """
     words = text.split()
     if not first or len(words) < 2 * _FIRST_WORDS:
         return [text]
@@ -441,7 +448,8 @@ def _first_cut(text: str, first: bool) -> list[str]:
 
 def _heard(sentences: list[_Sentence], played: int) -> str:
     """The reply's text up to sample ``played``: whole sentences, then the share of the
-    words of the sentence playing then (words take about equal time)."""
+    words of the sentence playing then (words take about equal time).
+    """
     out: list[str] = []
     for s in sentences:
         if s.end > s.start and played >= s.end:

@@ -180,7 +180,7 @@ snd_path {self.workdir / 'snd'}
 
     @property
     def log(self) -> str:
-        """baresip's console output so far."""
+        """The console output of baresip so far."""
         try:
             return (self.workdir / "baresip.log").read_text(errors="replace")
         except OSError:

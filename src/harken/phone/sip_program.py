@@ -18,6 +18,10 @@ stdout; neither touches PJSUA2 (an unregistered thread calling PJSUA2 aborts the
 Exit codes: 0 after "shutdown" or EOF on stdin, 2 on a protocol error, 3 when the endpoint
 could not start (the "failed" message says why). ``HARKEN_PJ_LOG=5`` in the environment
 shows PJSIP's own log on stderr (default 1: errors only).
+
+It is one piece (over the ~400-line guide) because it is the only module that may touch
+PJSUA2: the endpoint, the calls, the media ports and the thread rules between them stay
+together, so no other module can import pjsua2 by accident.
 """
 
 from __future__ import annotations
