@@ -42,6 +42,7 @@ DECODE_QUALITIES: tuple[Quality, ...] = ("standard", "fast", "cheap")
 
 _CHINESE_SCRIPTS = ("simplified", "traditional", None)
 """EngineConfig.chinese_script values (:data:`harken.text.chinese.CHINESE_SCRIPTS` and None)."""
+_EAGERNESS = ("low", "medium", "high", "auto")
 
 
 def _check(cond: bool, message: str) -> None:
@@ -148,6 +149,18 @@ class VadConfig:
     """Utterances with less speech than this are discarded (no final)."""
     max_utterance_s: float = 28.0
     """Longer speech is split near the quietest point of its last seconds."""
+    turn_detection: str = "fixed"
+    """How an utterance ends: "fixed" (after ``post_speech_silence_ms`` of silence) or
+    "smart" (an audio turn model and the words decide between ``min_silence_ms``,
+    ``post_speech_silence_ms`` and ``max_silence_ms``; needs onnxruntime and the
+    pipecat-ai wheel: see :mod:`harken.core.turn`)."""
+    min_silence_ms: int = 200
+    """"smart": the shortest silence that ends an utterance (the turn model is asked then)."""
+    max_silence_ms: int = 1500
+    """"smart": the longest silence waited for a speaker who sounds mid-thought."""
+    turn_eagerness: str = "auto"
+    """"smart": "low" (end early only when very sure, wait long more often), "medium",
+    "high" or "auto" (= "medium"), as in OpenAI's semantic_vad."""
 
     def __post_init__(self) -> None:
         vad_backend(self.backend)  # raises ConfigError naming the choices
@@ -164,6 +177,21 @@ class VadConfig:
         _check(self.post_speech_silence_ms >= MIN_SILENCE_MS,
                f"post_speech_silence_ms must be at least {MIN_SILENCE_MS} (one frame), "
                f"got {self.post_speech_silence_ms}")
+        _check(self.turn_detection in ("fixed", "smart"),
+               f"turn_detection must be 'fixed' or 'smart', got {self.turn_detection!r}")
+        _check(self.turn_eagerness in _EAGERNESS,
+               f"turn_eagerness must be one of {', '.join(_EAGERNESS)}, got "
+               f"{self.turn_eagerness!r}")
+        for name in ("min_silence_ms", "max_silence_ms"):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and not isinstance(value, bool) and
+                   MIN_SILENCE_MS <= value <= 60_000,
+                   f"{name} must be an int from {MIN_SILENCE_MS} to 60000, got {value!r}")
+        _check(self.turn_detection == "fixed" or
+               self.min_silence_ms <= self.post_speech_silence_ms <= self.max_silence_ms,
+               "smart turn detection needs min_silence_ms <= post_speech_silence_ms <= "
+               f"max_silence_ms, got {self.min_silence_ms}, {self.post_speech_silence_ms}, "
+               f"{self.max_silence_ms}")
         _finite(self.max_utterance_s, "max_utterance_s")
         _check(2.0 <= self.max_utterance_s <= 600.0,
                f"max_utterance_s must be from 2 to 600, got {self.max_utterance_s!r}")

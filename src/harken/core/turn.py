@@ -1,0 +1,202 @@
+"""End of turn: when to end an utterance once the speaker falls silent (pure: no I/O, no
+clock, no threads).
+
+With ``turn_detection="fixed"`` an utterance ends after ``post_speech_silence_ms`` of
+silence, whoever is speaking and whatever they said. With ``"smart"`` the silence needed
+depends on what is known at that moment, all counted in samples of silence since the voice
+faded:
+
+- at ``min_silence_ms`` the turn model (Smart Turn, :mod:`harken.turn`) hears the utterance
+  and gives P(complete), once per pause;
+- the text: the speculative final's transcript of exactly this audio when it has come back
+  (the early final is cut at 128 ms of silence), else the latest partial text;
+- the text *sounds unfinished* when it ends in a comma, an ellipsis or a dash, or in a
+  conjunction, filler, article or preposition ("and", "but", "um", "so", "the", "for", ...);
+  then the utterance waits ``max_silence_ms``, whatever the model says (Smart Turn calls
+  many sentences cut at a comma "complete");
+- P(complete) below ``low`` (the model hears a speaker mid-thought): wait ``max_silence_ms``;
+- P(complete) at or above ``threshold`` and the speculative final's text ends a sentence
+  (".", "?", "!"): end now (at ``min_silence_ms`` at the earliest). While that text is still
+  being transcribed the decision waits for it: the final cannot be shown before it anyway,
+  so waiting costs no latency and lets the words veto the model. With no text to come
+  (early finals off) the model decides alone;
+- anything else: the normal ``post_speech_silence_ms``.
+
+So smart turns end an utterance sooner only when the audio model and the words agree, and
+later only when one of them hears a speaker who has not finished. The decisions are a pure
+function of the audio, the texts and where in the stream each text arrived: the same inputs
+give the same decisions (tests drive this with a scripted model).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..config import SAMPLE_RATE, VadConfig
+from ..turn.base import TurnModel
+
+__all__ = ["EAGERNESS", "TurnPolicy", "TurnSettings", "ends_sentence", "sounds_unfinished",
+           "turn_silence"]
+
+EAGERNESS: dict[str, tuple[float, float]] = {
+    "low": (0.9, 0.3),
+    "medium": (0.7, 0.15),
+    "auto": (0.7, 0.15),
+    "high": (0.5, 0.05),
+}
+"""Eagerness -> (threshold, low) on P(complete): "low" ends early only when the model is
+very sure and waits longer more often; "high" the reverse. "auto" is "medium"."""
+
+_TRAILING = frozenset("""
+and but or nor so because cause since although though unless until while whereas if then
+than that which who whom whose where when um uh er erm ah hmm mm like the a an my your his
+her its our their this these those to of for with in on at by from into about as is are was
+were be been am i we you they he she it it's i'm i'd i'll we're you're gonna wanna
+""".split())
+"""Words that rarely end a finished turn."""
+
+_END_WORDS = frozenset({"so", "like", "too", "then", "in", "on", "it", "that", "this", "up"})
+"""Words of _TRAILING that do end sentences ("I think so."): unfinished only without a final
+full stop."""
+
+_WORD = re.compile(r"[a-z']+")
+
+
+def _last_word(text: str) -> str:
+    words = _WORD.findall(text.lower().replace("\u2019", "'"))
+    return words[-1] if words else ""
+
+
+def ends_sentence(text: str) -> bool:
+    """True when ``text`` ends with ".", "?" or "!" (not an ellipsis)."""
+    t = text.rstrip().rstrip("\"')]\u201d")
+    return bool(t) and t[-1] in ".?!" and not t.endswith("..")
+
+
+def sounds_unfinished(text: str) -> bool:
+    """True when ``text`` ends mid-thought: a comma, an ellipsis, a dash, or a word such as
+    "and", "um", "the" or "for" (see the module docstring)."""
+    t = text.rstrip()
+    if not t:
+        return False
+    if t.endswith((",", "...", "\u2026", "-", "\u2014", ":", ";")):
+        return True
+    word = _last_word(t)
+    if word not in _TRAILING:
+        return False
+    if word in _END_WORDS and ends_sentence(t):
+        return False
+    return not t.endswith(("?", "!"))
+
+
+@dataclass(frozen=True)
+class TurnSettings:
+    """The smart end of turn's silences, in samples at 16 kHz, and P(complete) cut-offs."""
+
+    min_silence: int
+    """The model is asked, and a turn may end, once the silence reaches this."""
+    normal_silence: int
+    """The silence that ends an utterance when nothing says otherwise."""
+    max_silence: int
+    """The longest wait, for a speaker who sounds mid-thought."""
+    threshold: float
+    """P(complete) at or above which the audio says "finished"."""
+    low: float
+    """P(complete) below which the audio says "not finished"."""
+
+    @classmethod
+    def from_config(cls, config: VadConfig) -> TurnSettings:
+        """The settings ``config`` asks for (its turn_* and *_silence_ms fields)."""
+        threshold, low = EAGERNESS[config.turn_eagerness]
+
+        def samples(ms: int) -> int:
+            return math.ceil(ms * SAMPLE_RATE / 1000)
+
+        return cls(samples(config.min_silence_ms), samples(config.post_speech_silence_ms),
+                   samples(config.max_silence_ms), threshold, low)
+
+
+def turn_silence(settings: TurnSettings, p_complete: float | None, text: str | None,
+                 text_pending: bool) -> int:
+    """Return the silence (samples) after which the turn ends, given what is known now.
+
+    Args:
+        settings: the silences and cut-offs.
+        p_complete: the model's P(complete) for this pause; None before it was asked.
+        text: the speculative final's transcript of this pause's audio when it came back,
+            else the latest partial text; None when there is none.
+        text_pending: a speculative final of this audio is being transcribed.
+    """
+    if text is not None and sounds_unfinished(text):
+        return settings.max_silence
+    if p_complete is None:
+        return settings.normal_silence
+    if p_complete < settings.low:
+        return settings.max_silence
+    if p_complete >= settings.threshold and not text_pending and (
+            text is None or ends_sentence(text)):
+        return settings.min_silence
+    return settings.normal_silence
+
+
+class TurnPolicy:
+    """Decides, pause by pause, when an utterance of one stream ends. Not thread-safe.
+
+    Args:
+        settings: the silences and cut-offs.
+        model: a loaded turn model; asked once per pause, at ``min_silence``.
+    """
+
+    def __init__(self, settings: TurnSettings, model: TurnModel) -> None:
+        self.settings = settings
+        self._model = model
+        self._p: float | None = None
+        self._partial: str | None = None
+        self._final: str | None = None
+
+    @property
+    def p_complete(self) -> float | None:
+        """The model's answer for the current pause (None before it was asked)."""
+        return self._p
+
+    def new_utterance(self) -> None:
+        """An utterance began: forget everything about the last one."""
+        self.speech()
+        self._partial = None
+
+    def speech(self) -> None:
+        """The speaker is talking: the last pause's answer and final text are void."""
+        self._p = None
+        self._final = None
+
+    def heard_partial(self, text: str) -> None:
+        """A partial transcript of the open utterance came back."""
+        self._partial = text
+
+    def heard_final(self, text: str) -> None:
+        """The speculative final's transcript of the audio up to this pause came back."""
+        self._final = text
+
+    def should_end(self, silence: int, audio: Callable[[], NDArray[np.float32]], *,
+                   text_pending: bool) -> bool:
+        """Whether the turn ends now, after ``silence`` samples since the voice faded.
+
+        Args:
+            silence: samples of silence so far in this pause (0 while speaking).
+            audio: returns the utterance's audio so far; called once per pause, when the
+                silence first reaches ``min_silence`` and the model is asked.
+            text_pending: the speculative final of this pause is being transcribed.
+        """
+        s = self.settings
+        if silence <= 0 or silence < s.min_silence:
+            return False
+        if self._p is None:
+            self._p = float(self._model.predict(audio()))
+        text = self._final if self._final is not None else self._partial
+        return silence >= turn_silence(s, self._p, text, text_pending)
