@@ -74,10 +74,19 @@ class FinalOrder:
             out.extend(self._release())
         return out
 
+    def awaiting(self, utterance_id: int) -> bool:
+        """True while the utterance's early final is out and its answer has not come back."""
+        request = self._speculative.get(utterance_id)
+        return request is not None and request.request_id not in self._held
+
+    def is_early(self, request: TranscribeRequest) -> bool:
+        """True when ``request`` is its utterance's early final, still unconfirmed."""
+        speculative = self._speculative.get(request.utterance_id)
+        return speculative is not None and speculative.request_id == request.request_id
+
     def answered(self, request: TranscribeRequest, answer: Answer) -> list[Output]:
         """The engine answered ``request``; return the finals that may go out now, in order."""
-        speculative = self._speculative.get(request.utterance_id)
-        if speculative is not None and speculative.request_id == request.request_id:
+        if self.is_early(request):
             self._held[request.request_id] = answer  # released when the silence lasts
             return []
         if request.request_id not in self._order:

@@ -28,6 +28,10 @@ and the finals; the router sends wake checks and reports wake word events itself
 The pipeline composes segmenter -> optional wake router -> partial scheduler -> final order
 (:class:`~harken.core.final_order.FinalOrder`).
 
+End of turn (``VadConfig.turn_detection="smart"``): the segmenter's own end waits
+``max_silence_ms``; a :class:`~harken.core.turn.TurnPolicy` ends the utterance sooner from
+the turn model's answer and the utterance's words (the early final's, once back).
+
 Tests drive it by pushing numpy arrays, with a fake VAD and no engine at all.
 """
 
@@ -42,8 +46,9 @@ from numpy.typing import NDArray
 
 from ..config import RealtimeConfig, VadConfig, WakeConfig
 from ..engine.base import DecodeHints, EngineOutput, TranscribeRequest
-from ..errors import AudioFormatError
-from ..events import PartialTranscript, SpeechEnded, SpeechStarted
+from ..errors import AudioFormatError, ConfigError
+from ..events import FinalTranscript, PartialTranscript, SpeechEnded, SpeechStarted
+from ..turn.base import TurnModel
 from ..units import FRAME_SAMPLES, SAMPLE_RATE
 from ..vad.base import VoiceActivityDetector
 from ..wake.base import PhraseMatcher, WakeWordDetector
@@ -60,6 +65,7 @@ from .segmenter import (
     UtteranceStarted,
 )
 from .stabilizer import Stabilizer
+from .turn import TurnPolicy, TurnSettings
 from .wake_router import Lookback, WakeRouter
 
 __all__ = ["CancelRequest", "FinalFailed", "Output", "SpeechPipeline"]
@@ -78,6 +84,9 @@ class _Frames(Protocol):
     def force_end(self) -> Sequence[SegmenterEvent | Output]:
         """End the open utterance now."""
 
+    def end_turn(self) -> Sequence[SegmenterEvent | Output]:
+        """End the open utterance now: its speaker finished (smart end of turn)."""
+
 
 class SpeechPipeline:
     """VAD, segmentation, partial scheduling and request bookkeeping for one audio stream.
@@ -88,18 +97,31 @@ class SpeechPipeline:
         realtime: partial and early-final settings (defaults: both on).
         wake: a loaded wake word detector, or a phrase matcher; None: no wake word.
         wake_config: wake word timeout and activation delay (with ``wake``).
+        turn: a loaded turn model; needed with ``vad_config.turn_detection="smart"``.
+
+    Raises:
+        ConfigError: smart turn detection without a turn model.
     """
 
     def __init__(self, vad: VoiceActivityDetector, vad_config: VadConfig | None = None,
                  realtime: RealtimeConfig | None = None, *,
                  wake: WakeWordDetector | PhraseMatcher | None = None,
-                 wake_config: WakeConfig | None = None) -> None:
+                 wake_config: WakeConfig | None = None,
+                 turn: TurnModel | None = None) -> None:
         self._vad = vad
         self._realtime = realtime or RealtimeConfig()
+        vad_config = vad_config or VadConfig()
+        self._turn: TurnPolicy | None = None
+        self._turn_utterance = 0  # the utterance the policy's state is about
+        if vad_config.turn_detection == "smart":
+            if turn is None:
+                raise ConfigError("turn_detection='smart' needs a loaded turn model (turn=)")
+            self._turn = TurnPolicy(TurnSettings.from_config(vad_config), turn)
+            # The segmenter's own end is the longest wait; the policy ends turns sooner.
+            vad_config = replace(vad_config, post_speech_silence_ms=vad_config.max_silence_ms)
         pieces = 0 if wake is not None else \
             self._realtime.pause_pieces_ms * SAMPLE_RATE // 1000
-        self._segmenter = Segmenter(vad_config or VadConfig(),
-                                    early_final=self._realtime.early_final,
+        self._segmenter = Segmenter(vad_config, early_final=self._realtime.early_final,
                                     piece_min_samples=pieces)
         self._pending = np.zeros(0, dtype=np.float32)
         self._next_request = 1
@@ -142,6 +164,7 @@ class SpeechPipeline:
         for i in range(n_frames):
             frame = samples[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES]
             self._translate(self._frames.push(frame, bool(self._vad.is_speech(frame))), out)
+            self._turn_step(out)
             self._maybe_partial(out)
         self._pending = samples[n_frames * FRAME_SAMPLES:].copy()
         return out
@@ -180,8 +203,9 @@ class SpeechPipeline:
         wake = self._wake_check(request)
         if wake is not None:
             return wake.check_result(request, output, compute_seconds, attempts)
-        return self._order.answered(request, final_transcript(
-            request, output, compute_seconds=compute_seconds, attempts=attempts))
+        answer = final_transcript(request, output, compute_seconds=compute_seconds,
+                                  attempts=attempts)
+        return self._answered(request, answer)
 
     def on_failed(self, request: TranscribeRequest, error: BaseException) -> list[Output]:
         """The engine gave up on ``request``."""
@@ -192,9 +216,38 @@ class SpeechPipeline:
         wake = self._wake_check(request)
         if wake is not None:
             return wake.check_failed(request, error)
-        return self._order.answered(request, FinalFailed(request, error))
+        return self._answered(request, FinalFailed(request, error))
 
     # ------------------------------------------------------------------ internals
+
+    def _answered(self, request: TranscribeRequest,
+                  answer: FinalTranscript | FinalFailed) -> list[Output]:
+        """A final's answer: to the final order; an early final's words may end the turn."""
+        early = self._turn is not None and self._order.is_early(request)
+        out = self._order.answered(request, answer)
+        if early and self._turn is not None:
+            if isinstance(answer, FinalTranscript):
+                self._turn.heard_final(answer.text)
+            self._turn_step(out)
+        return out
+
+    def _turn_step(self, out: list[Output]) -> None:
+        """Smart end of turn: end the open utterance if its pause is long enough now."""
+        seg = self._segmenter
+        turn = self._turn
+        if turn is None or not seg.active:
+            return
+        if seg.utterance_id != self._turn_utterance:
+            self._turn_utterance = seg.utterance_id
+            turn.new_utterance()
+        silence = seg.silence
+        if silence == 0:
+            turn.speech()
+            return
+        if turn.should_end(silence, seg.current_audio,
+                           pending=self._order.awaiting(seg.utterance_id),
+                           early_final=self._realtime.early_final):
+            self._translate(self._frames.end_turn(), out)
 
     def _wake_check(self, request: TranscribeRequest) -> WakeRouter | None:
         """The wake router, when ``request`` is one of its wake checks."""
@@ -214,6 +267,8 @@ class SpeechPipeline:
         # two such passes agree on the mistake: they are shown, but do not vote.
         stable, unstable = self._stabilizer.update(
             output.text.strip(), commit=len(request.audio) >= self._stable_min)
+        if self._turn is not None and self._turn_utterance == request.utterance_id:
+            self._turn.heard_partial(output.text.strip())
         return [PartialTranscript(request.utterance_id, stable, unstable, output.language)]
 
     def _maybe_partial(self, out: list[Output]) -> None:

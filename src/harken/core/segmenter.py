@@ -215,6 +215,14 @@ class Segmenter:
         return self._last_level < self._background_limit()
 
     @property
+    def silence(self) -> int:
+        """Samples of silence since the voice faded in the open utterance; 0 while speaking,
+        when none is open and in a manual recording."""
+        if not self._active or self._manual:
+            return 0
+        return self._silence_run * FRAME_SAMPLES
+
+    @property
     def speculating(self) -> bool:
         """True while a speculative segment of the open utterance is outstanding."""
         return self._speculating
@@ -370,6 +378,15 @@ class Segmenter:
                 self._speech_frames = max(self._speech_frames, len(self._frames_audio))
             self._close(events)
         self._manual = False
+        return events
+
+    def end_turn(self) -> list[SegmenterEvent]:
+        """End the open utterance now because its speaker finished (smart end of turn).
+
+        Only in a pause (:attr:`silence` > 0); the audio is cut as at the normal end."""
+        events: list[SegmenterEvent] = []
+        if self.silence > 0:
+            self._close(events)
         return events
 
     def _open(self, start_sample: int, events: list[SegmenterEvent]) -> None:

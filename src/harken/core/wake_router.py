@@ -154,6 +154,12 @@ class WakeRouter:
         self._route(self._segmenter.force_end(), out)
         return out
 
+    def end_turn(self) -> list[SegmenterEvent | Output]:
+        """End the open utterance now: its speaker finished (smart end of turn)."""
+        out: list[SegmenterEvent | Output] = []
+        self._route(self._segmenter.end_turn(), out)
+        return out
+
     # ------------------------------------------------------------------ wake checks
 
     def is_check(self, request: TranscribeRequest) -> bool:

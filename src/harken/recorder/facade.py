@@ -50,7 +50,15 @@ from .dispatch import Dispatcher
 from .finals import FinalQueue
 from .inbox import Inbox
 from .loop import PipelineLoop
-from .wiring import SOURCE_NAMES, InboxSink, build_wake, is_realtime, load_vad, make_source
+from .wiring import (
+    SOURCE_NAMES,
+    InboxSink,
+    build_wake,
+    is_realtime,
+    load_turn,
+    load_vad,
+    make_source,
+)
 
 if TYPE_CHECKING:
     from ..worker.process import EngineProcess
@@ -231,6 +239,7 @@ class Recorder:
         source = make_source(self._source_spec, self._input_device)
         vad = load_vad(self.config.vad, self._vad_detector)
         self._vad = vad
+        turn = load_turn(self.config.vad)
         wake, self._wake_detector = build_wake(self.config.wake)
         if self._wake_detector is not None:
             self._wake_detector.load()
@@ -250,7 +259,7 @@ class Recorder:
         engine.start()
         from ..core.pipeline import SpeechPipeline
 
-        pipeline = SpeechPipeline(vad, self.config.vad, self.config.realtime, wake=wake,
+        pipeline = SpeechPipeline(vad, self.config.vad, self.config.realtime, wake=wake, turn=turn,
                                   wake_config=self.config.wake)
         self._pipeline_thread = threading.Thread(
             target=self._loop.run, args=(pipeline, engine, is_realtime(self._source_spec)),

@@ -1,4 +1,5 @@
-"""Builds the Recorder's parts at start(): its audio source, VAD and wake word backend.
+"""Builds the Recorder's parts at start(): its audio source, VAD, turn model and wake word
+backend.
 
 Backends are imported here, inside the functions, so that importing the recorder imports
 none of them. :class:`InboxSink` is what the recorder hands its source: it runs on the
@@ -15,11 +16,13 @@ from numpy.typing import NDArray
 from ..config import VadConfig, WakeConfig
 from ..errors import ConfigError
 from ..sources.base import AudioSource
+from ..turn.base import TurnModel
 from ..vad.base import VoiceActivityDetector
 from ..wake.base import PhraseMatcher, WakeWordDetector
 from .inbox import Inbox
 
-__all__ = ["SOURCE_NAMES", "InboxSink", "build_wake", "is_realtime", "load_vad", "make_source"]
+__all__ = ["SOURCE_NAMES", "InboxSink", "build_wake", "is_realtime", "load_turn", "load_vad",
+           "make_source"]
 
 _FEED_TIMEOUT_S = 30.0
 """Seconds a source may block on a full backlog before it gets an AudioSourceError."""
@@ -73,6 +76,23 @@ def load_vad(config: VadConfig, detector: VoiceActivityDetector | None) -> Voice
         vad = create_vad(config)
     vad.load()
     return vad
+
+
+def load_turn(config: VadConfig) -> TurnModel | None:
+    """Load the Smart Turn model when ``config.turn_detection`` is "smart" (blocking ~0.1 s).
+
+    Raises:
+        BackendNotInstalled: onnxruntime is missing.
+        SmartTurnNotFound: the pipecat-ai wheel that ships the model is not installed (the
+            message says how to install it).
+    """
+    if config.turn_detection != "smart":
+        return None
+    from ..turn.smart_turn import SmartTurnModel
+
+    model = SmartTurnModel()
+    model.load()
+    return model
 
 
 def build_wake(config: WakeConfig) -> tuple[WakeWordDetector | PhraseMatcher | None,
