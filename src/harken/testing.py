@@ -23,9 +23,9 @@ from .units import SAMPLE_RATE
 if TYPE_CHECKING:
     from .core.pipeline import Output, SpeechPipeline
 
-__all__ = ["BURST_S", "GAP_S", "ScriptedVad", "SoakResult", "SoakSample", "bursts", "chunks",
-           "drive", "normalize_text", "of_type", "silence", "soak", "tone", "word_error_rate",
-           "word_errors"]
+__all__ = ["BURST_S", "GAP_S", "ScriptedTurnModel", "ScriptedVad", "SoakResult", "SoakSample",
+           "bursts", "chunks", "drive", "normalize_text", "of_type", "silence", "soak", "tone",
+           "word_error_rate", "word_errors"]
 
 _T = TypeVar("_T")
 
@@ -258,6 +258,36 @@ def soak(minutes: int, *, audio: Callable[[int], tuple[NDArray[np.float32], int]
         rec.flush(120)
     result.wall_s = time.monotonic() - started
     return result
+
+
+class ScriptedTurnModel:
+    """A turn model that answers scripted P(complete) values, one per call.
+
+    Args:
+        answers: the answers in call order; the last one repeats. A single number is
+            every answer.
+
+    Attributes:
+        heard: the number of samples of each call's audio, in call order.
+    """
+
+    def __init__(self, answers: float | Sequence[float]) -> None:
+        self._answers = [float(answers)] if isinstance(answers, (int, float)) else \
+            [float(a) for a in answers]
+        if not self._answers:
+            raise ValueError("ScriptedTurnModel needs at least one answer")
+        self.heard: list[int] = []
+
+    def load(self) -> None:
+        """Nothing to load."""
+
+    def predict(self, audio: NDArray[np.float32]) -> float:
+        """The next scripted answer (``audio`` is only measured)."""
+        self.heard.append(len(audio))
+        return self._answers[min(len(self.heard), len(self._answers)) - 1]
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 def normalize_text(text: str) -> list[str]:
