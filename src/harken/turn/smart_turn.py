@@ -93,7 +93,7 @@ def load_smart_turn_session(model_path: str | None = None) -> Any:
     try:
         import onnxruntime
     except ImportError as exc:
-        raise BackendNotInstalled("onnxruntime", "silero", "Smart turn detection") from exc
+        raise BackendNotInstalled("onnxruntime", "turn", "Smart turn detection") from exc
     path = model_path
     if path is None:
         path = find_smart_turn_model()
