@@ -42,7 +42,8 @@ DECODE_QUALITIES: tuple[Quality, ...] = ("standard", "fast", "cheap")
 
 _CHINESE_SCRIPTS = ("simplified", "traditional", None)
 """EngineConfig.chinese_script values (:data:`harken.text.chinese.CHINESE_SCRIPTS` and None)."""
-_EAGERNESS = ("low", "medium", "high", "auto")
+TURN_EAGERNESS = ("low", "medium", "high", "auto")
+"""Values of VadConfig.turn_eagerness (as OpenAI's semantic_vad eagerness)."""
 
 
 def _check(cond: bool, message: str) -> None:
@@ -179,8 +180,8 @@ class VadConfig:
                f"got {self.post_speech_silence_ms}")
         _check(self.turn_detection in ("fixed", "smart"),
                f"turn_detection must be 'fixed' or 'smart', got {self.turn_detection!r}")
-        _check(self.turn_eagerness in _EAGERNESS,
-               f"turn_eagerness must be one of {', '.join(_EAGERNESS)}, got "
+        _check(self.turn_eagerness in TURN_EAGERNESS,
+               f"turn_eagerness must be one of {', '.join(TURN_EAGERNESS)}, got "
                f"{self.turn_eagerness!r}")
         for name in ("min_silence_ms", "max_silence_ms"):
             value = getattr(self, name)

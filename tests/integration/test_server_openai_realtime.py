@@ -552,14 +552,25 @@ def test_session_update_parsing_and_rendering():
     assert (beta.encoding, beta.sample_rate, beta.silence_duration_ms) == ("alaw", 8000, 700)
     assert beta.vad_config(VadConfig()).post_speech_silence_ms == 700
     assert render_session(beta, "s", beta=True)["input_audio_format"] == "g711_alaw"
-    # Absent fields do not change; semantic VAD is served as server VAD.
-    same = parse_session_update(beta, {"turn_detection": {"type": "semantic_vad"}}, beta=True)
+    # Absent fields do not change; semantic VAD is harken's smart end of turn.
+    same = parse_session_update(beta, {"turn_detection": {"type": "semantic_vad",
+                                                          "eagerness": "high"}}, beta=True)
     assert same.encoding == "alaw" and same.server_vad
+    smart = same.vad_config(VadConfig())
+    assert (smart.turn_detection, smart.turn_eagerness) == ("smart", "high")
+    assert smart.min_silence_ms <= smart.post_speech_silence_ms <= smart.max_silence_ms
+    assert same.vad_config(VadConfig(), smart=False).turn_detection == "fixed"
+    assert render_session(same, "s", beta=True)["turn_detection"] == {
+        "type": "semantic_vad", "eagerness": "high"}
+    back = parse_session_update(same, {"turn_detection": {"type": "server_vad"}}, beta=True)
+    assert back.vad_config(VadConfig()).turn_detection == "fixed"
     for session, param in [
         ({"input_audio_format": "mp3"}, "session.input_audio_format"),
         ({"turn_detection": {"type": "server_vad", "silence_duration_ms": -1}},
          "session.turn_detection.silence_duration_ms"),
         ({"turn_detection": {"type": "push_to_talk"}}, "session.turn_detection.type"),
+        ({"turn_detection": {"type": "semantic_vad", "eagerness": "eager"}},
+         "session.turn_detection.eagerness"),
         ({"input_audio_transcription": {"language": 7}},
          "session.input_audio_transcription.language"),
         ("nope", "session"),
@@ -648,5 +659,36 @@ def test_real_speech_deltas_add_up_to_every_completed_transcript(espeak):
         said = " ".join(e.transcript for e in completed[-len(SENTENCES):])
         errors, words = word_errors(" ".join(SENTENCES), said)
         assert errors / words <= 0.35, said
+
+    run(body, engine=EngineConfig(), vad=VadConfig(), realtime=RealtimeConfig())
+
+
+@pytest.mark.model
+def test_semantic_vad_holds_a_mid_thought_pause_over_the_openai_client(espeak):
+    """semantic_vad is harken's smart end of turn: a speaker who stops after "to" for
+    0.9 s is one item (server_vad, 500 ms of silence, makes two of it)."""
+    import soxr
+
+    def part(text: str) -> np.ndarray:
+        x = espeak(text)
+        loud = np.flatnonzero(np.abs(x) > 0.01)
+        return soxr.resample(x[loud[0]:loud[-1] + 1], 16000, RATE).astype(np.float32)
+
+    audio = np.concatenate([silence(0.5, RATE), part("Can you send the report to"),
+                            silence(0.9, RATE), part("Michael before the meeting?"),
+                            silence(2.0, RATE)])
+
+    async def body(server: Server) -> None:
+        async with connect(server) as conn:
+            await conn.recv()
+            await conn.session.update(session={"type": "transcription", "audio": {"input": {
+                "turn_detection": {"type": "semantic_vad", "eagerness": "auto"}}}})
+            updated = await conn.recv()
+            assert updated.session.audio.input.turn_detection.type == "semantic_vad"
+            sender = asyncio.create_task(send_audio(conn, audio, pace=1.0))
+            events = await events_until(conn, count(COMPLETED)(1), timeout=40)
+            await sender
+        completed = [e for e in events if e.type == COMPLETED]
+        assert "michael" in completed[0].transcript.lower(), completed[0].transcript
 
     run(body, engine=EngineConfig(), vad=VadConfig(), realtime=RealtimeConfig())

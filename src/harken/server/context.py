@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ..config import VadConfig
+from ..turn.base import TurnModel
 from ..vad.base import VoiceActivityDetector
 from .config import ServerConfig
 from .engine_host import EngineHost
@@ -43,10 +45,18 @@ class ServerStats:
 
 
 class VadMaker(Protocol):
-    """Builds a loaded detector for one session (e.g. :class:`~harken.server.vads.VadFactory`)."""
+    """Builds a loaded detector (and turn model) for one session (e.g.
+    :class:`~harken.server.vads.VadFactory`)."""
 
     def create(self) -> VoiceActivityDetector:
         """Return a new loaded detector (quick: no model load)."""
+
+    @property
+    def smart_turns(self) -> bool:
+        """True when smart turn detection can be served."""
+
+    def turn(self, config: VadConfig) -> TurnModel | None:
+        """The loaded turn model a session with ``config`` needs (None: fixed turns)."""
 
 
 class ServerContext(Protocol):

@@ -241,10 +241,11 @@ class _Job:
         assert reader is not None
         limit = self._server.config.max_upload_seconds
         try:
-            session.begin(self._server.vads.create(),
-                          RealtimeConfig(partials=False, early_final=False),
+            vads = self._server.vads
+            session.begin(vads.create(), RealtimeConfig(partials=False, early_final=False),
                           sample_rate=reader.rate, language=self._language,
-                          hints=DecodeHints(initial_prompt=self._prompt or None))
+                          hints=DecodeHints(initial_prompt=self._prompt or None),
+                          turn=vads.turn(self._server.config.vad))
             step = max(1, int(reader.rate * _FEED_CHUNK_S))
             while True:
                 await session.wait_outstanding_below(_MAX_OUTSTANDING)

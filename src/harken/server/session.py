@@ -28,6 +28,7 @@ from ..core.pipeline import CancelRequest, FinalFailed, Output, SpeechPipeline
 from ..engine.base import DecodeHints, EngineOutput, TranscribeRequest
 from ..errors import LifecycleError
 from ..events import ErrorEvent, Event
+from ..turn.base import TurnModel
 from ..vad.base import VoiceActivityDetector
 from .engine_host import EngineHost, HostSession
 
@@ -97,7 +98,7 @@ class StreamSession:
     def begin(self, vad: VoiceActivityDetector, realtime: RealtimeConfig, *,
               sample_rate: int = SAMPLE_RATE, encoding: str = "float32", channels: int = 1,
               language: str | None = None, hints: DecodeHints | None = None,
-              vad_config: VadConfig | None = None) -> None:
+              vad_config: VadConfig | None = None, turn: TurnModel | None = None) -> None:
         """Start a stream in the given format.
 
         Args:
@@ -111,6 +112,7 @@ class StreamSession:
                 over the pipeline's own.
             vad_config: segmentation settings from this stream on (None: keep the
                 session's).
+            turn: a loaded turn model, for smart turn detection (``VadFactory.turn``).
 
         Raises:
             AudioFormatError: the sample rate is out of range.
@@ -130,7 +132,7 @@ class StreamSession:
         vad.reset()
         self._vad = vad
         self._resampler = StreamResampler(sample_rate)
-        self._pipeline = SpeechPipeline(vad, self._vad_config, realtime)
+        self._pipeline = SpeechPipeline(vad, self._vad_config, realtime, turn=turn)
         self._encoding = encoding
         self._channels = channels
         self.stream_seconds = 0.0

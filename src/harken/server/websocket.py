@@ -204,7 +204,8 @@ class Connection(WsConnection):
             vad = self._server.vads.create()
             self._session.begin(vad, realtime, sample_rate=message.sample_rate,
                                 encoding=message.encoding, channels=message.channels,
-                                language=message.language)
+                                language=message.language,
+                                turn=self._server.vads.turn(config.vad))
         except (AudioFormatError, ConfigError) as exc:
             await self.fail(p.ErrorCode.BAD_MESSAGE, str(exc), CLOSE_POLICY)
             return

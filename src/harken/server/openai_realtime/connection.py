@@ -261,12 +261,14 @@ class RealtimeConnection(WsConnection):
 
     def _begin(self) -> None:
         settings = self._settings
-        vad = self._server.vads.create()
+        vads = self._server.vads
+        vad_config = settings.vad_config(self._server.config.vad, smart=vads.smart_turns)
+        vad = vads.create()
         self._gen += 1
         self._stream.begin(vad, self._server.config.realtime,
                            sample_rate=settings.sample_rate, encoding=settings.encoding,
                            language=settings.language, hints=settings.decode_hints(),
-                           vad_config=settings.vad_config(self._server.config.vad))
+                           vad_config=vad_config, turn=vads.turn(vad_config))
         self.activity.new_stream()
         self._begun_with = settings
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...audio.convert import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
-from ...config import VadConfig
+from ...config import TURN_EAGERNESS, VadConfig
 from ...engine.base import DecodeHints
 from ...units import MIN_SILENCE_MS
 
@@ -57,6 +57,10 @@ class RealtimeSettings:
     """Audio kept before the detected speech, in ms (harken's ``pre_roll_ms``)."""
     threshold: float = 0.5
     """Echoed to the client; not used."""
+    semantic: bool = False
+    """``semantic_vad``: harken's smart end of turn (:mod:`harken.core.turn`)."""
+    eagerness: str = "auto"
+    """``semantic_vad``'s eagerness: "low", "medium", "high" or "auto"."""
     model: str = "whisper-1"
     """Echoed to the client; the server runs one engine."""
     language: str | None = None
@@ -79,17 +83,29 @@ class RealtimeSettings:
     def defaults(cls, vad: VadConfig) -> RealtimeSettings:
         """The settings a new session starts with (server VAD with the server's timings)."""
         return cls(silence_duration_ms=vad.post_speech_silence_ms,
-                   prefix_padding_ms=vad.pre_roll_ms)
+                   prefix_padding_ms=vad.pre_roll_ms,
+                   semantic=vad.turn_detection == "smart", eagerness=vad.turn_eagerness)
 
-    def vad_config(self, base: VadConfig) -> VadConfig:
-        """``base`` with this session's silence and padding.
+    def vad_config(self, base: VadConfig, *, smart: bool = True) -> VadConfig:
+        """``base`` with this session's silence, padding and turn detection.
+
+        ``semantic_vad`` becomes ``turn_detection="smart"`` with the eagerness, when
+        ``smart`` (the server has the turn model); else fixed turns. With smart turns the
+        silence is the normal wait, between ``base``'s minimum and maximum silences.
 
         Raises:
             ConfigError: a value is out of VadConfig's range.
         """
         silence = max(MIN_SILENCE_MS, self.silence_duration_ms)
-        return dataclasses.replace(base, post_speech_silence_ms=silence,
-                                   pre_roll_ms=self.prefix_padding_ms)
+        config = dataclasses.replace(base, post_speech_silence_ms=silence,
+                                     pre_roll_ms=self.prefix_padding_ms,
+                                     turn_detection="fixed")
+        if not (self.semantic and smart):
+            return config
+        return dataclasses.replace(config, turn_detection="smart",
+                                   turn_eagerness=self.eagerness,
+                                   min_silence_ms=min(base.min_silence_ms, silence),
+                                   max_silence_ms=max(base.max_silence_ms, silence))
 
     def decode_hints(self) -> DecodeHints:
         """Decode hints passed with every engine request."""
@@ -98,7 +114,8 @@ class RealtimeSettings:
     def restart_key(self) -> tuple[Any, ...]:
         """The settings that need a new pipeline when they change."""
         return (self.encoding, self.sample_rate, self.silence_duration_ms,
-                self.prefix_padding_ms, self.language, self.prompt)
+                self.prefix_padding_ms, self.language, self.prompt, self.semantic,
+                self.eagerness)
 
 
 def _int_ms(value: object, param: str) -> int:
@@ -117,9 +134,15 @@ def _turn_detection(settings: RealtimeSettings, value: object,
                          param=param)
     kind = value.get("type", "server_vad")
     if kind not in ("server_vad", "semantic_vad"):
-        raise EventError(f"{param}.type must be 'server_vad' or 'semantic_vad' (served as "
-                         f"server_vad), got {kind!r}", param=f"{param}.type")
-    changes: dict[str, Any] = {"server_vad": True}
+        raise EventError(f"{param}.type must be 'server_vad' or 'semantic_vad', got "
+                         f"{kind!r}", param=f"{param}.type")
+    changes: dict[str, Any] = {"server_vad": True, "semantic": kind == "semantic_vad"}
+    eagerness = value.get("eagerness")
+    if eagerness is not None:
+        if eagerness not in TURN_EAGERNESS:
+            raise EventError(f"{param}.eagerness must be one of {', '.join(TURN_EAGERNESS)}, "
+                             f"got {eagerness!r}", param=f"{param}.eagerness")
+        changes["eagerness"] = eagerness
     for name in ("silence_duration_ms", "prefix_padding_ms"):
         if value.get(name) is not None:
             changes[name] = _int_ms(value[name], f"{param}.{name}")
@@ -267,7 +290,9 @@ def parse_session_update(settings: RealtimeSettings, session: object,
 def render_session(settings: RealtimeSettings, session_id: str, beta: bool) -> dict[str, Any]:
     """The ``session`` object of a created/updated event, in the client's dialect."""
     turn: dict[str, Any] | None = None
-    if settings.server_vad:
+    if settings.server_vad and settings.semantic:
+        turn = {"type": "semantic_vad", "eagerness": settings.eagerness}
+    elif settings.server_vad:
         turn = {"type": "server_vad", "threshold": settings.threshold,
                 "prefix_padding_ms": settings.prefix_padding_ms,
                 "silence_duration_ms": settings.silence_duration_ms}

@@ -191,7 +191,8 @@ class DataSocket(WsConnection):
         session.open()
         self._session = session
         session.begin(self._server.vads.create(), self._server.config.realtime,
-                      sample_rate=SAMPLE_RATE, language=settings.language)
+                      sample_rate=SAMPLE_RATE, language=settings.language,
+                      turn=self._server.vads.turn(vad_config))
         self.activity.new_stream()
         self._key = settings.stream_key()
         self._resampler = StreamResampler(rate)
