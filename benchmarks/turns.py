@@ -52,7 +52,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from latency import DATA, PAD_S, RATE, SENTENCES, load_utterances, percentile, speech_bounds
+from latency import (
+    DATA,
+    PAD_S,
+    RATE,
+    SENTENCES,
+    Utterance,
+    load_utterances,
+    percentile,
+    speech_bounds,
+)
+from latency import build_stream as latency_stream
 from machine_info import machine
 from numpy.typing import NDArray
 
@@ -195,17 +205,13 @@ def mid_thought_clips(quick: bool, use_piper: bool) -> list[Clip]:
 
 
 def build_stream(clips: list[Clip]) -> NDArray[np.float32]:
-    """Join the clips with PAD_S of silence around each; set their offsets and bounds."""
-    pad = np.zeros(int(PAD_S * RATE), dtype=np.float32)
-    parts = [pad]
-    pos = len(pad)
-    for c in clips:
-        c.offset = pos / RATE
-        start, end = speech_bounds(c.audio)
-        c.speech_start, c.speech_end = c.offset + start, c.offset + end
-        parts += [c.audio, pad]
-        pos += len(c.audio) + len(pad)
-    return np.concatenate(parts)
+    """Join the clips as ``latency.build_stream`` does; set their offsets and bounds."""
+    utts = [Utterance(c.name, np.round(c.audio * 32767).astype(np.int16)) for c in clips]
+    stream = latency_stream(utts)
+    for c, u in zip(clips, utts, strict=True):
+        c.offset, c.speech_end = u.offset, u.speech_end
+        c.speech_start = u.offset + speech_bounds(c.audio)[0]
+    return _pcm_to_float(stream)
 
 
 # ----------------------------------------------------------------------------- runs

@@ -6,7 +6,9 @@ Every exception harken raises derives from :class:`HarkenError`::
     ├── ConfigError (also ValueError)           invalid option; raised at construction
     ├── AudioFormatError (also ValueError)      audio that cannot be used: dtype, NaN, rate, ...
     ├── BackendNotInstalled (also ImportError)  the message names the extra to install
-    │   └── SileroModelNotFound                 no installed package ships the Silero model
+    │   └── ModelFileNotFound                   a model file a package ships was not found
+    │       ├── SileroModelNotFound             no installed package ships the Silero model
+    │       └── SmartTurnNotFound               the pipecat-ai wheel (Smart Turn) is missing
     ├── AudioSourceError                        device open/read failure, source backlog overflow
     ├── WorkerError
     │   ├── WorkerStartTimeout                  the engine process did not become ready in time
@@ -30,10 +32,12 @@ __all__ = [
     "EngineUnavailable",
     "HarkenError",
     "LifecycleError",
+    "ModelFileNotFound",
     "PhoneError",
     "ProtocolError",
     "ServerBusy",
     "SileroModelNotFound",
+    "SmartTurnNotFound",
     "WorkerCrashed",
     "WorkerError",
     "WorkerStartTimeout",
@@ -64,25 +68,42 @@ class BackendNotInstalled(HarkenError, ImportError):
         )
 
 
-class SileroModelNotFound(BackendNotInstalled):
-    """No Silero ONNX file was given and none of the packages that ship one is installed.
+class ModelFileNotFound(BackendNotInstalled):
+    """A model file that ships inside a package was not given and not found.
 
     Attributes:
         searched: the file paths that were tried.
     """
 
-    def __init__(self, searched: list[str]) -> None:
-        self.package = "faster-whisper"
-        self.extra = "faster-whisper"
+    def __init__(self, package: str, extra: str, message: str, searched: list[str]) -> None:
+        self.package = package
+        self.extra = extra
         self.searched = searched
         looked = "; ".join(searched) if searched else "no candidate package is installed"
-        ImportError.__init__(
-            self,
+        ImportError.__init__(self, f"{message} Looked in: {looked}")
+
+
+class SileroModelNotFound(ModelFileNotFound):
+    """No Silero ONNX file was given and none of the packages that ship one is installed."""
+
+    def __init__(self, searched: list[str]) -> None:
+        super().__init__(
+            "faster-whisper", "faster-whisper",
             "The Silero VAD needs its ONNX model file and none was found. It ships in the "
             "'faster-whisper' package (pip install \"harken[faster-whisper]\") and in the "
             "'silero-vad' package (pip install --no-deps silero-vad; without --no-deps it "
-            f"pulls in torch); or pass model_path=. Looked in: {looked}",
-        )
+            "pulls in torch); or pass model_path=.", searched)
+
+
+class SmartTurnNotFound(ModelFileNotFound):
+    """No Smart Turn ONNX file was given and the pipecat-ai wheel that ships it is missing."""
+
+    def __init__(self, searched: list[str]) -> None:
+        super().__init__(
+            "pipecat-ai", "turn",
+            "Smart turn detection needs the Smart Turn v3.2 ONNX file, which ships in the "
+            "'pipecat-ai' 1.14.0 wheel; install it without its dependencies: pip install "
+            "--no-deps pipecat-ai==1.14.0 (or pass model_path=).", searched)
 
 
 class AudioSourceError(HarkenError):

@@ -53,7 +53,7 @@ PUBLIC = [
     "HarkenError", "LifecycleError", "PartialTranscript", "PhoneError", "ProtocolError",
     "RealtimeConfig",
     "Recorder", "RecorderConfig", "RecorderState", "RecordingStarted", "RecordingStopped",
-    "ServerBusy", "SileroModelNotFound", "SpeechEnded", "SpeechStarted", "StateChanged",
+    "ServerBusy", "SileroModelNotFound", "SmartTurnNotFound", "SpeechEnded", "SpeechStarted", "StateChanged",
     "TranscriptionStarted", "VadConfig", "WakeConfig", "WakeWordDetected", "WakeWordTimeout",
     "WakeWordWaiting", "Word", "WorkerCrashed", "WorkerError", "WorkerStartTimeout",
     "__version__", "transcribe_file",

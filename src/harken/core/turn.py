@@ -11,7 +11,7 @@ faded:
 - the text: the speculative final's transcript of exactly this audio when it has come back
   (the early final is cut at 128 ms of silence), else the latest partial text;
 - the text *sounds unfinished* when it ends in a comma, an ellipsis or a dash, or in a
-  conjunction, filler, article or preposition ("and", "but", "um", "so", "the", "for", ...);
+  conjunction, filler, article, preposition or copula ("and", "um", "the", "for", "is", ...);
   then the utterance waits ``max_silence_ms``, whatever the model says (Smart Turn calls
   many sentences cut at a comma "complete");
 - P(complete) below ``low`` (the model hears a speaker mid-thought): wait ``max_silence_ms``;

@@ -17,43 +17,21 @@ loads one for all its sessions): the model keeps no state between calls.
 
 from __future__ import annotations
 
-import importlib.util
-import logging
 import os
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import BackendNotInstalled, ConfigError, LifecycleError
+from .._onnx import cpu_session, find_packaged_file
+from ..errors import ConfigError, LifecycleError, SmartTurnNotFound
 from .features import WINDOW_SAMPLES, log_mel
 
 __all__ = ["SmartTurnModel", "SmartTurnNotFound", "find_smart_turn_model",
            "load_smart_turn_session"]
 
-logger = logging.getLogger(__name__)
 
 _MODEL_PARTS = ("audio", "turn", "smart_turn", "data", "smart-turn-v3.2-cpu.onnx")
-_INSTALL = "pip install --no-deps pipecat-ai==1.14.0"
-
-
-class SmartTurnNotFound(BackendNotInstalled):
-    """No Smart Turn ONNX file was given and the pipecat-ai wheel that ships it is missing.
-
-    Attributes:
-        searched: the file paths that were tried.
-    """
-
-    def __init__(self, searched: list[str]) -> None:
-        self.package = "pipecat-ai"
-        self.extra = "turn"
-        self.searched = searched
-        looked = "; ".join(searched) if searched else "pipecat is not installed"
-        ImportError.__init__(
-            self,
-            "Smart turn detection needs the Smart Turn v3.2 ONNX file, which ships in the "
-            f"'pipecat-ai' 1.14.0 wheel; install it without its dependencies: {_INSTALL} "
-            f"(or pass model_path=). Looked in: {looked}")
 
 
 def find_smart_turn_model() -> str:
@@ -64,16 +42,9 @@ def find_smart_turn_model() -> str:
     Raises:
         SmartTurnNotFound: pipecat-ai (or the file in it) is not installed.
     """
-    try:
-        spec = importlib.util.find_spec("pipecat")
-    except (ImportError, ValueError):
-        spec = None
-    searched: list[str] = []
-    for location in (spec.submodule_search_locations or []) if spec is not None else []:
-        path = os.path.join(location, *_MODEL_PARTS)
-        searched.append(path)
-        if os.path.isfile(path):
-            return path
+    path, searched = find_packaged_file([("pipecat", _MODEL_PARTS)])
+    if path is not None:
+        return path
     raise SmartTurnNotFound(searched)
 
 
@@ -90,23 +61,7 @@ def load_smart_turn_session(model_path: str | None = None) -> Any:
         SmartTurnNotFound: no model_path and pipecat-ai is not installed.
         ConfigError: ``model_path`` is not a file.
     """
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise BackendNotInstalled("onnxruntime", "turn", "Smart turn detection") from exc
-    path = model_path
-    if path is None:
-        path = find_smart_turn_model()
-    elif not os.path.isfile(path):
-        raise ConfigError(f"model_path {path!r} is not a file; give the Smart Turn .onnx file "
-                          "or None to use the one pipecat-ai ships")
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    logger.debug("loading Smart Turn from %s", path)
-    return onnxruntime.InferenceSession(path, sess_options=options,
-                                        providers=["CPUExecutionProvider"])
+    return cpu_session(model_path, find_smart_turn_model, "turn", "Smart Turn")
 
 
 class SmartTurnModel:

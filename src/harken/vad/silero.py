@@ -20,8 +20,6 @@ Called from the pipeline thread only.
 
 from __future__ import annotations
 
-import importlib.util
-import logging
 import math
 import os
 from typing import Any
@@ -29,14 +27,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import BackendNotInstalled, ConfigError, LifecycleError, SileroModelNotFound
+from .._onnx import cpu_session, find_packaged_file
+from ..errors import ConfigError, LifecycleError, SileroModelNotFound
 from ..units import FRAME_SAMPLES, SAMPLE_RATE
 from .frames import check_frame
 
 __all__ = ["CONTEXT_SAMPLES", "SileroModelNotFound", "SileroVad", "find_silero_model",
            "open_session"]
-
-logger = logging.getLogger(__name__)
 
 CONTEXT_SAMPLES = 64
 """Samples of the previous frame that precede each frame in the model input (4 ms)."""
@@ -60,19 +57,9 @@ def find_silero_model() -> str:
     Raises:
         SileroModelNotFound: neither package (or its model file) is installed.
     """
-    searched: list[str] = []
-    for package, parts in _KNOWN_MODELS:
-        try:
-            spec = importlib.util.find_spec(package)
-        except (ImportError, ValueError):
-            spec = None
-        if spec is None or not spec.submodule_search_locations:
-            continue
-        for location in spec.submodule_search_locations:
-            path = os.path.join(location, *parts)
-            searched.append(path)
-            if os.path.isfile(path):
-                return path
+    path, searched = find_packaged_file(_KNOWN_MODELS)
+    if path is not None:
+        return path
     raise SileroModelNotFound(searched)
 
 
@@ -91,23 +78,7 @@ def open_session(model_path: str | None = None) -> Any:
         SileroModelNotFound: no model_path and no package that ships the model.
         ConfigError: ``model_path`` is not a file.
     """
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise BackendNotInstalled("onnxruntime", "silero", "The Silero VAD") from exc
-    path = model_path
-    if path is None:
-        path = find_silero_model()
-    elif not os.path.isfile(path):
-        raise ConfigError(f"model_path {path!r} is not a file; give a Silero VAD .onnx "
-                          "file or None to use the one faster-whisper or silero-vad ships")
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    logger.debug("loading Silero VAD from %s", path)
-    return onnxruntime.InferenceSession(path, sess_options=options,
-                                        providers=["CPUExecutionProvider"])
+    return cpu_session(model_path, find_silero_model, "silero", "The Silero VAD")
 
 
 class SileroVad:
