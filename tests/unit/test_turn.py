@@ -46,19 +46,24 @@ S = TurnSettings(min_silence=3200, normal_silence=8000, max_silence=24000, thres
                  low=0.15)
 
 
-@pytest.mark.parametrize(("p", "text", "pending", "expected"), [
-    (None, None, False, S.normal_silence),  # model not asked yet
-    (0.95, "Go forward ten meters.", False, S.min_silence),  # model and words agree
-    (0.95, "Go forward ten meters.", True, S.normal_silence),  # the final's words will come
-    (0.95, None, False, S.min_silence),  # no words to come: the model alone
-    (0.95, "a table for", False, S.max_silence),  # the words veto the model
-    (0.95, "go forward ten meters", False, S.normal_silence),  # no sentence end
-    (0.5, "Go forward ten meters.", False, S.normal_silence),  # the model is unsure
-    (0.05, "Go forward ten meters.", False, S.max_silence),  # the model hears mid-thought
-    (None, "and then, um", False, S.max_silence),
+@pytest.mark.parametrize(("p", "words", "expected"), [
+    (None, {}, S.normal_silence),  # model not asked yet
+    (0.95, {"final_text": "Go forward ten meters."}, S.min_silence),  # model and words agree
+    (0.95, {"pending": True}, S.max_silence),  # the final's words will decide
+    (0.95, {}, S.normal_silence),  # final words may still come
+    (0.95, {"early_final": False}, S.min_silence),  # no words to come: the model alone
+    (0.95, {"early_final": False, "partial_text": "Go forward."}, S.min_silence),
+    (0.95, {"early_final": False, "partial_text": "go forward"}, S.normal_silence),
+    (0.95, {"partial_text": "Go forward."}, S.normal_silence),  # a partial lags the audio
+    (0.95, {"final_text": "a table for"}, S.max_silence),  # the words veto the model
+    (0.95, {"final_text": "go forward ten meters"}, S.normal_silence),  # no sentence end
+    (0.5, {"final_text": "Go forward ten meters."}, S.normal_silence),  # the model is unsure
+    (0.05, {"final_text": "Go forward ten meters."}, S.max_silence),  # mid-thought voice
+    (None, {"partial_text": "and then, um"}, S.max_silence),
+    (0.95, {"partial_text": "and the", "final_text": "and the one."}, S.min_silence),
 ])
-def test_turn_silence_table(p, text, pending, expected) -> None:
-    assert turn_silence(S, p, text, pending) == expected
+def test_turn_silence_table(p, words, expected) -> None:
+    assert turn_silence(S, p, **words) == expected
 
 
 def test_settings_follow_the_config() -> None:
@@ -206,3 +211,15 @@ def test_same_input_same_decisions() -> None:
         return [(round(t, 3), type(o).__name__) for t, o in log]
 
     assert summary(first) == summary(second)
+
+
+def test_a_slow_engine_holds_the_turn_until_its_words_are_back() -> None:
+    # Words back 128 + 600 ms into the silence: after the normal 500 ms, which does not end
+    # the turn while they are awaited (the final could not be shown sooner anyway).
+    log, _ = run([(0.5, 2.0)], 4.0, compute_s=0.6)
+    (end,) = ended_at(log)
+    assert 2.7 <= end <= 2.8
+    assert finals(log) == [(end, "Go forward ten meters.")]
+    held, _ = run([(0.5, 2.0), (2.85, 4.0)], 6.0, compute_s=0.6,
+                  texts=("I'd like to book a table for", "I'd like to book a table for four."))
+    assert [text for _, text in finals(held)] == ["I'd like to book a table for four."]

@@ -8,18 +8,19 @@ faded:
 
 - at ``min_silence_ms`` the turn model (Smart Turn, :mod:`harken.turn`) hears the utterance
   and gives P(complete), once per pause;
-- the text: the speculative final's transcript of exactly this audio when it has come back
-  (the early final is cut at 128 ms of silence), else the latest partial text;
+- the words: the speculative final's transcript of exactly this audio (the early final is
+  cut at 128 ms of silence). While it is being transcribed, the turn waits for it (up to
+  ``max_silence_ms``): the final cannot be shown before those words anyway, so waiting costs
+  no latency, and they may say the speaker is mid-thought. Without it, the latest partial
+  text;
 - the text *sounds unfinished* when it ends in a comma, an ellipsis or a dash, or in a
   conjunction, filler, article, preposition or copula ("and", "um", "the", "for", "is", ...);
   then the utterance waits ``max_silence_ms``, whatever the model says (Smart Turn calls
   many sentences cut at a comma "complete");
 - P(complete) below ``low`` (the model hears a speaker mid-thought): wait ``max_silence_ms``;
 - P(complete) at or above ``threshold`` and the speculative final's text ends a sentence
-  (".", "?", "!"): end now (at ``min_silence_ms`` at the earliest). While that text is still
-  being transcribed the decision waits for it: the final cannot be shown before it anyway,
-  so waiting costs no latency and lets the words veto the model. With no text to come
-  (early finals off) the model decides alone;
+  (".", "?", "!"): end now (at ``min_silence_ms`` at the earliest). With early finals off,
+  the partial text (or the model alone) decides;
 - anything else: the normal ``post_speech_silence_ms``.
 
 So smart turns end an utterance sooner only when the audio model and the words agree, and
@@ -126,26 +127,37 @@ class TurnSettings:
                    samples(config.max_silence_ms), threshold, low)
 
 
-def turn_silence(settings: TurnSettings, p_complete: float | None, text: str | None,
-                 text_pending: bool) -> int:
+def turn_silence(settings: TurnSettings, p_complete: float | None, *,
+                 final_text: str | None = None, partial_text: str | None = None,
+                 pending: bool = False, early_final: bool = True) -> int:
     """Return the silence (samples) after which the turn ends, given what is known now.
 
     Args:
         settings: the silences and cut-offs.
         p_complete: the model's P(complete) for this pause; None before it was asked.
-        text: the speculative final's transcript of this pause's audio when it came back,
-            else the latest partial text; None when there is none.
-        text_pending: a speculative final of this audio is being transcribed.
+        final_text: the speculative final's transcript of this pause's audio, once back.
+        partial_text: the latest partial transcript of the utterance.
+        pending: the speculative final of this pause is being transcribed: its words will
+            decide (the final cannot be shown before them, so waiting costs no latency).
+        early_final: speculative finals are on, so the words of a pause are to be expected
+            (without them the model and the partial text decide).
     """
+    if pending:
+        return settings.max_silence
+    text = final_text if final_text is not None else partial_text
     if text is not None and sounds_unfinished(text):
         return settings.max_silence
     if p_complete is None:
         return settings.normal_silence
     if p_complete < settings.low:
         return settings.max_silence
-    if p_complete >= settings.threshold and not text_pending and (
-            text is None or ends_sentence(text)):
-        return settings.min_silence
+    if p_complete >= settings.threshold:
+        if final_text is not None:
+            finished = ends_sentence(final_text)
+        else:  # no final words: the partial text decides, unless final words may still come
+            finished = not early_final and (partial_text is None or ends_sentence(partial_text))
+        if finished:
+            return settings.min_silence
     return settings.normal_silence
 
 
@@ -188,19 +200,21 @@ class TurnPolicy:
         self._final = text
 
     def should_end(self, silence: int, audio: Callable[[], NDArray[np.float32]], *,
-                   text_pending: bool) -> bool:
+                   pending: bool, early_final: bool) -> bool:
         """Whether the turn ends now, after ``silence`` samples since the voice faded.
 
         Args:
             silence: samples of silence so far in this pause (0 while speaking).
             audio: returns the utterance's audio so far; called once per pause, when the
                 silence first reaches ``min_silence`` and the model is asked.
-            text_pending: the speculative final of this pause is being transcribed.
+            pending: the speculative final of this pause is being transcribed.
+            early_final: speculative finals are on (see :func:`turn_silence`).
         """
         s = self.settings
         if silence <= 0 or silence < s.min_silence:
             return False
         if self._p is None:
             self._p = float(self._model.predict(audio()))
-        text = self._final if self._final is not None else self._partial
-        return silence >= turn_silence(s, self._p, text, text_pending)
+        return silence >= turn_silence(s, self._p, final_text=self._final,
+                                       partial_text=self._partial, pending=pending,
+                                       early_final=early_final)
