@@ -32,6 +32,8 @@ for its measured time: events and answers are handled no earlier than that. Part
 off in all systems (they would share the engine; ``benchmarks/latency.py`` measures them),
 early finals on. E2F = time its final was released - true end of speech. Engine and model
 compute are measured one at a time (on a real 2-core machine they would share the cores).
+A request with the same audio and options as one already transcribed (by this or another
+system) reuses its text and measured time, so the systems meet the same engine.
 
 Usage:
     python benchmarks/turns.py [--quick] [--no-piper] [--json out.json]
@@ -114,6 +116,8 @@ class Result:
     wrong: dict[str, int] = field(default_factory=lambda: {"complete": 0, "mid": 0,
                                                             "clause": 0})
     missed: int = 0
+    cut_names: list[str] = field(default_factory=list)
+    """Utterances cut wrongly."""
     turn_calls: list[float] = field(default_factory=list)
     engine_s: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -237,8 +241,26 @@ class TimedTurnModel:
         self.model.close()
 
 
+class CachedEngine:
+    """The engine, transcribing each distinct request once: systems that send the same audio
+    get the same text and the same measured compute time, so they differ only by their
+    turn decisions (and a busy machine's noise hits them alike)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.cache: dict[tuple[int, int, str], tuple[Any, float]] = {}
+
+    def transcribe(self, request: Any) -> tuple[Any, float]:
+        key = (request.start_sample, request.end_sample, repr(sorted(request.options.items())))
+        if key not in self.cache:
+            t = time.perf_counter()
+            output = self.engine.transcribe(request.audio, kind="final", options=request.options)
+            self.cache[key] = (output, time.perf_counter() - t)
+        return self.cache[key]
+
+
 def run_system(system: str, vad_config: VadConfig, stream: NDArray[np.float32],
-               clips: list[Clip], engine: Any, turn: TimedTurnModel | None) -> Result:
+               clips: list[Clip], engine: CachedEngine, turn: TimedTurnModel | None) -> Result:
     """Feed ``stream`` through a pipeline on the virtual clock; score it against ``clips``."""
     from harken.core.pipeline import CancelRequest, SpeechPipeline
     from harken.engine.base import TranscribeRequest
@@ -260,9 +282,7 @@ def run_system(system: str, vad_config: VadConfig, stream: NDArray[np.float32],
         nonlocal inflight
         while inflight is None and queue:
             req = queue.pop(0)
-            t = time.perf_counter()
-            output = engine.transcribe(req.audio, kind="final", options=req.options)
-            compute = time.perf_counter() - t
+            output, compute = engine.transcribe(req)
             result.engine_s.append(compute)
             inflight = (req, output, now + compute)
 
@@ -295,6 +315,7 @@ def run_system(system: str, vad_config: VadConfig, stream: NDArray[np.float32],
     for c in clips:
         if any(c.speech_start < e < c.speech_end - WRONG_CUT_MARGIN_S for _, e in ends):
             result.wrong[c.kind] += 1
+            result.cut_names.append(c.name)
         if c.kind == "complete":
             closed = [t for t, e in ends if abs(e - c.speech_end) < 0.5]
             if closed:
@@ -337,9 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     from harken.engine.faster_whisper import FasterWhisperEngine
     from harken.turn.smart_turn import SmartTurnModel
 
-    engine = FasterWhisperEngine(EngineConfig())
-    engine.load()
-    engine.transcribe(stream[:RATE], kind="final", options={})  # warm up
+    whisper = FasterWhisperEngine(EngineConfig())
+    whisper.load()
+    whisper.transcribe(stream[:RATE], kind="final", options={})  # warm up
+    engine = CachedEngine(whisper)
     base = VadConfig()
     smart = dataclasses.replace(base, turn_detection="smart",
                                 min_silence_ms=args.min_silence_ms,
@@ -356,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         results.append(run_system(name, cfg, stream, clips, engine, turn))
         print(f"  ran {name} in {time.perf_counter() - t:.1f} s", flush=True)
-    engine.close()
+    whisper.close()
 
     print(f"\n{'system':34} {'E2F p50':>8} {'E2F p95':>8} {'EOT p50':>8} {'wrong cuts':>10} "
           f"{'complete':>9} {'mid':>6} {'clause':>7} {'missed':>6}")
@@ -368,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{w['complete']:>5}/{n['complete']:<3} {w['mid']:>3}/{n['mid']:<3}"
               f"{w['clause']:>3}/{n['clause']:<3} {r.missed:>5}")
     print("(E2F, EOT in ms; wrong cuts over complete + mid-thought utterances)")
+    for r in results:
+        print(f"cut by {r.system}: {', '.join(r.cut_names)}")
     for r in results:
         if r.turn_calls:
             print(f"Smart Turn: {len(r.turn_calls)} calls, median "
