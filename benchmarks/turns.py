@@ -32,7 +32,7 @@ for its measured time: events and answers are handled no earlier than that. Part
 off in all systems (they would share the engine; ``benchmarks/latency.py`` measures them),
 early finals on. E2F = time its final was released - true end of speech. Engine and model
 compute are measured one at a time (on a real 2-core machine they would share the cores).
-A request with the same audio and options as one already transcribed (by this or another
+A request with the same audio and decode hints as one already transcribed (by this or another
 system) reuses its text and measured time, so the systems meet the same engine.
 
 Usage:
@@ -251,10 +251,10 @@ class CachedEngine:
         self.cache: dict[tuple[int, int, str], tuple[Any, float]] = {}
 
     def transcribe(self, request: Any) -> tuple[Any, float]:
-        key = (request.start_sample, request.end_sample, repr(sorted(request.options.items())))
+        key = (request.start_sample, request.end_sample, repr(request.hints))
         if key not in self.cache:
             t = time.perf_counter()
-            output = self.engine.transcribe(request.audio, kind="final", options=request.options)
+            output = self.engine.transcribe(request.audio, kind="final", hints=request.hints)
             self.cache[key] = (output, time.perf_counter() - t)
         return self.cache[key]
 
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
 
     whisper = FasterWhisperEngine(EngineConfig())
     whisper.load()
-    whisper.transcribe(stream[:RATE], kind="final", options={})  # warm up
+    whisper.transcribe(stream[:RATE], kind="final")  # warm up
     engine = CachedEngine(whisper)
     base = VadConfig()
     smart = dataclasses.replace(base, turn_detection="smart",

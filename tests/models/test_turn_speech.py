@@ -102,7 +102,7 @@ def endings(audio: np.ndarray, engine, turn, detection: str) -> tuple[list[float
         while outs:
             o = outs.pop(0)
             if isinstance(o, TranscribeRequest):
-                outs.extend(pipe.on_result(o, engine.transcribe(o.audio, options=o.options)))
+                outs.extend(pipe.on_result(o, engine.transcribe(o.audio, hints=o.hints)))
             elif isinstance(o, SpeechEnded) and not o.discarded:
                 ends.append(pipe.position / RATE - 0.5)
             elif isinstance(o, FinalTranscript):
