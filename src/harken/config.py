@@ -42,6 +42,8 @@ DECODE_QUALITIES: tuple[Quality, ...] = ("standard", "fast", "cheap")
 
 _CHINESE_SCRIPTS = ("simplified", "traditional", None)
 """EngineConfig.chinese_script values (:data:`harken.text.chinese.CHINESE_SCRIPTS` and None)."""
+TURN_DETECTIONS = ("fixed", "smart")
+"""Values of VadConfig.turn_detection."""
 TURN_EAGERNESS = ("low", "medium", "high", "auto")
 """Values of VadConfig.turn_eagerness (as OpenAI's semantic_vad eagerness)."""
 
@@ -178,7 +180,7 @@ class VadConfig:
         _check(self.post_speech_silence_ms >= MIN_SILENCE_MS,
                f"post_speech_silence_ms must be at least {MIN_SILENCE_MS} (one frame), "
                f"got {self.post_speech_silence_ms}")
-        _check(self.turn_detection in ("fixed", "smart"),
+        _check(self.turn_detection in TURN_DETECTIONS,
                f"turn_detection must be 'fixed' or 'smart', got {self.turn_detection!r}")
         _check(self.turn_eagerness in TURN_EAGERNESS,
                f"turn_eagerness must be one of {', '.join(TURN_EAGERNESS)}, got "

@@ -223,3 +223,16 @@ def test_a_slow_engine_holds_the_turn_until_its_words_are_back() -> None:
     held, _ = run([(0.5, 2.0), (2.85, 4.0)], 6.0, compute_s=0.6,
                   texts=("I'd like to book a table for", "I'd like to book a table for four."))
     assert [text for _, text in finals(held)] == ["I'd like to book a table for four."]
+
+
+def test_the_cli_turn_flag_reaches_the_recorder_and_the_server() -> None:
+    from harken.cli.main import _listen_settings, build_parser
+    from harken.cli.serve import _config
+
+    parser = build_parser()
+    assert _listen_settings(parser.parse_args(["listen", "--turn", "smart"]))[
+        "turn_detection"] == "smart"
+    assert _listen_settings(parser.parse_args(["listen"]))["turn_detection"] == "fixed"
+    assert _config(parser.parse_args(["serve", "--turn", "smart"])).vad.turn_detection == "smart"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["listen", "--turn", "semantic"])

@@ -83,7 +83,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     return dict(model=args.model, language=args.language, device=args.device,
                 languages=args.languages,
                 compute_type=args.compute_type, beam_size=args.beam_size, engine=args.engine,
-                vad=args.vad, post_speech_silence_ms=args.silence_ms)
+                vad=args.vad, post_speech_silence_ms=args.silence_ms,
+                turn_detection=args.turn)
 
 
 class _Progress:

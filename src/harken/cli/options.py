@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import DEVICES, EngineConfig, VadConfig
+from ..config import DEVICES, TURN_DETECTIONS, EngineConfig, VadConfig
 from ..vad.backends import VAD_BACKENDS
 
 __all__ = ["add_engine_args"]
@@ -41,3 +41,7 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     v.add_argument("--silence-ms", type=int, default=vad.post_speech_silence_ms,
                    help="silence that ends an utterance, in ms (default "
                         f"{vad.post_speech_silence_ms})")
+    v.add_argument("--turn", default=vad.turn_detection, choices=list(TURN_DETECTIONS),
+                   help="end of turn: after --silence-ms (fixed) or decided from the voice and "
+                        "the words (smart; needs: pip install --no-deps pipecat-ai==1.14.0); "
+                        f"default {vad.turn_detection}")

@@ -124,7 +124,8 @@ def _config(args: argparse.Namespace) -> Any:
                           language=args.language, languages=args.languages)
     return ServerConfig(host=args.host, port=args.port, engine=engine,
                         vad=VadConfig(backend=args.vad,
-                                      post_speech_silence_ms=args.silence_ms),
+                                      post_speech_silence_ms=args.silence_ms,
+                                      turn_detection=args.turn),
                         realtime=RealtimeConfig(partials=not args.no_partials),
                         max_sessions=args.max_sessions, drain_timeout_s=args.drain_timeout,
                         engines=args.engines, engine_threads=args.engine_threads,
