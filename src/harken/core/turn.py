@@ -31,7 +31,6 @@ give the same decisions (tests drive this with a scripted model).
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,8 +38,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ..config import SAMPLE_RATE, VadConfig
+from ..config import VadConfig
 from ..turn.base import TurnModel
+from ..units import ms_to_samples
 
 __all__ = ["EAGERNESS", "TurnPolicy", "TurnSettings", "ends_sentence", "sounds_unfinished",
            "turn_silence"]
@@ -119,12 +119,9 @@ class TurnSettings:
     def from_config(cls, config: VadConfig) -> TurnSettings:
         """The settings ``config`` asks for (its turn_* and *_silence_ms fields)."""
         threshold, low = EAGERNESS[config.turn_eagerness]
-
-        def samples(ms: int) -> int:
-            return math.ceil(ms * SAMPLE_RATE / 1000)
-
-        return cls(samples(config.min_silence_ms), samples(config.post_speech_silence_ms),
-                   samples(config.max_silence_ms), threshold, low)
+        return cls(ms_to_samples(config.min_silence_ms),
+                   ms_to_samples(config.post_speech_silence_ms),
+                   ms_to_samples(config.max_silence_ms), threshold, low)
 
 
 def turn_silence(settings: TurnSettings, p_complete: float | None, *,
