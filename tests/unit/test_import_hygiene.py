@@ -47,17 +47,14 @@ def test_import_starts_nothing_and_imports_no_heavy_package(tmp_path):
 
 
 PUBLIC = [
-    "AsyncRecorder", "AudioFormatError", "AudioSourceError", "BackendNotInstalled",
-    "ConfigError", "EngineConfig", "EngineError", "EngineUnavailable", "ErrorEvent", "Event",
-    "FinalTranscript",
-    "HarkenError", "LifecycleError", "PartialTranscript", "PhoneError", "ProtocolError",
-    "RealtimeConfig",
-    "Recorder", "RecorderConfig", "RecorderState", "RecordingStarted", "RecordingStopped",
-    "ServerBusy", "SileroModelNotFound", "SmartTurnNotFound", "SpeechEnded", "SpeechStarted",
-    "StateChanged",
-    "TranscriptionStarted", "VadConfig", "WakeConfig", "WakeWordDetected", "WakeWordTimeout",
-    "WakeWordWaiting", "Word", "WorkerCrashed", "WorkerError", "WorkerStartTimeout",
-    "__version__", "transcribe_file",
+    "AsyncRecorder", "AudioFormatError", "AudioSourceError", "BackendNotInstalled", "ConfigError",
+    "EngineConfig", "EngineError", "EngineUnavailable", "ErrorEvent", "Event", "FinalTranscript",
+    "HarkenError", "LifecycleError", "ModelFileNotFound", "PartialTranscript", "PhoneError",
+    "ProtocolError", "RealtimeConfig", "Recorder", "RecorderConfig", "RecorderState",
+    "RecordingStarted", "RecordingStopped", "ServerBusy", "SileroModelNotFound",
+    "SmartTurnNotFound", "SpeechEnded", "SpeechStarted", "StateChanged", "TranscriptionStarted",
+    "VadConfig", "WakeConfig", "WakeWordDetected", "WakeWordTimeout", "WakeWordWaiting", "Word",
+    "WorkerCrashed", "WorkerError", "WorkerStartTimeout", "__version__", "transcribe_file",
 ]
 """harken's public names, pinned: adding or dropping one is a deliberate change here."""
 
