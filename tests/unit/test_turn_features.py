@@ -117,3 +117,14 @@ def test_a_missing_wheel_says_how_to_install_it(monkeypatch) -> None:
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
     with pytest.raises(BackendNotInstalled, match="--no-deps pipecat-ai==1.14.0"):
         find_smart_turn_model()
+
+
+def test_a_recorder_with_smart_turns_and_no_model_file_fails_to_start(monkeypatch) -> None:
+    import harken.turn.smart_turn as smart_turn
+    from harken import Recorder, SmartTurnNotFound
+
+    monkeypatch.setattr(smart_turn, "find_packaged_file", lambda candidates: (None, []))
+    rec = Recorder(source="push", engine="scripted", vad="energy", turn_detection="smart")
+    with pytest.raises(SmartTurnNotFound, match="pipecat-ai==1.14.0"):
+        rec.start()
+    rec.close()
