@@ -72,6 +72,10 @@ def test_settings_follow_the_config() -> None:
     s = TurnSettings.from_config(cfg)
     assert (s.min_silence, s.normal_silence, s.max_silence) == (2560, 8000, 32000)
     assert s.threshold < TurnSettings.from_config(VadConfig(turn_eagerness="low")).threshold
+    from harken.config import TURN_EAGERNESS
+    from harken.core.turn import EAGERNESS
+
+    assert set(EAGERNESS) == set(TURN_EAGERNESS)
 
 
 @pytest.mark.parametrize("bad", [
