@@ -24,7 +24,9 @@ Turn detection: with ``server_vad`` (the default) harken's VAD segments the stre
 ``silence_duration_ms`` maps to :attr:`VadConfig.post_speech_silence_ms
 <harken.config.VadConfig.post_speech_silence_ms>` and ``prefix_padding_ms`` to
 ``pre_roll_ms``; ``threshold`` is echoed but not used (harken's detector is not an energy
-gate), and ``semantic_vad`` is served as ``server_vad``. With ``turn_detection: null`` the
+gate). ``semantic_vad`` is harken's smart end of turn (``turn_detection="smart"`` with its
+``eagerness``; :mod:`harken.core.turn`) when the server has the Smart Turn model, else fixed
+turns. With ``turn_detection: null`` the
 client commits: every ``input_audio_buffer.commit`` makes one item whose transcript is the
 speech the VAD found in the buffer since the last commit (silence is skipped).
 
