@@ -217,7 +217,8 @@ class Segmenter:
     @property
     def silence(self) -> int:
         """Samples of silence since the voice faded in the open utterance; 0 while speaking,
-        when none is open and in a manual recording."""
+        when none is open and in a manual recording.
+        """
         if not self._active or self._manual:
             return 0
         return self._silence_run * FRAME_SAMPLES
@@ -383,7 +384,8 @@ class Segmenter:
     def end_turn(self) -> list[SegmenterEvent]:
         """End the open utterance now because its speaker finished (smart end of turn).
 
-        Only in a pause (:attr:`silence` > 0); the audio is cut as at the normal end."""
+        Only in a pause (:attr:`silence` > 0); the audio is cut as at the normal end.
+        """
         events: list[SegmenterEvent] = []
         if self.silence > 0:
             self._close(events)

@@ -88,7 +88,8 @@ def ends_sentence(text: str) -> bool:
 
 def sounds_unfinished(text: str) -> bool:
     """True when ``text`` ends mid-thought: a comma, an ellipsis, a dash, or a word such as
-    "and", "um", "the" or "for" (see the module docstring)."""
+    "and", "um", "the" or "for" (see the module docstring).
+    """
     t = text.rstrip()
     if not t:
         return False

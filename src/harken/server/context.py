@@ -46,7 +46,8 @@ class ServerStats:
 
 class VadMaker(Protocol):
     """Builds a loaded detector (and turn model) for one session (e.g.
-    :class:`~harken.server.vads.VadFactory`)."""
+    :class:`~harken.server.vads.VadFactory`).
+    """
 
     def create(self) -> VoiceActivityDetector:
         """Return a new loaded detector (quick: no model load)."""
