@@ -63,6 +63,40 @@ def test_flags_map_onto_the_server_config() -> None:
     assert default.rtstt_ports == (8011, 8012) and default.engine.device == "auto"
 
 
+def test_sentence_pauses_map_onto_smart_turns() -> None:
+    from harken.cli.stt_server import _config
+
+    default = _config(build_parser().parse_args([]))
+    assert default.vad.turn_detection == "fixed" and default.vad.post_speech_silence_ms == 700
+    cfg = _config(build_parser().parse_args(
+        ["--end_of_sentence_detection_pause", "0.3", "--unknown_sentence_detection_pause",
+         "0.8", "--mid_sentence_detection_pause", "1.6"]))
+    assert cfg.vad.turn_detection == "smart"
+    assert (cfg.vad.min_silence_ms, cfg.vad.post_speech_silence_ms, cfg.vad.max_silence_ms) \
+        == (300, 800, 1600)
+
+
+def test_sentence_pauses_without_the_turn_model_say_what_to_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from harken.cli import stt_server
+    from harken.errors import ConfigError, SmartTurnNotFound
+    from harken.turn import smart_turn
+
+    def missing() -> str:
+        raise SmartTurnNotFound(["nowhere"])
+
+    monkeypatch.setattr(smart_turn, "find_smart_turn_model", missing)
+    with pytest.raises(ConfigError) as err:
+        stt_server._config(build_parser().parse_args(["--mid_sentence_detection_pause", "3"]))
+    message = str(err.value)
+    assert "--mid_sentence_detection_pause=3.0" in message and "pipecat-ai" in message
+    assert "--unknown_sentence_detection_pause" in message
+    # the unknown pause alone is the fixed silence: no turn model needed
+    cfg = stt_server._config(build_parser().parse_args(
+        ["--unknown_sentence_detection_pause", "1.2"]))
+    assert cfg.vad.turn_detection == "fixed" and cfg.vad.post_speech_silence_ms == 1200
+
+
 def test_console_script_reports_errors_without_a_traceback(capsys: pytest.CaptureFixture[str],
                                                            tmp_path: Any) -> None:
     from harken.cli.stt_server import main

@@ -18,6 +18,8 @@ import argparse
 import sys
 from typing import Any
 
+from ..units import s_to_ms
+
 __all__ = ["FLAGS", "add_parser", "build_parser", "main", "run"]
 
 _INITIAL_PROMPT = ("Incomplete thoughts should end with '...'. Examples of complete thoughts: "
@@ -67,10 +69,12 @@ FLAGS: list[tuple[tuple[str, ...], dict[str, Any], str]] = [
     (("--beam_size",), {"type": int, "default": 5}, "beam_size"),
     (("--beam_size_realtime",), {"type": int, "default": 3}, "no-op: partials take one beam"),
     (("--initial_prompt",), {"type": str, "default": _INITIAL_PROMPT}, "no-op"),
-    (("--end_of_sentence_detection_pause",), {"type": float, "default": 0.45}, "no-op"),
+    (("--end_of_sentence_detection_pause",), {"type": float, "default": 0.45},
+     "min_silence_ms of smart turns (set: turn_detection='smart')"),
     (("--unknown_sentence_detection_pause",), {"type": float, "default": 0.7},
      "post_speech_silence_ms"),
-    (("--mid_sentence_detection_pause",), {"type": float, "default": 2.0}, "no-op"),
+    (("--mid_sentence_detection_pause",), {"type": float, "default": 2.0},
+     "max_silence_ms of smart turns (set: turn_detection='smart')"),
     (("--wake_words_sensitivity",), {"type": float, "default": 0.5}, "no-op"),
     (("--wake_word_timeout",), {"type": float, "default": 5.0}, "no-op"),
     (("--wake_word_activation_delay",), {"type": float, "default": 0}, "no-op"),
@@ -92,6 +96,9 @@ FLAGS: list[tuple[tuple[str, ...], dict[str, Any], str]] = [
     (("--logchunks",), {"action": "store_true"}, "no-op"),
 ]
 """stt-server's flags (RealtimeSTT 1.1.2), with harken's treatment of each."""
+
+_DEFAULT_PAUSES = {"end": 0.45, "mid": 2.0}
+"""stt-server's end- and mid-sentence pauses (s): at these, harken keeps fixed turns."""
 
 
 def _add_flags(p: argparse.ArgumentParser) -> None:
@@ -121,6 +128,37 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _turn_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Smart turns when the end- or mid-sentence pause differs from stt-server's default.
+
+    stt-server waits ``end_of_sentence_detection_pause`` after a finished sentence,
+    ``mid_sentence_detection_pause`` after one that trails off and
+    ``unknown_sentence_detection_pause`` otherwise; harken's smart turns wait
+    ``min_silence_ms``, ``max_silence_ms`` and ``post_speech_silence_ms`` in the same cases.
+    The unknown pause alone is the fixed silence, so it needs no turn model.
+
+    Raises:
+        ConfigError: a pause flag is set but the Smart Turn model (pipecat-ai) is missing.
+    """
+    from ..errors import ConfigError, SmartTurnNotFound
+    from ..turn.smart_turn import find_smart_turn_model
+
+    end, mid = args.end_of_sentence_detection_pause, args.mid_sentence_detection_pause
+    if (end, mid) == (_DEFAULT_PAUSES["end"], _DEFAULT_PAUSES["mid"]):
+        return {}
+    try:
+        find_smart_turn_model()
+    except SmartTurnNotFound:
+        raise ConfigError(
+            f"--end_of_sentence_detection_pause={end} / --mid_sentence_detection_pause={mid} "
+            "need harken's smart turn detection, whose Smart Turn model comes with the "
+            "pipecat-ai package: install it (pip install pipecat-ai --no-deps), or leave these "
+            "flags at their defaults and set the one pause with "
+            "--unknown_sentence_detection_pause") from None
+    return {"turn_detection": "smart", "min_silence_ms": s_to_ms(end),
+            "max_silence_ms": s_to_ms(mid)}
+
+
 def _config(args: argparse.Namespace) -> Any:
     from ..config import EngineConfig, RealtimeConfig, VadConfig
     from ..server.app import ServerConfig
@@ -132,13 +170,13 @@ def _config(args: argparse.Namespace) -> Any:
                           download_root=args.download_root)
     vad = VadConfig(webrtc_sensitivity=args.webrtc_sensitivity,
                     silero_threshold=round(1.0 - args.silero_sensitivity, 4),
-                    min_utterance_ms=int(round(args.min_length_of_recording * 1000)),
-                    post_speech_silence_ms=int(round(
-                        args.unknown_sentence_detection_pause * 1000)))
+                    min_utterance_ms=s_to_ms(args.min_length_of_recording),
+                    post_speech_silence_ms=s_to_ms(args.unknown_sentence_detection_pause),
+                    **_turn_settings(args))
     realtime = RealtimeConfig(
         partials=True,
-        partial_interval_ms=int(round(args.realtime_processing_pause * 1000)),
-        partial_min_ms=int(round(args.init_realtime_after_seconds * 1000)),
+        partial_interval_ms=s_to_ms(args.realtime_processing_pause),
+        partial_min_ms=s_to_ms(args.init_realtime_after_seconds),
         early_final=bool(args.early_transcription_on_silence))
     return ServerConfig(host=args.host, port=args.port, engine=engine, vad=vad,
                         realtime=realtime, rtstt_ports=(args.control_port, args.data_port))
