@@ -27,6 +27,10 @@ The server answers with JSON text: ``{"type": "vad_detect_start"}`` (listening f
 "audio_bytes_base64": ...}`` (the utterance's 16 kHz PCM16 audio, as RealtimeSTT sends it),
 ``{"type": "fullSentence", "text": ...}`` (the final text). A malformed frame gets
 ``{"type": "error", "message": ..., "code": ...}`` and closes that data socket only.
+stt-server's ``start_turn_detection`` / ``stop_turn_detection`` and ``wakeword_detected`` /
+``wakeword_detection_start`` / ``wakeword_detection_end`` are never sent: harken reports no
+event for a pause inside an utterance, and this path has no wake words (``use_wake_words``
+can only be false).
 
 Modules: :mod:`.protocol` (paths, parameter tables, frame parsing; pure), :mod:`.socket`
 (the data and control sockets) and :mod:`.hub` (the endpoints and the control commands).
