@@ -97,8 +97,10 @@ FLAGS: list[tuple[tuple[str, ...], dict[str, Any], str]] = [
 ]
 """stt-server's flags (RealtimeSTT 1.1.2), with harken's treatment of each."""
 
-_DEFAULT_PAUSES = {"end": 0.45, "mid": 2.0}
-"""stt-server's end- and mid-sentence pauses (s): at these, harken keeps fixed turns."""
+_SMART_PAUSES = {flags[-1].lstrip("-"): kwargs["default"] for flags, kwargs, _ in FLAGS
+                 if flags[-1] in ("--end_of_sentence_detection_pause",
+                                  "--mid_sentence_detection_pause")}
+"""stt-server's end- and mid-sentence pauses (s) by name: at these, harken keeps fixed turns."""
 
 
 def _add_flags(p: argparse.ArgumentParser) -> None:
@@ -144,7 +146,7 @@ def _turn_settings(args: argparse.Namespace) -> dict[str, Any]:
     from ..turn.smart_turn import find_smart_turn_model
 
     end, mid = args.end_of_sentence_detection_pause, args.mid_sentence_detection_pause
-    if (end, mid) == (_DEFAULT_PAUSES["end"], _DEFAULT_PAUSES["mid"]):
+    if all(getattr(args, name) == default for name, default in _SMART_PAUSES.items()):
         return {}
     try:
         find_smart_turn_model()
