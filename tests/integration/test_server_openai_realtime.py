@@ -611,6 +611,12 @@ SENTENCES = [
 ]
 
 
+def _settled(events: list[Any]) -> bool:
+    """Every committed item has had its conversation.item.done."""
+    return sum(e.type == "input_audio_buffer.committed" for e in events) == \
+        sum(e.type == "conversation.item.done" for e in events)
+
+
 @pytest.mark.model
 def test_real_speech_deltas_add_up_to_every_completed_transcript(espeak):
     """21 utterances (the tests/data recordings and espeak sentences) over one connection
@@ -641,11 +647,18 @@ def test_real_speech_deltas_add_up_to_every_completed_transcript(espeak):
             events: list[Any] = []
             try:
                 while True:  # until the stream is sent and every committed item is done
-                    async with asyncio.timeout(20):
-                        events.append(await recv(conn))
-                    committed = sum(e.type == "input_audio_buffer.committed" for e in events)
-                    done = sum(e.type == "conversation.item.done" for e in events)
-                    if sender.done() and committed == done and done >= len(clips):
+                    try:
+                        async with asyncio.timeout(10 if sender.done() else 20):
+                            events.append(await recv(conn))
+                    except TimeoutError:
+                        # The VAD may cut the stream into fewer items than clips (two
+                        # clips heard as one): quiet after the last audio, with every
+                        # committed item done, is the end; an item never done is not.
+                        if sender.done() and _settled(events):
+                            break
+                        raise
+                    if sender.done() and _settled(events) and \
+                            sum(e.type == "conversation.item.done" for e in events) >= len(clips):
                         break
             finally:
                 await sender
