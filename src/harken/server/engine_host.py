@@ -67,7 +67,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from ..config import EngineConfig
 from ..engine.base import EngineOutput, Quality, TranscribeRequest
@@ -80,7 +80,7 @@ from ..errors import (
     ServerBusy,
     WorkerError,
 )
-from .engine_pool import EngineSlot
+from .engine_pool import EngineLike, EngineSlot
 from .metrics import Histogram
 
 __all__ = ["CHEAP_FINAL", "EngineHost", "EngineLike", "EngineUnavailable", "HostSession",
@@ -94,24 +94,6 @@ CHEAP_FINAL: Quality = "cheap"
 ResultCallback = Callable[[TranscribeRequest, EngineOutput, float, int], None]
 FailedCallback = Callable[[TranscribeRequest, BaseException], None]
 ErrorCallback = Callable[[BaseException, bool], None]
-
-
-class EngineLike(Protocol):
-    """What the host needs from an engine runner (an EngineProcess, or a fake in tests)."""
-
-    def start(self) -> None: ...  # noqa: D102
-
-    def submit(self, request: TranscribeRequest) -> None: ...  # noqa: D102
-
-    def cancel(self, request_id: int) -> None: ...  # noqa: D102
-
-    def close(self, timeout: float = 2.0) -> None: ...  # noqa: D102
-
-    @property
-    def restarts(self) -> int: ...  # noqa: D102
-
-    @property
-    def ready_info(self) -> dict[str, Any]: ...  # noqa: D102
 
 
 EngineFactory = Callable[[ResultCallback, FailedCallback, ErrorCallback], EngineLike]

@@ -18,17 +18,36 @@ import asyncio
 import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
-    from .engine_host import EngineLike
+    from ..engine.base import TranscribeRequest
 
-__all__ = ["CORES_PER_ENGINE", "EngineSlot", "cpu_cores", "pool_size"]
+__all__ = ["CORES_PER_ENGINE", "EngineLike", "EngineSlot", "cpu_cores", "pool_size"]
 
 CORES_PER_ENGINE = 4
 """CPU cores per engine process in the default pool size."""
+
+
+class EngineLike(Protocol):
+    """What the host needs from an engine runner (an EngineProcess, or a fake in tests)."""
+
+    def start(self) -> None: ...  # noqa: D102
+
+    def submit(self, request: TranscribeRequest) -> None: ...  # noqa: D102
+
+    def cancel(self, request_id: int) -> None: ...  # noqa: D102
+
+    def close(self, timeout: float = 2.0) -> None: ...  # noqa: D102
+
+    @property
+    def restarts(self) -> int: ...  # noqa: D102
+
+    @property
+    def ready_info(self) -> dict[str, Any]: ...  # noqa: D102
+
 
 
 def cpu_cores() -> int:
