@@ -164,6 +164,11 @@ class VadConfig:
     turn_eagerness: str = "auto"
     """"smart": "low" (end early only when very sure, wait long more often), "medium",
     "high" or "auto" (= "medium"), as in OpenAI's semantic_vad."""
+    pause_events: bool = False
+    """Report pauses inside an utterance: :class:`~harken.events.PauseStarted` when silence
+    begins (the end of the turn is awaited from then) and :class:`~harken.events.PauseEnded`
+    when speech resumes or the utterance ends (RealtimeSTT's turn detection start/stop). Off:
+    no such events. A Recorder given ``on_pause_start``/``on_pause_end`` turns it on."""
 
     def __post_init__(self) -> None:
         vad_backend(self.backend)  # raises ConfigError naming the choices

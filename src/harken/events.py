@@ -16,6 +16,8 @@ __all__ = [
     "Event",
     "FinalTranscript",
     "PartialTranscript",
+    "PauseEnded",
+    "PauseStarted",
     "RecorderState",
     "RecordingStarted",
     "RecordingStopped",
@@ -99,6 +101,32 @@ class SpeechEnded(Event):
     """Seconds from the start of the stream: the end of the last speech frame."""
     discarded: bool = False
     """True when the utterance was shorter than ``min_utterance_ms`` and is not transcribed."""
+
+
+@dataclass(frozen=True)
+class PauseStarted(Event):
+    """Silence began inside an utterance: the recorder waits for the end of the turn
+    (RealtimeSTT's turn detection start). Only with ``VadConfig.pause_events``.
+    """
+
+    utterance_id: int
+    time: float
+    """Seconds from the start of the stream where the voice faded (the silence counts from
+    there; the event comes once the VAD hears the silence)."""
+
+
+@dataclass(frozen=True)
+class PauseEnded(Event):
+    """The pause of the last :class:`PauseStarted` is over (RealtimeSTT's turn detection
+    stop): speech resumed, or the utterance ended (then it follows its SpeechEnded).
+    """
+
+    utterance_id: int
+    time: float
+    """Seconds from the start of the stream: where speech resumed, or the stream position
+    when the utterance ended."""
+    resumed: bool
+    """True when speech resumed inside the same utterance."""
 
 
 @dataclass(frozen=True)

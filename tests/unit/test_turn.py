@@ -10,7 +10,7 @@ from harken.core import SpeechPipeline
 from harken.core.turn import TurnSettings, ends_sentence, sounds_unfinished, turn_silence
 from harken.engine.base import EngineOutput, TranscribeRequest
 from harken.errors import ConfigError
-from harken.events import FinalTranscript, SpeechEnded
+from harken.events import FinalTranscript, PauseEnded, PauseStarted, SpeechEnded
 from harken.testing import ScriptedTurnModel, ScriptedVad, chunks, silence, tone
 
 RATE = 16000
@@ -179,6 +179,24 @@ def test_a_mid_thought_pause_is_not_split_where_fixed_turns_split_it() -> None:
     assert len(model.heard) == 2  # one call per pause
     (end,) = ended_at(smart)
     assert 4.1 <= end <= 4.4
+
+
+def test_smart_turns_report_the_pause_they_wait_in() -> None:
+    # The mid-thought pause holds the turn (speech resumes), the last one ends it early:
+    # each pause is reported where it began and where it ended.
+    speech = [(0.5, 2.0), (2.8, 4.0)]
+    texts = ("I'd like to book a table for", "I'd like to book a table for four.")
+    log, _ = run(speech, 6.0, texts=texts, pause_events=True)
+    pauses = [o for _, o in log if isinstance(o, (PauseStarted, PauseEnded))]
+    frame = 512 / RATE
+    assert [type(o).__name__ for o in pauses] == ["PauseStarted", "PauseEnded",
+                                                  "PauseStarted", "PauseEnded"]
+    assert pauses[0].time == pytest.approx(2.0, abs=frame)
+    assert pauses[1] == PauseEnded(1, pauses[1].time, resumed=True)
+    assert pauses[1].time == pytest.approx(2.8, abs=frame)
+    assert pauses[2].time == pytest.approx(4.0, abs=frame)
+    (end,) = [t for t, o in log if isinstance(o, SpeechEnded)]
+    assert not pauses[3].resumed and pauses[3].time == pytest.approx(end, abs=0.021)
 
 
 def test_a_low_probability_holds_the_turn_without_words() -> None:

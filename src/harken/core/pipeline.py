@@ -28,6 +28,9 @@ and the finals; the router sends wake checks and reports wake word events itself
 The pipeline composes segmenter -> optional wake router -> partial scheduler -> final order
 (:class:`~harken.core.final_order.FinalOrder`).
 
+Pauses (``VadConfig.pause_events``): the segmenter's silence inside an utterance becomes
+:class:`~harken.events.PauseStarted` / :class:`~harken.events.PauseEnded`.
+
 End of turn (``VadConfig.turn_detection="smart"``): the segmenter's own end waits
 ``max_silence_ms``; a :class:`~harken.core.turn.TurnPolicy` ends the utterance sooner from
 the turn model's answer and the utterance's words (the early final's, once back).
@@ -47,7 +50,14 @@ from numpy.typing import NDArray
 from ..config import RealtimeConfig, VadConfig, WakeConfig
 from ..engine.base import DecodeHints, EngineOutput, TranscribeRequest
 from ..errors import AudioFormatError, ConfigError
-from ..events import FinalTranscript, PartialTranscript, SpeechEnded, SpeechStarted
+from ..events import (
+    FinalTranscript,
+    PartialTranscript,
+    PauseEnded,
+    PauseStarted,
+    SpeechEnded,
+    SpeechStarted,
+)
 from ..turn.base import TurnModel
 from ..units import FRAME_SAMPLES, SAMPLE_RATE
 from ..vad.base import VoiceActivityDetector
@@ -61,6 +71,8 @@ from .segmenter import (
     SegmenterEvent,
     SegmentKept,
     SegmentRevoked,
+    SilenceBegan,
+    SilenceEnded,
     UtteranceEnded,
     UtteranceStarted,
 )
@@ -122,7 +134,8 @@ class SpeechPipeline:
         pieces = 0 if wake is not None else \
             self._realtime.pause_pieces_ms * SAMPLE_RATE // 1000
         self._segmenter = Segmenter(vad_config, early_final=self._realtime.early_final,
-                                    piece_min_samples=pieces)
+                                    piece_min_samples=pieces,
+                                    pauses=vad_config.pause_events)
         self._pending = np.zeros(0, dtype=np.float32)
         self._next_request = 1
         self._stabilizer = Stabilizer(self._realtime.stable_agreement)
@@ -357,5 +370,9 @@ class SpeechPipeline:
             elif isinstance(ev, UtteranceEnded):
                 out.append(SpeechEnded(ev.utterance_id, seconds(ev.start_sample),
                                        seconds(ev.end_sample), ev.discarded))
+            elif isinstance(ev, SilenceBegan):
+                out.append(PauseStarted(ev.utterance_id, seconds(ev.sample)))
+            elif isinstance(ev, SilenceEnded):
+                out.append(PauseEnded(ev.utterance_id, seconds(ev.sample), ev.resumed))
             else:
                 out.append(ev)

@@ -29,7 +29,11 @@ Rules, all in frames of :data:`~harken.vad.base.FRAME_SAMPLES` samples:
   (and no second segment is cut);
 - pause pieces (``piece_min_samples``): if speech resumes after a speculative segment of at
   least that many samples, the segment is kept (:class:`SegmentKept`) as a finished piece of
-  the utterance, like a split, and the utterance goes on from the cut.
+  the utterance, like a split, and the utterance goes on from the cut;
+- pauses (``pauses``): when silence begins inside an utterance (the wait for the end of the
+  turn starts) :class:`SilenceBegan` says where the voice faded; :class:`SilenceEnded` follows
+  when speech resumes or, after the utterance's end, when the utterance ended. Off by default:
+  nobody pays for events nobody reads.
 
 It is one piece (over the ~400-line guide) because every rule above reads and moves the
 same per-frame state (silence run, fade, speculation, pieces); split, the rules would share
@@ -49,7 +53,7 @@ from ..config import VadConfig
 from ..units import FRAME_SAMPLES, ms_to_frames, s_to_samples, samples_to_frames
 
 __all__ = ["Segment", "SegmentConfirmed", "SegmentKept", "SegmentRevoked", "Segmenter",
-           "UtteranceEnded", "UtteranceStarted"]
+           "SilenceBegan", "SilenceEnded", "UtteranceEnded", "UtteranceStarted"]
 
 _TAIL_MS = 128
 """Silence kept after the end of speech, in ms (at most post_speech_silence_ms); the early
@@ -138,8 +142,29 @@ class SegmentKept:
     utterance_id: int
 
 
+@dataclass(frozen=True)
+class SilenceBegan:
+    """Silence began inside the open utterance (not a manual one): the end of the turn is
+    awaited. ``sample`` is where the voice faded, from where the silence is counted.
+    """
+
+    utterance_id: int
+    sample: int
+
+
+@dataclass(frozen=True)
+class SilenceEnded:
+    """The pause of :class:`SilenceBegan` is over: speech resumed at ``sample``
+    (``resumed``), or the utterance ended (or turned manual) with the stream at ``sample``.
+    """
+
+    utterance_id: int
+    sample: int
+    resumed: bool
+
+
 SegmenterEvent = (UtteranceStarted | Segment | UtteranceEnded | SegmentRevoked
-                  | SegmentConfirmed | SegmentKept)
+                  | SegmentConfirmed | SegmentKept | SilenceBegan | SilenceEnded)
 
 
 def _frames(ms: float) -> int:
@@ -151,8 +176,10 @@ class Segmenter:
     """Groups speech frames into utterances. Not thread-safe: one stream, one thread."""
 
     def __init__(self, config: VadConfig, *, early_final: bool = False,
-                 piece_min_samples: int = 0) -> None:
+                 piece_min_samples: int = 0, pauses: bool = False) -> None:
         self._early_final = early_final
+        self._pauses = pauses
+        self._paused = False  # a SilenceBegan is out and its SilenceEnded is not
         self._speculating = False
         self._piece_min = piece_min_samples
         self._spec_frames = 0  # frames of the outstanding speculative segment
@@ -263,6 +290,9 @@ class Segmenter:
         self._frames_audio.append(frame)
         self._speech.append(is_speech)
         if is_speech:
+            if self._paused:
+                self._paused = False
+                events.append(SilenceEnded(self._utterance_id, frame_start, resumed=True))
             self._speech_frames += 1
             self._silence_run = 0
             self._cut_frames = None
@@ -278,6 +308,9 @@ class Segmenter:
             self._silence_run = 1 + self._faded_frames()
             self._vad_silence = 1
             self._last_speech_end = self._position - self._silence_run * FRAME_SAMPLES
+            if self._pauses:
+                self._paused = True
+                events.append(SilenceBegan(self._utterance_id, self._last_speech_end))
         else:
             self._silence_run += 1
             self._vad_silence += 1
@@ -363,9 +396,11 @@ class Segmenter:
             self._last_speech_end = self._position
             self._recent.clear()
             self._run = 0
-        elif self._speculating:  # a manual utterance keeps all its audio: not the same cut
-            self._speculating = False
-            events.append(SegmentRevoked(self._utterance_id))
+        else:
+            if self._speculating:  # a manual utterance keeps all its audio: not the same cut
+                self._speculating = False
+                events.append(SegmentRevoked(self._utterance_id))
+            self._end_pause(events)  # a manual recording awaits no end of turn
         self._manual = True
         return events
 
@@ -418,6 +453,7 @@ class Segmenter:
         if not discarded:
             audio = np.concatenate(self._frames_audio[:keep])
             events.append(Segment(self._utterance_id, self._start_sample, audio, split=False))
+        self._end_pause(events)  # after the end, as RealtimeSTT ends its turn detection
         self._active = False
         self._manual = False
         self._frames_audio = []
@@ -426,6 +462,12 @@ class Segmenter:
         self._silence_run = 0
         self._cut_frames = None
         self._run = 0
+
+    def _end_pause(self, events: list[SegmenterEvent]) -> None:
+        """Close an open pause without speech (the utterance ends or turns manual)."""
+        if self._paused:
+            self._paused = False
+            events.append(SilenceEnded(self._utterance_id, self._position, resumed=False))
 
     def _split(self, events: list[SegmenterEvent]) -> None:
         """Cut the open utterance at the quietest frame of its last third."""

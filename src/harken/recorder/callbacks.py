@@ -17,6 +17,8 @@ from ..events import (
     Event,
     FinalTranscript,
     PartialTranscript,
+    PauseEnded,
+    PauseStarted,
     RecordingStarted,
     RecordingStopped,
     SpeechEnded,
@@ -38,6 +40,7 @@ _EVENT_OF = {  # keyword -> the event type that calls it
     "on_recording_start": RecordingStarted, "on_recording_stop": RecordingStopped,
     "on_error": ErrorEvent, "on_wake_word": WakeWordDetected,
     "on_wake_word_timeout": WakeWordTimeout, "on_wake_word_waiting": WakeWordWaiting,
+    "on_pause_start": PauseStarted, "on_pause_end": PauseEnded,
 }
 
 

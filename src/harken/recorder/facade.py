@@ -96,6 +96,11 @@ class Recorder:
         on_wake_word_timeout: ``on_wake_word_timeout()`` when no speech followed it in time.
         on_wake_word_waiting: ``on_wake_word_waiting()`` when the recorder starts waiting for
             a wake word (at start, after each command and after a timeout).
+        on_pause_start: ``on_pause_start()`` when silence begins inside an utterance (the
+            end of the turn is awaited); setting it or ``on_pause_end`` turns on
+            ``pause_events``.
+        on_pause_end: ``on_pause_end()`` when that pause is over (speech resumed, or the
+            utterance ended).
         on_event: ``on_event(event)`` for every event object.
         vad_detector: a ready VoiceActivityDetector to use instead of building one from
             the config (tests, custom VADs).
@@ -120,10 +125,14 @@ class Recorder:
         on_wake_word: Callback | None = None,
         on_wake_word_timeout: Callback | None = None,
         on_wake_word_waiting: Callback | None = None,
+        on_pause_start: Callback | None = None,
+        on_pause_end: Callback | None = None,
         on_event: Callback | None = None,
         vad_detector: VoiceActivityDetector | None = None,
         **settings: Any,
     ) -> None:
+        if on_pause_start is not None or on_pause_end is not None:
+            settings.setdefault("pause_events", True)
         self.config = (config or RecorderConfig()).with_settings(**settings)
         self._callbacks = CallbackTable(on_event, {
             "on_final": on_final, "on_partial": on_partial,
@@ -133,6 +142,7 @@ class Recorder:
             "on_error": on_error, "on_wake_word": on_wake_word,
             "on_wake_word_timeout": on_wake_word_timeout,
             "on_wake_word_waiting": on_wake_word_waiting,
+            "on_pause_start": on_pause_start, "on_pause_end": on_pause_end,
         })
         if isinstance(source, str) and source not in SOURCE_NAMES \
                 and not Path(source).exists():
