@@ -213,8 +213,8 @@ def test_data_messages_for_one_utterance_at_44100_hz() -> None:
         assert all(m["text"].startswith("Speech ") for m in realtime), realtime
         no_realtime = [k for k in kinds if k != "realtime"]
         assert no_realtime == ["vad_detect_start", "vad_detect_stop", "recording_start",
-                               "recording_stop", "transcription_start", "fullSentence",
-                               "vad_detect_start"], kinds
+                               "start_turn_detection", "recording_stop", "transcription_start",
+                               "stop_turn_detection", "fullSentence", "vad_detect_start"], kinds
         assert kinds.index("recording_start") < kinds.index("realtime") < \
             kinds.index("recording_stop")
         start = next(m for m in msgs if m["type"] == "transcription_start")
@@ -276,7 +276,7 @@ def test_stop_transcribes_now_and_abort_drops_the_utterance() -> None:
                 {"status": "success", "message": "Method abort called"}
             msgs = await read_until(d, "vad_detect_start")
             assert [m["type"] for m in msgs if m["type"] != "realtime"] == \
-                ["recording_stop", "vad_detect_start"]
+                ["recording_stop", "vad_detect_start"]  # no pause: the tone runs on
             with pytest.raises(asyncio.TimeoutError):  # the aborted utterance gets no final
                 await asyncio.wait_for(d.recv(), 1.0)
             # The stream goes on.

@@ -146,3 +146,79 @@ def test_perform_final_transcription_with_and_without_the_prompt() -> None:
         assert rec._oneshots[True].config.engine.initial_prompt == "Names: Ada, Grace."
         assert rec._oneshots[False].config.engine.initial_prompt is None
     assert seconds(with_prompt) == seconds(without)
+
+
+def test_turn_detection_callbacks_bracket_each_pause(espeak: Any) -> None:
+    # Two phrases ~0.2 s apart are one recording (the end needs 0.4 s): the pause between
+    # them starts and stops turn detection; the last one stops it after the recording stop.
+    calls: list[str] = []
+    short = np.zeros(S // 10, np.float32)
+    first = espeak("Good morning.")[:-S // 4]  # espeak ends with 0.35 s of silence
+    with scripted(on_turn_detection_start=lambda: calls.append("start"),
+                  on_turn_detection_stop=lambda: calls.append("stop"),
+                  on_recording_stop=lambda: calls.append("recording_stop")) as rec:
+        rec.feed_audio(pcm(np.concatenate([PAUSE, first, short,
+                                           espeak("The weather is fine."), PAUSE])))
+        text = rec.text()
+        assert rec.drain_audio_input(30)
+    assert seconds(text) > 2.0  # both phrases
+    assert calls.count("recording_stop") == 1
+    pauses = [c for c in calls if c != "recording_stop"]
+    assert len(pauses) >= 4 and pauses == ["start", "stop"] * (len(pauses) // 2), calls
+    assert calls[-2:] == ["recording_stop", "stop"], calls
+
+
+def test_text_with_a_callback_returns_at_once_and_calls_it_on_its_own_thread(
+        espeak: Any) -> None:
+    got: list[tuple[str | None, str]] = []
+    release = threading.Event()
+
+    def finished(text: str | None) -> None:
+        release.wait(10)  # a slow callback does not hold up text()
+        got.append((text, threading.current_thread().name))
+
+    with scripted() as rec:
+        rec.feed_audio(pcm(np.concatenate([PAUSE, espeak("Good morning."), PAUSE])))
+        assert rec.text(finished) is None
+        assert got == []  # text() returned while the callback waits
+        release.set()
+    # shutdown() joined the callback's thread.
+    assert len(got) == 1 and seconds(got[0][0]) > 0.5
+    assert got[0][1] == "harken-compat-text"
+
+
+def test_an_exception_in_the_text_callback_is_raised_by_the_next_text(espeak: Any) -> None:
+    def broken(text: str | None) -> None:
+        raise RuntimeError("callback broke")
+
+    phrase = espeak("Good morning.")
+    with scripted() as rec:
+        rec.feed_audio(pcm(np.concatenate([PAUSE, phrase, PAUSE, phrase, PAUSE])))
+        assert rec.text(broken) is None
+        deadline = time.monotonic() + 5
+        while rec._handoff._error is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pytest.raises(RuntimeError, match="callback broke"):
+            rec.text()
+        assert seconds(rec.text()) > 0.5  # raised once; the next recording is still there
+
+
+def test_wakeup_listens_for_the_next_speech_without_forcing_a_recording(espeak: Any) -> None:
+    # The phrase wake word never matches the scripted engine's text: speech is ignored
+    # until wakeup(), and wakeup() records nothing on silence.
+    phrase = espeak("Good morning.")
+    with scripted(wake_words="hey harken", wakeword_backend="phrase",
+                  wake_word_timeout=3.0) as rec:
+        rec.feed_audio(pcm(np.concatenate([PAUSE, phrase, PAUSE])))
+        assert rec.drain_audio_input(30)
+        assert not rec.has_pending_recordings() and rec.state == "wakeword"
+        rec.wakeup()
+        assert rec.state == "listening"
+        rec.feed_audio(pcm(np.concatenate([PAUSE, PAUSE])))
+        assert rec.drain_audio_input(30)
+        assert not rec.has_pending_recordings()  # silence: nothing was recorded
+        rec.feed_audio(pcm(np.concatenate([phrase, PAUSE])))
+        text = rec.text()
+        assert rec.drain_audio_input(30)
+    # The phrase and up to RealtimeSTT's default 1 s of pre-recording buffer.
+    assert len(phrase) / S - 0.4 < seconds(text) < len(phrase) / S + 1.2

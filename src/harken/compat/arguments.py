@@ -53,8 +53,6 @@ _NO_PREVIEW = "harken has no separate Preview transcription"
 _PREVIEW_INSTEAD = ("early_transcription_on_silence (harken's early final) or "
                     "harken.Recorder(on_partial=...)")
 _NO_ULTRAFAST = "harken computes live text with one model, not a second ultrafast lane"
-_NO_PAUSE_EVENT = ("harken's segmenter and smart turn policy keep pauses inside an utterance "
-                   "to themselves and report no event for them")
 _NO_EXECUTOR = "harken runs transcription in its own engine program, not in a callable"
 _EXECUTOR_INSTEAD = "transcription_engine='package.module:MyEngine' (a harken engine class)"
 
@@ -116,11 +114,10 @@ ARGUMENTS: dict[str, Argument] = {
     "on_vad_detect_start": _m(None, "called when the recorder starts listening for speech "
                               "(at start and after each recording)"),
     "on_vad_detect_stop": _m(None, "called when speech starts a recording"),
-    "on_turn_detection_start": _r(None, _NO_PAUSE_EVENT + " (when a pause inside speech "
-                                  "begins)", "on_vad_stop / on_recording_stop (the turn "
-                                  "ended)"),
-    "on_turn_detection_stop": _r(None, _NO_PAUSE_EVENT + " (when speech resumes after a pause)",
-                                 "on_vad_start / on_recording_start"),
+    "on_turn_detection_start": _m(None, "pause started: silence began inside a recording "
+                                  "(pause_events)"),
+    "on_turn_detection_stop": _m(None, "pause ended: speech resumed, or the recording "
+                                 "stopped (after on_recording_stop)"),
     "wakeword_backend": _m("", "wake_backend ('pvporcupine', 'oww'/'openwakeword', 'phrase'; "
                            "empty: Porcupine for its keywords when installed, else phrase)"),
     "openwakeword_model_paths": _m(None, "openWakeWord models (wake_words)"),

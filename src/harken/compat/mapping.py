@@ -114,6 +114,8 @@ def to_settings(v: dict[str, Any]) -> dict[str, Any]:
         partial_min_ms=s_to_ms(v["init_realtime_after_seconds"]),
         partial_beam_size=v["beam_size_realtime"],
         early_final=bool(v["early_transcription_on_silence"]),
+        pause_events=v["on_turn_detection_start"] is not None
+        or v["on_turn_detection_stop"] is not None,
         **wake_settings(v["wake_words"], v["wakeword_backend"], v["openwakeword_model_paths"],
                         v["wake_words_sensitivity"], v["wake_word_timeout"],
                         v["wake_word_activation_delay"]),

@@ -10,10 +10,12 @@ How RealtimeSTT's flow maps: harken's recorder listens all the time and cuts rec
 with its VAD; ``wait_audio()`` takes the next finished recording (its audio from the
 :class:`~.tap.TapSource` ring), ``transcribe()`` calls ``on_transcription_start(audio)`` and,
 unless that returns true, waits for the recording's final from harken's engine program.
-Threads: callbacks run on harken's "harken-dispatch" thread; ``text(callback)`` calls the
-callback on the caller's thread. Why one piece: RealtimeSTT's public surface is one class of
-101 arguments and 19 methods that share the recorder; the argument table, the mapping, the
-audio tap and the recording bookkeeping live in their own modules.
+Threads: callbacks run on harken's "harken-dispatch" thread; ``text(callback)`` transcribes
+on the caller's thread and calls the callback on a new thread, as RealtimeSTT does
+(:class:`~.handoff.CallbackThreads` owns them; ``shutdown()`` joins them). Why one piece:
+RealtimeSTT's public surface is one class of 101 arguments and 19 methods that share the
+recorder; the argument table, the mapping, the audio tap, the recording bookkeeping and the
+callback threads live in their own modules.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from ..events import (
 )
 from ..recorder import Recorder
 from .arguments import ARGUMENTS
+from .handoff import CallbackThreads
 from .mapping import partial_adapter, to_settings
 from .recordings import Recordings, joined
 from .tap import SAMPLE_RATE, TapSource
@@ -56,6 +59,8 @@ multilingual model harken does not embed) when a program leaves ``model`` unset,
 ``HARKEN_COMPAT_MODEL=tiny.en`` runs unchanged English programs offline."""
 _HANDLE_BUFFER_OVERFLOW = platform.system() != "Darwin"
 _SUPPRESS_TOKENS = [-1]
+_CALLBACK_JOIN_S = 5.0
+"""shutdown() waits this long, in s, for text() callbacks still running."""
 _MAX_PENDING = 64
 """Finished recordings kept for text() before the oldest is dropped (with a warning)."""
 
@@ -200,6 +205,8 @@ class AudioToTextRecorder:
             "on_speech_end": _all(on_recording_stop, on_vad_stop),
             "on_wake_word_timeout": on_wakeword_timeout,
             "on_wake_word_waiting": on_wakeword_detection_start,
+            "on_pause_start": on_turn_detection_start,
+            "on_pause_end": on_turn_detection_stop,
         }
         heard = _all(on_wakeword_detected, on_wakeword_detection_end)
         if heard is not None:
@@ -216,6 +223,7 @@ class AudioToTextRecorder:
         self._recordings = Recordings(_MAX_PENDING)
         self._current: int | None = None
         self._aborted = threading.Event()
+        self._handoff = CallbackThreads()
         self._mic_on = use_microphone
         self._shut_down = False
         self.audio: NDArray[np.float32] | None = None
@@ -289,6 +297,7 @@ class AudioToTextRecorder:
         self._aborted.set()
         for rec in recs:
             rec.close()
+        self._handoff.join(_CALLBACK_JOIN_S)
         self.state = "inactive"
 
     def __enter__(self) -> AudioToTextRecorder:
@@ -360,10 +369,13 @@ class AudioToTextRecorder:
         self._set_listening()
 
     def wakeup(self) -> None:
-        """Act as if the wake word was heard: a recording starts now, ending at the next
-        pause.
+        """Act as if the wake word was just spoken: speech starting within
+        ``wake_word_timeout`` is recorded and transcribed (no recording is forced on
+        silence). Without wake words the recorder listens already: nothing changes.
         """
-        self.recorder.start_utterance()
+        self.recorder.wake_up()
+        if self.state == "wakeword":
+            self.state = "listening"
 
     def abort(self) -> None:
         """Make a waiting :meth:`text` / :meth:`wait_audio` call return (text: "")."""
@@ -423,8 +435,9 @@ class AudioToTextRecorder:
         """Wait for the next recording and return its final text.
 
         Args:
-            on_transcription_finished: when given, it is called with the text (on this
-                thread) and None is returned.
+            on_transcription_finished: when given, the text is handed to it on a new thread
+                (as RealtimeSTT does) and None is returned at once; an exception it raises
+                is logged and raised by the next ``text()`` call.
             word_timestamps: override ``final_transcription_word_timestamps`` for this call.
 
         Returns:
@@ -432,13 +445,14 @@ class AudioToTextRecorder:
             ``on_transcription_start`` returned true (the final was skipped) or a callback
             was given.
         """
+        self._handoff.check()
         self._aborted.clear()
         self.wait_audio()
         if self._aborted.is_set() or self._shut_down or self._current is None:
             return ""
         text = self.transcribe(word_timestamps)
         if on_transcription_finished is not None:
-            on_transcription_finished(text)
+            self._handoff.run(on_transcription_finished, text)
             return None
         return text
 

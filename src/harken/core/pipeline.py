@@ -208,6 +208,14 @@ class SpeechPipeline:
         self._translate(self._frames.force_end(), out)
         return out
 
+    def wake_up(self) -> None:
+        """Act as if the wake word was just spoken: speech that starts within
+        ``WakeConfig.timeout_s`` is a command (no recording is forced). Without wake words
+        every utterance is one already: nothing to do.
+        """
+        if self._wake is not None:
+            self._wake.wake_up()
+
     def on_result(self, request: TranscribeRequest, output: EngineOutput,
                   compute_seconds: float = 0.0, attempts: int = 1) -> list[Output]:
         """Turn the engine's answer to ``request`` into events (times in stream seconds)."""

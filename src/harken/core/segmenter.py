@@ -442,6 +442,7 @@ class Segmenter:
         discarded = self._speech_frames < self._min_frames or keep <= 0
         events.append(UtteranceEnded(self._utterance_id, self._start_sample,
                                      self._last_speech_end, discarded))
+        self._end_pause(events)  # right after the end, as RealtimeSTT ends turn detection
         if self._speculating:
             self._speculating = False
             if keep == self._cut_frames:
@@ -453,7 +454,6 @@ class Segmenter:
         if not discarded:
             audio = np.concatenate(self._frames_audio[:keep])
             events.append(Segment(self._utterance_id, self._start_sample, audio, split=False))
-        self._end_pause(events)  # after the end, as RealtimeSTT ends its turn detection
         self._active = False
         self._manual = False
         self._frames_audio = []

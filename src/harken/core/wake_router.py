@@ -154,6 +154,12 @@ class WakeRouter:
         self._route(self._segmenter.force_end(), out)
         return out
 
+    def wake_up(self) -> None:
+        """Listen for a command now, as if the wake word had just been heard; the utterance
+        open now (if any) stays what it was.
+        """
+        self._gate.wake(self._segmenter.position)
+
     def end_turn(self) -> list[SegmenterEvent | Output]:
         """End the open utterance now: its speaker finished (smart end of turn)."""
         out: list[SegmenterEvent | Output] = []

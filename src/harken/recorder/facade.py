@@ -400,6 +400,14 @@ class Recorder:
         self._require_running("end_utterance")
         self._inbox.put_ordered(("force_end",))
 
+    def wake_up(self) -> None:
+        """Listen for a command as if the wake word had just been heard: speech starting
+        within ``wake_timeout_s`` is transcribed (nothing is recorded on silence). Without
+        wake words it changes nothing.
+        """
+        self._require_running("wake_up")
+        self._inbox.put_ordered(("wake_up",))
+
     def flush(self, timeout: float | None = None) -> None:
         """Transcribe the utterance in progress and wait until every final is delivered.
 

@@ -156,6 +156,8 @@ class PipelineLoop:
             self._route(pipeline.force_start())
         elif kind == "force_end":
             self._route(pipeline.force_end())
+        elif kind == "wake_up":
+            pipeline.wake_up()
 
     def _route(self, outputs: list[Output]) -> None:
         route_outputs(outputs, self)

@@ -188,6 +188,14 @@ class WakeGate:
         self._open_command = False
         return [WakeDetected(word, sample)]
 
+    def wake(self, sample: int) -> None:
+        """Listen as if a wake word had ended at ``sample`` (RealtimeSTT's ``wakeup()``):
+        speech starting within the timeout is a command. No event (nobody spoke a wake
+        word); nothing changes while already listening.
+        """
+        if self._state is GateState.WAITING:
+            self._listen(sample, sample + self._timeout)
+
     def speech_started(self, utterance_id: int, start_sample: int) -> bool:
         """An utterance began at ``start_sample``.
 

@@ -34,6 +34,8 @@ from ...events import (
     Event,
     FinalTranscript,
     PartialTranscript,
+    PauseEnded,
+    PauseStarted,
     SpeechEnded,
     SpeechStarted,
 )
@@ -161,6 +163,10 @@ class DataSocket(WsConnection):
             self.activity.final(tidy_text(event.text), event.end, time.monotonic())
             self.send({"type": "fullSentence", "text": tidy_text(event.text)})
             self._listening()
+        elif isinstance(event, PauseStarted):
+            self.send({"type": "start_turn_detection"})
+        elif isinstance(event, PauseEnded):
+            self.send({"type": "stop_turn_detection"})
         elif isinstance(event, ErrorEvent):
             self.send({"type": "error", "message": str(event.error), "code": "engine"})
             if event.fatal:
@@ -183,9 +189,9 @@ class DataSocket(WsConnection):
             old.close()
         settings = self._settings
         vad_config: VadConfig = self._server.config.vad
-        silence = silence_ms(settings.post_speech_silence_duration)
-        if silence != vad_config.post_speech_silence_ms:
-            vad_config = dataclasses.replace(vad_config, post_speech_silence_ms=silence)
+        vad_config = dataclasses.replace(  # stt-server reports pauses (turn detection)
+            vad_config, pause_events=True,
+            post_speech_silence_ms=silence_ms(settings.post_speech_silence_duration))
         session = StreamSession(self._server.engine, self.name, self._on_event,
                                 vad_config=vad_config)
         session.open()
