@@ -286,6 +286,60 @@ def test_stop_transcribes_now_and_abort_drops_the_utterance() -> None:
     run(body)
 
 
+def test_wake_words_per_session_with_their_messages_and_wakeup() -> None:
+    # The phrase wake word never matches the scripted engine's text, so speech is only
+    # transcribed after call_method wakeup (or with use_wake_words turned off).
+    from harken.config import WakeConfig
+
+    speech = np.concatenate([tone(1.0), silence(1.0)])
+
+    async def quiet_for(d: Any, seconds: float) -> list[str]:
+        kinds: list[str] = []
+        with pytest.raises(asyncio.TimeoutError):
+            async with asyncio.timeout(seconds):
+                while True:
+                    kinds.append(json.loads(await d.recv())["type"])
+        return kinds
+
+    async def body(server: Server) -> None:
+        control_url, data_url = urls(server)
+        async with websockets.connect(control_url) as c, websockets.connect(data_url) as d:
+            assert (await control(c, {"command": "get_parameter",
+                                      "parameter": "use_wake_words"}))["value"] is True
+            await send_audio(d, np.concatenate([silence(0.3), speech]))
+            kinds = await quiet_for(d, 1.5)
+            assert kinds == ["vad_detect_start", "wakeword_detection_start"], kinds
+            assert await control(c, {"command": "call_method", "method": "wakeup"}) == \
+                {"status": "success", "message": "Method wakeup called"}
+            await send_audio(d, speech)
+            msgs = await read_until(d, "fullSentence")
+            kinds = [m["type"] for m in msgs if m["type"] != "realtime"]
+            assert kinds[:2] == ["vad_detect_stop", "recording_start"], kinds
+            assert kinds[-1] == "fullSentence"
+            # After the command the session waits for the wake word again.
+            assert kinds.index("wakeword_detection_start") > kinds.index("recording_stop")
+            assert await quiet_for(d, 1.0) == ["vad_detect_start"]
+            assert (await control(c, {"command": "set_parameter", "parameter":
+                                      "use_wake_words", "value": False}))["status"] == \
+                "success"
+            await send_audio(d, speech)  # the next stream has no wake word
+            msgs = await read_until(d, "fullSentence")
+            assert "wakeword_detection_start" not in [m["type"] for m in msgs]
+
+    run(body, rtstt_wake=WakeConfig(words=("hey harken",), backend="phrase"))
+
+
+def test_use_wake_words_needs_a_server_with_wake_words() -> None:
+    async def body(server: Server) -> None:
+        control_url, _ = urls(server)
+        async with websockets.connect(control_url) as c:
+            got = await control(c, {"command": "set_parameter", "parameter":
+                                    "use_wake_words", "value": True})
+            assert got["status"] == "error" and "--wake_words" in got["message"], got
+
+    run(body)
+
+
 MALFORMED = {
     "short header": b"\x05\x00",
     "bad JSON header": struct.pack("<I", 5) + b"{bad}" + b"\x00\x00",

@@ -106,3 +106,32 @@ def test_console_script_reports_errors_without_a_traceback(capsys: pytest.Captur
     last = err.strip().splitlines()[-1]
     assert last.startswith("harken-stt-server: ") and "no-such-model" in last
     assert "Traceback" not in err
+
+
+def test_wake_flags_give_every_session_wake_words() -> None:
+    from harken.cli.stt_server import _config
+
+    assert not _config(build_parser().parse_args([])).rtstt_wake.enabled
+    cfg = _config(build_parser().parse_args(
+        ["-w", "hey harken", "--wake_words_sensitivity", "0.4", "--wake_word_timeout", "3",
+         "--wake_word_activation_delay", "2"]))
+    wake = cfg.rtstt_wake
+    assert (wake.words, wake.backend, wake.sensitivity) == (("hey harken",), "phrase", 0.4)
+    assert (wake.timeout_s, wake.activation_delay_s) == (3.0, 2.0)
+
+
+def test_an_unavailable_wake_word_backend_stops_the_server_in_one_sentence(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from harken.cli.stt_server import _config
+    from harken.errors import BackendNotInstalled, ConfigError
+
+    with pytest.raises(ConfigError, match="not a built-in Porcupine"):
+        _config(build_parser().parse_args(["-w", "hey harken", "--wakeword_backend",
+                                           "pvporcupine"]))
+    monkeypatch.setitem(sys.modules, "pvporcupine", None)
+    with pytest.raises(BackendNotInstalled, match="pvporcupine") as info:
+        _config(build_parser().parse_args(["-w", "jarvis", "--wakeword_backend",
+                                           "pvporcupine"]))
+    assert str(info.value).count(". ") <= 1, str(info.value)

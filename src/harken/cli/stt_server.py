@@ -38,7 +38,7 @@ FLAGS: list[tuple[tuple[str, ...], dict[str, Any], str]] = [
      "control socket port"),
     (("-d", "--data", "--data_port"), {"type": int, "default": 8012}, "data socket port"),
     (("-w", "--wake_words"), {"type": str, "default": ""},
-     "no-op: no wake word on the server path"),
+     "wake_words of every session (each runs its own detector)"),
     (("-D", "--debug"), {"action": "store_true"}, "log level DEBUG"),
     (("--debug_websockets",), {"action": "store_true"}, "log level DEBUG"),
     (("-W", "--write"), {"metavar": "FILE"}, "no-op: harken records no WAV file"),
@@ -75,14 +75,19 @@ FLAGS: list[tuple[tuple[str, ...], dict[str, Any], str]] = [
      "post_speech_silence_ms"),
     (("--mid_sentence_detection_pause",), {"type": float, "default": 2.0},
      "max_silence_ms of smart turns (set: turn_detection='smart')"),
-    (("--wake_words_sensitivity",), {"type": float, "default": 0.5}, "no-op"),
-    (("--wake_word_timeout",), {"type": float, "default": 5.0}, "no-op"),
-    (("--wake_word_activation_delay",), {"type": float, "default": 0}, "no-op"),
-    (("--wakeword_backend",), {"type": str, "default": "none"}, "no-op"),
-    (("--openwakeword_model_paths",), {"type": str, "nargs": "*"}, "no-op"),
+    (("--wake_words_sensitivity",), {"type": float, "default": 0.5}, "wake_sensitivity"),
+    (("--wake_word_timeout",), {"type": float, "default": 5.0}, "wake_timeout_s"),
+    (("--wake_word_activation_delay",), {"type": float, "default": 0},
+     "wake_activation_delay_s"),
+    (("--wakeword_backend",), {"type": str, "default": "none"},
+     "wake_backend ('pvporcupine', 'oww'/'openwakeword', 'phrase'; 'none': Porcupine for "
+     "its keywords when installed, else phrase)"),
+    (("--openwakeword_model_paths",), {"type": str, "nargs": "*"},
+     "openWakeWord models (with --wakeword_backend oww)"),
     (("--openwakeword_inference_framework",), {"type": str, "default": "tensorflow"},
-     "no-op"),
-    (("--wake_word_buffer_duration",), {"type": float, "default": 1.0}, "no-op"),
+     "no-op: harken's openWakeWord runtime picks its own"),
+    (("--wake_word_buffer_duration",), {"type": float, "default": 1.0},
+     "no-op: the command's audio starts after the wake word already"),
     (("--use_main_model_for_realtime",), {"action": "store_true"}, "no-op: always"),
     (("--use_extended_logging",), {"action": "store_true"}, "log level DEBUG"),
     (("--compute_type",), {"type": str, "default": "default"},
@@ -161,6 +166,39 @@ def _turn_settings(args: argparse.Namespace) -> dict[str, Any]:
             "max_silence_ms": s_to_ms(mid)}
 
 
+def _wake(args: argparse.Namespace) -> Any:
+    """The sessions' wake words from stt-server's wake flags (RealtimeSTT's backend rules).
+
+    The backend is built and loaded once here, so a missing one stops the server at start.
+
+    Raises:
+        ConfigError, BackendNotInstalled: an unknown word or backend, or a backend whose
+            package is not installed (the message says which to install).
+    """
+    from ..compat.mapping import wake_settings
+    from ..config import WakeConfig
+    from ..wake.base import WakeWordDetector
+    from ..wake.factory import build_wake_backend
+
+    paths = ",".join(args.openwakeword_model_paths or ()) or None
+    settings = wake_settings(args.wake_words, args.wakeword_backend, paths,
+                             args.wake_words_sensitivity, args.wake_word_timeout,
+                             args.wake_word_activation_delay)
+    if not settings:
+        return WakeConfig()
+    config = WakeConfig(words=settings["wake_words"], backend=settings["wake_backend"],
+                        sensitivity=settings["wake_sensitivity"],
+                        timeout_s=settings["wake_timeout_s"],
+                        activation_delay_s=settings["wake_activation_delay_s"])
+    backend = build_wake_backend(config.backend, config.words, config.sensitivity)
+    if isinstance(backend, WakeWordDetector):
+        try:
+            backend.load()
+        finally:
+            backend.close()
+    return config
+
+
 def _config(args: argparse.Namespace) -> Any:
     from ..config import EngineConfig, RealtimeConfig, VadConfig
     from ..server.app import ServerConfig
@@ -181,7 +219,8 @@ def _config(args: argparse.Namespace) -> Any:
         partial_min_ms=s_to_ms(args.init_realtime_after_seconds),
         early_final=bool(args.early_transcription_on_silence))
     return ServerConfig(host=args.host, port=args.port, engine=engine, vad=vad,
-                        realtime=realtime, rtstt_ports=(args.control_port, args.data_port))
+                        realtime=realtime, rtstt_ports=(args.control_port, args.data_port),
+                        rtstt_wake=_wake(args))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import EngineConfig, RealtimeConfig, VadConfig
+from ..config import EngineConfig, RealtimeConfig, VadConfig, WakeConfig
 from ..errors import ConfigError
 from .auth import check_token
 from .protocol import MAX_CONTROL_BYTES
@@ -107,6 +107,10 @@ class ServerConfig:
     rtstt_ports: tuple[int, int] | None = None
     """(control, data) ports that also serve RealtimeSTT's protocol at ``/``, e.g. (8011, 8012)
     for its client's default URLs; None: only ``/rtstt/control`` and ``/rtstt/data``."""
+    rtstt_wake: WakeConfig = field(default_factory=WakeConfig)
+    """Wake words of each RealtimeSTT endpoint session (stt-server's ``--wake_words`` and
+    friends); each session runs its own detector, and a client may turn it off with
+    ``set_parameter use_wake_words false``. Off by default (no words)."""
     speech_engine: str | None = None
     """The speech engine of ``POST /v1/audio/speech`` ("piper", "espeak", "tone",
     "package.module:Class"); None: the best installed one, loaded on the first request."""
@@ -150,7 +154,7 @@ class ServerConfig:
                 raise ConfigError(f"{name} must be a non-empty str or None, got {value!r}")
         check_ports(self.rtstt_ports)
         for name, cls in (("engine", EngineConfig), ("vad", VadConfig),
-                          ("realtime", RealtimeConfig)):
+                          ("realtime", RealtimeConfig), ("rtstt_wake", WakeConfig)):
             if not isinstance(getattr(self, name), cls):
                 raise ConfigError(f"{name} must be a {cls.__name__}, "
                                   f"got {type(getattr(self, name)).__name__}")

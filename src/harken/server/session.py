@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from ..audio.convert import to_float32_mono
 from ..audio.resample import StreamResampler
-from ..config import SAMPLE_RATE, RealtimeConfig, VadConfig
+from ..config import SAMPLE_RATE, RealtimeConfig, VadConfig, WakeConfig
 from ..core.outputs import route_outputs
 from ..core.pipeline import CancelRequest, FinalFailed, Output, SpeechPipeline
 from ..engine.base import DecodeHints, EngineOutput, TranscribeRequest
@@ -30,6 +30,7 @@ from ..errors import LifecycleError
 from ..events import ErrorEvent, Event
 from ..turn.base import TurnModel
 from ..vad.base import VoiceActivityDetector
+from ..wake.base import PhraseMatcher, WakeWordDetector
 from .engine_host import EngineHost, HostSession
 
 __all__ = ["StreamSession"]
@@ -68,6 +69,7 @@ class StreamSession:
         self._vad_config = vad_config
         self._on_final_failed = on_final_failed
         self._vad: VoiceActivityDetector | None = None
+        self._wake_detector: WakeWordDetector | None = None
         self._pipeline: SpeechPipeline | None = None
         self._resampler = StreamResampler(SAMPLE_RATE)
         self._encoding = "float32"
@@ -98,7 +100,9 @@ class StreamSession:
     def begin(self, vad: VoiceActivityDetector, realtime: RealtimeConfig, *,
               sample_rate: int = SAMPLE_RATE, encoding: str = "float32", channels: int = 1,
               language: str | None = None, hints: DecodeHints | None = None,
-              vad_config: VadConfig | None = None, turn: TurnModel | None = None) -> None:
+              vad_config: VadConfig | None = None, turn: TurnModel | None = None,
+              wake: WakeWordDetector | PhraseMatcher | None = None,
+              wake_config: WakeConfig | None = None) -> None:
         """Start a stream in the given format.
 
         Args:
@@ -113,6 +117,10 @@ class StreamSession:
             vad_config: segmentation settings from this stream on (None: keep the
                 session's).
             turn: a loaded turn model, for smart turn detection (``VadFactory.turn``).
+            wake: a loaded wake word detector (closed by :meth:`close` or the next
+                :meth:`begin`) or a phrase matcher: only what follows a wake word is
+                transcribed; None: everything.
+            wake_config: the wake word timeout and activation delay (with ``wake``).
 
         Raises:
             AudioFormatError: the sample rate is out of range.
@@ -132,7 +140,11 @@ class StreamSession:
         vad.reset()
         self._vad = vad
         self._resampler = StreamResampler(sample_rate)
-        self._pipeline = SpeechPipeline(vad, self._vad_config, realtime, turn=turn)
+        self._close_wake()
+        if isinstance(wake, WakeWordDetector):
+            self._wake_detector = wake
+        self._pipeline = SpeechPipeline(vad, self._vad_config, realtime, turn=turn,
+                                        wake=wake, wake_config=wake_config)
         self._encoding = encoding
         self._channels = channels
         self.stream_seconds = 0.0
@@ -164,6 +176,12 @@ class StreamSession:
         vad, self._vad = self._vad, None
         if vad is not None:
             vad.close()
+        self._close_wake()
+
+    def _close_wake(self) -> None:
+        detector, self._wake_detector = self._wake_detector, None
+        if detector is not None:
+            detector.close()
 
     def feed_bytes(self, data: bytes) -> None:
         """Decode one binary frame in the session's format and feed it.
@@ -204,6 +222,13 @@ class StreamSession:
         pipeline = self._pipeline
         if pipeline is not None and self._slot is not None:
             self._route(pipeline.force_end())
+
+    def wake_up(self) -> None:
+        """Listen for a command as if the wake word had just been heard (no-op without
+        wake words).
+        """
+        if self._pipeline is not None:
+            self._pipeline.wake_up()
 
     async def drain(self, timeout: float) -> bool:
         """Wait until every submitted final is answered; True if it happened in time."""

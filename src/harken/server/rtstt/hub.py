@@ -102,10 +102,13 @@ class RtsttHub:
         host = (str(request.remote or "?"), sid)
         client = self._clients.get(host)
         if client is None:
-            realtime_silence = self.server.config.vad.post_speech_silence_ms / 1000
+            config = self.server.config
+            wake = config.rtstt_wake
             client = self._clients[host] = _Client(ClientSettings(
-                language=self.server.config.engine.language,
-                post_speech_silence_duration=realtime_silence))
+                language=config.engine.language,
+                post_speech_silence_duration=config.vad.post_speech_silence_ms / 1000,
+                wake_word_activation_delay=wake.activation_delay_s,
+                use_wake_words=wake.enabled, wake_words_available=wake.enabled))
         return host, client
 
     def _release(self, host: tuple[str, str | None], client: _Client) -> None:
@@ -247,7 +250,7 @@ class RtsttHub:
         if name == "language":
             value = settings.language or ""
         elif name == "use_wake_words":
-            value = False
+            value = settings.use_wake_words
         elif name == "silero_sensitivity":
             value = round(1.0 - self.server.config.vad.silero_threshold, 6)
         elif name == "is_recording":
@@ -276,6 +279,9 @@ class RtsttHub:
         elif method == "abort":
             for sock in list(client.data):
                 sock.abort_utterance()
+        elif method == "wakeup":
+            for sock in list(client.data):
+                sock.wake_up()
         elif method not in NO_OP_METHODS:
             return error_reply(f"Method {method} is not allowed")
         return {"status": "success", "message": f"Method {method} called"}

@@ -34,9 +34,9 @@ READABLE = SETTABLE + ("silero_sensitivity", "is_recording", "listen_start",
 """Parameters a client may read."""
 KNOWN = READABLE + ("speech_end_silence_start", "last_transcription_bytes")
 """RealtimeSTT's allowed parameters: the rest are answered "not supported"."""
-NO_OP_METHODS = ("clear_audio_queue", "wakeup", "set_microphone", "text")
-"""Methods with nothing to do here: audio is processed as it arrives (no queue), there is no
-wake word on this path and no server-side microphone; ``text`` is answered at once, since
+NO_OP_METHODS = ("clear_audio_queue", "set_microphone", "text")
+"""Methods with nothing to do here: audio is processed as it arrives (no queue), there is
+no server-side microphone; ``text`` is answered at once, since
 every final reaches the data socket as ``fullSentence`` (stt-server's ``text`` blocks its
 control socket until then and also sends the text only there)."""
 END_METHODS = ("shutdown",)
@@ -110,10 +110,15 @@ class ClientSettings:
     wake_word_activation_delay: float = 0.0
     deactivity_silence_confirmation_duration: float = 0.16
     """Stored and read back only: harken confirms silence within the post-speech silence."""
+    use_wake_words: bool = False
+    """Run the server's wake words in this client's streams."""
+    wake_words_available: bool = False
+    """The server has wake words (stt-server's ``--wake_words``); fixed."""
 
-    def stream_key(self) -> tuple[str | None, float]:
+    def stream_key(self) -> tuple[object, ...]:
         """What a stream is built from: a change needs a new stream."""
-        return self.language, self.post_speech_silence_duration
+        return (self.language, self.post_speech_silence_duration, self.use_wake_words,
+                self.wake_word_activation_delay)
 
 
 def silence_ms(seconds: float) -> int:
@@ -142,9 +147,10 @@ def set_parameter(settings: ClientSettings, name: object, value: object) -> dict
             return error_reply(f"language must be a language code or \"\", got {value!r}")
         settings.language = value or None
     elif name == "use_wake_words":
-        if value:
-            return error_reply("wake words are not available on the harken server's "
-                               "RealtimeSTT endpoint (set_parameter)")
+        if value and not settings.wake_words_available:
+            return error_reply("use_wake_words needs wake words: start the server with "
+                               "--wake_words (set_parameter)")
+        settings.use_wake_words = bool(value)
     else:
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or not 0 <= value <= 60:

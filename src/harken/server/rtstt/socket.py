@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from ...audio.convert import float32_to_pcm16, to_float32_mono
 from ...audio.resample import StreamResampler
-from ...config import SAMPLE_RATE, VadConfig
+from ...config import SAMPLE_RATE, VadConfig, WakeConfig
 from ...errors import AudioFormatError, ProtocolError
 from ...events import (
     ErrorEvent,
@@ -38,7 +38,10 @@ from ...events import (
     PauseStarted,
     SpeechEnded,
     SpeechStarted,
+    WakeWordDetected,
+    WakeWordWaiting,
 )
+from ...wake.base import PhraseMatcher, WakeWordDetector
 from ..connection_base import (
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL,
@@ -106,7 +109,7 @@ class DataSocket(WsConnection):
         self._settings = settings
         """The client's settings, shared with its control socket (which changes them)."""
         self._session: StreamSession | None = None
-        self._key: tuple[str | None, float] | None = None
+        self._key: tuple[object, ...] | None = None
         self._resampler: StreamResampler | None = None
         vad = server.config.vad
         self._recent = _Recent(int((vad.max_utterance_s + vad.pre_roll_ms / 1000 + 2.0)
@@ -163,6 +166,11 @@ class DataSocket(WsConnection):
             self.activity.final(tidy_text(event.text), event.end, time.monotonic())
             self.send({"type": "fullSentence", "text": tidy_text(event.text)})
             self._listening()
+        elif isinstance(event, WakeWordWaiting):
+            self.send({"type": "wakeword_detection_start"})
+        elif isinstance(event, WakeWordDetected):
+            self.send({"type": "wakeword_detected"})
+            self.send({"type": "wakeword_detection_end"})
         elif isinstance(event, PauseStarted):
             self.send({"type": "start_turn_detection"})
         elif isinstance(event, PauseEnded):
@@ -192,19 +200,44 @@ class DataSocket(WsConnection):
         vad_config = dataclasses.replace(  # stt-server reports pauses (turn detection)
             vad_config, pause_events=True,
             post_speech_silence_ms=silence_ms(settings.post_speech_silence_duration))
+        wake, wake_config = self._wake()
         session = StreamSession(self._server.engine, self.name, self._on_event,
                                 vad_config=vad_config)
-        session.open()
+        try:
+            session.open()
+        except BaseException:
+            if isinstance(wake, WakeWordDetector):
+                wake.close()
+            raise
         self._session = session
         session.begin(self._server.vads.create(), self._server.config.realtime,
                       sample_rate=SAMPLE_RATE, language=settings.language,
-                      turn=self._server.vads.turn(vad_config))
+                      turn=self._server.vads.turn(vad_config), wake=wake,
+                      wake_config=wake_config)
         self.activity.new_stream()
         self._key = settings.stream_key()
         self._resampler = StreamResampler(rate)
         self._recent = _Recent(self._recent.limit)
         self.recording = False
         self._listening()
+
+    def _wake(self) -> tuple[WakeWordDetector | PhraseMatcher | None, WakeConfig | None]:
+        """This stream's wake word backend (loaded) and settings, or (None, None)."""
+        config = self._server.config.rtstt_wake
+        if not config.enabled or not self._settings.use_wake_words:
+            return None, None
+        from ...wake.factory import build_wake_backend
+
+        wake = build_wake_backend(config.backend, config.words, config.sensitivity)
+        if isinstance(wake, WakeWordDetector):
+            wake.load()  # Porcupine: a few ms; the server checked the backend at start
+        return wake, dataclasses.replace(
+            config, activation_delay_s=self._settings.wake_word_activation_delay)
+
+    def wake_up(self) -> None:
+        """RealtimeSTT's ``wakeup()``: listen for a command as if the wake word was heard."""
+        if self._session is not None:
+            self._session.wake_up()
 
     def _idle(self) -> bool:
         session = self._session
