@@ -586,6 +586,47 @@ def test_realtimestt_client_with_the_real_model(client_class: Any, espeak: Any) 
         assert "recording_start" in recorded.events and "recording_stop" in recorded.events
 
 
+@pytest.mark.model
+def test_realtimestt_client_with_a_porcupine_wake_word(client_class: Any, espeak: Any) -> None:
+    # stt-server's --wake_words jarvis --wakeword_backend pvporcupine, served by harken with
+    # the real tiny.en model: speech before the wake word is not transcribed, the command
+    # after it is, and the client hears the wake word and turn detection messages.
+    pytest.importorskip("pvporcupine")
+    from harken.config import WakeConfig
+
+    sentence = "Please send the report to the whole team before Friday."
+    audio = np.concatenate([
+        silence(0.5), espeak("Good morning everybody."), silence(1.0),
+        espeak("jarvis", "en-us+f3", 150), silence(0.4), espeak(sentence), silence(1.5)])
+    recorded = Recorded()
+    wake = WakeConfig(words=("jarvis",), backend="porcupine")
+    with BackgroundServer(ServerConfig(port=0, rtstt_wake=wake)) as srv:
+        client = open_client(
+            client_class, srv, recorded, language="en",
+            on_wakeword_detected=recorded.add("wakeword_detected"),
+            on_wakeword_detection_start=recorded.add("wakeword_detection_start"),
+            on_wakeword_detection_end=recorded.add("wakeword_detection_end"),
+            on_turn_detection_start=recorded.add("turn_start"),
+            on_turn_detection_stop=recorded.add("turn_stop"))
+        try:
+            assert client.get_parameter("use_wake_words") is True
+            feed(client, audio, 16000, pace=0.5)
+            assert client.final_text_ready.wait(30), recorded.events
+            text = client.final_text
+        finally:
+            client.shutdown()
+    errors, n = word_errors(sentence, text)
+    assert errors / n <= 0.25, (sentence, text)
+    with recorded.lock:
+        events = [e for e in recorded.events if e != "realtime"]
+    assert events.count("recording_start") == 1, events  # the command only
+    wake_at = events.index("wakeword_detected")
+    assert events.index("wakeword_detection_start") < wake_at < \
+        events.index("wakeword_detection_end") < events.index("recording_start"), events
+    turns = [e for e in events if e.startswith("turn_")]
+    assert turns and turns == ["turn_start", "turn_stop"] * (len(turns) // 2), events
+
+
 def test_token_is_needed_on_the_paths_and_the_extra_ports() -> None:
     async def body(server: Server) -> None:
         hub = server.rtstt

@@ -32,6 +32,9 @@ def test_realtimestt_flow_on_real_speech(espeak: Any) -> None:
                              on_vad_detect_start=lambda: seen.append("detect_start"),
                              on_vad_detect_stop=lambda: seen.append("detect_stop"),
                              on_recording_start=lambda: seen.append("recording_start"),
+                             on_recording_stop=lambda: seen.append("recording_stop"),
+                             on_turn_detection_start=lambda: seen.append("turn_start"),
+                             on_turn_detection_stop=lambda: seen.append("turn_stop"),
                              on_recorded_chunk=chunks.append,
                              final_transcription_word_timestamps=True) as rec:
         pcm = (audio * 32767).astype(np.int16).tobytes()
@@ -50,4 +53,10 @@ def test_realtimestt_flow_on_real_speech(espeak: Any) -> None:
     meta = rec.last_transcription_metadata
     assert meta is not None and any("quick" in w["word"].lower() for w in meta["words"])
     assert seen[:3] == ["detect_start", "detect_stop", "recording_start"]
+    # Turn detection: each pause inside a recording starts it and speech (or the recording's
+    # stop) ends it; each recording ends in a pause, stopped right after recording_stop.
+    turns = [e for e in seen if e.startswith("turn_")]
+    assert turns == ["turn_start", "turn_stop"] * (len(turns) // 2), seen
+    stops = [i for i, e in enumerate(seen) if e == "recording_stop"]
+    assert len(stops) == 2 and all(seen[i + 1] == "turn_stop" for i in stops), seen
     assert sum(len(c) for c in chunks) == len(pcm)
