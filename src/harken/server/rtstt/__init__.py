@@ -25,12 +25,14 @@ The server answers with JSON text: ``{"type": "vad_detect_start"}`` (listening f
 ``vad_detect_stop`` and ``recording_start`` (speech began), ``{"type": "realtime", "text":
 ...}`` (live text), ``recording_stop`` (speech ended), ``{"type": "transcription_start",
 "audio_bytes_base64": ...}`` (the utterance's 16 kHz PCM16 audio, as RealtimeSTT sends it),
-``{"type": "fullSentence", "text": ...}`` (the final text). A malformed frame gets
-``{"type": "error", "message": ..., "code": ...}`` and closes that data socket only.
-stt-server's ``start_turn_detection`` / ``stop_turn_detection`` and ``wakeword_detected`` /
-``wakeword_detection_start`` / ``wakeword_detection_end`` are never sent: harken reports no
-event for a pause inside an utterance, and this path has no wake words (``use_wake_words``
-can only be false).
+``{"type": "fullSentence", "text": ...}`` (the final text), ``start_turn_detection`` (silence
+began inside an utterance) and ``stop_turn_detection`` (speech resumed, or the utterance
+ended). With wake words (``ServerConfig.rtstt_wake``, stt-server's ``--wake_words``; each
+session runs its own detector, a client may turn it off with ``use_wake_words``):
+``wakeword_detection_start`` (waiting for the wake word), ``wakeword_detected`` and
+``wakeword_detection_end`` (it was heard); ``call_method wakeup`` listens for a command as
+if it had been heard. A malformed frame gets ``{"type": "error", "message": ..., "code":
+...}`` and closes that data socket only.
 
 Modules: :mod:`.protocol` (paths, parameter tables, frame parsing; pure), :mod:`.socket`
 (the data and control sockets) and :mod:`.hub` (the endpoints and the control commands).
