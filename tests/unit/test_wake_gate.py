@@ -90,6 +90,22 @@ def test_timeout_exactly_at_the_deadline() -> None:
     assert gate.speech_started(2, deadline + S) is False
 
 
+@pytest.mark.parametrize("make", [frame_gate, phrase_gate])
+def test_wake_listens_like_a_wake_word_without_reporting_one(make) -> None:
+    gate = make()
+    gate.start(0)
+    gate.wake(48000)  # RealtimeSTT's wakeup(): no WakeDetected, nothing forced
+    assert gate.state is GateState.LISTENING and gate.listening_since == 48000
+    gate.wake(50000)  # already listening: the deadline stays
+    assert gate.advance(48000 + TIMEOUT - 1) == []
+    assert gate.speech_started(1, 48000 + TIMEOUT - 1) is True
+    assert gate.utterance_ended(1, 48000 + TIMEOUT - 1, 48000 + TIMEOUT + S, S) == \
+        ("final", [WaitingStarted(48000 + TIMEOUT + S)])
+    gate.wake(200000)
+    deadline = 200000 + TIMEOUT
+    assert gate.advance(deadline) == [WakeTimedOut(deadline), WaitingStarted(deadline)]
+
+
 def test_speech_starting_after_the_deadline_is_not_a_command() -> None:
     gate = frame_gate()
     gate.start(0)
