@@ -307,18 +307,21 @@ def test_wake_words_per_session_with_their_messages_and_wakeup() -> None:
             assert (await control(c, {"command": "get_parameter",
                                       "parameter": "use_wake_words"}))["value"] is True
             await send_audio(d, np.concatenate([silence(0.3), speech]))
+            # RealtimeSTT's state changes: listening, then waiting for the wake word.
             kinds = await quiet_for(d, 1.5)
-            assert kinds == ["vad_detect_start", "wakeword_detection_start"], kinds
+            assert kinds == ["vad_detect_start", "vad_detect_stop",
+                             "wakeword_detection_start"], kinds
             assert await control(c, {"command": "call_method", "method": "wakeup"}) == \
                 {"status": "success", "message": "Method wakeup called"}
             await send_audio(d, speech)
             msgs = await read_until(d, "fullSentence")
             kinds = [m["type"] for m in msgs if m["type"] != "realtime"]
-            assert kinds[:2] == ["vad_detect_stop", "recording_start"], kinds
-            assert kinds[-1] == "fullSentence"
+            assert kinds[:4] == ["wakeword_detection_end", "vad_detect_start",
+                                 "vad_detect_stop", "recording_start"], kinds
             # After the command the session waits for the wake word again.
-            assert kinds.index("wakeword_detection_start") > kinds.index("recording_stop")
-            assert await quiet_for(d, 1.0) == ["vad_detect_start"]
+            assert kinds[-1] == "fullSentence" and "vad_detect_start" not in kinds[2:], kinds
+            assert kinds.index("recording_stop") < kinds.index("wakeword_detection_start")
+            assert await quiet_for(d, 1.0) == []
             assert (await control(c, {"command": "set_parameter", "parameter":
                                       "use_wake_words", "value": False}))["status"] == \
                 "success"

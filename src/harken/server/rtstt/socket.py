@@ -126,6 +126,8 @@ class DataSocket(WsConnection):
         """Wall-clock time (time.time()) the last utterance ended."""
         self.last_audio: NDArray[np.float32] = np.zeros(0, dtype=np.float32)
         """The last utterance's 16 kHz audio."""
+        self._state = ""
+        """RealtimeSTT's recorder state for this stream (see :meth:`_enter`); "": none yet."""
         self._end_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ outgoing
@@ -143,7 +145,7 @@ class DataSocket(WsConnection):
         stats = self._server.stats
         if isinstance(event, SpeechStarted):
             self.recording = True
-            self.send({"type": "vad_detect_stop"})
+            self._enter("recording")
             self.send({"type": "recording_start"})
         elif isinstance(event, PartialTranscript):
             text = tidy_text(event.text)
@@ -155,8 +157,9 @@ class DataSocket(WsConnection):
             self.recording_stop_time = time.time()
             self.send({"type": "recording_stop"})
             if event.discarded:
-                self._listening()
+                self._enter("listening")
             else:
+                self._enter("transcribing")
                 self.last_audio = self._recent.take(round(event.start * SAMPLE_RATE),
                                                     round(event.end * SAMPLE_RATE))
                 self.send({"type": "transcription_start", "audio_bytes_base64":
@@ -165,12 +168,13 @@ class DataSocket(WsConnection):
             stats.finals_sent += 1
             self.activity.final(tidy_text(event.text), event.end, time.monotonic())
             self.send({"type": "fullSentence", "text": tidy_text(event.text)})
-            self._listening()
+            if self._state == "transcribing":  # not a piece of a recording still going on
+                self._enter("listening")
         elif isinstance(event, WakeWordWaiting):
-            self.send({"type": "wakeword_detection_start"})
+            self._enter("wakeword")
         elif isinstance(event, WakeWordDetected):
             self.send({"type": "wakeword_detected"})
-            self.send({"type": "wakeword_detection_end"})
+            self._enter("listening")
         elif isinstance(event, PauseStarted):
             self.send({"type": "start_turn_detection"})
         elif isinstance(event, PauseEnded):
@@ -180,9 +184,24 @@ class DataSocket(WsConnection):
             if event.fatal:
                 self.close_soon(CLOSE_INTERNAL)
 
-    def _listening(self) -> None:
-        self.listen_start = time.time()
-        self.send({"type": "vad_detect_start"})
+    def _enter(self, state: str) -> None:
+        """Move to RealtimeSTT's recorder ``state`` ("listening", "wakeword", "recording" or
+        "transcribing") and send the messages its state change sends: leaving "listening"
+        ``vad_detect_stop``, leaving "wakeword" ``wakeword_detection_end``, entering them
+        ``vad_detect_start`` / ``wakeword_detection_start``.
+        """
+        old, self._state = self._state, state
+        if old == state:
+            return
+        if old == "listening":
+            self.send({"type": "vad_detect_stop"})
+        elif old == "wakeword":
+            self.send({"type": "wakeword_detection_end"})
+        if state == "listening":
+            self.listen_start = time.time()
+            self.send({"type": "vad_detect_start"})
+        elif state == "wakeword":
+            self.send({"type": "wakeword_detection_start"})
 
     # ------------------------------------------------------------ stream
 
@@ -219,7 +238,7 @@ class DataSocket(WsConnection):
         self._resampler = StreamResampler(rate)
         self._recent = _Recent(self._recent.limit)
         self.recording = False
-        self._listening()
+        self._enter("listening")
 
     def _wake(self) -> tuple[WakeWordDetector | PhraseMatcher | None, WakeConfig | None]:
         """This stream's wake word backend (loaded) and settings, or (None, None)."""
@@ -238,6 +257,8 @@ class DataSocket(WsConnection):
         """RealtimeSTT's ``wakeup()``: listen for a command as if the wake word was heard."""
         if self._session is not None:
             self._session.wake_up()
+            if self._state == "wakeword":
+                self._enter("listening")
 
     def _idle(self) -> bool:
         session = self._session
