@@ -207,13 +207,20 @@ def test_wakeup_listens_for_the_next_speech_without_forcing_a_recording(espeak: 
     # The phrase wake word never matches the scripted engine's text: speech is ignored
     # until wakeup(), and wakeup() records nothing on silence.
     phrase = espeak("Good morning.")
-    with scripted(wake_words="hey harken", wakeword_backend="phrase",
-                  wake_word_timeout=3.0) as rec:
+    calls: list[str] = []
+    with scripted(wake_words="hey harken", wakeword_backend="phrase", wake_word_timeout=3.0,
+                  on_wakeword_detected=lambda: calls.append("detected"),
+                  on_wakeword_detection_end=lambda: calls.append("detection_end"),
+                  on_vad_detect_start=lambda: calls.append("vad_detect_start")) as rec:
         rec.feed_audio(pcm(np.concatenate([PAUSE, phrase, PAUSE])))
         assert rec.drain_audio_input(30)
         assert not rec.has_pending_recordings() and rec.state == "wakeword"
+        calls.clear()
         rec.wakeup()
         assert rec.state == "listening"
+        # As RealtimeSTT's state change: the wake word wait ends, listening starts; no wake
+        # word was heard.
+        assert calls == ["detection_end", "vad_detect_start"]
         rec.feed_audio(pcm(np.concatenate([PAUSE, PAUSE])))
         assert rec.drain_audio_input(30)
         assert not rec.has_pending_recordings()  # silence: nothing was recorded

@@ -200,6 +200,7 @@ class AudioToTextRecorder:
         self._on_recorded_chunk = on_recorded_chunk
         self._on_vad_detect_start = on_vad_detect_start
         self._on_vad_detect_stop = on_vad_detect_stop
+        self._on_wake_end = on_wakeword_detection_end
         self._callbacks: dict[str, Any] = {
             "on_speech_start": _all(on_recording_start, on_vad_start),
             "on_speech_end": _all(on_recording_stop, on_vad_stop),
@@ -374,8 +375,10 @@ class AudioToTextRecorder:
         silence). Without wake words the recorder listens already: nothing changes.
         """
         self.recorder.wake_up()
-        if self.state == "wakeword":
-            self.state = "listening"
+        if self.state == "wakeword":  # RealtimeSTT's wakeword -> listening state change
+            if self._on_wake_end is not None:
+                self._on_wake_end()
+            self._set_listening()
 
     def abort(self) -> None:
         """Make a waiting :meth:`text` / :meth:`wait_audio` call return (text: "")."""
