@@ -210,6 +210,9 @@ def test_openai_rest_and_realtime_with_language_zh(mandarin):
         assert result.language == "zh"
         assert cer([result.text], [truth_one]) <= 0.1, result.text
         assert convert_script(result.text, "simplified") == result.text
+        with pytest.raises(openai.BadRequestError, match="'xx' is not a language"):
+            client.audio.transcriptions.create(model="whisper-1", language="xx",
+                                               file=("a.wav", _wav(audio), "audio/wav"))
 
     async def realtime(server: Server) -> tuple[str, str]:
         import soxr
@@ -232,7 +235,14 @@ def test_openai_rest_and_realtime_with_language_zh(mandarin):
                     if event.type.endswith("transcription.delta"):
                         deltas += event.delta
                     if event.type.endswith("transcription.completed"):
-                        return deltas, event.transcript
+                        break
+                await conn.session.update(session={"type": "transcription", "audio": {
+                    "input": {"transcription": {"model": "whisper-1", "language": "xx"}}}})
+                while (error := await conn.recv()).type != "error":
+                    pass
+            assert "'xx' is not a language" in error.error.message, error
+            assert error.error.param == "session.audio.input.transcription.language"
+            return deltas, event.transcript
 
     async def main() -> tuple[str, str]:
         async with Server(config) as server:
@@ -242,3 +252,45 @@ def test_openai_rest_and_realtime_with_language_zh(mandarin):
     assert cer([transcript], [truth_two]) <= 0.1, transcript
     assert transcript.startswith(deltas), (deltas, transcript)
     assert " " not in deltas.strip()
+
+
+def test_per_session_languages_over_the_harken_protocol(mandarin):
+    """A session's language set reaches the engine (Mandarin heard as one of en/de); a code
+    the model does not know is refused at "start", by name."""
+    import websockets
+
+    from harken.server import protocol as p
+    from harken.server.app import Server, ServerConfig
+
+    audio = np.concatenate([PAUSE, mandarin[0][0], PAUSE]) + DITHER[:len(mandarin[0][0]) + 32000]
+
+    async def session(server: Server, start: p.Start) -> list[p.ServerMessage]:
+        url = server.url.replace("http://", "ws://") + "/v1/stream"
+        async with websockets.connect(url) as ws:
+            await ws.send(p.encode(start))
+            first = p.parse_server(await ws.recv())
+            if not isinstance(first, p.Ready):
+                return [first]
+            for i in range(0, len(audio), 8000):
+                await ws.send(bytes(float32_to_pcm16(audio[i:i + 8000])))
+            await ws.send(p.encode(p.Stop()))
+            received: list[p.ServerMessage] = []
+            async with asyncio.timeout(60):
+                while not received or not isinstance(received[-1], p.Stopped):
+                    received.append(p.parse_server(await ws.recv()))
+            return received
+
+    async def main() -> tuple[list[p.ServerMessage], ...]:
+        config = ServerConfig(port=0, engine=EngineConfig(model="base", cpu_threads=2))
+        async with Server(config) as server:
+            return (await session(server, p.Start(16000, partials=False, languages=("en", "de"))),
+                    await session(server, p.Start(16000, partials=False, languages=("zh",))),
+                    await session(server, p.Start(16000, languages=("en", "xx"))),
+                    await session(server, p.Start(16000, language="yy")))
+
+    other, chinese, bad_set, bad_one = asyncio.run(main())
+    finals = [m for m in other if isinstance(m, p.Final)]
+    assert finals and all(f.language in ("en", "de") for f in finals), other
+    assert [f.language for f in chinese if isinstance(f, p.Final)] == ["zh"], chinese
+    for got, code in ((bad_set, "xx"), (bad_one, "yy")):
+        assert isinstance(got[0], p.Error) and f"'{code}' is not a language" in got[0].message, got

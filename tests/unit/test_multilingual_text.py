@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from harken.config import EngineConfig
@@ -213,3 +214,81 @@ def test_numbers_from_a_probably_silent_window_are_no_speech() -> None:
     assert looks_like_no_speech(0.75, -0.97, options, "1,5,5,5,5,5,5")
     assert not looks_like_no_speech(0.75, -0.97, options, "油")  # letters: Whisper's rule
     assert not looks_like_no_speech(0.3, -0.97, options, "15")  # probably speech: kept
+
+
+# ------------------------------------------------------------------ per-session languages
+
+
+def test_decode_hints_carry_a_language_set_over_the_worker_wire() -> None:
+    import json
+
+    from harken.engine.base import DecodeHints
+
+    hints = DecodeHints(languages=("en", "zh"))
+    wire = json.loads(json.dumps(hints.to_dict()))
+    assert wire == {"languages": ["en", "zh"]}
+    assert DecodeHints.from_dict(wire) == hints
+    assert DecodeHints().merged(hints).languages == ("en", "zh")
+    with pytest.raises(ConfigError, match="languages"):
+        DecodeHints(languages=("en", 5))  # type: ignore[arg-type]
+
+
+class _Detecting:
+    """A multilingual WhisperModel as far as the plain pass looks: detection ranks ja, zh, en."""
+
+    class model:  # noqa: N801 - the attribute's name in WhisperModel
+        is_multilingual = True
+
+    def __init__(self) -> None:
+        self.asked: list[str | None] = []
+
+    def detect_language(self, audio: object) -> tuple[str, float, list[tuple[str, float]]]:
+        return "ja", 0.6, [("ja", 0.6), ("zh", 0.3), ("en", 0.1)]
+
+    def transcribe(self, audio: object, **kwargs: object) -> tuple[list[object], object]:
+        self.asked.append(kwargs["language"])  # type: ignore[arg-type]
+
+        class Info:
+            language, language_probability = kwargs["language"] or "ja", 0.6
+        return [], Info()
+
+
+@pytest.mark.parametrize(("configured", "hinted", "decoded"), [
+    ((), None, None), (("zh", "en"), None, "zh"), (("zh",), ("en",), "en"),
+    ((), ("en", "zh"), "zh"),
+])
+def test_a_request_s_language_set_wins_over_the_engine_s(configured, hinted, decoded) -> None:
+    from harken.engine.base import DecodeHints
+    from harken.engine.faster_whisper import FasterWhisperEngine
+
+    model = _Detecting()
+    engine = FasterWhisperEngine(EngineConfig(languages=configured), model=model)
+    out = engine.transcribe(np.zeros(16000, np.float32),
+                            hints=DecodeHints(languages=hinted, quality="standard"))
+    assert model.asked == [decoded]  # None: Whisper's own detection decides (ja)
+    assert out.language == (decoded or "ja")
+
+
+def test_language_problem_names_the_bad_code() -> None:
+    from harken.server.languages import language_problem
+
+    info = {"languages": ["en"], "model_languages": ["en", "zh", "de"]}
+    assert language_problem(info, ("zh", None, "de")) is None  # the model's list, not the default
+    problem = language_problem(info, ("en", "xx"), "languages")
+    assert problem and problem.startswith("languages: 'xx'") and "de, en, zh" in problem
+    english = language_problem({"languages": ["en"]}, ("zh",))
+    assert english and "'zh'" in english and "(en)" in english
+    assert language_problem({}, ("tlh",)) is None  # an engine that does not say: format only
+    assert "not a language code" in str(language_problem({}, ("x" * 40,)))
+
+
+def test_start_message_takes_a_language_set() -> None:
+    start = protocol.parse_client('{"type": "start", "sample_rate": 16000, '
+                                  '"languages": ["en", "zh"]}')
+    assert isinstance(start, protocol.Start) and start.languages == ("en", "zh")
+    assert protocol.parse_client(protocol.encode(start)) == start
+    from harken.errors import ProtocolError
+
+    for bad in ('["en", 7]', '"en"', '["en", ""]'):
+        with pytest.raises(ProtocolError, match="languages"):
+            protocol.parse_client(f'{{"type": "start", "sample_rate": 16000, "languages": {bad}}}')

@@ -125,3 +125,4 @@ def test_info_lists_the_languages_the_settings_allow(settings, listed) -> None:
 
     info = FasterWhisperEngine(EngineConfig(**settings), model=_Languages()).info()
     assert info["languages"] == listed
+    assert info["model_languages"] == ["en", "zh", "de"]  # what a session may ask for

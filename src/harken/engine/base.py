@@ -49,6 +49,9 @@ class DecodeHints:
     """Whether the output should carry word timings."""
     language: str | None = None
     """ISO code such as "en"."""
+    languages: tuple[str, ...] | None = None
+    """With no ``language``: detect only among these codes, e.g. ``("en", "zh")`` (a JSON
+    list on the wire). None: the engine's own setting."""
     initial_prompt: str | None = None
     """Text said before this audio (context, vocabulary)."""
     prefix: str | None = None
@@ -70,6 +73,12 @@ class DecodeHints:
         if self.word_timestamps is not None and not isinstance(self.word_timestamps, bool):
             raise ConfigError(f"word_timestamps must be None, True or False, "
                               f"got {self.word_timestamps!r}")
+        if isinstance(self.languages, list):  # the JSON form
+            object.__setattr__(self, "languages", tuple(self.languages))
+        if self.languages is not None and not (isinstance(self.languages, tuple) and all(
+                isinstance(code, str) and code for code in self.languages)):
+            raise ConfigError(f"languages must be None or a list of language codes, "
+                              f"got {self.languages!r}")
         for name in _TEXT_HINTS:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):

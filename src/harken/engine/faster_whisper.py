@@ -117,6 +117,7 @@ class FasterWhisperEngine:
             codes = [str(code) for code in languages]
             wanted = (cfg.language,) if cfg.language else cfg.languages
             info["languages"] = [c for c in codes if c in wanted] if wanted else codes
+            info["model_languages"] = codes  # what a request's hints may ask for
         return info
 
     def transcribe(self, audio: NDArray[np.float32], *, kind: RequestKind = "final",
@@ -155,6 +156,7 @@ class FasterWhisperEngine:
         if len(samples) == 0:
             return EngineOutput("")
         kwargs = self._kwargs(options, hints)
+        allowed = self._config.languages if hints.languages is None else hints.languages
         window_s = options.fast_window_s(hints.quality, kind)
         fast = window_s is not None and FastPass.supports(self._model) \
             and FastPass.fits(len(samples))
@@ -166,11 +168,11 @@ class FasterWhisperEngine:
             if self._fast is None:
                 self._fast = FastPass(self._model)
             output = self._fast.run(samples, kwargs, options, window_s=window_s,
-                                    final=kind == "final", languages=self._config.languages)
+                                    final=kind == "final", languages=allowed)
             if output is not None:
                 return in_script(output, self._script)
             logger.debug("fast final pass was doubtful: running the plain pass")
-        return in_script(self._plain_pass(samples, kwargs, options), self._script)
+        return in_script(self._plain_pass(samples, kwargs, options, allowed), self._script)
 
     def _kwargs(self, options: WhisperOptions, hints: DecodeHints) -> dict[str, Any]:
         """The ``WhisperModel.transcribe`` keyword arguments of one request."""
@@ -193,9 +195,8 @@ class FasterWhisperEngine:
         return kwargs
 
     def _plain_pass(self, samples: NDArray[np.float32], kwargs: dict[str, Any],
-                    options: WhisperOptions) -> EngineOutput:
+                    options: WhisperOptions, allowed: tuple[str, ...]) -> EngineOutput:
         detected: tuple[str, float] | None = None
-        allowed = self._config.languages
         if allowed and kwargs.get("language") is None \
                 and getattr(self._model, "model", None) is not None \
                 and self._model.model.is_multilingual:

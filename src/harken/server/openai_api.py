@@ -46,6 +46,7 @@ from ..sources.file import AudioReader, open_audio
 from ..text.units import join_units
 from .context import ServerContext
 from .engine_host import EngineUnavailable, ServerBusy
+from .languages import language_problem
 from .session import StreamSession
 from .upload_form import RequestError, read_form
 
@@ -158,7 +159,11 @@ async def _transcriptions(server: ServerContext, request: Any) -> Any:
                                 f"{', '.join(RESPONSE_FORMATS)}, got {fmt!r}",
                                 "response_format")
         stream = (_one(fields, "stream", "false") or "false").lower() in ("true", "1")
-        job = _Job(server, request, _one(fields, "language"), _one(fields, "prompt"))
+        language = _one(fields, "language") or None
+        problem = language_problem(server.engine.ready_info, (language,))
+        if problem:
+            raise RequestError(400, problem, "language")
+        job = _Job(server, request, language, _one(fields, "prompt"))
         job.open()  # admission, before anything is decoded
         try:
             job.reader = await asyncio.to_thread(_open_upload, data,

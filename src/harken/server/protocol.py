@@ -3,7 +3,8 @@
 One connection carries one audio stream::
 
     client -> server   {"type": "start", "sample_rate": 8000, "encoding": "pcm16",
-                        "channels": 1, "language": "en", "partials": true}
+                        "channels": 1, "language": "en", "partials": true,
+                        "languages": ["en", "zh"]}
                        binary frames of audio in that format
                        {"type": "stop"}     flush: finals for everything sent, then "stopped"
                        {"type": "ping"}
@@ -118,6 +119,9 @@ class Start:
     """Language code for the engine, e.g. "en"; None lets the engine decide."""
     partials: bool = True
     """Send live partial text while the person speaks."""
+    languages: tuple[str, ...] = ()
+    """With no ``language``: detect only among these codes, e.g. ("en", "zh"); empty: the
+    server's setting."""
 
 
 @dataclass(frozen=True)
@@ -367,7 +371,12 @@ def parse_client(text: str | bytes, max_bytes: int | None = MAX_CONTROL_BYTES
             raise ProtocolError(f'"start" field "language" must be a short language code, '
                                 f"got {language!r}")
         partials = f.get("partials", bool, True, "true or false")
-        msg = Start(rate, encoding, channels, language, partials)
+        languages = f.get("languages", list, [], 'a list of language codes such as ["en", "zh"]')
+        bad = [code for code in languages if not isinstance(code, str) or not 1 <= len(code) <= 16]
+        if bad or len(languages) > 128:
+            raise ProtocolError(f'"start" field "languages" must list short language codes, '
+                                f"got {(bad or languages)[0]!r}")
+        msg = Start(rate, encoding, channels, language, partials, tuple(languages))
     elif kind == "stop":
         msg = Stop()
     elif kind == "ping":

@@ -99,7 +99,8 @@ class StreamSession:
 
     def begin(self, vad: VoiceActivityDetector, realtime: RealtimeConfig, *,
               sample_rate: int = SAMPLE_RATE, encoding: str = "float32", channels: int = 1,
-              language: str | None = None, hints: DecodeHints | None = None,
+              language: str | None = None, languages: tuple[str, ...] = (),
+              hints: DecodeHints | None = None,
               vad_config: VadConfig | None = None, turn: TurnModel | None = None,
               wake: WakeWordDetector | PhraseMatcher | None = None,
               wake_config: WakeConfig | None = None) -> None:
@@ -112,6 +113,8 @@ class StreamSession:
             encoding: pcm16, float32, ulaw or alaw (for :meth:`feed_bytes`).
             channels: interleaved channels in the client's audio.
             language: passed to the engine with every request, if given.
+            languages: with no language, the engine detects only among these (empty: its
+                own setting).
             hints: more decode hints for every request (e.g. ``initial_prompt``); they win
                 over the pipeline's own.
             vad_config: segmentation settings from this stream on (None: keep the
@@ -148,7 +151,8 @@ class StreamSession:
         self._encoding = encoding
         self._channels = channels
         self.stream_seconds = 0.0
-        self._hints = (hints or _NO_HINTS).merged(DecodeHints(language=language))
+        self._hints = (hints or _NO_HINTS).merged(DecodeHints(language=language,
+                                                              languages=languages or None))
 
     @property
     def outstanding(self) -> int:

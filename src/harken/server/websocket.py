@@ -41,6 +41,7 @@ from .connection_base import (
 )
 from .context import ServerContext
 from .engine_host import ServerBusy
+from .languages import language_problem
 from .session import StreamSession
 
 __all__ = ["CLOSE_GOING_AWAY", "CLOSE_INTERNAL", "PATH", "Connection", "add_routes",
@@ -197,6 +198,11 @@ class Connection(WsConnection):
                 return
             self._opened = True
             self.admit()
+        problem = language_problem(self._server.engine.ready_info,
+                                   (message.language, *message.languages))
+        if problem:
+            await self.fail(p.ErrorCode.BAD_MESSAGE, problem, CLOSE_POLICY)
+            return
         realtime = config.realtime
         if not message.partials and realtime.partials:
             realtime = dataclasses.replace(realtime, partials=False)
@@ -204,7 +210,7 @@ class Connection(WsConnection):
             vad = self._server.vads.create()
             self._session.begin(vad, realtime, sample_rate=message.sample_rate,
                                 encoding=message.encoding, channels=message.channels,
-                                language=message.language,
+                                language=message.language, languages=message.languages,
                                 turn=self._server.vads.turn(config.vad))
         except (AudioFormatError, ConfigError) as exc:
             await self.fail(p.ErrorCode.BAD_MESSAGE, str(exc), CLOSE_POLICY)

@@ -48,6 +48,7 @@ from ..connection_base import (
 )
 from ..context import ServerContext
 from ..engine_host import ServerBusy
+from ..languages import language_problem
 from ..session import StreamSession
 from .settings import EventError, RealtimeSettings, parse_session_update, render_session
 
@@ -237,6 +238,10 @@ class RealtimeConnection(WsConnection):
             settings.vad_config(self._server.config.vad)
         except ConfigError as exc:
             raise EventError(str(exc), param="session.turn_detection") from None
+        problem = language_problem(self._server.engine.ready_info, (settings.language,))
+        if problem:
+            raise EventError(problem, param="session.input_audio_transcription.language" if beta
+                             else "session.audio.input.transcription.language")
         self._settings = settings
         if self._begun_with is not None and \
                 settings.restart_key() != self._begun_with.restart_key():

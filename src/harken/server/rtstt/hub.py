@@ -24,6 +24,7 @@ from ..auth import make_middleware
 from ..connection_base import CLOSE_GOING_AWAY, import_aiohttp, serve
 from ..context import ServerContext
 from ..http_guard import Perimeter
+from ..languages import language_problem
 from .protocol import (
     CONTROL_PATH,
     DATA_PATH,
@@ -229,6 +230,11 @@ class RtsttHub:
                                "drives")
         try:
             if command == "set_parameter":
+                problem = language_problem(self.server.engine.ready_info,
+                                           (data.get("value") or None,), "language") \
+                    if data.get("parameter") == "language" else None
+                if problem:
+                    return error_reply(problem)
                 return set_parameter(client.settings, data.get("parameter"), data.get("value"))
             if command == "get_parameter":
                 return self._get(client, data.get("parameter"), data.get("request_id"))
