@@ -85,6 +85,11 @@ class EngineConfig:
     chinese_script: str | None = "simplified"
     """Chinese text ("zh", "yue") comes out in "simplified" or "traditional" characters
     (OpenCC, ``harken[multilingual]``); None keeps what the model writes."""
+    numerals: str | None = None
+    """Numbers in Chinese text as "arabic" digits (三点 -> 3点) or "chinese" numerals
+    (8点 -> 八点), in finals and partials (cn2an, ``harken[multilingual]``; rules in
+    :func:`harken.text.chinese.convert_numerals`); None keeps what the model writes (mostly
+    digits)."""
     initial_prompt: str | None = None
     word_timestamps: bool = True
     download_root: str | None = None
@@ -117,6 +122,8 @@ class EngineConfig:
         _check(self.chinese_script in _CHINESE_SCRIPTS,
                f"chinese_script must be 'simplified', 'traditional' or None, "
                f"got {self.chinese_script!r}")
+        _check(self.numerals in (None, "arabic", "chinese"),
+               f"numerals must be 'arabic', 'chinese' or None, got {self.numerals!r}")
         _check(isinstance(self.options, dict), "options must be a dict")
 
     def to_dict(self) -> dict[str, Any]:

@@ -150,18 +150,21 @@ def test_english_and_mandarin_alternating_with_two_languages_allowed(mandarin):
                                                               for f in finals]
 
 
-def test_forced_language_and_traditional_script(mandarin):
+def test_forced_language_traditional_script_and_chinese_numerals(mandarin):
     audio, _ = mandarin[0]
+    eight, _ = mandarin[2]  # 我明天早上八点要去上班: Whisper writes 8点
     engine = FasterWhisperEngine(EngineConfig(model="base", cpu_threads=2, language="zh",
-                                              chinese_script="traditional"))
+                                              chinese_script="traditional",
+                                              numerals="chinese"))
     engine.load()
     try:
-        out = engine.transcribe(audio)
+        out, number = engine.transcribe(audio), engine.transcribe(eight)
     finally:
         engine.close()
     assert out.language == "zh" and out.text
     assert convert_script(out.text, "traditional") == out.text
     assert convert_script(out.text, "simplified") != out.text  # 今天天气 -> 今天天氣
+    assert "八點" in number.text and not any(c.isdigit() for c in number.text), number.text
 
 
 def _non_speech() -> dict[str, np.ndarray]:

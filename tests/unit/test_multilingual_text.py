@@ -292,3 +292,45 @@ def test_start_message_takes_a_language_set() -> None:
     for bad in ('["en", 7]', '"en"', '["en", ""]'):
         with pytest.raises(ProtocolError, match="languages"):
             protocol.parse_client(f'{{"type": "start", "sample_rate": 16000, "languages": {bad}}}')
+
+
+# ------------------------------------------------------------------ number style
+
+
+@pytest.mark.parametrize(("text", "chinese"), [
+    ("我明天早上8点要去上班", "我明天早上八点要去上班"), ("他花了125块钱", "他花了一百二十五块钱"),
+    ("2024年3月15号", "二零二四年三月十五号"), ("3.5公斤", "三点五公斤"), ("50%", "百分之五十"),
+    ("电话13812345678", "电话一三八一二三四五六七八"), ("没有数字", "没有数字"),
+])
+def test_numbers_in_chinese_numerals(text: str, chinese: str) -> None:
+    pytest.importorskip("cn2an")
+    from harken.text.chinese import convert_numerals
+
+    assert convert_numerals(text, "chinese") == chinese
+
+
+@pytest.mark.parametrize(("text", "arabic"), [
+    ("明天的会议改到十点开始", "明天的会议改到10点开始"), ("我们下午三点见面", "我们下午3点见面"),
+    ("他花了一百二十五块钱", "他花了125块钱"), ("三点五公斤", "3.5公斤"),
+    # Words with a numeral in them stay words.
+    ("我们一起去", "我们一起去"), ("调小一点", "调小一点"), ("再想一想", "再想一想"),
+    ("看了两遍", "看了两遍"), ("十分好吃", "十分好吃"), ("万一下雨", "万一下雨"),
+    ("第一次", "第一次"),
+])
+def test_numbers_in_arabic_digits(text: str, arabic: str) -> None:
+    pytest.importorskip("cn2an")
+    from harken.text.chinese import convert_numerals
+
+    assert convert_numerals(text, "arabic") == arabic
+
+
+def test_numeral_style_applies_to_chinese_results_only() -> None:
+    pytest.importorskip("cn2an")
+    out = EngineOutput("我8点到", "zh", 0.9, (WordTiming(0.0, 0.4, "8点", 0.9),))
+    spoken = in_script(out, None, "chinese")
+    assert spoken.text == "我八点到" and spoken.words[0].text == "八点"
+    english = EngineOutput("at 8", "en")
+    assert in_script(english, "simplified", "chinese") is english
+    assert EngineConfig(numerals="arabic").numerals == "arabic"
+    with pytest.raises(ConfigError, match="numerals"):
+        EngineConfig(numerals="roman")

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from ..config import SAMPLE_RATE, EngineConfig
 from ..errors import AudioFormatError, BackendNotInstalled, LifecycleError
-from ..text.chinese import ChineseScript
+from ..text.chinese import ChineseScript, NumeralStyle
 from ..text.units import join_units
 from .base import DecodeHints, EngineOutput, RequestKind, WordTiming
 from .whisper.fast_pass import FastPass
@@ -80,6 +80,7 @@ class FasterWhisperEngine:
         self._model_path: str | None = None
         self._fast: FastPass | None = None
         self._script: ChineseScript | None = config.chinese_script  # type: ignore[assignment]
+        self._numerals: NumeralStyle | None = config.numerals  # type: ignore[assignment]
 
     def load(self) -> None:
         """Import faster-whisper and load the model; blocks for seconds.
@@ -170,9 +171,10 @@ class FasterWhisperEngine:
             output = self._fast.run(samples, kwargs, options, window_s=window_s,
                                     final=kind == "final", languages=allowed)
             if output is not None:
-                return in_script(output, self._script)
+                return in_script(output, self._script, self._numerals)
             logger.debug("fast final pass was doubtful: running the plain pass")
-        return in_script(self._plain_pass(samples, kwargs, options, allowed), self._script)
+        return in_script(self._plain_pass(samples, kwargs, options, allowed), self._script,
+                         self._numerals)
 
     def _kwargs(self, options: WhisperOptions, hints: DecodeHints) -> dict[str, Any]:
         """The ``WhisperModel.transcribe`` keyword arguments of one request."""

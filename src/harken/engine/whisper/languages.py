@@ -8,7 +8,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 
-from ...text.chinese import ChineseScript, convert_script, is_chinese
+from ...text.chinese import (
+    ChineseScript,
+    NumeralStyle,
+    convert_numerals,
+    convert_script,
+    is_chinese,
+)
 from ..base import EngineOutput
 
 __all__ = ["in_script", "pick_language"]
@@ -40,10 +46,19 @@ def pick_language(ranked: Iterable[tuple[str, float]],
     raise ValueError("language detection returned no language")
 
 
-def in_script(output: EngineOutput, script: ChineseScript | None) -> EngineOutput:
-    """``output`` with Chinese text and words in ``script``; other languages unchanged."""
-    if script is None or not is_chinese(output.language) or not output.text:
+def in_script(output: EngineOutput, script: ChineseScript | None,
+              numerals: NumeralStyle | None = None) -> EngineOutput:
+    """``output`` with Chinese text and words in ``script`` and numbers in the ``numerals``
+    style (None: as the model wrote them); other languages unchanged. Each word is converted
+    on its own, so a number the model split over two words may read differently there.
+    """
+    if (script is None and numerals is None) or not is_chinese(output.language) \
+            or not output.text:
         return output
-    words = tuple(dataclasses.replace(w, text=convert_script(w.text, script))
-                  for w in output.words)
-    return dataclasses.replace(output, text=convert_script(output.text, script), words=words)
+
+    def convert(text: str) -> str:
+        text = convert_script(text, script) if script is not None else text
+        return convert_numerals(text, numerals) if numerals is not None else text
+
+    words = tuple(dataclasses.replace(w, text=convert(w.text)) for w in output.words)
+    return dataclasses.replace(output, text=convert(output.text), words=words)
