@@ -172,6 +172,11 @@ def test_control_commands_answer_like_realtimestt() -> None:
                                           "parameter": "post_speech_silence_duration",
                                           "value": "soon"})
             assert bad_value["status"] == "error" and "seconds" in bad_value["message"]
+            bad_code = "not-a-language-code"  # the scripted engine lists no languages
+            bad_language = await control(c, {"command": "set_parameter",
+                                             "parameter": "language", "value": bad_code})
+            assert bad_language["status"] == "error" and repr(bad_code) in \
+                bad_language["message"], bad_language
             unsupported = await control(c, {"command": "set_parameter",
                                             "parameter": "silero_sensitivity", "value": 0.9})
             assert unsupported["status"] == "error" and "not supported" in \
