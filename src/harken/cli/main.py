@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     return dict(model=args.model, language=args.language, device=args.device,
-                languages=args.languages,
+                languages=args.languages, numerals=args.numerals,
                 compute_type=args.compute_type, beam_size=args.beam_size, engine=args.engine,
                 vad=args.vad, post_speech_silence_ms=args.silence_ms,
                 turn_detection=args.turn)

@@ -30,6 +30,9 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
                    help="language code, e.g. en (default: detect)")
     g.add_argument("--languages", default=engine.languages, type=_codes,
                    help="with no --language: detect only among these codes, e.g. en,zh")
+    g.add_argument("--numerals", default=engine.numerals, choices=("arabic", "chinese"),
+                   help="numbers in Chinese text as digits (3点) or numerals (三点) "
+                        "(default: as the model writes them)")
     g.add_argument("--device", default=engine.device, choices=DEVICES)
     g.add_argument("--compute-type", default=engine.compute_type)
     g.add_argument("--beam-size", type=int, default=engine.beam_size)

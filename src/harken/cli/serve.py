@@ -121,7 +121,8 @@ def _config(args: argparse.Namespace) -> Any:
 
     engine = EngineConfig(engine=args.engine, model=args.model, device=args.device,
                           compute_type=args.compute_type, beam_size=args.beam_size,
-                          language=args.language, languages=args.languages)
+                          language=args.language, languages=args.languages,
+                          numerals=args.numerals)
     return ServerConfig(host=args.host, port=args.port, engine=engine,
                         vad=VadConfig(backend=args.vad,
                                       post_speech_silence_ms=args.silence_ms,
