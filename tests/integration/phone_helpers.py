@@ -94,9 +94,11 @@ class Recorded:
         self.barge: dict[int, str] = {}
         self.errors: list[tuple[BaseException, Any]] = []
         self.partials: list[str] = []
+        self.dtmf: dict[int, list[str]] = {}
 
     def hooks(self) -> dict[str, Any]:
         return {"on_call_start": lambda c: self.started.append(c.id),
                 "on_call_end": lambda c: self.ended.__setitem__(c.id, c),
                 "on_barge_in": lambda c, heard: self.barge.__setitem__(c.id, heard),
-                "on_error": lambda e, c: self.errors.append((e, c))}
+                "on_error": lambda e, c: self.errors.append((e, c)),
+                "on_dtmf": lambda c, digit: self.dtmf.setdefault(c.id, []).append(digit)}

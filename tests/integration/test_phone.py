@@ -20,6 +20,7 @@ from phone_helpers import (
     free_udp_port,
     need_phone,
     script,
+    silence,
     wait_call_over,
     wait_for,
 )
@@ -118,6 +119,51 @@ def test_port_in_use_is_one_clear_sentence():
 def test_malformed_addresses_fail_at_construction(kwargs):
     with pytest.raises(ConfigError, match="SIP URI|host:port"):
         PhoneAgent(echo=True, **kwargs)
+
+
+def test_dtmf_digits_reach_on_dtmf_in_order(shared, tmp_path):
+    before = set(shared.record.started)
+    caller = call(shared.uri, silence(8.0), tmp_path / "c", control=True)
+    try:
+        (call_id,) = wait_for(lambda: set(shared.record.started) - before, 15, "the call")
+        answer = caller.command("sndcode", "19*#05")
+        digits = wait_for(lambda: len(shared.record.dtmf.get(call_id, [])) >= 6 and
+                          shared.record.dtmf[call_id], 10, f"6 digits (baresip: {answer!r})")
+    finally:
+        caller.close()
+    assert digits == list("19*#05")
+
+
+def test_transfer_moves_the_caller_to_the_target_and_a_refusal_reaches_on_error(tmp_path):
+    """Real REFER: baresip places the call to a second agent; when that agent refuses it
+    (486), the first agent's on_error hears so and the call goes on."""
+    target_record, record = Recorded(), Recorded()
+    target = make_agent(target_record, on_call=lambda c: "busy@" not in c.local_uri)
+    remotes: list[str] = []
+
+    def on_turn(c, text):
+        who = "busy" if "busy@" in c.remote_uri else "desk"
+        c.transfer(f"sip:{who}@{target.address}")
+
+    agent = make_agent(record, on_turn=on_turn, echo=False)
+    with target, agent:
+        caller = call(agent.uri, script(0.5, "goforward", 8.0)[0], tmp_path / "ok")
+        wait_for(lambda: target_record.started, 20, "the transferred call at the target")
+        remotes = [c.remote_uri for c in target.calls]
+        (first,) = wait_for(lambda: list(record.ended.values()), 15, "the first call's end")
+        caller.close()
+        busy = call(agent.uri, script(0.5, "goforward", 8.0)[0], tmp_path / "busy",
+                    user="busy")
+        wait_for(lambda: record.errors, 20, "the failed transfer's error")
+        still = [c.state for c in agent.calls if "busy@" in c.remote_uri]
+        busy.close()
+    assert first.transferred is not None and first.transferred.startswith("200"), first
+    assert any("caller@" in r for r in remotes), remotes
+    error, failed = record.errors[0]
+    assert isinstance(error, PhoneError), error
+    assert "486" in str(error) and f"sip:busy@{target.address}" in str(error), error
+    assert failed is not None and failed.transferred.startswith("486")
+    assert still == ["active"]  # the refused transfer left the call up
 
 
 def test_transfer_to_a_malformed_uri_raises(shared, tmp_path):

@@ -358,6 +358,9 @@ class PhoneAgent:
         elif kind == "dtmf":
             if call is not None:
                 call.dtmf(str(h["digit"]))
+        elif kind == "transfer_status":
+            if call is not None:
+                call.transfer_status(int(h["code"]), str(h["reason"]), bool(h["final"]))
         elif kind == "ended":
             self._end(int(h["call"]), int(h["code"]), str(h["reason"]))
         elif kind == "registration":

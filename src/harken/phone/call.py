@@ -133,6 +133,7 @@ class PhoneCall:
         interrupted: what the caller heard of the last reply they interrupted, or None.
         state: "ringing", "active" or "ended".
         end_reason: the SIP status line that ended the call ("200 Normal call clearing").
+        transferred: the final status of the last :meth:`transfer`, or None.
     """
 
     def __init__(self, ctx: CallContext, call_id: int, remote_uri: str, local_uri: str) -> None:
@@ -163,6 +164,10 @@ class PhoneCall:
         self._hold = 0
         self._ended = asyncio.Event()
         self._media = False
+        self._transfer_to = ""
+        self.transferred: str | None = None
+        """The final status of the last :meth:`transfer` ("200 OK", "486 Busy Here"), or
+        None while there is none."""
 
     def __repr__(self) -> str:
         return f"<PhoneCall {self.id} {self.state} from {self.remote_uri}>"
@@ -187,11 +192,36 @@ class PhoneCall:
     def transfer(self, uri: str) -> None:
         """Ask the caller to call ``uri`` instead (SIP REFER); any thread.
 
+        The caller's phone places the new call and reports how it goes: once the target
+        answers, :attr:`transferred` is its status line and this call is hung up; if the
+        caller's phone refuses or the target does not answer, the failure reaches
+        ``on_error`` as a :class:`~harken.errors.PhoneError` (and :attr:`transferred` says
+        it) and the call goes on.
+
         Raises:
             ConfigError: ``uri`` is not a SIP URI.
         """
         target = check_sip_uri(uri, "transfer target")
-        self._hop(lambda: self._ctx.send("transfer", {"call": self.id, "uri": target}))
+
+        def send() -> None:
+            self._transfer_to = target
+            self._ctx.send("transfer", {"call": self.id, "uri": target})
+
+        self._hop(send)
+
+    def transfer_status(self, code: int, reason: str, final: bool) -> None:
+        """The caller's phone reported on the transfer (``final``: its last word)."""
+        logger.debug("call %d: transfer %d %s%s", self.id, code, reason,
+                     " (final)" if final else "")
+        if not final and code < 300:
+            return
+        self.transferred = f"{code} {reason}".strip()
+        if code < 300:
+            self.hangup()  # the caller talks to the target now
+        else:
+            self._ctx.report(PhoneError(f"the transfer to "
+                                        f"{self._transfer_to} failed: {self.transferred}"),
+                             self)
 
     def _hop(self, fn: Callable[..., object], *args: Any) -> None:
         loop = self._ctx.loop

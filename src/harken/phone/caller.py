@@ -12,6 +12,7 @@ can call at once. Nothing starts before :meth:`start`; :meth:`close` stops bares
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import socket
@@ -72,6 +73,24 @@ def _free_udp_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _netstrings(buffer: bytes) -> list[dict[str, object]]:
+    """The complete JSON netstrings (``len:json,``) at the start of ``buffer``."""
+    out = []
+    while b":" in buffer:
+        size, _, rest = buffer.partition(b":")
+        if not size.isdigit() or len(rest) < int(size) + 1:
+            break
+        out.append(json.loads(rest[:int(size)]))
+        buffer = rest[int(size) + 1:]
+    return out
+
+
+def _free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class BaresipCaller:
     """Calls ``uri`` once, speaking ``audio`` (int16 at 8 kHz), and records the call.
 
@@ -84,11 +103,13 @@ class BaresipCaller:
         codecs: baresip codec modules to load (``("g711",)``; ``("g722",)`` offers no
             codec a G.711-only agent accepts).
         user: the caller's SIP user name (``sip:<user>@127.0.0.1``).
+        control: open baresip's command socket (``ctrl_tcp`` on a free 127.0.0.1 TCP
+            port) so that :meth:`command` can drive the call (send DTMF, hang up).
     """
 
     def __init__(self, uri: str, audio: NDArray[np.int16], workdir: str | Path, *,
                  max_seconds: float = 60.0, codecs: tuple[str, ...] = ("g711",),
-                 user: str = "caller") -> None:
+                 user: str = "caller", control: bool = False) -> None:
         self.uri = uri
         self._audio = np.asarray(audio, dtype=np.int16)
         self.workdir = Path(workdir)
@@ -96,6 +117,7 @@ class BaresipCaller:
         self._codecs = codecs
         self._user = user
         self._proc: subprocess.Popen[bytes] | None = None
+        self._control_port = _free_tcp_port() if control else None
         self.started_at = 0.0
         """time.monotonic() when baresip was started."""
 
@@ -113,6 +135,8 @@ class BaresipCaller:
         write_wav_int16(self.workdir / "mic.wav", self._audio, 8000)
         rtp = 20000 + 2 * (_free_udp_port() % 20000)
         modules = "\n".join(f"module {name}.so" for name in self._codecs)
+        if self._control_port is not None:
+            modules += f"\nmodule_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{self._control_port}"
         (self.workdir / "config").write_text(f"""poll_method epoll
 sip_listen 127.0.0.1:{_free_udp_port()}
 net_interface 127.0.0.1
@@ -177,6 +201,33 @@ snd_path {self.workdir / 'snd'}
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(2.0)
+
+    def command(self, name: str, params: str = "", timeout: float = 5.0) -> str:
+        """Run one of baresip's commands in the live call (``"sndcode", "123#"`` sends DTMF);
+        returns its answer text. Needs ``control=True``.
+
+        Raises:
+            PhoneError: no control socket, or baresip did not answer within ``timeout`` s.
+        """
+        if self._control_port is None:
+            raise PhoneError("BaresipCaller.command needs control=True")
+        body = json.dumps({"command": name, "params": params, "token": "harken"}).encode()
+        try:
+            with socket.create_connection(("127.0.0.1", self._control_port), timeout) as sock:
+                sock.sendall(b"%d:%s," % (len(body), body))
+                buffer = b""
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    buffer += chunk
+                    for reply in _netstrings(buffer):
+                        if reply.get("response"):
+                            return str(reply.get("data", ""))
+        except OSError as exc:
+            raise PhoneError(f"baresip's control socket: {exc}") from exc
+        raise PhoneError(f"baresip did not answer {name!r} within {timeout} s")
 
     @property
     def log(self) -> str:

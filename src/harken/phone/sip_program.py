@@ -436,6 +436,11 @@ def _make_account(pj: Any, agent: _Agent) -> Any:
         def onDtmfDigit(self, prm: Any) -> None:  # noqa: N802
             agent.outbox.send("dtmf", {"call": self.harken_id, "digit": str(prm.digit)})
 
+        def onCallTransferStatus(self, prm: Any) -> None:  # noqa: N802
+            agent.outbox.send("transfer_status", {
+                "call": self.harken_id, "code": int(prm.statusCode),
+                "reason": str(prm.reason), "final": bool(prm.finalNotify)})
+
     class Account(pj.Account):  # type: ignore[misc]
         def onIncomingCall(self, prm: Any) -> None:  # noqa: N802
             call = Call(self, prm.callId)

@@ -22,6 +22,8 @@ SIP program to parent:
 - ``audio`` ``{call, played, pending}`` + 20 ms of the caller's PCM; ``played`` counts the
   agent's samples sent into the call so far, ``pending`` those still queued
 - ``cleared`` ``{call, played}``, ``dtmf`` ``{call, digit}``, ``ended`` ``{call, code, reason}``
+- ``transfer_status`` ``{call, code, reason, final}``: how the transferred call is going
+  (the caller's NOTIFYs after a REFER, or the REFER's own failure); ``final`` marks the last
 - ``registration`` ``{code, reason}``, ``error`` ``{call, message}``, ``log``, ``shutdown_ack``
 """
 
@@ -56,6 +58,7 @@ _FIELDS: dict[str, frozenset[str]] = {
     "media": frozenset({"call"}),
     "cleared": frozenset({"call", "played"}),
     "dtmf": frozenset({"call", "digit"}),
+    "transfer_status": frozenset({"call", "code", "reason", "final"}),
     "ended": frozenset({"call", "code", "reason"}),
     "registration": frozenset({"code", "reason"}),
     "error": frozenset({"call", "message"}),
