@@ -21,7 +21,8 @@ Metrics (all read off baresip's two recordings, 10 ms RMS above -40 dBFS):
   second of wall time (100% = one core); the engine programs are not counted.
 
 Usage: ``python benchmarks/phone.py [--turns 10] [--concurrent-turns 4] [--calls 1,2,4,8]
-[--barge 6] [--json out.json]``. Takes about 6 minutes.
+[--barge 6] [--turn-detection fixed|smart] [--preemptive on|off] [--json out.json]``.
+Takes about 6 minutes.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from machine_info import machine  # noqa: E402
 
+from harken.config import VadConfig  # noqa: E402
 from harken.phone import BaresipCaller, PhoneAgent, SpeakerVoice  # noqa: E402
 from harken.phone.timeline import active_spans, to_8k_int16  # noqa: E402
 
@@ -106,7 +108,9 @@ def run_calls(agent: PhoneAgent, audios: list[np.ndarray], workdir: Path,
 
 
 def turn_latencies(caller: BaresipCaller, n: int) -> tuple[list[float], int]:
-    sent = active_spans(caller.sent())
+    # A span under 0.1 s is a click, not a clip (one at a recording's end once counted as
+    # the next clip's start and made a reply that was heard count as missed).
+    sent = [(s, e) for s, e in active_spans(caller.sent()) if e - s >= 0.1]
     heard = active_spans(caller.heard(), min_gap_ms=150)
     # The clips are the sent recording's spans (their inner pauses are < 0.3 s).
     latencies, missed = [], 0
@@ -161,14 +165,22 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=5098)
     parser.add_argument("--speech-engine", default=None,
                         help="piper, espeak, ... (default: the Speaker's default, Piper)")
+    parser.add_argument("--turn-detection", default="fixed", choices=["fixed", "smart"],
+                        help="how the agent ends a turn (smart: the turn model, VadConfig)")
+    parser.add_argument("--preemptive", default="on", choices=["on", "off"],
+                        help="start the echo on the early final (PhoneAgent(preemptive=))")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     print(f"machine: {machine()}")
     voice = SpeakerVoice(engine=args.speech_engine)
-    print(f"agent: echo, tiny.en (embedded), webrtc+silero VAD, 500 ms silence, voice "
+    print(f"agent: echo, tiny.en (embedded), webrtc+silero VAD, 500 ms silence, turn "
+          f"detection {args.turn_detection}, preemptive replies {args.preemptive}, voice "
           f"{voice.host.spec.engine} {voice.host.spec.voice}; callers: baresip 127.0.0.1, PCMU")
-    results: dict[str, object] = {"machine": machine()}
-    agent = PhoneAgent(echo=True, listen=f"127.0.0.1:{args.port}", max_calls=8, voice=voice)
+    results: dict[str, object] = {"machine": machine(), "turn_detection": args.turn_detection,
+                                  "preemptive": args.preemptive}
+    agent = PhoneAgent(echo=True, listen=f"127.0.0.1:{args.port}", max_calls=8, voice=voice,
+                       vad=VadConfig(turn_detection=args.turn_detection),
+                       preemptive=args.preemptive == "on")
     # (pjsua2-python 2.15.1 answers at most 4 calls at once whatever max_calls says: the
     # 5th caller gets 486 Busy, which the N=8 line shows as "busy".)
     t0 = time.monotonic()

@@ -245,6 +245,10 @@ class RealtimeConfig:
     default: with tiny.en, partial passes often mishear the first words, and forcing them
     into the final doubled its WER (benchmarks/latency.py: 13.3% against 6.1% vs the truth;
     stable words contradicted 0.06 instead of 0.94 per utterance)."""
+    preview_finals: bool = False
+    """Also send each early final's text as a ``FinalPreview`` event the moment the engine
+    answers it, before the silence confirms it (``harken.phone`` starts its reply then).
+    Needs ``early_final``."""
     pause_pieces_ms: int = 0
     """0: off. Otherwise, when speech resumes after a pause long enough for an early final
     and the utterance so far holds at least this much audio (ms), that early final is kept

@@ -14,6 +14,7 @@ from typing import Any
 __all__ = [
     "ErrorEvent",
     "Event",
+    "FinalPreview",
     "FinalTranscript",
     "PartialTranscript",
     "PauseEnded",
@@ -157,6 +158,19 @@ class PartialTranscript(Event):
         from .text.units import join_units
 
         return join_units([self.stable, self.unstable]) if self.unstable else self.stable
+
+
+@dataclass(frozen=True)
+class FinalPreview(Event):
+    """An early final's text, before the silence that ends the utterance has lasted
+    (only with ``RealtimeConfig.preview_finals``). If the utterance ends there, its
+    :class:`FinalTranscript` follows with this text; if the person goes on speaking, it
+    never does (a later preview or final of the same utterance says more). For work worth
+    starting early, such as preparing a spoken reply.
+    """
+
+    utterance_id: int
+    text: str
 
 
 @dataclass(frozen=True)

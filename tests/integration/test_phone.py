@@ -13,10 +13,12 @@ import sys
 import time
 import tracemalloc
 
+import numpy as np
 import pytest
 from phone_helpers import (
     Recorded,
     call,
+    clip,
     free_udp_port,
     need_phone,
     script,
@@ -119,6 +121,33 @@ def test_port_in_use_is_one_clear_sentence():
 def test_malformed_addresses_fail_at_construction(kwargs):
     with pytest.raises(ConfigError, match="SIP URI|host:port"):
         PhoneAgent(echo=True, **kwargs)
+
+
+def test_a_preemptive_reply_to_a_pause_is_dropped_when_the_caller_goes_on(tmp_path):
+    """Pauses of 0.4 s (early finals, under the 0.5 s that ends a turn): on_turn runs on
+    each preview, but only the reply to the whole utterance is said."""
+    seen: list[str] = []
+
+    def on_turn(c, text):
+        seen.append(text)
+        return f"you said {text}"
+
+    record = Recorded()
+    agent = make_agent(record, on_turn=on_turn, echo=False, preemptive=True)
+    pcm, _ = clip("goforward")
+    spans = active_spans(pcm)
+    words = pcm[int(spans[0][0] * 8000):int(spans[-1][1] * 8000)]
+    audio = np.concatenate([silence(0.5), words, silence(0.4), words, silence(0.4), words,
+                            silence(5.0)])
+    with agent:
+        caller = call(agent.uri, audio, tmp_path / "c")
+        wait_call_over(caller, 40)
+        (done,) = wait_for(lambda: list(record.ended.values()), 15, "the call's end")
+    assert len(done.turns) == 1, done.turns
+    assert done.replies == [f"you said {done.turns[0]}"], (done.replies, seen)
+    assert len(seen) >= 2 and seen[-1] == done.turns[0], seen  # previews were made
+    heard = active_spans(caller.heard(), min_gap_ms=300)
+    assert len(heard) == 1, heard  # one reply was heard, none for the pauses
 
 
 def test_dtmf_digits_reach_on_dtmf_in_order(shared, tmp_path):

@@ -51,6 +51,7 @@ from ..config import RealtimeConfig, VadConfig, WakeConfig
 from ..engine.base import DecodeHints, EngineOutput, TranscribeRequest
 from ..errors import AudioFormatError, ConfigError
 from ..events import (
+    FinalPreview,
     FinalTranscript,
     PartialTranscript,
     PauseEnded,
@@ -244,8 +245,10 @@ class SpeechPipeline:
     def _answered(self, request: TranscribeRequest,
                   answer: FinalTranscript | FinalFailed) -> list[Output]:
         """A final's answer: to the final order; an early final's words may end the turn."""
-        early = self._turn is not None and self._order.is_early(request)
+        early = self._order.is_early(request)
         out = self._order.answered(request, answer)
+        if early and self._realtime.preview_finals and isinstance(answer, FinalTranscript):
+            out.append(FinalPreview(answer.utterance_id, answer.text))
         if early and self._turn is not None:
             if isinstance(answer, FinalTranscript):
                 self._turn.heard_final(answer.text)

@@ -88,6 +88,14 @@ class PhoneAgent:
         barge_in_min_ms: extra milliseconds of caller speech before barging in (0: the
             VAD's confirmed onset is enough).
         start_timeout_s: seconds the engine may take to load.
+        preemptive: start each reply on the caller's early final (the recognizer's
+            speculative pass, made about 130 ms into the caller's silence), before the
+            silence that ends the turn (``post_speech_silence_ms``) has lasted: ``on_turn``
+            runs and the first words are synthesised meanwhile, and they play the moment
+            the final confirms the same text. If the caller goes on speaking, the prepared
+            reply is dropped unheard, but ``on_turn`` has run for a turn that did not
+            happen: so it is off by default for your own ``on_turn`` (turn it on when the
+            hook has no side effects) and on with ``echo`` (None).
     """
 
     def __init__(self, on_turn: Callable[..., Any] | None = None, *,
@@ -103,11 +111,13 @@ class PhoneAgent:
                  registrar: str | None = None, engine: EngineConfig | None = None,
                  vad: VadConfig | None = None, voice: PhoneVoice | None = None,
                  max_calls: int = 4, rtp_port: int = 40000, barge_in: bool = True,
-                 barge_in_min_ms: int = 0, start_timeout_s: float = 120.0) -> None:
+                 barge_in_min_ms: int = 0, start_timeout_s: float = 120.0,
+                 preemptive: bool | None = None) -> None:
         if on_turn is not None and not callable(on_turn):
             raise ConfigError("on_turn must be a function (call, text) -> reply")
         if on_turn is None and echo:
             on_turn = _echo
+        self.preemptive = on_turn is _echo if preemptive is None else bool(preemptive)
         self.host, self.port = parse_listen(listen)
         if register is not None:
             check_sip_uri(register, "register")
@@ -259,7 +269,8 @@ class PhoneAgent:
             await asyncio.gather(host.start(), asyncio.to_thread(vads.load),
                                  self.voice.start())
             self._engine_host = host
-            realtime = RealtimeConfig(partials=self.hooks.on_partial is not None)
+            realtime = RealtimeConfig(partials=self.hooks.on_partial is not None,
+                                      preview_finals=self.preemptive)
             sip = SipProcess(self._sip_settings(), self._from_sip, self._sip_died)
             self._ctx = CallContext(loop, sip.send, host, vads, self.vad, realtime,
                                     self.voice, self.hooks, events, turns, self._report,

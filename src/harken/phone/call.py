@@ -44,6 +44,7 @@ from ..errors import PhoneError
 from ..events import (
     ErrorEvent,
     Event,
+    FinalPreview,
     FinalTranscript,
     PartialTranscript,
     SpeechEnded,
@@ -119,6 +120,31 @@ class _Sentence:
 class _Reply:
     text: list[str] = field(default_factory=list)
     sentences: list[_Sentence] = field(default_factory=list)
+    gate: _Gate | None = None
+    """Set for a reply started on a preview: its audio waits for the final."""
+    index: int | None = None
+    """Its place in :attr:`PhoneCall.replies`, once it is said."""
+
+
+class _Gate:
+    """A reply started on a final preview: released when the final confirms the text."""
+
+    def __init__(self, utterance_id: int, text: str, stages: _Stages) -> None:
+        self.utterance_id = utterance_id
+        self.text = text
+        self.stages = stages
+        self.dropped = False
+        self._event = asyncio.Event()
+
+    @property
+    def released(self) -> bool:
+        return self._event.is_set()
+
+    def release(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
 
 
 class PhoneCall:
@@ -150,6 +176,10 @@ class PhoneCall:
         self._session: StreamSession | None = None
         self._reply: _Reply | None = None
         self._task: asyncio.Task[None] | None = None
+        self._current: _Gate | None = None
+        """The gate of the reply being made, when it was started on a preview."""
+        self._preview: _Gate | None = None
+        """The reply prepared on the caller's last final preview, not yet confirmed."""
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=16)
         self._worker: asyncio.Task[None] | None = None
         self._sent = 0
@@ -177,7 +207,9 @@ class PhoneCall:
     @property
     def speaking(self) -> bool:
         """True while the agent is making or playing a reply."""
-        return self._task is not None and not self._task.done() or self._played < self._sent
+        making = self._task is not None and not self._task.done() and \
+            (self._current is None or self._current.released)
+        return making or self._played < self._sent
 
     def say(self, text: Any) -> None:
         """Speak ``text`` (a str, or an iterable / async iterable of pieces) after any reply
@@ -314,6 +346,8 @@ class PhoneCall:
             self._event_hook(self._ctx.hooks.on_partial, self, event.text)
         elif isinstance(event, FinalTranscript):
             self._final(event)
+        elif isinstance(event, FinalPreview):
+            self._prepare(event)
         elif isinstance(event, ErrorEvent):
             self._ctx.report(event.error, self)
 
@@ -354,8 +388,43 @@ class PhoneCall:
         self._paused = False
         self._ctx.send("clear", {"call": self.id})
 
+    def _prepare(self, event: FinalPreview) -> None:
+        """Start the reply to an early final (preemptive replies): its audio waits for the
+        final to confirm the same text, and is dropped otherwise.
+        """
+        self._drop_preview()
+        text = event.text.strip()
+        if not text or self.state == "ended" or self._ctx.hooks.on_turn is None or \
+                _echoes(text, self._recent_reply_text()):
+            return
+        gate = _Gate(event.utterance_id, text, self._stages(time.monotonic()))
+        self._preview = gate
+        self._enqueue(_TurnRequest(text, gate.stages, gate))
+
+    def _drop_preview(self) -> None:
+        gate, self._preview = self._preview, None
+        if gate is None:
+            return
+        gate.dropped = True  # still queued: skipped when its turn comes
+        if self._current is gate and self._task is not None:
+            self._task.cancel()
+
+    def _stages(self, now: float) -> _Stages:
+        lag = self._session.stream_seconds if self._session is not None else 0.0
+        return _Stages(now, now, lag)
+
     def _final(self, event: FinalTranscript) -> None:
         text = event.text.strip()
+        gate = self._preview
+        if gate is not None and not event.split and gate.utterance_id == event.utterance_id \
+                and gate.text == text and not gate.dropped:
+            self._preview = None
+            self.turns.append(text)
+            gate.stages.final = time.monotonic()
+            gate.stages.end_at(event.end)
+            gate.release()
+            return
+        self._drop_preview()
         if not text:
             return
         if _echoes(text, self._recent_reply_text()):
@@ -363,11 +432,10 @@ class PhoneCall:
                         self.id, text)
             return
         self.turns.append(text)
-        if self._session is not None:
-            logger.debug("call %d: final %.3f s of call audio after the end of speech",
-                         self.id, self._session.stream_seconds - event.end)
         if self.state != "ended" and self._ctx.hooks.on_turn is not None:
-            self._enqueue(_TurnRequest(text))
+            stages = self._stages(time.monotonic())
+            stages.end_at(event.end)
+            self._enqueue(_TurnRequest(text, stages))
 
     def _recent_reply_text(self) -> str:
         reply = self._reply
@@ -387,6 +455,10 @@ class PhoneCall:
     async def _speak_loop(self) -> None:
         while True:
             item = await self._queue.get()
+            gate = item.gate if isinstance(item, _TurnRequest) else None
+            if gate is not None and gate.dropped:
+                continue
+            self._current = gate
             self._task = self._ctx.loop.create_task(self._respond(item))
             try:
                 await self._task
@@ -397,37 +469,57 @@ class PhoneCall:
                 self._ctx.report(exc, self)
 
     async def _respond(self, item: Any) -> None:
-        began = time.monotonic()
+        stages = self._stages(time.monotonic())
+        gate = None
         if isinstance(item, _TurnRequest):
+            stages, gate = item.stages, item.gate
             hook = self._ctx.hooks.on_turn
             assert hook is not None
             source = await asyncio.wrap_future(self._ctx.turns.submit(hook, self, item.text))
+            stages.hook = time.monotonic()
         else:
             source = item
-        reply = _Reply()
-        self._reply = reply
+        reply = _Reply(gate=gate)
+        if gate is None:
+            self._reply = reply
         cutter = TextCutter()
-        started = False
         async for piece in reply_pieces(source, self._ctx.turns):
-            if not started:
-                started = True
-                self.replies.append("")
             reply.text.append(piece)
-            self.replies[-1] += piece
+            if gate is None or gate.released:
+                self._show(reply)
             for sentence in cutter.feed(piece):
                 for unit in _first_cut(sentence, not reply.sentences):
-                    await self._speak(reply, unit, began)
+                    await self._speak(reply, unit, stages)
         for sentence in cutter.flush():
             for unit in _first_cut(sentence, not reply.sentences):
-                await self._speak(reply, unit, began)
+                await self._speak(reply, unit, stages)
+        if gate is not None and not gate.released:
+            await gate.wait()  # a reply with nothing to say: it still belongs to the turn
+            self._show(reply)
 
-    async def _speak(self, reply: _Reply, text: str, began: float) -> None:
+    def _show(self, reply: _Reply) -> None:
+        """The reply's text so far is in :attr:`replies` (and is what the caller hears)."""
+        if reply.index is None:
+            self._reply = reply
+            self.replies.append("")
+            reply.index = len(self.replies) - 1
+        self.replies[reply.index] = "".join(reply.text)
+
+    async def _speak(self, reply: _Reply, text: str, stages: _Stages) -> None:
         entry = _Sentence(text, self._sent, self._sent)
         reply.sentences.append(entry)
+        first = len(reply.sentences) == 1
+        if first:
+            stages.text = time.monotonic()
         async for chunk in self._ctx.voice.sentence(text):
-            if len(reply.sentences) == 1 and entry.end == entry.start:
-                logger.debug("call %d: first reply audio %.3f s after the turn", self.id,
-                             time.monotonic() - began)
+            if first and entry.end == entry.start:
+                made = time.monotonic()
+                gate = reply.gate
+                if gate is not None and not gate.released:
+                    await gate.wait()  # preemptive: speak once the final confirms it
+                    self._show(reply)
+                    entry.start = entry.end = self._sent
+                stages.log(self.id, made)
             pcm = np.ascontiguousarray(chunk, dtype="<i2").tobytes()
             for i in range(0, len(pcm), 16000):  # at most 1 s per message
                 piece = pcm[i:i + 16000]
@@ -438,6 +530,7 @@ class PhoneCall:
                 entry.end = self._sent
 
     def _cancel_reply(self) -> None:
+        self._drop_preview()
         task = self._task
         if task is not None and not task.done():
             task.cancel()
@@ -460,9 +553,37 @@ class PhoneCall:
             self._ctx.loop.call_soon_threadsafe(self._ctx.report, exc, self)
 
 
+@dataclass
+class _Stages:
+    """When a turn passed each stage (time.monotonic() seconds), for the debug log."""
+
+    speech_end: float
+    """The caller's end of speech; until :meth:`end_at`, the time the turn was made."""
+    final: float
+    heard: float = 0.0
+    """Seconds of call audio heard when the turn was made."""
+    hook: float = 0.0
+    text: float = 0.0
+
+    def end_at(self, end: float) -> None:
+        """The final ends ``end`` s into the call's audio: place the end of speech."""
+        self.speech_end -= max(0.0, self.heard - end)
+
+    def log(self, call_id: int, audio: float) -> None:
+        def since(t: float) -> str:
+            return f"{t - self.speech_end:+.3f}" if t else "-"
+
+        logger.debug("call %d turn stages after the end of speech at %.3f (monotonic): final "
+                     "%s, reply %s, first text to the voice %s, first audio back %s s",
+                     call_id, self.speech_end, since(self.final), since(self.hook),
+                     since(self.text), since(audio))
+
+
 @dataclass(frozen=True)
 class _TurnRequest:
     text: str
+    stages: _Stages
+    gate: _Gate | None = None
 
 
 def _first_cut(text: str, first: bool) -> list[str]:

@@ -273,6 +273,8 @@ class _Agent:
         if message.type == "audio":
             call = self._calls.get(int(h["call"]))
             if call is not None and call.port is not None:
+                if not call.port.busy and logger.isEnabledFor(logging.DEBUG):
+                    _log_jitter_buffer(call)
                 call.port.push(message.payload)
             return
         if message.type == "clear":
@@ -347,6 +349,19 @@ class _Agent:
         return int(_MAX_PENDING_OUT_S * SAMPLE_RATE) * 2
 
 
+def _log_jitter_buffer(call: Any) -> None:
+    """Debug: how long the caller's audio waits in PJMEDIA's jitter buffer (it delays every
+    end of speech the agent hears); main thread only.
+    """
+    try:
+        jb = call.getStreamStat(0).jbuf
+    except Exception:  # the media is gone
+        return
+    logger.debug("call %d: incoming jitter buffer delay avg %d ms (min %d, max %d), prefetch "
+                 "%d frames, %d discarded, %d empty", call.harken_id, jb.avgDelayMsec,
+                 jb.minDelayMsec, jb.maxDelayMsec, jb.prefetch, jb.discard, jb.empty)
+
+
 def _make_account(pj: Any, agent: _Agent) -> Any:
     """Build the PJSUA2 subclasses here, where pjsua2 is imported (never at module level)."""
 
@@ -359,6 +374,12 @@ def _make_account(pj: Any, agent: _Agent) -> Any:
             self._played = 0  # samples of the agent's audio sent into the call
             self._closed = False
             self.paused = False  # play silence, keep the queue (a possible barge-in)
+            self._playing = False  # the last frame carried the agent's audio
+
+        @property
+        def busy(self) -> bool:
+            """True while the agent's audio is queued or playing."""
+            return self._playing or bool(self._pending)
 
         def push(self, pcm: bytes) -> None:
             with self._lock:
@@ -382,6 +403,10 @@ def _make_account(pj: Any, agent: _Agent) -> Any:
                 chunk = b"" if self.paused else bytes(self._pending[:size])
                 del self._pending[:len(chunk)]
                 self._played += len(chunk) // 2
+            if chunk and not self._playing:
+                logger.debug("call %d: the agent's audio starts at %.3f (monotonic)",
+                             self.harken_id, time.monotonic())
+            self._playing = bool(chunk)
             if len(chunk) < size:
                 chunk += bytes(size - len(chunk))
             frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
