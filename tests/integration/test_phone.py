@@ -42,8 +42,8 @@ def make_agent(record: Recorded | None = None, **kwargs) -> PhoneAgent:
     kwargs.setdefault("echo", True)
     kwargs.setdefault("voice", SpeakerVoice(engine="espeak"))
     return PhoneAgent(listen=f"127.0.0.1:{free_udp_port()}", engine=kwargs.pop(
-        "engine", SCRIPTED), vad=ENERGY, rtp_port=30000 + free_udp_port() % 1000 * 16,
-        **hooks, **kwargs)
+        "engine", SCRIPTED), vad=kwargs.pop("vad", ENERGY),
+        rtp_port=30000 + free_udp_port() % 1000 * 16, **hooks, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +148,19 @@ def test_a_preemptive_reply_to_a_pause_is_dropped_when_the_caller_goes_on(tmp_pa
     assert len(seen) >= 2 and seen[-1] == done.turns[0], seen  # previews were made
     heard = active_spans(caller.heard(), min_gap_ms=300)
     assert len(heard) == 1, heard  # one reply was heard, none for the pauses
+
+
+def test_smart_turns_end_the_callers_turn(tmp_path):
+    """turn_detection="smart" (the Smart Turn model ends the turn): each call gets the
+    model, the caller's turn ends and is answered, and no call reports an error."""
+    record = Recorded()
+    agent = make_agent(record, vad=VadConfig(backend="energy", turn_detection="smart"))
+    with agent:
+        caller = call(agent.uri, script(0.5, "austen_0880", 4.0)[0], tmp_path / "c")
+        wait_call_over(caller, 40)
+        (done,) = wait_for(lambda: list(record.ended.values()), 15, "the call's end")
+    assert not record.errors, record.errors
+    assert done.turns and done.replies == done.turns, (done.turns, done.replies)
 
 
 def test_dtmf_digits_reach_on_dtmf_in_order(shared, tmp_path):
