@@ -4,6 +4,7 @@ so these run fast without a model. test_phone_model.py has the real recognizer."
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import signal
@@ -161,6 +162,38 @@ def test_smart_turns_end_the_callers_turn(tmp_path):
         (done,) = wait_for(lambda: list(record.ended.values()), 15, "the call's end")
     assert not record.errors, record.errors
     assert done.turns and done.replies == done.turns, (done.turns, done.replies)
+
+
+class _SlowVoice:
+    """espeak-ng whose first audio comes 0.8 s late (a loaded Piper): the final confirms a
+    preemptive reply before its audio exists."""
+
+    def __init__(self) -> None:
+        self.inner = SpeakerVoice(engine="espeak")
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def sentence(self, text):
+        await asyncio.sleep(0.8)
+        async for chunk in self.inner.sentence(text):
+            yield chunk
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def test_a_preemptive_reply_confirmed_before_its_audio_is_said_and_recorded(tmp_path):
+    record = Recorded()
+    agent = make_agent(record, voice=_SlowVoice())
+    assert agent.preemptive  # on with echo
+    audio, _ = script(0.5, "austen_0880", 4.0, "goforward", 4.0)
+    with agent:
+        caller = call(agent.uri, audio, tmp_path / "c")
+        wait_call_over(caller, 40)
+        (done,) = wait_for(lambda: list(record.ended.values()), 15, "the call's end")
+    assert len(done.turns) == 2 and done.replies == done.turns, (done.turns, done.replies)
+    assert len(active_spans(caller.heard(), min_gap_ms=300)) == 2
 
 
 def test_dtmf_digits_reach_on_dtmf_in_order(shared, tmp_path):

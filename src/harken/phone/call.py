@@ -206,7 +206,9 @@ class PhoneCall:
 
     @property
     def speaking(self) -> bool:
-        """True while the agent is making or playing a reply."""
+        """True while the agent is making or playing a reply (a reply prepared on an early
+        final counts once the final confirms it: until then the caller is still talking).
+        """
         making = self._task is not None and not self._task.done() and \
             (self._current is None or self._current.released)
         return making or self._played < self._sent
@@ -493,8 +495,8 @@ class PhoneCall:
         for sentence in cutter.flush():
             for unit in _first_cut(sentence, not reply.sentences):
                 await self._speak(reply, unit, stages)
-        if gate is not None and not gate.released:
-            await gate.wait()  # a reply with nothing to say: it still belongs to the turn
+        if gate is not None:  # also a reply with nothing to say belongs to the turn
+            await gate.wait()
             self._show(reply)
 
     def _show(self, reply: _Reply) -> None:
@@ -517,8 +519,8 @@ class PhoneCall:
                 gate = reply.gate
                 if gate is not None and not gate.released:
                     await gate.wait()  # preemptive: speak once the final confirms it
-                    self._show(reply)
                     entry.start = entry.end = self._sent
+                self._show(reply)  # (a preemptive reply's final may have come first)
                 stages.log(self.id, made)
             pcm = np.ascontiguousarray(chunk, dtype="<i2").tobytes()
             for i in range(0, len(pcm), 16000):  # at most 1 s per message
