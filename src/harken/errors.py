@@ -9,6 +9,7 @@ Every exception harken raises derives from :class:`HarkenError`::
     │   └── ModelFileNotFound                   a model file a package ships was not found
     │       ├── SileroModelNotFound             no installed package ships the Silero model
     │       └── SmartTurnNotFound               the pipecat-ai wheel (Smart Turn) is missing
+├── CudaUnavailable (also RuntimeError)    device='cuda': no GPU, driver, cuBLAS or cuDNN
     ├── AudioSourceError                        device open/read failure, source backlog overflow
     ├── WorkerError
     │   ├── WorkerStartTimeout                  the engine process did not become ready in time
@@ -28,6 +29,7 @@ __all__ = [
     "AudioSourceError",
     "BackendNotInstalled",
     "ConfigError",
+    "CudaUnavailable",
     "EngineError",
     "EngineUnavailable",
     "HarkenError",
@@ -104,6 +106,12 @@ class SmartTurnNotFound(ModelFileNotFound):
             "Smart turn detection needs the Smart Turn v3.2 ONNX file, which ships in the "
             "'pipecat-ai' 1.14.0 wheel; install it without its dependencies: pip install "
             "--no-deps pipecat-ai==1.14.0 (or pass model_path=).", searched)
+
+
+class CudaUnavailable(HarkenError, RuntimeError):
+    """``device="cuda"`` cannot work here; the message names the missing library, the
+    version expected and the pip package that provides it.
+    """
 
 
 class AudioSourceError(HarkenError):

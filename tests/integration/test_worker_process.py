@@ -201,6 +201,25 @@ def test_missing_faster_whisper_model_names_the_path(tmp_path: Path) -> None:
         proc.close()
 
 
+def test_cuda_without_a_gpu_fails_start_with_one_sentence() -> None:
+    """On a machine without a usable GPU, device="cuda" fails start() saying why (not a
+    broken pipe at the first transcription)."""
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    if ctranslate2.get_cuda_device_count() > 0:
+        pytest.skip("this machine has a CUDA GPU")
+    got = Collector()
+    proc = EngineProcess(EngineConfig(device="cuda"), on_result=got.on_result,
+                         on_failed=got.on_failed, on_error=got.on_error)
+    try:
+        with pytest.raises(EngineError, match=r"device='cuda' (needs|found)") as info:
+            proc.start()
+        assert info.value.error_type == "CudaUnavailable"
+        assert "libcuda.so.1" in str(info.value) or "GPU" in str(info.value)
+        assert "\n" not in str(info.value)
+    finally:
+        proc.close()
+
+
 def test_slow_init_times_out(make: Callable[..., tuple[EngineProcess, Collector]]) -> None:
     proc, _ = make(load_delay_s=30, start_timeout_s=0.5)
     started = time.monotonic()

@@ -30,10 +30,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..config import SAMPLE_RATE, EngineConfig
-from ..errors import AudioFormatError, BackendNotInstalled, LifecycleError
+from ..errors import AudioFormatError, BackendNotInstalled, CudaUnavailable, LifecycleError
 from ..text.chinese import ChineseScript, NumeralStyle
 from ..text.units import join_units
 from .base import DecodeHints, EngineOutput, RequestKind, WordTiming
+from .whisper.cuda import cuda_problem
 from .whisper.fast_pass import FastPass
 from .whisper.guards import (
     compression_ratio,
@@ -98,12 +99,35 @@ class FasterWhisperEngine:
                                       "The faster-whisper engine") from exc
         cfg = self._config
         self._model_path = resolve_model(cfg.model)
+        device = self._device()
         logger.info("loading faster-whisper model %s on %s (%s)", self._model_path,
-                    cfg.device, cfg.compute_type)
+                    device, cfg.compute_type)
         self._model = faster_whisper.WhisperModel(
-            self._model_path, device=cfg.device, compute_type=cfg.compute_type,
+            self._model_path, device=device, compute_type=cfg.compute_type,
             cpu_threads=cfg.cpu_threads, download_root=cfg.download_root,
             local_files_only=cfg.local_files_only)
+
+    def _device(self) -> str:
+        """The device to load on: "cuda" only when CUDA works (see :mod:`.whisper.cuda`);
+        "auto" becomes "cpu" when a GPU is seen but its libraries are missing.
+
+        Raises:
+            CudaUnavailable: ``device="cuda"`` and no GPU, driver, cuBLAS or cuDNN.
+        """
+        device = self._config.device
+        if device == "cpu":
+            return device
+        import ctranslate2
+
+        if device == "auto" and ctranslate2.get_cuda_device_count() < 1:
+            return device  # CTranslate2 picks the CPU itself
+        problem = cuda_problem()
+        if problem is None:
+            return device
+        if device == "cuda":
+            raise CudaUnavailable(problem)
+        logger.warning("device='auto' runs on the CPU: %s", problem)
+        return "cpu"
 
     def info(self) -> dict[str, Any]:
         """Facts for the engine process's "ready" message (model path and languages once loaded)."""
