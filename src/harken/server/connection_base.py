@@ -224,11 +224,21 @@ class WsConnection:
                 self._closing = True
                 return
 
+    def _start_sender(self) -> asyncio.Task[None]:
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send_loop(),
+                                               name=f"{self.task_prefix}-{self.name}")
+        return self._sender
+
     async def _finish_sending(self) -> None:
-        """Let the sender send what is queued (bounded), then close the socket (bounded)."""
+        """Let the sender send what is queued (bounded), then close the socket (bounded).
+
+        Starts the sender if none runs yet: a connection refused before :meth:`run` (the
+        server is draining) still sends its error before the close.
+        """
         with contextlib.suppress(asyncio.QueueFull):
             self._out.put_nowait(None)
-        sender = self._sender
+        sender = self._start_sender()
         if sender is not None and not sender.done():
             try:
                 await asyncio.wait_for(asyncio.shield(sender), _FLUSH_TIMEOUT_S)
@@ -238,11 +248,22 @@ class WsConnection:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._ws.close(code=self._close_code), _CLOSE_TIMEOUT_S)
 
+    def _begin_close(self, close_code: int) -> asyncio.Task[None]:
+        """The one closing task: send what is queued, then close with ``close_code`` (the
+        first caller's code). :meth:`run` waits for it before it returns, whichever task
+        began it: the handler returning first would let aiohttp close the socket itself
+        (code 1000) and drop what is still queued (a drained client's "stopped").
+        """
+        if self._close_task is None:
+            self._close_code = close_code
+            self._closing = True
+            self._close_task = asyncio.create_task(self._finish_sending(),
+                                                   name=f"harken-close-{self.name}")
+        return self._close_task
+
     async def close_with(self, close_code: int) -> None:
         """Stop queueing, send what is queued, then close with ``close_code`` (bounded)."""
-        self._close_code = close_code
-        self._closing = True
-        await self._finish_sending()
+        await asyncio.shield(self._begin_close(close_code))
 
     def close_soon(self, close_code: int) -> None:
         """From a callback: close with ``close_code`` once the queue is sent.
@@ -250,12 +271,8 @@ class WsConnection:
         Closing the socket ends the receive loop, whose cleanup leaves the engine host.
         Does nothing if the connection is already closing.
         """
-        if self._closing:
-            return
-        self._close_code = close_code
-        self._closing = True
-        self._close_task = asyncio.create_task(self._finish_sending(),
-                                               name=f"harken-close-{self.name}")
+        if not self._closing:
+            self._begin_close(close_code)
 
     # -------------------------------------------------------------- errors
 
@@ -291,8 +308,7 @@ class WsConnection:
 
     async def run(self) -> None:
         """Serve the connection until it closes."""
-        self._sender = asyncio.create_task(self._send_loop(),
-                                           name=f"{self.task_prefix}-{self.name}")
+        sender = self._start_sender()
         try:
             if not await self.start_serving():
                 return
@@ -305,10 +321,10 @@ class WsConnection:
             if close_task is not None and not close_task.done():
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await close_task
-            if not self._sender.done():
-                self._sender.cancel()
+            if not sender.done():
+                sender.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._sender
+                    await sender
 
     async def shutdown(self, timeout: float) -> None:
         """Server shutdown: finish what is being transcribed (bounded), then close with
