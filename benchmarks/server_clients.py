@@ -36,7 +36,8 @@ before the first round, and interleaves their rounds (same audio, same load drif
 prints the medians over ``--repeats`` and each count's E2F ratio to the first.
 
 Usage: ``python benchmarks/server_clients.py [--clients 1,2,4,8,16] [--utterances 4]
-[--engines 1,2] [--repeats 3] [--cycles 200] [--telephone] [--json out.json]``
+[--engines 1,2] [--repeats 3] [--cycles 200] [--telephone] [--baseline-src DIR]
+[--json out.json]``
 """
 
 from __future__ import annotations
@@ -179,7 +180,9 @@ async def run_client(url: str, audio: np.ndarray, utts: list[Utt], delay: float,
     run = ClientRun(utts)
     await asyncio.sleep(delay)
     pcm = np.clip(np.round(audio * 32767), -32768, 32767).astype("<i2")
-    async with websockets.connect(url, max_size=None) as ws:
+    # No keepalive pings: 32 clients in one process on a busy machine answer them late, and
+    # a client that drops itself would be counted against the server.
+    async with websockets.connect(url, max_size=None, ping_interval=None) as ws:
         await ws.send(json.dumps({"type": "start", "sample_rate": pace.rate,
                                   "encoding": "pcm16", "language": "en"}))
         ready = json.loads(await ws.recv())
@@ -222,7 +225,10 @@ async def run_client(url: str, audio: np.ndarray, utts: list[Utt], delay: float,
             due = started + (i + chunk) / pace.rate
             await asyncio.sleep(max(0.0, due - time.monotonic()))
         await ws.send(json.dumps({"type": "stop"}))
-        await asyncio.wait_for(reading, 120)
+        try:
+            await asyncio.wait_for(reading, 120)
+        except websockets.ConnectionClosed as exc:
+            run.errors.append(f"closed: {exc}")
     return run
 
 
@@ -277,6 +283,7 @@ def score(runs: list[ClientRun], refs: list[str]) -> dict[str, Any]:
             "wer": errors / max(1, words),
             "errors": sum(len(r.errors) for r in runs),
             "error_kinds": sorted({e.split(":")[0] for r in runs for e in r.errors}),
+            "error_texts": sorted({e for r in runs for e in r.errors})[:5],
             "partials_per_utt": sum(r.partials for r in runs) / max(1, sum(len(r.utts)
                                                                              for r in runs)),
             "unmatched_finals": sum(r.unmatched for r in runs)}
@@ -331,11 +338,14 @@ async def cycles(ws_url: str, http: str, n: int, clip: np.ndarray) -> dict[str, 
     return health
 
 
-def start_server(counts: list[int], extra: list[str]) -> tuple[subprocess.Popen[str], str]:
-    """Start ``harken serve`` on a free port; return the process and its http:// URL."""
+def start_server(counts: list[int], extra: list[str],
+                 src: Path | None = None) -> tuple[subprocess.Popen[str], str]:
+    """Start ``harken serve`` (from ``src`` if given) on a free port; return the process and
+    its http:// URL."""
+    env = dict(os.environ, PYTHONPATH=str(src)) if src else None
     proc = subprocess.Popen([sys.executable, "-m", "harken", "serve", "--port", "0",
                              "--max-sessions", str(max(32, max(counts) + 4)), *extra],
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=env)
     assert proc.stderr is not None
     while True:
         line = proc.stderr.readline()
@@ -396,40 +406,49 @@ def measure(http: str, server: Any, n: int, n_utts: int, clips: list[np.ndarray]
                rtf=compute / audio_s if audio_s else float("nan"),
                server_cpu=(cpu1[0] - cpu0[0]) / wall,
                engine_cpu=(cpu1[1] - cpu0[1]) / wall,
+               server_cpu_per_utt=(cpu1[0] - cpu0[0]) / max(1, row["utterances"]),
+               engine_cpu_per_utt=(cpu1[1] - cpu0[1]) / max(1, row["utterances"]),
                fast_finals=after.get("harken_engine_fast_finals_total", 0)
                - before.get("harken_engine_fast_finals_total", 0))
     return row
 
 
-def print_row(engines: int, n: int, row: dict[str, Any]) -> None:
-    print(f"{engines:>3} {n:>3} {row['utterances']:>5} {row['missed']:>6} "
+HEADER = (f"{'server':>8} {'N':>3} {'utts':>5} {'missed':>6} {'E2F p50':>8} {'E2F p95':>8} "
+          f"{'max':>6} {'WER':>6} {'errors':>6} {'queue':>5} {'RTF':>6} {'part/utt':>8} "
+          f"{'srv CPU':>7} {'eng CPU':>7} {'fast':>5} {'srv s/u':>7} {'eng s/u':>7}")
+
+
+def print_row(label: str, n: int, row: dict[str, Any]) -> None:
+    print(f"{label:>8} {n:>3} {row['utterances']:>5} {row['missed']:>6} "
           f"{row['e2f_p50']:>8.2f} {row['e2f_p95']:>8.2f} {row['e2f_max']:>6.2f} "
           f"{row['wer']:>6.1%} {row['errors']:>6} {row['queue_max']:>5} {row['rtf']:>6.3f} "
           f"{row['partials_per_utt']:>8.1f} {row['server_cpu']:>7.0%} "
-          f"{row['engine_cpu']:>7.0%} {row['fast_finals']:>5.0f}"
-          + (f"  {row['error_kinds']}" if row["errors"] else "")
+          f"{row['engine_cpu']:>7.0%} {row['fast_finals']:>5.0f} "
+          f"{row['server_cpu_per_utt']:>7.3f} {row['engine_cpu_per_utt']:>7.3f}"
+          + (f"  {row['error_texts']}" if row["errors"] else "")
           + (f"  /health timed out {row['health_timeouts']}x" if row["health_timeouts"]
              else ""), flush=True)
 
 
-def print_summary(rows: dict[int, dict[int, list[dict[str, Any]]]]) -> None:
-    """Medians over the repeats per engine count, and each count's ratio to the first."""
-    engine_counts = list(rows)
-    first = engine_counts[0]
-    print(f"medians over the repeats; ratio: E2F of N engines / E2F of {first}")
-    print(f"{'eng':>3} {'N':>3} {'E2F p50':>8} {'E2F p95':>8} {'WER':>6} {'missed':>6} "
-          f"{'p50 ratio':>9} {'p95 ratio':>9}")
+def print_summary(rows: dict[str, dict[int, list[dict[str, Any]]]]) -> None:
+    """Medians over the repeats per server, and each one's ratio to the first."""
+    labels = list(rows)
+    first = labels[0]
+    print(f"medians over the repeats; ratio: E2F of each server / E2F of {first}")
+    print(f"{'server':>8} {'N':>3} {'E2F p50':>8} {'E2F p95':>8} {'WER':>6} {'missed':>6} "
+          f"{'p50 ratio':>9} {'p95 ratio':>9} {'eng s/u':>7}")
     for n in rows[first]:
         base = {k: float(np.median([r[k] for r in rows[first][n]]))
                 for k in ("e2f_p50", "e2f_p95")}
-        for e in engine_counts:
-            got = rows[e][n]
+        for label in labels:
+            got = rows[label][n]
             med = {k: float(np.median([r[k] for r in got]))
-                   for k in ("e2f_p50", "e2f_p95", "wer")}
+                   for k in ("e2f_p50", "e2f_p95", "wer", "engine_cpu_per_utt")}
             missed = sum(r["missed"] for r in got)
-            print(f"{e:>3} {n:>3} {med['e2f_p50']:>8.2f} {med['e2f_p95']:>8.2f} "
+            print(f"{label:>8} {n:>3} {med['e2f_p50']:>8.2f} {med['e2f_p95']:>8.2f} "
                   f"{med['wer']:>6.1%} {missed:>6} {med['e2f_p50'] / base['e2f_p50']:>9.2f} "
-                  f"{med['e2f_p95'] / base['e2f_p95']:>9.2f}")
+                  f"{med['e2f_p95'] / base['e2f_p95']:>9.2f} "
+                  f"{med['engine_cpu_per_utt']:>7.3f}")
 
 
 def main() -> int:
@@ -444,6 +463,10 @@ def main() -> int:
     ap.add_argument("--cycles", type=int, default=200)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--serve-args", default="", help="extra arguments for harken serve")
+    ap.add_argument("--baseline-src", type=Path, default=None,
+                    help="also run each server from this copy of harken's src/ (e.g. the "
+                    "commit before a change, from git archive), rounds interleaved, so a "
+                    "before/after comparison shares the machine's load")
     ap.add_argument("--telephone", action="store_true",
                     help="8 kHz short human prompts, 20 ms messages, all clients at once")
     args = ap.parse_args()
@@ -466,33 +489,36 @@ def main() -> int:
     else:
         clips, refs = offline_references([_espeak(t) for t in SENTENCES])
 
-    servers: dict[int, tuple[subprocess.Popen[str], str]] = {}
-    rows: dict[int, dict[int, list[dict[str, Any]]]] = {e: {n: [] for n in counts}
-                                                        for e in engine_counts}
-    results: dict[str, Any] = {"clients": {}, "engines": rows}
+    variants = [(f"e{e}" if e else "default", e, None) for e in engine_counts]
+    if args.baseline_src:
+        variants = [(f"base/{label}", e, args.baseline_src) for label, e, _ in variants] \
+            + variants
+    servers: dict[str, tuple[subprocess.Popen[str], str]] = {}
+    rows: dict[str, dict[int, list[dict[str, Any]]]] = {label: {n: [] for n in counts}
+                                                        for label, _, _ in variants}
+    results: dict[str, Any] = {"clients": {}, "servers": rows}
     try:
-        for e in engine_counts:
+        for label, e, src in variants:
             extra = (["--engines", str(e)] if e else []) + args.serve_args.split()
-            servers[e] = start_server(counts, extra)
-            print(f"server {servers[e][1]} (pid {servers[e][0].pid}) {' '.join(extra)}")
+            servers[label] = start_server(counts, extra, src)
+            print(f"server {label}: {servers[label][1]} (pid {servers[label][0].pid}) "
+                  f"{' '.join(extra)}" + (f" from {src}" if src else ""))
         print(f"{args.utterances} utterances per client, real-time pace, "
-              f"{pace.chunk * 1000 // pace.rate} ms messages")
-        print(f"{'eng':>3} {'N':>3} {'utts':>5} {'missed':>6} {'E2F p50':>8} {'E2F p95':>8} "
-              f"{'max':>6} {'WER':>6} {'errors':>6} {'queue':>5} {'RTF':>6} {'part/utt':>8} "
-              f"{'srv CPU':>7} {'eng CPU':>7} {'fast':>5}")
+              f"{pace.chunk * 1000 // pace.rate} ms messages; s/u: CPU seconds per utterance")
+        print(HEADER)
         for _ in range(args.repeats):
             for n in counts:
-                for e in engine_counts:  # interleaved: load drift on a shared machine hits all
-                    proc, http = servers[e]
+                for label in servers:  # interleaved: load drift on a shared machine hits all
+                    proc, http = servers[label]
                     row = measure(http, psutil.Process(proc.pid), n, args.utterances, clips,
                                   refs, pace)
-                    rows[e][n].append(row)
+                    rows[label][n].append(row)
                     results["clients"][n] = row
-                    print_row(e, n, row)
-        if len(engine_counts) > 1 or args.repeats > 1:
+                    print_row(label, n, row)
+        if len(servers) > 1 or args.repeats > 1:
             print_summary(rows)
         if args.cycles:
-            proc, http = servers[engine_counts[-1]]
+            proc, http = servers[variants[-1][0]]
             results["cycles"] = check_cycles(http, psutil.Process(proc.pid), args.cycles,
                                              clips[0] if pace.rate == RATE else
                                              _espeak(SENTENCES[0]))

@@ -99,7 +99,9 @@ def test_partials_take_the_short_window_fast_pass(engine: FasterWhisperEngine,
     assert shapes == [(80, 3000)]  # faster-whisper's own 30 s pass
     shapes.clear()
     engine.transcribe(audio, kind="final", hints=DecodeHints(quality="cheap"))
-    assert shapes == [(80, 1000)]  # load shedding: the partials' 10 s window
+    # load shedding: the audio plus 1 s, 5 s at least (not the partials' 10 s)
+    assert shapes == [(80, max(500, 100 * (-(-(len(audio) // 160 + 100) // 100))))]
+    assert shapes[0][1] < 1000
     shapes.clear()
     engine.transcribe(audio, kind="partial", hints=DecodeHints(quality="standard"))
     assert shapes == [(80, 3000)]
@@ -217,3 +219,35 @@ class _Proxy:
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._model, name)
+
+
+def test_cheap_finals_keep_their_words_on_short_telephone_prompts(
+        engine: FasterWhisperEngine) -> None:
+    """Load shedding's cheap final (greedy, window of the audio + 1 s, 5 s at least) on the
+    short human recordings at telephone rate: about as accurate as the default final."""
+    import json
+    import wave
+
+    import soxr
+
+    from harken.testing import word_errors
+
+    data = Path(__file__).resolve().parents[1] / "data"
+    manifest = json.loads((data / "manifest.json").read_text())
+    errors = {"cheap": 0, "fast": 0}
+    words = 0
+    for name, info in sorted(manifest.items()):
+        if info["seconds"] > 5.5 or not (data / f"{name}.wav").exists():
+            continue
+        with wave.open(str(data / f"{name}.wav")) as w:
+            pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+        phone = soxr.resample(pcm.astype(np.float32) / 32768, 16000, 8000)
+        audio = soxr.resample(phone, 8000, 16000).astype(np.float32)
+        for quality in errors:
+            out = engine.transcribe(audio, kind="final", hints=DecodeHints(quality=quality))
+            e, n = word_errors(info["text"], out.text)
+            errors[quality] += e
+        words += n
+    assert words > 40
+    assert errors["cheap"] / words <= 0.10, errors
+    assert errors["cheap"] <= errors["fast"] + 2, errors

@@ -85,6 +85,7 @@ def test_unknown_keys_are_named_in_one_error() -> None:
 @pytest.mark.parametrize("options, match", [
     ({"fast_finals": 1}, "'fast_finals' must be True or False"),
     ({"fast_min_window_s": 0}, "'fast_min_window_s' must be a number > 0"),
+    ({"fast_cheap_min_window_s": -1}, "'fast_cheap_min_window_s' must be a number > 0"),
     ({"no_speech_threshold": "high"}, "'no_speech_threshold' must be a number or None"),
     ({"compression_ratio_threshold": float("nan")}, "compression_ratio_threshold"),
     ({"max_repeats": 0}, "'max_repeats' must be an int >= 1 or None"),
@@ -119,8 +120,11 @@ def test_updated_overrides_without_changing_the_original() -> None:
     ("fast", "partial", {"fast_partials": False}, 10.0),
     ("standard", "final", {}, None),
     ("standard", "partial", {}, None),
-    ("cheap", "final", {}, 10.0),  # the partials' window
-    ("cheap", "final", {"fast_min_window_s": 8.0}, 8.0),
+    ("cheap", "final", {}, 5.0),  # its own shorter window
+    ("cheap", "final", {"fast_cheap_min_window_s": 3.0}, 3.0),
+    ("cheap", "final", {"fast_min_window_s": 8.0}, 5.0),  # not the partials'
+    ("cheap", "partial", {}, 10.0),  # a partial keeps the partials' window
+    ("cheap", "partial", {"fast_partials": False}, 10.0),
 ])
 def test_each_quality_takes_its_pass(quality: str | None, kind: str,
                                      config: dict[str, object],

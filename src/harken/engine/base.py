@@ -41,7 +41,7 @@ class DecodeHints:
     quality: Quality | None = None
     """"standard": the engine's most careful decode (faster-whisper: its own 30 s pass with
     temperature fallback); "fast": its low-latency decode (the default for live speech);
-    "cheap": cheaper still, for load shedding (the fast pass in the partials' window, greedy).
+    "cheap": cheaper still, for load shedding (the fast pass in a short window, greedy).
     None: the engine's configured choice for the request kind."""
     beam_size: int | None = None
     """Beam width, 1 to 20 (1 = greedy)."""

@@ -15,7 +15,8 @@ the plain pass, whose temperature fallback exists for that. The hallucination gu
 
 This class is the one place that maps a request's :class:`~harken.engine.base.DecodeHints`
 to faster-whisper: ``quality`` "standard" takes the plain pass, "fast" the fast pass,
-"cheap" the fast pass in the partials' window with greedy decoding (unless a beam is hinted);
+"cheap" the fast pass in its own shorter window (``fast_cheap_min_window_s``) with greedy
+decoding (unless a beam is hinted);
 no quality follows the ``fast_partials``/``fast_finals`` options. The other hints become
 ``WhisperModel.transcribe`` keyword arguments; ``extra`` holds per-request options in the
 ``EngineConfig.options`` form (:class:`~harken.engine.whisper.options.WhisperOptions`).

@@ -24,9 +24,9 @@ one without answering it.
 Load shedding: when ``fast_finals_at`` or more other finals are waiting or being
 transcribed (all sessions together, less one per other live engine, since those run beside
 it) as a final goes out, it is sent with the decode quality
-:data:`CHEAP_FINAL`: for faster-whisper, the fast pass in the partials' 10 s window with
-greedy decoding (about 0.75 of the default final pass, itself the fast pass with beam 5 in a
-15 s window), so that latency stays bounded when many people finish speaking at once. Answers
+:data:`CHEAP_FINAL`: for faster-whisper, the fast pass with greedy decoding in a window of
+the audio plus 1 s, 5 s at least (the default final pass: beam 5 in a 15 s window at
+least), so that latency stays bounded when many people finish speaking at once. Answers
 say nothing about it; the ``fast_finals`` counter does.
 
 Restarts, per engine (:class:`~harken.server.engine_pool.EngineSlot`): with other engines
