@@ -14,7 +14,18 @@ of 2 was ready after 1015 ms instead of 540 ms. On 2 CPU cores the encoder is co
 so batching saves at most ~10% of the engine's time and doubles the wait of the first
 final: the server sheds load with a cheaper pass instead (see harken.server.engine_host).
 
-Usage: python benchmarks/batching.py [--repeats 5] [--sizes 1,2,4]
+``--cheap``: the engine's own load-shedding path instead, as the server runs it: the short
+human recordings (5.5 s or less) at telephone rate (8 kHz and back), B "cheap" finals
+(greedy, window of the audio + 1 s, 7 s at least, word timings on) through
+``FasterWhisperEngine.transcribe_batch`` against B ``transcribe`` calls; it prints CPU time
+(all threads; less disturbed by other work than wall time) and wall time per final, and
+whether every text came out the same. ``--threads`` sets the engine's CPU threads.
+
+Measured (2026-12-01, 2-core AMD EPYC shared with other work, load 6-9, ``--cheap
+--threads 1 --repeats 3``): see the report of issue 17; on that machine wall times were
+several times the CPU times, so compare the CPU columns.
+
+Usage: python benchmarks/batching.py [--repeats 5] [--sizes 1,2,4] [--cheap] [--threads 2]
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import sys
 import time
 import wave
 from pathlib import Path
+from typing import Any
 
 import machine_info
 import numpy as np
@@ -53,8 +65,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sizes", default="1,2,4")
+    parser.add_argument("--cheap", action="store_true",
+                        help="the engine's cheap-final batch path on telephone-rate prompts")
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     print(f"machine: {machine_info.machine()}")
+    if args.cheap:
+        return cheap(args.sizes, args.repeats, args.threads)
     import ctranslate2
 
     engine = FasterWhisperEngine(EngineConfig())
@@ -96,6 +113,46 @@ def main() -> int:
               f"{t * 1000:21.0f} / {statistics.median(first) * 1000:.0f}")
     print("note: a batch answers all its finals when the last is done; separately the first "
           "final is ready after one call. Batching pays only if the ratio is well below 1.")
+    engine.close()
+    return 0
+
+
+def cheap(sizes: str, repeats: int, threads: int) -> int:
+    """B cheap finals batched against B alone, through the engine (see the docstring)."""
+    import soxr
+
+    from harken.engine.base import DecodeHints
+
+    short = [soxr.resample(soxr.resample(a, 16000, 8000), 8000, 16000).astype(np.float32)
+             for a in clips() if len(a) <= 5.5 * 16000]
+    engine = FasterWhisperEngine(EngineConfig(cpu_threads=threads))
+    engine.load()
+    hints = DecodeHints(quality="cheap")
+    engine.transcribe(short[0], kind="final", hints=hints)  # warm up
+
+    def timed(work: Any) -> tuple[float, float, Any]:
+        cpu, wall = time.process_time(), time.perf_counter()
+        out = work()
+        return time.process_time() - cpu, time.perf_counter() - wall, out
+
+    print(f"{len(short)} prompts, {threads} thread(s); per final, medians over "
+          f"{repeats} repeats")
+    print(f"{'B':>2} {'batch CPU ms':>12} {'alone CPU ms':>12} {'CPU ratio':>9} "
+          f"{'batch wall ms':>13} {'alone wall ms':>13} {'same text':>9}")
+    for size in (int(x) for x in sizes.split(",")):
+        rows = []
+        for repeat in range(repeats):
+            batch = [short[(repeat + i) % len(short)] for i in range(size)]
+            together = timed(lambda b=batch: engine.transcribe_batch([(a, hints) for a in b]))
+            alone = timed(lambda b=batch: [engine.transcribe(a, kind="final", hints=hints)
+                                           for a in b])
+            same = [o.text for o in together[2]] == [o.text for o in alone[2]]
+            rows.append((together[0] / size, alone[0] / size, together[1] / size,
+                         alone[1] / size, same))
+        med = [statistics.median(r[k] for r in rows) for k in range(4)]
+        print(f"{size:2d} {med[0] * 1000:12.0f} {med[1] * 1000:12.0f} {med[0] / med[1]:9.2f} "
+              f"{med[2] * 1000:13.0f} {med[3] * 1000:13.0f} "
+              f"{sum(r[4] for r in rows):>5}/{len(rows)}")
     engine.close()
     return 0
 

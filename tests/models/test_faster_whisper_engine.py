@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from harken.config import EngineConfig
-from harken.engine.base import DecodeHints
+from harken.engine.base import DecodeHints, EngineOutput
 from harken.engine.faster_whisper import FasterWhisperEngine
 from harken.errors import ConfigError
 
@@ -99,8 +99,8 @@ def test_partials_take_the_short_window_fast_pass(engine: FasterWhisperEngine,
     assert shapes == [(80, 3000)]  # faster-whisper's own 30 s pass
     shapes.clear()
     engine.transcribe(audio, kind="final", hints=DecodeHints(quality="cheap"))
-    # load shedding: the audio plus 1 s, 5 s at least (not the partials' 10 s)
-    assert shapes == [(80, max(500, 100 * (-(-(len(audio) // 160 + 100) // 100))))]
+    # load shedding: the audio plus 1 s, 7 s at least (not the partials' 10 s)
+    assert shapes == [(80, max(700, 100 * (-(-(len(audio) // 160 + 100) // 100))))]
     assert shapes[0][1] < 1000
     shapes.clear()
     engine.transcribe(audio, kind="partial", hints=DecodeHints(quality="standard"))
@@ -223,7 +223,7 @@ class _Proxy:
 
 def test_cheap_finals_keep_their_words_on_short_telephone_prompts(
         engine: FasterWhisperEngine) -> None:
-    """Load shedding's cheap final (greedy, window of the audio + 1 s, 5 s at least) on the
+    """Load shedding's cheap final (greedy, window of the audio + 1 s, 7 s at least) on the
     short human recordings at telephone rate: about as accurate as the default final."""
     import json
     import wave
@@ -234,20 +234,53 @@ def test_cheap_finals_keep_their_words_on_short_telephone_prompts(
 
     data = Path(__file__).resolve().parents[1] / "data"
     manifest = json.loads((data / "manifest.json").read_text())
-    errors = {"cheap": 0, "fast": 0}
+    errors = {"cheap": 0, "fast": 0, "batch": 0}
     words = 0
+    clips, refs = [], []
     for name, info in sorted(manifest.items()):
         if info["seconds"] > 5.5 or not (data / f"{name}.wav").exists():
             continue
         with wave.open(str(data / f"{name}.wav")) as w:
             pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2")
         phone = soxr.resample(pcm.astype(np.float32) / 32768, 16000, 8000)
-        audio = soxr.resample(phone, 8000, 16000).astype(np.float32)
-        for quality in errors:
-            out = engine.transcribe(audio, kind="final", hints=DecodeHints(quality=quality))
+        clips.append(soxr.resample(phone, 8000, 16000).astype(np.float32))
+        refs.append(info["text"])
+        for quality in ("cheap", "fast"):
+            out = engine.transcribe(clips[-1], kind="final",
+                                    hints=DecodeHints(quality=quality))
             e, n = word_errors(info["text"], out.text)
             errors[quality] += e
         words += n
+    # The same clips as one batch (as the engine child decodes cheap finals that wait
+    # together), plus one request that cannot join it and one that fails alone.
+    cheap = DecodeHints(quality="cheap")
+    outs = engine.transcribe_batch([(a, cheap) for a in clips] + [
+        (clips[0], DecodeHints(quality="fast")),
+        (clips[0], DecodeHints(quality="cheap", extra={"no_such_option": 1}))])
+    assert len(outs) == len(clips) + 2
+    assert isinstance(outs[-1], ConfigError)
+    assert isinstance(outs[-2], EngineOutput) and outs[-2].text
+    for ref, clip, out in zip(refs, clips, outs, strict=False):
+        assert isinstance(out, EngineOutput) and out.words, out  # aligned in the batch
+        assert 0 <= out.words[0].start < out.words[-1].end <= len(clip) / 16000 + 0.5
+        errors["batch"] += word_errors(ref, out.text)[0]
     assert words > 40
     assert errors["cheap"] / words <= 0.10, errors
     assert errors["cheap"] <= errors["fast"] + 2, errors
+    assert errors["batch"] <= errors["cheap"] + 2, errors
+
+
+def test_cheap_finals_do_not_repeat_short_phrases(engine: FasterWhisperEngine,
+                                                  espeak: Callable[..., np.ndarray]) -> None:
+    """A cheap final's window is short, but not so short that tiny.en loops on a phrase under
+    2 s (a 5 s window gave "Call me tomorrow morning. Call me tomorrow morning.")."""
+    phrases = ["call me tomorrow morning", "hello", "what time is it"]
+    clips = [espeak(p) for p in phrases]
+    cheap = DecodeHints(quality="cheap")
+    alone = [engine.transcribe(c, kind="final", hints=cheap).text for c in clips]
+    batch = engine.transcribe_batch([(c, cheap) for c in clips])
+    for phrase, one, many in zip(phrases, alone, batch, strict=True):
+        assert isinstance(many, EngineOutput)
+        for text in (one, many.text):
+            assert len(re.sub(r"[^a-z ]", "", text.lower()).split()) <= len(phrase.split()), \
+                (phrase, text)

@@ -25,6 +25,7 @@ no quality follows the ``fast_partials``/``fast_finals`` options. The other hint
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -135,7 +136,8 @@ class FasterWhisperEngine:
         cfg = self._config
         info: dict[str, Any] = {"engine": "faster-whisper",
                                 "model": self._model_path or cfg.model,
-                                "device": cfg.device, "compute_type": cfg.compute_type}
+                                "device": cfg.device, "compute_type": cfg.compute_type,
+                                "max_batch": self.max_batch}
         languages = getattr(self._model, "supported_languages", None)
         if isinstance(languages, (list, tuple)):
             # ["en"] for *.en models; narrowed to config.languages (or the one fixed
@@ -200,6 +202,77 @@ class FasterWhisperEngine:
             logger.debug("fast final pass was doubtful: running the plain pass")
         return in_script(self._plain_pass(samples, kwargs, options, allowed), self._script,
                          self._numerals)
+
+    @property
+    def max_batch(self) -> int:
+        """Most requests :meth:`transcribe_batch` decodes together (``batch_cheap_finals``)."""
+        return self._options.batch_cheap_finals
+
+    def transcribe_batch(self, items: Sequence[tuple[NDArray[np.float32], DecodeHints]]
+                         ) -> list[EngineOutput | Exception]:
+        """Transcribe several finals; "cheap" ones with the same settings in one batch.
+
+        A batch decodes each clip as :meth:`transcribe` would in the batch's window (the
+        longest clip's); a doubtful one is decoded again alone by the plain pass. Anything
+        that cannot share the batch (another quality, other settings, a clip too long, a
+        language to detect) is transcribed alone.
+
+        Args:
+            items: (float32 mono 16 kHz audio, hints) per final request.
+
+        Returns:
+            Per item, in order, its output or the exception its transcription raised.
+
+        Raises:
+            LifecycleError: :meth:`load` was not called.
+        """
+        if self._model is None:
+            raise LifecycleError("FasterWhisperEngine.transcribe_batch() called before load()")
+        results: list[EngineOutput | Exception | None] = [None] * len(items)
+        batch: list[int] = []
+        shared: tuple[WhisperOptions, dict[str, Any]] | None = None
+        for i, (audio, hints) in enumerate(items):
+            try:
+                options = self._options.updated(hints.extra, where="DecodeHints.extra")
+                kwargs = self._kwargs(options, hints)
+                samples = np.asarray(audio, dtype=np.float32)
+            except Exception as exc:
+                results[i] = exc
+                continue
+            if hints.quality == "cheap" and samples.ndim == 1 and len(samples) \
+                    and FastPass.supports(self._model) and FastPass.fits(len(samples)) \
+                    and FastPass.batchable(self._model, kwargs) \
+                    and (shared is None or shared == (options, kwargs)):
+                shared = (options, kwargs)
+                batch.append(i)
+        if len(batch) > 1 and shared is not None:
+            options, kwargs = shared
+            if self._fast is None:
+                self._fast = FastPass(self._model)
+            clips = [np.ascontiguousarray(items[i][0], dtype=np.float32) for i in batch]
+            try:
+                outputs = self._fast.run_batch(clips, kwargs, options,
+                                               window_s=options.fast_cheap_min_window_s,
+                                               final=True)
+            except Exception as exc:  # the batch failed: each clip alone below says why
+                logger.warning("a batch of %d finals failed (%s); transcribing each alone",
+                               len(batch), exc)
+                outputs = [None] * len(batch)
+                batch = []
+            for i, clip, output in zip(batch, clips, outputs, strict=False):
+                try:
+                    results[i] = in_script(output if output is not None else
+                                           self._plain_pass(clip, dict(kwargs), options),
+                                           self._script)
+                except Exception as exc:
+                    results[i] = exc
+        for i, (audio, hints) in enumerate(items):
+            if results[i] is None:
+                try:
+                    results[i] = self.transcribe(audio, kind="final", hints=hints)
+                except Exception as exc:
+                    results[i] = exc
+        return [r for r in results if r is not None]
 
     def _kwargs(self, options: WhisperOptions, hints: DecodeHints) -> dict[str, Any]:
         """The ``WhisperModel.transcribe`` keyword arguments of one request."""

@@ -7,7 +7,9 @@ descriptor 1 is pointed at stderr so that a library which prints cannot corrupt 
 
 Threads: the main thread loads the engine and serves "transcribe" requests, finals before
 partials (of queued partials only the newest is kept; older ones are answered "failed" with
-error_type "Superseded"). The "harken-child-reader" thread reads stdin, answers "ping" at
+error_type "Superseded"); "cheap" finals queued together go to the engine's
+``transcribe_batch`` at once where it has one (up to its ``max_batch``), each answered on
+its own. The "harken-child-reader" thread reads stdin, answers "ping" at
 once, queues requests and removes cancelled ones from the queue (answered "failed" with
 error_type "Cancelled"; one already being transcribed runs to the end and is answered as
 usual). Writes are serialised by a lock. Exit codes: 0 after "shutdown" or
@@ -123,20 +125,35 @@ class _Inbox:
             self._closed = True
             self._cond.notify_all()
 
-    def get(self) -> Message | None:
-        """Block until a request is waiting; None once closed (pending requests are dropped)."""
+    def get(self, batch: int = 1) -> list[Message]:
+        """Block until a request is waiting; empty once closed (pending requests are dropped).
+
+        Returns the next request, or with ``batch`` > 1 and a "cheap" final first, that
+        final and the cheap finals queued right behind it (``batch`` at most), for the
+        engine's ``transcribe_batch``.
+        """
         with self._cond:
             while not self._closed and not self._finals and self._partial is None:
                 self._cond.wait()
             if self._closed:
-                return None
-            message: Message | None
+                return []
+            taken: list[Message] = []
             if self._finals:
-                message = self._finals.popleft()
+                taken.append(self._finals.popleft())
+                if _cheap(taken[0]):
+                    while self._finals and len(taken) < batch and _cheap(self._finals[0]):
+                        taken.append(self._finals.popleft())
             else:
-                message, self._partial = self._partial, None
+                assert self._partial is not None
+                taken, self._partial = [self._partial], None
             self._cond.notify_all()
-            return message
+            return taken
+
+
+def _cheap(message: Message) -> bool:
+    """Whether a queued request is a final with the "cheap" quality (load shedding)."""
+    hints = message.header.get("hints") or {}
+    return message.header.get("kind") == "final" and hints.get("quality") == "cheap"
 
 
 def _read_stdin(stdin: IO[bytes], sender: _Sender, inbox: _Inbox) -> None:
@@ -169,10 +186,15 @@ def _failure(request_id: int | None, exc: BaseException) -> dict[str, Any]:
 
 
 def _serve(engine: Any, sender: _Sender, inbox: _Inbox) -> None:
+    batch = int(getattr(engine, "max_batch", 1)) if hasattr(engine, "transcribe_batch") else 1
     while True:
-        message = inbox.get()
-        if message is None:
+        messages = inbox.get(batch)
+        if not messages:
             return
+        if len(messages) > 1:
+            _serve_batch(engine, sender, messages)
+            continue
+        message = messages[0]
         request_id = int(message.header["id"])
         try:
             audio = decode_audio(message.payload)
@@ -186,6 +208,37 @@ def _serve(engine: Any, sender: _Sender, inbox: _Inbox) -> None:
             continue
         sender.send("result", {"id": request_id, "output": output.to_dict(),
                                "compute_seconds": elapsed})
+
+
+def _serve_batch(engine: Any, sender: _Sender, messages: list[Message]) -> None:
+    """Cheap finals queued together: one ``engine.transcribe_batch`` call; each answered on
+    its own, with an equal share of the batch's time.
+    """
+    items: list[tuple[Any, DecodeHints]] = []
+    ids: list[int] = []
+    for message in messages:
+        request_id = int(message.header["id"])
+        try:
+            items.append((decode_audio(message.payload),
+                          DecodeHints.from_dict(message.header["hints"] or {})))
+        except Exception as exc:
+            sender.send("failed", _failure(request_id, exc))
+            continue
+        ids.append(request_id)
+    started = time.perf_counter()
+    logger.debug("transcribing %d cheap finals as one batch", len(items))
+    try:
+        outputs = engine.transcribe_batch(items)
+    except Exception as exc:  # a bug in the batch path: every request fails with it
+        logger.debug("a batch of %d failed: %s", len(items), exc, exc_info=True)
+        outputs = [exc] * len(items)
+    share = (time.perf_counter() - started) / max(1, len(items))
+    for request_id, output in zip(ids, outputs, strict=True):
+        if isinstance(output, BaseException):
+            sender.send("failed", _failure(request_id, output))
+        else:
+            sender.send("result", {"id": request_id, "output": output.to_dict(),
+                                   "compute_seconds": share})
 
 
 def begin(program: str) -> tuple[IO[bytes], _Sender, Message] | int:

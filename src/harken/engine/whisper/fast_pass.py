@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -97,14 +98,8 @@ class FastPass:
             then runs the plain pass, whose temperature fallback is made for exactly that.
         """
         model = self._model
-        min_frames = int(round(window_s * 100))
-        needed = math.ceil((len(samples) + _PAD_S * SAMPLE_RATE) / HOP_SAMPLES)
-        frames = min(MAX_FRAMES, max(min_frames,
-                                     -(-needed // _FRAME_MULTIPLE) * _FRAME_MULTIPLE))
-        padded = np.zeros(frames * HOP_SAMPLES, dtype=np.float32)
-        padded[:len(samples)] = samples
-        features = model.feature_extractor(padded, padding=HOP_SAMPLES)[:, :frames]
-        encoded = model.encode(np.ascontiguousarray(features))
+        frames = self._frames(len(samples), window_s)
+        encoded = model.encode(self._features(samples, frames))
         language: str | None = kwargs.get("language")
         language_probability = 1.0
         if model.model.is_multilingual and language is None:
@@ -112,45 +107,84 @@ class FastPass:
                 model.model.detect_language(encoded)[0], languages)
         elif not model.model.is_multilingual:
             language = "en"
-        tokenizer = self._tokenizer(language)
-        previous: list[int] = []
-        if kwargs.get("initial_prompt"):
-            previous = tokenizer.encode(" " + str(kwargs["initial_prompt"]).strip())
-        prefix = str(kwargs["prefix"]) if kwargs.get("prefix") else None
-        hotwords = str(kwargs["hotwords"]) if kwargs.get("hotwords") else None
-        prompt = model.get_prompt(tokenizer, previous, without_timestamps=True,
-                                  prefix=prefix, hotwords=hotwords)
-        # faster-whisper drops the hotwords when there is a prefix: the prompt without the
-        # prefix must do the same, or the prefix's length comes out wrong.
-        n_prefix = len(prompt) - len(model.get_prompt(
-            tokenizer, previous, without_timestamps=True, hotwords=None if prefix else hotwords))
-        seconds = len(samples) / SAMPLE_RATE
-        # The budget is for the whole text; the prefix is part of the prompt already.
-        budget = max(16, int(seconds * options.fast_max_tokens_per_s) + 16 - n_prefix)
-        max_length = min(_MAX_TOKENS, len(prompt) + budget)
+        decoder = _Decoder(self._tokenizer(language), model, kwargs, options, final)
         result = model.model.generate(
-            encoded, [prompt], beam_size=int(kwargs.get("beam_size", 1)),
-            max_length=max_length, return_scores=True, return_no_speech_prob=True)[0]
-        tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]  # prefix included
-        generated = max(0, len(tokens) - n_prefix)
-        avg_logprob = float(result.scores[0]) * generated / (generated + 1)
-        text = tokenizer.decode(tokens).strip()
-        if looks_like_no_speech(float(result.no_speech_prob), avg_logprob, options, text):
-            logger.debug("fast pass: dropped text that looks like no speech (no_speech_prob "
-                         "%.2f, avg_logprob %.2f): %r", result.no_speech_prob, avg_logprob,
-                         text)
-            return EngineOutput(text="", language=language,
-                                language_probability=float(language_probability))
-        if final and doubtful(text, avg_logprob, len(prompt) + generated + 1 >= max_length,
-                              options):
+            encoded, [decoder.prompt], beam_size=int(kwargs.get("beam_size", 1)),
+            max_length=decoder.max_length(len(samples)), return_scores=True,
+            return_no_speech_prob=True)[0]
+        text = decoder.finish(result, len(samples), language, language_probability)
+        if text is None:
             return None
-        words: list[WordTiming] = []
-        if final and kwargs.get("word_timestamps") and tokens:
-            words = self._align(tokenizer, tokens, encoded, len(samples) // HOP_SAMPLES)
-        text, words = guard_text(text, words, options)
-        return EngineOutput(text=text, language=language,
-                            language_probability=float(language_probability),
-                            words=tuple(words))
+        words = self._align(decoder.tokenizer, [text.tokens], encoded,
+                            [len(samples) // HOP_SAMPLES])[0] if decoder.wants_words(text) else []
+        return decoder.output(text, words)
+
+    @staticmethod
+    def batchable(model: Any, kwargs: dict[str, Any]) -> bool:
+        """Whether requests with these keyword arguments can share one batch: the language
+        is known without detecting it (a fixed one, or an English-only model).
+        """
+        return bool(kwargs.get("language")) or not model.model.is_multilingual
+
+    def run_batch(self, batch: Sequence[NDArray[np.float32]], kwargs: dict[str, Any],
+                  options: WhisperOptions, *, window_s: float,
+                  final: bool) -> list[EngineOutput | None]:
+        """:meth:`run` for several clips with the same settings, in one encoder call and one
+        decoder call: all are padded to the longest one's window (Whisper's decoder is
+        memory-bound on a CPU, so decoding B clips together costs far less than B times one;
+        the encoder costs about the same either way). Each clip's text is what :meth:`run`
+        gives it alone in that window (greedy decoding is per sequence).
+
+        Args:
+            batch: clips that each :meth:`fits`.
+            kwargs: shared by all; :meth:`batchable` must be true for them.
+            options: as for :meth:`run`.
+            window_s: as for :meth:`run`.
+            final: as for :meth:`run`.
+
+        Returns:
+            One output (or None: doubtful, see :meth:`run`) per clip, in order.
+        """
+        model = self._model
+        frames = max(self._frames(len(samples), window_s) for samples in batch)
+        encoded = model.encode(np.ascontiguousarray(np.stack(
+            [self._features(samples, frames) for samples in batch])))
+        language = str(kwargs.get("language") or "en")
+        decoder = _Decoder(self._tokenizer(language), model, kwargs, options, final)
+        results = model.model.generate(
+            encoded, [decoder.prompt] * len(batch), beam_size=int(kwargs.get("beam_size", 1)),
+            max_length=max(decoder.max_length(len(samples)) for samples in batch),
+            return_scores=True, return_no_speech_prob=True)
+        texts = [decoder.finish(result, len(samples), language, 1.0)
+                 for result, samples in zip(results, batch, strict=True)]
+        aligned: list[list[WordTiming]] = [[] for _ in batch]
+        if any(text is not None and decoder.wants_words(text) for text in texts):
+            # One alignment pass for the batch; a clip whose words are not wanted gets a
+            # stand-in token and its result is not used.
+            eot = decoder.tokenizer.eot
+            aligned = self._align(decoder.tokenizer,
+                                  [text.tokens if text is not None and decoder.wants_words(text)
+                                   else [eot] for text in texts],
+                                  encoded, [len(samples) // HOP_SAMPLES for samples in batch])
+        return [None if text is None else decoder.output(
+                    text, words if decoder.wants_words(text) else [])
+                for text, words in zip(texts, aligned, strict=True)]
+
+    @staticmethod
+    def _frames(samples: int, window_s: float) -> int:
+        """Mel frames of the window for ``samples`` of audio: the audio plus 1 s of silence,
+        rounded up to whole seconds, at least ``window_s``, at most 30 s.
+        """
+        needed = math.ceil((samples + _PAD_S * SAMPLE_RATE) / HOP_SAMPLES)
+        return min(MAX_FRAMES, max(int(round(window_s * 100)),
+                                   -(-needed // _FRAME_MULTIPLE) * _FRAME_MULTIPLE))
+
+    def _features(self, samples: NDArray[np.float32], frames: int) -> NDArray[np.float32]:
+        padded = np.zeros(frames * HOP_SAMPLES, dtype=np.float32)
+        padded[:len(samples)] = samples
+        features: NDArray[np.float32] = np.ascontiguousarray(
+            self._model.feature_extractor(padded, padding=HOP_SAMPLES)[:, :frames])
+        return features
 
     def close(self) -> None:
         """Forget the model and the tokenizers."""
@@ -169,15 +203,93 @@ class FastPass:
             self._tokenizers[language] = tokenizer
         return tokenizer
 
-    def _align(self, tokenizer: Any, tokens: list[int], encoded: Any,
-               frames: int) -> list[WordTiming]:
-        """Word timings of ``tokens`` from the decoder's cross-attention (as faster-whisper's
-        word_timestamps does), punctuation attached to its word; times in seconds.
+    def _align(self, tokenizer: Any, tokens: list[list[int]], encoded: Any,
+               frames: list[int]) -> list[list[WordTiming]]:
+        """Word timings of each clip's ``tokens`` from the decoder's cross-attention (as
+        faster-whisper's word_timestamps does), punctuation attached to its word; times in
+        seconds. ``frames``: each clip's mel frames without the padding.
         """
         from faster_whisper.transcribe import merge_punctuations
 
-        alignment = self._model.find_alignment(tokenizer, [tokens], encoded, frames)[0]
-        merge_punctuations(alignment, PREPEND_PUNCTUATION, APPEND_PUNCTUATION)
-        return [WordTiming(float(w["start"]), float(w["end"]), str(w["word"]).strip(),
-                           float(w["probability"]))
-                for w in alignment if str(w["word"]).strip()]
+        out = []
+        for alignment in self._model.find_alignment(tokenizer, tokens, encoded, frames):
+            merge_punctuations(alignment, PREPEND_PUNCTUATION, APPEND_PUNCTUATION)
+            out.append([WordTiming(float(w["start"]), float(w["end"]), str(w["word"]).strip(),
+                                   float(w["probability"]))
+                        for w in alignment if str(w["word"]).strip()])
+        return out
+
+
+@dataclass
+class _Text:
+    """One decoded clip before alignment and guards."""
+
+    text: str
+    tokens: list[int]
+    """Its text tokens (the prefix included), no special tokens."""
+    language: str | None
+    language_probability: float
+
+
+class _Decoder:
+    """The prompt, token budget and verdicts of the fast pass for one set of settings."""
+
+    def __init__(self, tokenizer: Any, model: Any, kwargs: dict[str, Any],
+                 options: WhisperOptions, final: bool) -> None:
+        self.tokenizer = tokenizer
+        self._options = options
+        self._final = final
+        self._words = bool(final and kwargs.get("word_timestamps"))
+        previous: list[int] = []
+        if kwargs.get("initial_prompt"):
+            previous = tokenizer.encode(" " + str(kwargs["initial_prompt"]).strip())
+        prefix = str(kwargs["prefix"]) if kwargs.get("prefix") else None
+        hotwords = str(kwargs["hotwords"]) if kwargs.get("hotwords") else None
+        self.prompt: list[int] = model.get_prompt(tokenizer, previous, without_timestamps=True,
+                                                  prefix=prefix, hotwords=hotwords)
+        # faster-whisper drops the hotwords when there is a prefix: the prompt without the
+        # prefix must do the same, or the prefix's length comes out wrong.
+        self._n_prefix = len(self.prompt) - len(model.get_prompt(
+            tokenizer, previous, without_timestamps=True, hotwords=None if prefix else hotwords))
+
+    def max_length(self, samples: int) -> int:
+        """The decoder's length limit (prompt included) for ``samples`` of audio."""
+        seconds = samples / SAMPLE_RATE
+        # The budget is for the whole text; the prefix is part of the prompt already.
+        budget = max(16, int(seconds * self._options.fast_max_tokens_per_s) + 16
+                     - self._n_prefix)
+        return min(_MAX_TOKENS, len(self.prompt) + budget)
+
+    def finish(self, result: Any, samples: int, language: str | None,
+               language_probability: float) -> _Text | None:
+        """The text of one generate() result; None for a doubtful final (see FastPass.run)."""
+        tokenizer = self.tokenizer
+        tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]  # prefix included
+        generated = max(0, len(tokens) - self._n_prefix)
+        avg_logprob = float(result.scores[0]) * generated / (generated + 1)
+        text = tokenizer.decode(tokens).strip()
+        if looks_like_no_speech(float(result.no_speech_prob), avg_logprob, self._options,
+                                text):
+            logger.debug("fast pass: dropped text that looks like no speech (no_speech_prob "
+                         "%.2f, avg_logprob %.2f): %r", result.no_speech_prob, avg_logprob,
+                         text)
+            return _Text("", [], language, language_probability)
+        if self._final and doubtful(
+                text, avg_logprob,
+                len(self.prompt) + generated + 1 >= self.max_length(samples), self._options):
+            return None
+        return _Text(text, tokens, language, language_probability)
+
+    def wants_words(self, text: _Text) -> bool:
+        """Whether ``text`` gets word timings (a final with word_timestamps and text)."""
+        return self._words and bool(text.tokens)
+
+    def output(self, text: _Text, words: list[WordTiming]) -> EngineOutput:
+        """The guarded engine output."""
+        if not text.tokens:
+            return EngineOutput(text="", language=text.language,
+                                language_probability=float(text.language_probability))
+        kept, kept_words = guard_text(text.text, words, self._options)
+        return EngineOutput(text=kept, language=text.language,
+                            language_probability=float(text.language_probability),
+                            words=tuple(kept_words))

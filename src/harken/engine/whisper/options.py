@@ -11,9 +11,11 @@ key                             default    meaning
 ``fast_finals``                 True       final requests use the fast pass
 ``fast_min_window_s``           10.0       shortest encoder window of a fast partial, seconds
 ``fast_final_min_window_s``     15.0       shortest encoder window of a fast final, seconds
-``fast_cheap_min_window_s``     5.0        shortest encoder window of a "cheap" final (sent
+``fast_cheap_min_window_s``     7.0        shortest encoder window of a "cheap" final (sent
                                            while others wait), seconds
 ``fast_max_tokens_per_s``       8.0        fast pass token cap per second of audio (+16)
+``batch_cheap_finals``          8          most "cheap" finals decoded together (1: never
+                                           batch)
 ``no_speech_threshold``         0.6        drop text when no_speech_prob is above this ...
 ``log_prob_threshold``          -1.0       ... and avg_logprob is below this
 ``no_speech_hard_threshold``    0.8        drop text when no_speech_prob is above this
@@ -82,14 +84,17 @@ class WhisperOptions:
     """Shortest encoder window of a fast partial, seconds."""
     fast_final_min_window_s: float = 15.0
     """Shortest encoder window of a fast final, seconds."""
-    fast_cheap_min_window_s: float = 5.0
-    """Shortest encoder window of a "cheap" final, seconds. A final ends in the VAD's
-    trailing silence, unlike a partial cut mid-word, so it does not need the partials' 10 s
-    against looping: on the human recordings in tests/data, 5 s gave the same WER as 10 s
-    (3.6%; 4.6% both on their 8 kHz copies) with less encoder time for prompts under 4 s
-    (``benchmarks/server_clients.py --telephone``, where most finals are cheap)."""
+    fast_cheap_min_window_s: float = 7.0
+    """Shortest encoder window of a "cheap" final, seconds: less encoder time than the
+    partials' 10 s for prompts under 6 s (``benchmarks/server_clients.py --telephone``,
+    where most finals are cheap). The same text as 10 s on the human recordings in
+    tests/data and on short espeak phrases; 5 s made tiny.en repeat phrases under 2 s
+    ("Hello? Hello?")."""
     fast_max_tokens_per_s: float = 8.0
     """Fast pass token budget per second of audio (plus 16 tokens)."""
+    batch_cheap_finals: int = 8
+    """Most "cheap" finals (load shedding) the engine decodes in one batch when several wait
+    (:meth:`~.fast_pass.FastPass.run_batch`); 1 decodes each alone."""
     no_speech_threshold: float | None = 0.6
     """Drop text when no_speech_prob is above this and avg_logprob below log_prob_threshold."""
     log_prob_threshold: float | None = -1.0
@@ -115,6 +120,10 @@ class WhisperOptions:
             value = getattr(self, name)
             if not _is_number(value) or not value > 0:
                 raise ConfigError(f"option {name!r} must be a number > 0, got {value!r}")
+        if isinstance(self.batch_cheap_finals, bool) or not isinstance(
+                self.batch_cheap_finals, int) or not 1 <= self.batch_cheap_finals <= 64:
+            raise ConfigError(f"option 'batch_cheap_finals' must be an int from 1 to 64, "
+                              f"got {self.batch_cheap_finals!r}")
         for name in (*_THRESHOLDS, "no_speech_hard_threshold"):
             value = getattr(self, name)
             if value is not None and not _is_number(value):

@@ -1,0 +1,47 @@
+"""The engine child's inbox hands cheap finals queued together to the engine as one batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harken.worker.child import _Inbox
+from harken.worker.protocol import Message
+
+
+class Sent:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, dict[str, Any]]] = []
+
+    def send(self, type: str, header: dict[str, Any], payload: bytes = b"") -> bool:
+        self.messages.append((type, header))
+        return True
+
+
+def msg(rid: int, kind: str = "final", quality: str | None = "cheap") -> Message:
+    return Message("transcribe", {"id": rid, "kind": kind,
+                                  "hints": {"quality": quality} if quality else {}})
+
+
+def ids(messages: list[Message]) -> list[int]:
+    return [m.header["id"] for m in messages]
+
+
+def test_cheap_finals_queued_together_come_out_as_one_batch() -> None:
+    inbox = _Inbox(Sent())  # type: ignore[arg-type]
+    for m in (msg(1, quality=None), msg(2), msg(3), msg(4), msg(5, quality="fast"),
+              msg(6), msg(7, kind="partial")):
+        inbox.put(m)
+    assert ids(inbox.get(3)) == [1]  # a standard final goes alone
+    assert ids(inbox.get(3)) == [2, 3, 4]  # up to the batch size
+    assert ids(inbox.get(3)) == [5]  # not cheap: alone, and it ends the run of cheap ones
+    assert ids(inbox.get(3)) == [6]
+    assert ids(inbox.get(3)) == [7]  # the partial, after every final
+
+
+def test_without_batching_one_at_a_time_and_closed_gives_nothing() -> None:
+    inbox = _Inbox(Sent())  # type: ignore[arg-type]
+    inbox.put(msg(1))
+    inbox.put(msg(2))
+    assert ids(inbox.get()) == [1]
+    inbox.close()
+    assert inbox.get(8) == []
