@@ -99,9 +99,8 @@ def test_partials_take_the_short_window_fast_pass(engine: FasterWhisperEngine,
     assert shapes == [(80, 3000)]  # faster-whisper's own 30 s pass
     shapes.clear()
     engine.transcribe(audio, kind="final", hints=DecodeHints(quality="cheap"))
-    # load shedding: the audio plus 1 s, 7 s at least (not the partials' 10 s)
-    assert shapes == [(80, max(700, 100 * (-(-(len(audio) // 160 + 100) // 100))))]
-    assert shapes[0][1] < 1000
+    # load shedding: the audio plus 1 s, 10 s at least (fast_cheap_min_window_s)
+    assert shapes == [(80, max(1000, 100 * (-(-(len(audio) // 160 + 100) // 100))))]
     shapes.clear()
     engine.transcribe(audio, kind="partial", hints=DecodeHints(quality="standard"))
     assert shapes == [(80, 3000)]
@@ -223,7 +222,7 @@ class _Proxy:
 
 def test_cheap_finals_keep_their_words_on_short_telephone_prompts(
         engine: FasterWhisperEngine) -> None:
-    """Load shedding's cheap final (greedy, window of the audio + 1 s, 7 s at least) on the
+    """Load shedding's cheap final (greedy, window of the audio + 1 s, 10 s at least) on the
     short human recordings at telephone rate: about as accurate as the default final."""
     import json
     import wave
@@ -252,14 +251,12 @@ def test_cheap_finals_keep_their_words_on_short_telephone_prompts(
             errors[quality] += e
         words += n
     # The same clips as one batch (as the engine child decodes cheap finals that wait
-    # together), plus one request that cannot join it and one that fails alone.
+    # together), plus two requests that cannot join it: left to be transcribed alone.
     cheap = DecodeHints(quality="cheap")
     outs = engine.transcribe_batch([(a, cheap) for a in clips] + [
         (clips[0], DecodeHints(quality="fast")),
         (clips[0], DecodeHints(quality="cheap", extra={"no_such_option": 1}))])
-    assert len(outs) == len(clips) + 2
-    assert isinstance(outs[-1], ConfigError)
-    assert isinstance(outs[-2], EngineOutput) and outs[-2].text
+    assert len(outs) == len(clips) + 2 and outs[-2:] == [None, None]
     for ref, clip, out in zip(refs, clips, outs, strict=False):
         assert isinstance(out, EngineOutput) and out.words, out  # aligned in the batch
         assert 0 <= out.words[0].start < out.words[-1].end <= len(clip) / 16000 + 0.5
@@ -272,15 +269,15 @@ def test_cheap_finals_keep_their_words_on_short_telephone_prompts(
 
 def test_cheap_finals_do_not_repeat_short_phrases(engine: FasterWhisperEngine,
                                                   espeak: Callable[..., np.ndarray]) -> None:
-    """A cheap final's window is short, but not so short that tiny.en loops on a phrase under
-    2 s (a 5 s window gave "Call me tomorrow morning. Call me tomorrow morning.")."""
+    """Cheap finals, alone and batched, do not repeat a phrase under 2 s (a 5 s window
+    gave "Call me tomorrow morning. Call me tomorrow morning.")."""
     phrases = ["call me tomorrow morning", "hello", "what time is it"]
     clips = [espeak(p) for p in phrases]
     cheap = DecodeHints(quality="cheap")
     alone = [engine.transcribe(c, kind="final", hints=cheap).text for c in clips]
     batch = engine.transcribe_batch([(c, cheap) for c in clips])
     for phrase, one, many in zip(phrases, alone, batch, strict=True):
-        assert isinstance(many, EngineOutput)
+        assert many is not None, phrase  # not doubtful: no plain pass needed
         for text in (one, many.text):
             assert len(re.sub(r"[^a-z ]", "", text.lower()).split()) <= len(phrase.split()), \
                 (phrase, text)

@@ -45,3 +45,21 @@ def test_without_batching_one_at_a_time_and_closed_gives_nothing() -> None:
     assert ids(inbox.get()) == [1]
     inbox.close()
     assert inbox.get(8) == []
+
+
+def test_a_request_cancelled_after_it_was_taken_is_remembered_until_the_next_get() -> None:
+    """The child skips the lone decode of a batch's leftover that was withdrawn meanwhile
+    (an early final revoked while its batch ran)."""
+    sent = Sent()
+    inbox = _Inbox(sent)  # type: ignore[arg-type]
+    for rid in (1, 2, 3):
+        inbox.put(msg(rid))
+    assert ids(inbox.get(2)) == [1, 2]
+    inbox.cancel(2)  # taken: nothing to answer yet, but remembered
+    inbox.cancel(3)  # queued: removed and answered "Cancelled" at once
+    assert inbox.withdrawn(2) and not inbox.withdrawn(1)
+    assert sent.messages == [("failed", {"id": 3, "error_type": "Cancelled",
+                                         "message": "the request was cancelled",
+                                         "traceback": ""})]
+    inbox.put(msg(4))
+    assert ids(inbox.get(2)) == [4] and not inbox.withdrawn(2)

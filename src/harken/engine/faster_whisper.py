@@ -15,8 +15,9 @@ the plain pass, whose temperature fallback exists for that. The hallucination gu
 
 This class is the one place that maps a request's :class:`~harken.engine.base.DecodeHints`
 to faster-whisper: ``quality`` "standard" takes the plain pass, "fast" the fast pass,
-"cheap" the fast pass in its own shorter window (``fast_cheap_min_window_s``) with greedy
-decoding (unless a beam is hinted);
+"cheap" the fast pass in its own window (``fast_cheap_min_window_s``, 10 s like the
+partials') with greedy decoding (unless a beam is hinted), several at once where they wait
+together (:meth:`FasterWhisperEngine.transcribe_batch`);
 no quality follows the ``fast_partials``/``fast_finals`` options. The other hints become
 ``WhisperModel.transcribe`` keyword arguments; ``extra`` holds per-request options in the
 ``EngineConfig.options`` form (:class:`~harken.engine.whisper.options.WhisperOptions`).
@@ -32,7 +33,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..config import SAMPLE_RATE, EngineConfig
-from ..errors import AudioFormatError, BackendNotInstalled, CudaUnavailable, LifecycleError
+from ..errors import (
+    AudioFormatError,
+    BackendNotInstalled,
+    ConfigError,
+    CudaUnavailable,
+    LifecycleError,
+)
 from ..text.chinese import ChineseScript, NumeralStyle
 from ..text.units import join_units
 from .base import DecodeHints, EngineOutput, RequestKind, WordTiming
@@ -209,70 +216,59 @@ class FasterWhisperEngine:
         return self._options.batch_cheap_finals
 
     def transcribe_batch(self, items: Sequence[tuple[NDArray[np.float32], DecodeHints]]
-                         ) -> list[EngineOutput | Exception]:
-        """Transcribe several finals; "cheap" ones with the same settings in one batch.
+                         ) -> list[EngineOutput | None]:
+        """Transcribe the "cheap" finals among ``items`` that share their settings, in one batch.
 
         A batch decodes each clip as :meth:`transcribe` would in the batch's window (the
-        longest clip's); a doubtful one is decoded again alone by the plain pass. Anything
-        that cannot share the batch (another quality, other settings, a clip too long, a
-        language to detect) is transcribed alone.
+        longest clip's). Nothing else runs here, so the caller can answer the batch at once
+        and then transcribe the rest alone with :meth:`transcribe` (skipping any withdrawn
+        meanwhile): a clip whose batch decode was doubtful (its plain pass costs seconds),
+        and anything that cannot share the batch (another quality, other settings, a clip
+        too long, a language to detect, fewer than two cheap finals).
 
         Args:
             items: (float32 mono 16 kHz audio, hints) per final request.
 
         Returns:
-            Per item, in order, its output or the exception its transcription raised.
+            Per item, in order, its output, or None: transcribe it alone.
 
         Raises:
             LifecycleError: :meth:`load` was not called.
         """
         if self._model is None:
             raise LifecycleError("FasterWhisperEngine.transcribe_batch() called before load()")
-        results: list[EngineOutput | Exception | None] = [None] * len(items)
+        results: list[EngineOutput | None] = [None] * len(items)
         batch: list[int] = []
         shared: tuple[WhisperOptions, dict[str, Any]] | None = None
         for i, (audio, hints) in enumerate(items):
             try:
                 options = self._options.updated(hints.extra, where="DecodeHints.extra")
-                kwargs = self._kwargs(options, hints)
-                samples = np.asarray(audio, dtype=np.float32)
-            except Exception as exc:
-                results[i] = exc
-                continue
+            except ConfigError:
+                continue  # transcribe() says why
+            kwargs = self._kwargs(options, hints)
+            samples = np.asarray(audio, dtype=np.float32)
             if hints.quality == "cheap" and samples.ndim == 1 and len(samples) \
                     and FastPass.supports(self._model) and FastPass.fits(len(samples)) \
                     and FastPass.batchable(self._model, kwargs) \
                     and (shared is None or shared == (options, kwargs)):
                 shared = (options, kwargs)
                 batch.append(i)
-        if len(batch) > 1 and shared is not None:
-            options, kwargs = shared
-            if self._fast is None:
-                self._fast = FastPass(self._model)
-            clips = [np.ascontiguousarray(items[i][0], dtype=np.float32) for i in batch]
-            try:
-                outputs = self._fast.run_batch(clips, kwargs, options,
-                                               window_s=options.fast_cheap_min_window_s,
-                                               final=True)
-            except Exception as exc:  # the batch failed: each clip alone below says why
-                logger.warning("a batch of %d finals failed (%s); transcribing each alone",
-                               len(batch), exc)
-                outputs = [None] * len(batch)
-                batch = []
-            for i, clip, output in zip(batch, clips, outputs, strict=False):
-                try:
-                    results[i] = in_script(output if output is not None else
-                                           self._plain_pass(clip, dict(kwargs), options),
-                                           self._script)
-                except Exception as exc:
-                    results[i] = exc
-        for i, (audio, hints) in enumerate(items):
-            if results[i] is None:
-                try:
-                    results[i] = self.transcribe(audio, kind="final", hints=hints)
-                except Exception as exc:
-                    results[i] = exc
-        return [r for r in results if r is not None]
+        if len(batch) < 2 or shared is None:
+            return results
+        options, kwargs = shared
+        if self._fast is None:
+            self._fast = FastPass(self._model)
+        clips = [np.ascontiguousarray(items[i][0], dtype=np.float32) for i in batch]
+        try:
+            outputs = self._fast.run_batch(clips, kwargs, options,
+                                           window_s=options.fast_cheap_min_window_s, final=True)
+        except Exception as exc:  # each clip alone then says what is wrong with it
+            logger.warning("a batch of %d finals failed (%s); transcribing each alone",
+                           len(batch), exc)
+            return results
+        for i, output in zip(batch, outputs, strict=True):
+            results[i] = None if output is None else in_script(output, self._script)
+        return results
 
     def _kwargs(self, options: WhisperOptions, hints: DecodeHints) -> dict[str, Any]:
         """The ``WhisperModel.transcribe`` keyword arguments of one request."""

@@ -84,6 +84,8 @@ class _Inbox:
         self._finals: collections.deque[Message] = collections.deque()
         self._partial: Message | None = None
         self._closed = False
+        self._withdrawn: set[int] = set()
+        """Ids cancelled while not queued (being transcribed, or in a batch's rest)."""
 
     def put(self, message: Message) -> None:
         superseded: Message | None = None
@@ -114,6 +116,8 @@ class _Inbox:
                         self._finals.remove(message)
                         found = True
                         break
+            if not found:
+                self._withdrawn.add(request_id)
             self._cond.notify_all()
         if found:
             self._sender.send("failed", {"id": request_id, "error_type": "Cancelled",
@@ -137,6 +141,7 @@ class _Inbox:
                 self._cond.wait()
             if self._closed:
                 return []
+            self._withdrawn.clear()
             taken: list[Message] = []
             if self._finals:
                 taken.append(self._finals.popleft())
@@ -148,6 +153,11 @@ class _Inbox:
                 taken, self._partial = [self._partial], None
             self._cond.notify_all()
             return taken
+
+    def withdrawn(self, request_id: int) -> bool:
+        """Whether ``request_id``, taken by the last :meth:`get`, was cancelled since."""
+        with self._cond:
+            return request_id in self._withdrawn
 
 
 def _cheap(message: Message) -> bool:
@@ -191,54 +201,61 @@ def _serve(engine: Any, sender: _Sender, inbox: _Inbox) -> None:
         messages = inbox.get(batch)
         if not messages:
             return
-        if len(messages) > 1:
-            _serve_batch(engine, sender, messages)
-            continue
-        message = messages[0]
-        request_id = int(message.header["id"])
-        try:
-            audio = decode_audio(message.payload)
-            started = time.perf_counter()
-            hints = DecodeHints.from_dict(message.header["hints"] or {})
-            output = engine.transcribe(audio, kind=message.header["kind"], hints=hints)
-            elapsed = time.perf_counter() - started
-        except Exception as exc:
-            logger.debug("request %d failed: %s", request_id, exc, exc_info=True)
-            sender.send("failed", _failure(request_id, exc))
-            continue
-        sender.send("result", {"id": request_id, "output": output.to_dict(),
-                               "compute_seconds": elapsed})
+        batched = len(messages) > 1
+        if batched:
+            messages = _serve_batch(engine, sender, messages)
+        for message in messages:  # with a batch: those it left to be transcribed alone
+            if batched and inbox.withdrawn(int(message.header["id"])):
+                sender.send("failed", {"id": message.header["id"], "error_type": "Cancelled",
+                                       "message": "the request was cancelled",
+                                       "traceback": ""})
+                continue
+            _serve_one(engine, sender, message)
 
 
-def _serve_batch(engine: Any, sender: _Sender, messages: list[Message]) -> None:
-    """Cheap finals queued together: one ``engine.transcribe_batch`` call; each answered on
-    its own, with an equal share of the batch's time.
+def _serve_one(engine: Any, sender: _Sender, message: Message) -> None:
+    request_id = int(message.header["id"])
+    try:
+        audio = decode_audio(message.payload)
+        started = time.perf_counter()
+        hints = DecodeHints.from_dict(message.header["hints"] or {})
+        output = engine.transcribe(audio, kind=message.header["kind"], hints=hints)
+        elapsed = time.perf_counter() - started
+    except Exception as exc:
+        logger.debug("request %d failed: %s", request_id, exc, exc_info=True)
+        sender.send("failed", _failure(request_id, exc))
+        return
+    sender.send("result", {"id": request_id, "output": output.to_dict(),
+                           "compute_seconds": elapsed})
+
+
+def _serve_batch(engine: Any, sender: _Sender, messages: list[Message]) -> list[Message]:
+    """Cheap finals queued together: one ``engine.transcribe_batch`` call, each of its
+    answers sent at once (with an equal share of the batch's time); returns the requests it
+    left to transcribe alone (see ``FasterWhisperEngine.transcribe_batch``).
     """
-    items: list[tuple[Any, DecodeHints]] = []
-    ids: list[int] = []
-    for message in messages:
-        request_id = int(message.header["id"])
-        try:
-            items.append((decode_audio(message.payload),
-                          DecodeHints.from_dict(message.header["hints"] or {})))
-        except Exception as exc:
-            sender.send("failed", _failure(request_id, exc))
-            continue
-        ids.append(request_id)
+    try:
+        items = [(decode_audio(m.payload), DecodeHints.from_dict(m.header["hints"] or {}))
+                 for m in messages]
+    except Exception:  # a bad request: each alone says which
+        return messages
     started = time.perf_counter()
     logger.debug("transcribing %d cheap finals as one batch", len(items))
     try:
         outputs = engine.transcribe_batch(items)
-    except Exception as exc:  # a bug in the batch path: every request fails with it
+    except Exception as exc:
         logger.debug("a batch of %d failed: %s", len(items), exc, exc_info=True)
-        outputs = [exc] * len(items)
-    share = (time.perf_counter() - started) / max(1, len(items))
-    for request_id, output in zip(ids, outputs, strict=True):
-        if isinstance(output, BaseException):
-            sender.send("failed", _failure(request_id, output))
+        return messages
+    done = [output for output in outputs if output is not None]
+    share = (time.perf_counter() - started) / max(1, len(done))
+    rest = []
+    for message, output in zip(messages, outputs, strict=True):
+        if output is None:
+            rest.append(message)
         else:
-            sender.send("result", {"id": request_id, "output": output.to_dict(),
+            sender.send("result", {"id": message.header["id"], "output": output.to_dict(),
                                    "compute_seconds": share})
+    return rest
 
 
 def begin(program: str) -> tuple[IO[bytes], _Sender, Message] | int:

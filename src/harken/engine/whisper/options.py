@@ -11,7 +11,7 @@ key                             default    meaning
 ``fast_finals``                 True       final requests use the fast pass
 ``fast_min_window_s``           10.0       shortest encoder window of a fast partial, seconds
 ``fast_final_min_window_s``     15.0       shortest encoder window of a fast final, seconds
-``fast_cheap_min_window_s``     7.0        shortest encoder window of a "cheap" final (sent
+``fast_cheap_min_window_s``     10.0       shortest encoder window of a "cheap" final (sent
                                            while others wait), seconds
 ``fast_max_tokens_per_s``       8.0        fast pass token cap per second of audio (+16)
 ``batch_cheap_finals``          8          most "cheap" finals decoded together (1: never
@@ -84,12 +84,12 @@ class WhisperOptions:
     """Shortest encoder window of a fast partial, seconds."""
     fast_final_min_window_s: float = 15.0
     """Shortest encoder window of a fast final, seconds."""
-    fast_cheap_min_window_s: float = 7.0
-    """Shortest encoder window of a "cheap" final, seconds: less encoder time than the
-    partials' 10 s for prompts under 6 s (``benchmarks/server_clients.py --telephone``,
-    where most finals are cheap). The same text as 10 s on the human recordings in
-    tests/data and on short espeak phrases; 5 s made tiny.en repeat phrases under 2 s
-    ("Hello? Hello?")."""
+    fast_cheap_min_window_s: float = 10.0
+    """Shortest encoder window of a "cheap" final, seconds (the partials' by default).
+    Shorter saves encoder time but makes tiny.en repeat short prompts: at 7 s, the server's
+    8 kHz "go forward ten meters" came out twice ("Go forward 10 meters. Go forward 10
+    meters.") in ``benchmarks/server_clients.py --telephone``; at 5 s, espeak phrases under
+    2 s did ("Hello? Hello?")."""
     fast_max_tokens_per_s: float = 8.0
     """Fast pass token budget per second of audio (plus 16 tokens)."""
     batch_cheap_finals: int = 8
