@@ -659,8 +659,9 @@ def test_cheap_finals_waiting_together_are_one_batch_in_the_real_engine(
     sentences = ["turn left at the station", "call me tomorrow morning", "what time is it",
                  "no thanks"]
     got = Collector()
-    proc = EngineProcess(EngineConfig(cpu_threads=1), on_result=got.on_result,
-                         on_failed=got.on_failed, on_error=got.on_error)
+    proc = EngineProcess(EngineConfig(cpu_threads=1, options={"batch_cheap_finals": 8}),
+                         on_result=got.on_result, on_failed=got.on_failed,
+                         on_error=got.on_error)
     with caplog.at_level(logging.DEBUG, logger="harken.worker"):
         proc.start()
         try:

@@ -86,6 +86,8 @@ def test_unknown_keys_are_named_in_one_error() -> None:
     ({"fast_finals": 1}, "'fast_finals' must be True or False"),
     ({"fast_min_window_s": 0}, "'fast_min_window_s' must be a number > 0"),
     ({"fast_cheap_min_window_s": -1}, "'fast_cheap_min_window_s' must be a number > 0"),
+    ({"batch_cheap_finals": 0}, "'batch_cheap_finals' must be an int from 1 to 64"),
+    ({"batch_cheap_finals": True}, "'batch_cheap_finals' must be an int from 1 to 64"),
     ({"no_speech_threshold": "high"}, "'no_speech_threshold' must be a number or None"),
     ({"compression_ratio_threshold": float("nan")}, "compression_ratio_threshold"),
     ({"max_repeats": 0}, "'max_repeats' must be an int >= 1 or None"),

@@ -30,7 +30,7 @@ least), so that latency stays bounded when many people finish speaking at once. 
 say nothing about it; the ``fast_finals`` counter does. An engine whose ready info gives a
 ``max_batch`` above 1 (faster-whisper: ``batch_cheap_finals``) then takes that many more
 requests than ``max_in_engine``, and decodes the cheap finals that wait together in one
-batch (its decoder is memory-bound on a CPU: 4 together cost about 0.55 of 4 alone).
+batch (off by default; see ``WhisperOptions.batch_cheap_finals``).
 
 Restarts, per engine (:class:`~harken.server.engine_pool.EngineSlot`): with other engines
 running, the requests a crashed engine held move to them at once (a request moved more than

@@ -130,10 +130,10 @@ class FastPass:
                   options: WhisperOptions, *, window_s: float,
                   final: bool) -> list[EngineOutput | None]:
         """:meth:`run` for several clips with the same settings, in one encoder call and one
-        decoder call: all are padded to the longest one's window (Whisper's decoder is
-        memory-bound on a CPU, so decoding B clips together costs far less than B times one;
-        the encoder costs about the same either way). Each clip's text is what :meth:`run`
-        gives it alone in that window (greedy decoding is per sequence).
+        decoder call: all are padded to the longest one's window. Each clip's text is what
+        :meth:`run` gives it alone in that window (decoding is per sequence). On 2 CPU cores
+        a batch of 8 costs 0.7-0.8 of 8 single runs (``benchmarks/batching.py --cheap``);
+        on a GPU a batch costs about as much as one clip.
 
         Args:
             batch: clips that each :meth:`fits`.

@@ -14,8 +14,8 @@ key                             default    meaning
 ``fast_cheap_min_window_s``     10.0       shortest encoder window of a "cheap" final (sent
                                            while others wait), seconds
 ``fast_max_tokens_per_s``       8.0        fast pass token cap per second of audio (+16)
-``batch_cheap_finals``          8          most "cheap" finals decoded together (1: never
-                                           batch)
+``batch_cheap_finals``          1          most "cheap" finals decoded together (1: never
+                                           batch; for a GPU)
 ``no_speech_threshold``         0.6        drop text when no_speech_prob is above this ...
 ``log_prob_threshold``          -1.0       ... and avg_logprob is below this
 ``no_speech_hard_threshold``    0.8        drop text when no_speech_prob is above this
@@ -92,9 +92,13 @@ class WhisperOptions:
     2 s did ("Hello? Hello?")."""
     fast_max_tokens_per_s: float = 8.0
     """Fast pass token budget per second of audio (plus 16 tokens)."""
-    batch_cheap_finals: int = 8
+    batch_cheap_finals: int = 1
     """Most "cheap" finals (load shedding) the engine decodes in one batch when several wait
-    (:meth:`~.fast_pass.FastPass.run_batch`); 1 decodes each alone."""
+    (:meth:`~.fast_pass.FastPass.run_batch`); 1 decodes each alone. Off by default: on 2
+    CPU cores a batch of 8 costs 0.7-0.8 of 8 alone (``benchmarks/batching.py --cheap``)
+    but answers all 8 at its end, and ``benchmarks/server_clients.py --telephone`` measured
+    worse E2F with it (8 streams: p95 10.1 s against 2.5 s, a shared machine). Meant for a
+    GPU, where a batch costs about as much as one clip; not yet measured on one."""
     no_speech_threshold: float | None = 0.6
     """Drop text when no_speech_prob is above this and avg_logprob below log_prob_threshold."""
     log_prob_threshold: float | None = -1.0
