@@ -48,7 +48,8 @@ def test_import_starts_nothing_and_imports_no_heavy_package(tmp_path):
 
 PUBLIC = [
     "AsyncRecorder", "AudioFormatError", "AudioSourceError", "BackendNotInstalled", "ConfigError",
-    "EngineConfig", "EngineError", "EngineUnavailable", "ErrorEvent", "Event", "FinalTranscript",
+    "CudaUnavailable", "EngineConfig", "EngineError", "EngineUnavailable", "ErrorEvent", "Event",
+    "FinalTranscript",
     "HarkenError", "LifecycleError", "ModelFileNotFound", "PartialTranscript", "PauseEnded",
     "PauseStarted", "PhoneError",
     "ProtocolError", "RealtimeConfig", "Recorder", "RecorderConfig", "RecorderState",
