@@ -267,7 +267,8 @@ class FasterWhisperEngine:
                            len(batch), exc)
             return results
         for i, output in zip(batch, outputs, strict=True):
-            results[i] = None if output is None else in_script(output, self._script)
+            results[i] = None if output is None else in_script(output, self._script,
+                                                                self._numerals)
         return results
 
     def _kwargs(self, options: WhisperOptions, hints: DecodeHints) -> dict[str, Any]:
