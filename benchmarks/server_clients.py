@@ -20,7 +20,9 @@ Metrics, per N:
   **RTF**: engine seconds per second of audio transcribed, from ``/metrics``;
   **srv CPU** / **eng CPU**: CPU time of the server process (event loop, VAD, WebSockets)
   and of the engine process, per second of wall time (100% = one core); **fast**: finals
-  sent with the engine's fast pass because others were waiting.
+  sent with the engine's fast pass because others were waiting; **srv s/u** / **eng s/u**:
+  those CPU seconds per utterance (less disturbed by other work on the machine than E2F);
+  "/health timed out": the server's loop did not answer a health check within 10 s.
 
 Then ``--cycles`` connect/disconnect cycles (clean stop, vanish mid-utterance, garbage,
 stop-then-leave, TCP abort; 5 at a time) and a check that the server's sessions, queue,
@@ -34,6 +36,10 @@ once. WER is then against the clips' human transcripts (tests/data/manifest.json
 ``--engines 1,2`` starts one server per engine count (``harken serve --engines E``), all
 before the first round, and interleaves their rounds (same audio, same load drift), then
 prints the medians over ``--repeats`` and each count's E2F ratio to the first.
+
+``--baseline-src DIR`` also starts each server from another copy of harken's ``src`` (e.g.
+``git archive <commit> src | tar -x -C DIR``) and interleaves the rounds, so a before/after
+comparison shares the machine's load.
 
 Usage: ``python benchmarks/server_clients.py [--clients 1,2,4,8,16] [--utterances 4]
 [--engines 1,2] [--repeats 3] [--cycles 200] [--telephone] [--baseline-src DIR]
