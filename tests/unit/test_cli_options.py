@@ -58,3 +58,29 @@ def test_choices_come_from_the_tables() -> None:
     assert tuple(_action(listen, "device").choices or ()) == DEVICES
     help_text = listen.format_help()
     assert f"(default {VadConfig().post_speech_silence_ms})" in " ".join(help_text.split())
+
+
+SET = ["--model", "base", "--language", "zh", "--languages", "en,zh", "--numerals", "arabic",
+       "--compute-type", "float32", "--beam-size", "2", "--engine", "scripted",
+       "--vad", "energy", "--silence-ms", "700", "--turn", "smart"]
+
+
+@pytest.mark.parametrize("command", [["serve"], ["phone", "--echo"]])
+def test_every_model_and_vad_option_reaches_the_configs(command: list[str]) -> None:
+    from harken.cli.options import engine_config, vad_config
+
+    args = build_parser().parse_args(command + SET)
+    engine, vad = engine_config(args), vad_config(args)
+    assert (engine.model, engine.language, engine.languages, engine.numerals,
+            engine.compute_type, engine.beam_size, engine.engine) == \
+        ("base", "zh", ("en", "zh"), "arabic", "float32", 2, "scripted")
+    assert (vad.backend, vad.post_speech_silence_ms, vad.turn_detection) == \
+        ("energy", 700, "smart")
+
+
+def test_serve_builds_its_server_config_from_the_shared_options() -> None:
+    from harken.cli.serve import _config
+
+    config = _config(build_parser().parse_args(["serve"] + SET))
+    assert (config.engine.languages, config.engine.numerals, config.vad.turn_detection) == \
+        (("en", "zh"), "arabic", "smart")

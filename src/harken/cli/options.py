@@ -1,4 +1,4 @@
-"""Command-line options shared by the commands that load a model (transcribe, listen, serve).
+"""Command-line options shared by the commands that load a model (transcribe, listen, serve, phone).
 
 Defaults and choices are read from the config dataclasses and the VAD backend table, so the
 command line and the library cannot disagree.
@@ -11,7 +11,7 @@ import argparse
 from ..config import DEVICES, TURN_DETECTIONS, EngineConfig, VadConfig
 from ..vad.backends import VAD_BACKENDS
 
-__all__ = ["add_engine_args"]
+__all__ = ["add_engine_args", "engine_config", "vad_config"]
 
 
 def _codes(text: str) -> tuple[str, ...]:
@@ -48,3 +48,17 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
                    help="end of turn: after --silence-ms (fixed) or decided from the voice and "
                         "the words (smart; needs: pip install --no-deps pipecat-ai==1.14.0); "
                         f"default {vad.turn_detection}")
+
+
+def engine_config(args: argparse.Namespace) -> EngineConfig:
+    """The EngineConfig that the options of :func:`add_engine_args` describe."""
+    return EngineConfig(engine=args.engine, model=args.model, device=args.device,
+                        compute_type=args.compute_type, beam_size=args.beam_size,
+                        language=args.language, languages=args.languages,
+                        numerals=args.numerals)
+
+
+def vad_config(args: argparse.Namespace) -> VadConfig:
+    """The VadConfig that the options of :func:`add_engine_args` describe."""
+    return VadConfig(backend=args.vad, post_speech_silence_ms=args.silence_ms,
+                     turn_detection=args.turn)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConfigError
-from .options import add_engine_args
+from .options import add_engine_args, engine_config, vad_config
 
 __all__ = ["add_parser", "load_function", "run"]
 
@@ -73,7 +73,6 @@ def load_function(spec: str) -> Callable[..., Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Answer calls until SIGINT/SIGTERM; return the exit status."""
-    from ..config import EngineConfig, VadConfig
     from ..phone import PhoneAgent, SpeakerVoice
 
     on_turn = load_function(args.reply_with) if args.reply_with else None
@@ -90,10 +89,7 @@ def run(args: argparse.Namespace) -> int:
         registrar=args.registrar, max_calls=args.max_calls, rtp_port=args.rtp_port,
         barge_in=not args.no_barge_in,
         voice=SpeakerVoice(args.speech_voice, engine=args.speech_engine),
-        engine=EngineConfig(engine=args.engine, model=args.model, device=args.device,
-                            compute_type=args.compute_type, beam_size=args.beam_size,
-                            language=args.language),
-        vad=VadConfig(backend=args.vad, post_speech_silence_ms=args.silence_ms),
+        engine=engine_config(args), vad=vad_config(args),
         on_call_start=lambda call: print(f"call {call.id} from {call.remote_uri}",
                                          flush=True),
         on_call_end=lambda call: print(f"call {call.id} ended ({call.end_reason})",

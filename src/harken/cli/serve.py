@@ -19,7 +19,7 @@ from typing import Any
 
 from ..server.config import ServerConfig
 from ..server.engine_pool import CORES_PER_ENGINE, cpu_cores, pool_size
-from .options import add_engine_args
+from .options import add_engine_args, engine_config, vad_config
 
 __all__ = ["ENGINE_FAILED", "add_parser", "run", "serve"]
 
@@ -117,16 +117,10 @@ def _port_pair(text: str) -> tuple[int, int]:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from ..config import EngineConfig, RealtimeConfig, VadConfig
+    from ..config import RealtimeConfig
 
-    engine = EngineConfig(engine=args.engine, model=args.model, device=args.device,
-                          compute_type=args.compute_type, beam_size=args.beam_size,
-                          language=args.language, languages=args.languages,
-                          numerals=args.numerals)
-    return ServerConfig(host=args.host, port=args.port, engine=engine,
-                        vad=VadConfig(backend=args.vad,
-                                      post_speech_silence_ms=args.silence_ms,
-                                      turn_detection=args.turn),
+    return ServerConfig(host=args.host, port=args.port, engine=engine_config(args),
+                        vad=vad_config(args),
                         realtime=RealtimeConfig(partials=not args.no_partials),
                         max_sessions=args.max_sessions, drain_timeout_s=args.drain_timeout,
                         engines=args.engines, engine_threads=args.engine_threads,
