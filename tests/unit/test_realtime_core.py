@@ -261,3 +261,38 @@ def test_passes_over_too_little_audio_do_not_vote_for_stable_words():
     assert early and all(s == "" and u == "add a more amiable" for s, u in early), early
     # The first two passes over 1.5 s or more agree: only then does text become stable.
     assert late[0] == "" and late[1] == "add a more amiable", late
+
+
+def test_stable_text_does_not_grow_while_an_early_final_with_its_prefix_is_out():
+    """A partial answered after the early final went out (it was in flight) is shown, but
+    its words do not become stable: the final was bound to the stable text of that moment."""
+    pipe = pipeline([(0.5, 2.0), (2.3, 2.7)], stable_prefix=True, partial_interval_ms=100,
+                    stable_min_ms=0)
+    held: list[TranscribeRequest] = []
+
+    def answer(r: TranscribeRequest) -> EngineOutput | None:
+        if r.kind != "partial":
+            return None
+        if len(r.audio) >= int(1.4 * RATE):
+            held.append(r)  # still in flight when the early final goes out
+            return None
+        # The last passes hear two more words (held back or not yet agreed on).
+        return EngineOutput("turn the lights" if len(r.audio) < int(1.2 * RATE)
+                            else "turn the lights off now")
+
+    out = drive(pipe, np.concatenate([silence(0.5), tone(1.5), silence(0.3)]), answer=answer)
+    finals = [r for r in of_type(out, TranscribeRequest) if r.kind == "final"]
+    assert len(held) == 1 and len(finals) == 1
+    prefix = finals[0].hints.prefix
+    assert prefix in ("turn the", "turn the lights off")
+    # This pass agrees with the one before on words after the prefix: without the early
+    # final out, they would become stable.
+    shown = of_type(pipe.on_result(held[0], EngineOutput("turn the lights off now please")),
+                    PartialTranscript)
+    assert [p.stable for p in shown] == [prefix]
+    assert shown[0].unstable.endswith("now")
+    # Speech resumes: the early final is revoked, and the passes vote again.
+    out = drive(pipe, tone(0.4), answer=lambda r: EngineOutput("turn the lights off now please")
+                if r.kind == "partial" else None)
+    assert of_type(out, CancelRequest)
+    assert of_type(out, PartialTranscript)[-1].stable == "turn the lights off now"

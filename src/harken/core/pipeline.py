@@ -288,9 +288,12 @@ class SpeechPipeline:
                 request.end_sample <= seg.current_start_sample:
             return []  # the utterance (or the piece it heard) ended: its final says the rest
         # A pass over the first moments of speech often mishears its first words, and
-        # two such passes agree on the mistake: they are shown, but do not vote.
+        # two such passes agree on the mistake: they are shown, but do not vote. Nor do
+        # passes while an early final is out: it was given the stable text of that moment
+        # as its prefix, and text shown as stable must stay the start of its answer.
         stable, unstable = self._stabilizer.update(
-            output.text.strip(), commit=len(request.audio) >= self._stable_min)
+            output.text.strip(), commit=len(request.audio) >= self._stable_min and
+            not seg.speculating)
         if self._turn is not None and self._turn_utterance == request.utterance_id:
             self._turn.heard_partial(output.text.strip())
         return [PartialTranscript(request.utterance_id, stable, unstable, output.language)]
