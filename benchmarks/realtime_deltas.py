@@ -21,14 +21,14 @@ Per clip (its items, usually one):
 - WER of the completed transcripts against the truth (the recordings' transcripts, the
   espeak sentences).
 
-Before/after: run it with ``PYTHONPATH`` pointing at each harken tree (it prints the
-tree it imported). ``--stable-prefix`` runs the server with
-``RealtimeConfig(stable_prefix=True)``: the final pass continues from the stable words, so
-they go out while the person speaks.
+Rows: each ``--row`` is one server run over the same stream with ``RealtimeConfig`` fields
+set (``key=value`` pairs, comma-separated; ``--row ""`` is the defaults), one after the other
+in this process, so their numbers compare as ratios on a shared machine. Before/after: run it
+with ``PYTHONPATH`` pointing at each harken tree (it prints the tree it imported).
 
 Usage:
-    python benchmarks/realtime_deltas.py [--quick] [--espeak 8] [--stable-prefix]
-        [--agreement 2] [--pause-pieces-ms 0] [--json out.json]
+    python benchmarks/realtime_deltas.py [--quick] [--espeak 8]
+        [--row "" --row stable_prefix=true --row pause_pieces_ms=1000 ...] [--json out.json]
 """
 
 from __future__ import annotations
@@ -153,42 +153,46 @@ def score(utts: list[latency.Utterance],
     }
 
 
+def parse_row(row: str) -> dict[str, Any]:
+    """``"stable_prefix=true,stable_agreement=3"`` as RealtimeConfig keyword arguments."""
+    fields: dict[str, Any] = {}
+    for pair in filter(None, (p.strip() for p in row.split(","))):
+        key, _, value = pair.partition("=")
+        low = value.strip().lower()
+        fields[key.strip()] = low == "true" if low in ("true", "false") else int(value)
+    return fields
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="four recordings only")
     parser.add_argument("--espeak", type=int, default=8, help="espeak sentences (default 8)")
-    parser.add_argument("--stable-prefix", action="store_true",
-                        help="RealtimeConfig(stable_prefix=True) on the server")
-    parser.add_argument("--agreement", type=int, default=RealtimeConfig.stable_agreement,
-                        help="RealtimeConfig.stable_agreement (partial passes that must "
-                             "agree before a word is stable)")
-    parser.add_argument("--pause-pieces-ms", type=int, default=0,
-                        help="RealtimeConfig.pause_pieces_ms (0: off)")
+    parser.add_argument("--row", action="append", default=None,
+                        help="RealtimeConfig fields of one run, key=value,... (repeatable; "
+                             "default: one run with the defaults)")
     parser.add_argument("--json", type=Path, help="save the events and the scores here")
     args = parser.parse_args()
     print(machine())
-    realtime = RealtimeConfig(stable_prefix=args.stable_prefix,
-                              stable_agreement=args.agreement,
-                              pause_pieces_ms=args.pause_pieces_ms)
-    print(f"harken from {Path(harken.__file__).resolve().parent}; stable_prefix="
-          f"{args.stable_prefix}, stable_agreement={args.agreement}, pause_pieces_ms="
-          f"{args.pause_pieces_ms}; openai client, server "
-          "VAD, pcm16 16 kHz, real-time pace")
+    rows = args.row if args.row is not None else [""]
+    print(f"harken from {Path(harken.__file__).resolve().parent}; openai client, server VAD, "
+          "pcm16 16 kHz, real-time pace")
     utts = latency.load_utterances(args.quick, args.espeak)
     stream = latency.build_stream(utts)
     print(f"{len(utts)} clips, {len(stream) / latency.RATE:.1f} s of audio")
-    events = asyncio.run(run_stream(stream, realtime))
-    s = score(utts, events)
-    print(f"items {s['items']} (clips {s['clips']}); deltas add up for {s['adds_up']}/"
-          f"{s['items']}")
-    print(f"speech start -> first delta  p50 {s['first_delta_p50']:.2f} s  p95 "
-          f"{s['first_delta_p95']:.2f} s")
-    print(f"end of speech -> completed   p50 {s['e2c_p50']:.2f} s  p95 {s['e2c_p95']:.2f} s")
-    print(f"text early (>= 0.1 s before completed): {100 * s['early_fraction']:.1f}% of "
-          f"characters; mean lead {s['lead_s']:.2f} s per character")
-    print(f"WER of completed vs truth: {100 * s['wer_truth']:.1f}%")
+    print("| row | adds up | first delta p50 / p95 | end -> completed p50 / p95 | text early "
+          "| mean lead | WER |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    saved: list[dict[str, Any]] = []
+    for row in rows:
+        events = asyncio.run(run_stream(stream, RealtimeConfig(**parse_row(row))))
+        s = score(utts, events)
+        print(f"| {row or 'defaults'} | {s['adds_up']}/{s['items']} | "
+              f"{s['first_delta_p50']:.2f} / {s['first_delta_p95']:.2f} s | "
+              f"{s['e2c_p50']:.2f} / {s['e2c_p95']:.2f} s | {100 * s['early_fraction']:.0f}% | "
+              f"{s['lead_s']:.2f} s | {100 * s['wer_truth']:.1f}% |", flush=True)
+        saved.append({"row": row, "scores": s, "events": events})
     if args.json:
-        args.json.write_text(json.dumps({"scores": s, "events": events}))
+        args.json.write_text(json.dumps({"rows": saved}))
     return 0
 
 
