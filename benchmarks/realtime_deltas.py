@@ -21,8 +21,10 @@ Per clip (its items, usually one):
 - WER of the completed transcripts against the truth (the recordings' transcripts, the
   espeak sentences).
 
-Rows: each ``--row`` is one server run over the same stream with ``RealtimeConfig`` fields
-set (``key=value`` pairs, comma-separated; ``--row ""`` is the defaults), one after the other
+Rows: each ``--row`` is one server run over the same stream with fields of the server's
+default ``RealtimeConfig`` changed (``key=value`` pairs, comma-separated; ``--row ""`` is the
+server's defaults; ``--row stable_prefix=false,partial_beam_size=1`` holds the stable words
+until the final), one after the other
 in this process, so their numbers compare as ratios on a shared machine. Before/after: run it
 with ``PYTHONPATH`` pointing at each harken tree (it prints the tree it imported).
 
@@ -38,6 +40,7 @@ import asyncio
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +54,11 @@ from machine_info import machine  # noqa: E402
 import harken  # noqa: E402
 from harken.config import RealtimeConfig, VadConfig  # noqa: E402
 from harken.server.app import Server  # noqa: E402
-from harken.server.config import ServerConfig  # noqa: E402
+
+try:
+    from harken.server.config import ServerConfig  # noqa: E402
+except ImportError:  # a harken from before the server's config had its own module
+    from harken.server.app import ServerConfig  # type: ignore[attr-defined,no-redef]  # noqa: E402
 from harken.testing import word_errors  # noqa: E402
 
 CHUNK_S = 0.05
@@ -182,11 +189,12 @@ def main() -> int:
     print("| row | adds up | first delta p50 / p95 | end -> completed p50 / p95 | text early "
           "| mean lead | WER |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
+    base = ServerConfig().realtime  # the server's defaults; rows change fields of it
     saved: list[dict[str, Any]] = []
     for row in rows:
-        events = asyncio.run(run_stream(stream, RealtimeConfig(**parse_row(row))))
+        events = asyncio.run(run_stream(stream, replace(base, **parse_row(row))))
         s = score(utts, events)
-        print(f"| {row or 'defaults'} | {s['adds_up']}/{s['items']} | "
+        print(f"| {row or 'server defaults'} | {s['adds_up']}/{s['items']} | "
               f"{s['first_delta_p50']:.2f} / {s['first_delta_p95']:.2f} s | "
               f"{s['e2c_p50']:.2f} / {s['e2c_p95']:.2f} s | {100 * s['early_fraction']:.0f}% | "
               f"{s['lead_s']:.2f} s | {100 * s['wer_truth']:.1f}% |", flush=True)

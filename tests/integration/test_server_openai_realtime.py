@@ -25,6 +25,7 @@ from server_helpers import run as run_server
 from harken.audio.convert import float32_to_pcm16
 from harken.config import EngineConfig, RealtimeConfig, VadConfig
 from harken.server.app import Server
+from harken.server.config import SERVER_REALTIME
 from harken.server.monitor import snapshot
 from harken.server.openai_realtime import (
     EventError,
@@ -622,7 +623,8 @@ def test_real_speech_deltas_add_up_to_every_completed_transcript(espeak):
     """21 utterances (the tests/data recordings and espeak sentences) over one connection
     of the openai client, pushed at about 4x real time to real tiny.en and the real VAD:
     every item's deltas concatenate to its completed transcript, and every event parses
-    with the openai package's models."""
+    with the openai package's models. With the server's default settings, which send the
+    stable words early and bind the final to them."""
     import soxr
 
     from harken.sources.file import read_audio
@@ -673,7 +675,7 @@ def test_real_speech_deltas_add_up_to_every_completed_transcript(espeak):
         errors, words = word_errors(" ".join(SENTENCES), said)
         assert errors / words <= 0.35, said
 
-    run(body, engine=EngineConfig(), vad=VadConfig(), realtime=RealtimeConfig())
+    run(body, engine=EngineConfig(), vad=VadConfig(), realtime=SERVER_REALTIME)
 
 
 @pytest.mark.model

@@ -15,9 +15,10 @@ import asyncio
 import os
 import signal
 import sys
+from dataclasses import replace
 from typing import Any
 
-from ..server.config import ServerConfig
+from ..server.config import SERVER_REALTIME, ServerConfig
 from ..server.engine_pool import CORES_PER_ENGINE, cpu_cores, pool_size
 from .options import add_engine_args, engine_config, vad_config
 
@@ -117,11 +118,9 @@ def _port_pair(text: str) -> tuple[int, int]:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from ..config import RealtimeConfig
-
     return ServerConfig(host=args.host, port=args.port, engine=engine_config(args),
                         vad=vad_config(args),
-                        realtime=RealtimeConfig(partials=not args.no_partials),
+                        realtime=replace(SERVER_REALTIME, partials=not args.no_partials),
                         max_sessions=args.max_sessions, drain_timeout_s=args.drain_timeout,
                         engines=args.engines, engine_threads=args.engine_threads,
                         fast_finals_at=args.fast_finals_at or None,
