@@ -241,10 +241,13 @@ class RealtimeConfig:
     audio tail kept for the final; keep it if the silence lasts, discard it if speech resumes."""
     stable_prefix: bool = False
     """Give the final pass the utterance's stable text as the start of its transcript (the
-    decoder continues from it), so the final never contradicts text shown as stable. Off by
-    default: with tiny.en, partial passes often mishear the first words, and forcing them
-    into the final doubled its WER (benchmarks/latency.py: 13.3% against 6.1% vs the truth;
-    stable words contradicted 0.06 instead of 0.94 per utterance)."""
+    decoder continues from it), so the final never contradicts text shown as stable, and a
+    server sends the stable words to appending clients at once. Off by default in the
+    library (on in a server's default, :data:`harken.server.config.SERVER_REALTIME`): a
+    misheard stable word stays in the final. benchmarks/realtime_deltas.py, tiny.en: 9.2-10.2%
+    WER against 6.1% with greedy partials, 7.1-7.7% with ``partial_beam_size=5``; the words
+    bound were "stellar ... ask for" for "Stella ... ask her", a missing first "And", and
+    "I'd less" for "Unless"."""
     preview_finals: bool = False
     """Also send each early final's text as a ``FinalPreview`` event the moment the engine
     answers it, before the silence confirms it (``harken.phone`` starts its reply then).

@@ -170,8 +170,9 @@ class SpeechEndedMessage:
 @dataclass(frozen=True)
 class Partial:
     """Interim text: ``stable`` words are the live guess least likely to change (the final
-    pass may still rewrite them), ``unstable`` ones change often; ``append`` is the
-    append-only text (see :class:`Final`).
+    pass may still rewrite them, unless the server's ``stable_prefix`` binds the final to
+    them), ``unstable`` ones change often; ``append`` is the append-only text (see
+    :class:`Final`).
     """
 
     utterance: int

@@ -40,10 +40,12 @@ Deltas: the ``conversation.item.input_audio_transcription.delta`` events of an i
 concatenate to its ``completed`` transcript (:mod:`harken.core.deltas`). Only text the final
 can no longer change goes out early: the finals already in (earlier utterances of an item the
 client commits, pieces of an utterance split at its maximum length, and with
-``RealtimeConfig(pause_pieces_ms=...)`` pieces cut at pauses inside an utterance). The live
-partials' stable words are a guess the final pass may rewrite, so they are held until the
-final, and then its exact remainder goes out; with ``RealtimeConfig(stable_prefix=True)`` the
-final pass continues from the stable words, so they go out while the person speaks.
+``RealtimeConfig(pause_pieces_ms=...)`` pieces cut at pauses inside an utterance) and, with
+``stable_prefix`` (on in the server's default settings,
+:data:`~harken.server.config.SERVER_REALTIME`), the live partials' stable words: the final
+pass continues from them, so they go out while the person speaks. Without it the stable
+words are a guess the final pass may rewrite, so they are held until the final, and then its
+exact remainder goes out.
 Deltas can arrive before ``speech_stopped`` and before the item's
 ``conversation.item.added``: harken transcribes while the person speaks.
 
