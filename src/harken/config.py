@@ -245,7 +245,7 @@ class RealtimeConfig:
     server sends the stable words to appending clients at once. Off by default in the
     library (on in a server's default, :data:`harken.server.config.SERVER_REALTIME`): a
     misheard stable word stays in the final. benchmarks/realtime_deltas.py, tiny.en: 9.2-10.2%
-    WER against 6.1% with greedy partials, 7.1-7.7% with ``partial_beam_size=5``; the words
+    WER against 6.1% with greedy partials, 7.1-8.2% with ``partial_beam_size=5``; the words
     bound were "stellar ... ask for" for "Stella ... ask her", a missing first "And", and
     "I'd less" for "Unless"."""
     preview_finals: bool = False

@@ -28,9 +28,10 @@ SERVER_REALTIME = RealtimeConfig(stable_prefix=True, partial_beam_size=5)
 sent (OpenAI Realtime deltas, harken's ``append``), and text sent early must be the start of
 the final, so the final pass continues from the stable words (``stable_prefix``); partial
 passes decode with the finals' beam (5), so fewer misheard words become stable and bound.
-``benchmarks/realtime_deltas.py`` (tiny.en, 16 clips): the first delta 2.2 s after the start
-of speech instead of 4.3 s with the stable words held (as early as before deltas were made to
-add up), at 1.0-1.6 points more WER (7.1-7.7% against 6.1%) and ~55% of the text early.
+``benchmarks/realtime_deltas.py`` (tiny.en, 16 clips, four runs): the first delta p50
+1.9-2.9 s after the start of speech instead of 4.0-4.5 s with the stable words held (~2.2 s
+before deltas were made to add up) and 47-64% of the text early, at 1.0-2.1 points more WER
+(7.1-8.2% against 6.1%): words the partial passes misheard stay in the final.
 ``RealtimeConfig()`` (the library's default) holds the stable words instead."""
 
 
