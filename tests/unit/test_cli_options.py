@@ -52,6 +52,20 @@ def test_serve_defaults_are_the_server_configs() -> None:
     assert (args.fast_finals_at or None) == server.fast_finals_at
 
 
+@pytest.mark.parametrize("flags", [[], ["--no-partials"]])
+def test_serve_builds_the_server_realtime_defaults(flags: list[str]) -> None:
+    """`harken serve` gives its sessions a server's realtime settings (stable words bound into
+    the final), not the library's; --no-partials changes only the partials."""
+    from harken.cli.serve import _config
+    from harken.server.config import ServerConfig
+
+    realtime = _config(build_parser().parse_args(["serve", *flags])).realtime
+    expected = ServerConfig().realtime
+    assert realtime.partials is not bool(flags)
+    assert (realtime.stable_prefix, realtime.partial_beam_size) == \
+        (expected.stable_prefix, expected.partial_beam_size) == (True, 5)
+
+
 def test_choices_come_from_the_tables() -> None:
     listen = build_parser()._subparsers._group_actions[0].choices["listen"]  # type: ignore[union-attr]
     assert list(_action(listen, "vad").choices or ()) == list(VAD_BACKENDS)
