@@ -71,7 +71,7 @@ async def run_stream(stream: np.ndarray, realtime: RealtimeConfig,
     """Serve, send the stream at real-time pace, return (t, event) for every event."""
     import openai
 
-    cfg = ServerConfig(port=0, vad=VadConfig(), realtime=realtime)
+    cfg = ServerConfig(port=0, vad=VadConfig(), openai_realtime=realtime)
     events: list[tuple[float, dict[str, Any]]] = []
     async with Server(cfg) as server:
         client = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0)
@@ -189,7 +189,7 @@ def main() -> int:
     print("| row | adds up | first delta p50 / p95 | end -> completed p50 / p95 | text early "
           "| mean lead | WER |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    base = ServerConfig().realtime  # the server's defaults; rows change fields of it
+    base = ServerConfig().openai_realtime  # the endpoint's defaults; rows change fields of it
     saved: list[dict[str, Any]] = []
     for row in rows:
         events = asyncio.run(run_stream(stream, replace(base, **parse_row(row))))

@@ -243,7 +243,8 @@ class RealtimeConfig:
     """Give the final pass the utterance's stable text as the start of its transcript (the
     decoder continues from it), so the final never contradicts text shown as stable, and a
     server sends the stable words to appending clients at once. Off by default in the
-    library (on in a server's default, :data:`harken.server.config.SERVER_REALTIME`): a
+    library (on in the OpenAI Realtime endpoint's default,
+    :data:`harken.server.config.OPENAI_REALTIME`): a
     misheard stable word stays in the final. benchmarks/realtime_deltas.py, tiny.en: 9.2-10.2%
     WER against 6.1% with greedy partials, 7.1-8.2% with ``partial_beam_size=5``; the words
     bound were "stellar ... ask for" for "Stella ... ask her", a missing first "And", and

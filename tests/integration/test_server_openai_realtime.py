@@ -25,7 +25,6 @@ from server_helpers import run as run_server
 from harken.audio.convert import float32_to_pcm16
 from harken.config import EngineConfig, RealtimeConfig, VadConfig
 from harken.server.app import Server
-from harken.server.config import SERVER_REALTIME
 from harken.server.monitor import snapshot
 from harken.server.openai_realtime import (
     EventError,
@@ -248,7 +247,7 @@ def test_server_vad_event_sequence_with_the_openai_client(early: bool):
                 assert mine.index(stopped) < first_delta < mine.index(completed)
         assert server.stats.finals_sent == 2
 
-    run(body, realtime=RealtimeConfig(stable_min_ms=0, stable_prefix=early))
+    run(body, openai_realtime=RealtimeConfig(stable_min_ms=0, stable_prefix=early))
 
 
 def test_pause_pieces_send_the_first_part_of_an_utterance_while_it_goes_on():
@@ -269,7 +268,7 @@ def test_pause_pieces_send_the_first_part_of_an_utterance_while_it_goes_on():
         completed = next(e for e in events if e.type == COMPLETED)
         assert completed.transcript == f"{TEXT} {TEXT}"
 
-    run(body, realtime=RealtimeConfig(stable_min_ms=0, pause_pieces_ms=800))
+    run(body, openai_realtime=RealtimeConfig(stable_min_ms=0, pause_pieces_ms=800))
 
 
 def test_manual_commit_and_clear_with_the_openai_client():
@@ -675,7 +674,7 @@ def test_real_speech_deltas_add_up_to_every_completed_transcript(espeak):
         errors, words = word_errors(" ".join(SENTENCES), said)
         assert errors / words <= 0.35, said
 
-    run(body, engine=EngineConfig(), vad=VadConfig(), realtime=SERVER_REALTIME)
+    run(body, engine=EngineConfig(), vad=VadConfig())
 
 
 @pytest.mark.model
@@ -708,4 +707,4 @@ def test_semantic_vad_holds_a_mid_thought_pause_over_the_openai_client(espeak):
 
     # A busy machine may take over a second for the early final's words: wait up to 3 s.
     run(body, engine=EngineConfig(), vad=VadConfig(max_silence_ms=3000),
-        realtime=RealtimeConfig())
+        openai_realtime=RealtimeConfig())

@@ -54,16 +54,18 @@ def test_serve_defaults_are_the_server_configs() -> None:
 
 @pytest.mark.parametrize("flags", [[], ["--no-partials"]])
 def test_serve_builds_the_server_realtime_defaults(flags: list[str]) -> None:
-    """`harken serve` gives its sessions a server's realtime settings (stable words bound into
-    the final), not the library's; --no-partials changes only the partials."""
+    """`harken serve` gives OpenAI Realtime sessions their endpoint's settings (stable words
+    bound into the final) and the other protocols the library's; --no-partials changes only
+    the partials."""
     from harken.cli.serve import _config
-    from harken.server.config import ServerConfig
+    from harken.config import RealtimeConfig
 
-    realtime = _config(build_parser().parse_args(["serve", *flags])).realtime
-    expected = ServerConfig().realtime
-    assert realtime.partials is not bool(flags)
-    assert (realtime.stable_prefix, realtime.partial_beam_size) == \
-        (expected.stable_prefix, expected.partial_beam_size) == (True, 5)
+    config = _config(build_parser().parse_args(["serve", *flags]))
+    openai, other = config.openai_realtime, config.realtime
+    assert openai.partials is other.partials is not bool(flags)
+    assert (openai.stable_prefix, openai.partial_beam_size) == (True, 5)
+    assert (other.stable_prefix, other.partial_beam_size) == \
+        (RealtimeConfig().stable_prefix, RealtimeConfig().partial_beam_size) == (False, 1)
 
 
 def test_choices_come_from_the_tables() -> None:

@@ -18,7 +18,7 @@ import sys
 from dataclasses import replace
 from typing import Any
 
-from ..server.config import SERVER_REALTIME, ServerConfig
+from ..server.config import OPENAI_REALTIME, ServerConfig
 from ..server.engine_pool import CORES_PER_ENGINE, cpu_cores, pool_size
 from .options import add_engine_args, engine_config, vad_config
 
@@ -118,9 +118,13 @@ def _port_pair(text: str) -> tuple[int, int]:
 
 
 def _config(args: argparse.Namespace) -> Any:
+    from ..config import RealtimeConfig
+
     return ServerConfig(host=args.host, port=args.port, engine=engine_config(args),
                         vad=vad_config(args),
-                        realtime=replace(SERVER_REALTIME, partials=not args.no_partials),
+                        realtime=RealtimeConfig(partials=not args.no_partials),
+                        openai_realtime=replace(OPENAI_REALTIME,
+                                                partials=not args.no_partials),
                         max_sessions=args.max_sessions, drain_timeout_s=args.drain_timeout,
                         engines=args.engines, engine_threads=args.engine_threads,
                         fast_finals_at=args.fast_finals_at or None,

@@ -13,7 +13,7 @@ from ..errors import ConfigError
 from .auth import check_token
 from .protocol import MAX_CONTROL_BYTES
 
-__all__ = ["SERVER_REALTIME", "ServerConfig", "check_ports"]
+__all__ = ["OPENAI_REALTIME", "ServerConfig", "check_ports"]
 
 
 def _positive(name: str, value: object, whole: bool = True) -> None:
@@ -23,16 +23,18 @@ def _positive(name: str, value: object, whole: bool = True) -> None:
                           f"got {value!r}")
 
 
-SERVER_REALTIME = RealtimeConfig(stable_prefix=True, partial_beam_size=5)
-"""A server's realtime settings unless told otherwise: its clients append the text they are
-sent (OpenAI Realtime deltas, harken's ``append``), and text sent early must be the start of
-the final, so the final pass continues from the stable words (``stable_prefix``); partial
-passes decode with the finals' beam (5), so fewer misheard words become stable and bound.
+OPENAI_REALTIME = RealtimeConfig(stable_prefix=True, partial_beam_size=5)
+"""The OpenAI Realtime endpoint's settings unless told otherwise: its clients render the deltas
+they are sent, and text sent early must be the start of the final, so the final pass continues
+from the stable words (``stable_prefix``); partial passes decode with the finals' beam (5), so
+fewer misheard words become stable and bound.
 ``benchmarks/realtime_deltas.py`` (tiny.en, 16 clips, four runs): the first delta p50
 1.9-2.9 s after the start of speech instead of 4.0-4.5 s with the stable words held (~2.2 s
 before deltas were made to add up) and 47-64% of the text early, at 1.0-2.1 points more WER
 (7.1-8.2% against 6.1%): words the partial passes misheard stay in the final.
-``RealtimeConfig()`` (the library's default) holds the stable words instead."""
+``RealtimeConfig()`` (the library's default, and the harken and RealtimeSTT protocols') holds
+the stable words instead: full accuracy and greedy partials, whose CPU a server with many
+streams needs."""
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,12 @@ class ServerConfig:
     """TCP port; 0 picks a free one (see :attr:`Server.port <harken.server.app.Server.port>`)."""
     engine: EngineConfig = field(default_factory=EngineConfig)
     vad: VadConfig = field(default_factory=VadConfig)
-    realtime: RealtimeConfig = field(default_factory=lambda: SERVER_REALTIME)
-    """Partials and early finals; :data:`SERVER_REALTIME` unless given."""
+    realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
+    """Partials and early finals of the harken and RealtimeSTT protocols (``stable_prefix=True``
+    sends harken ``append`` text while the person speaks, at a cost in accuracy)."""
+    openai_realtime: RealtimeConfig = field(default_factory=lambda: OPENAI_REALTIME)
+    """Partials and early finals of OpenAI Realtime sessions; :data:`OPENAI_REALTIME` unless
+    given."""
     max_sessions: int = 16
     """Streams and file transcriptions at once; more get "server busy"."""
     max_queued_finals: int = 16
@@ -167,7 +173,8 @@ class ServerConfig:
                 raise ConfigError(f"{name} must be a non-empty str or None, got {value!r}")
         check_ports(self.rtstt_ports)
         for name, cls in (("engine", EngineConfig), ("vad", VadConfig),
-                          ("realtime", RealtimeConfig), ("rtstt_wake", WakeConfig)):
+                          ("realtime", RealtimeConfig),
+                          ("openai_realtime", RealtimeConfig), ("rtstt_wake", WakeConfig)):
             if not isinstance(getattr(self, name), cls):
                 raise ConfigError(f"{name} must be a {cls.__name__}, "
                                   f"got {type(getattr(self, name)).__name__}")

@@ -42,7 +42,7 @@ can no longer change goes out early: the finals already in (earlier utterances o
 client commits, pieces of an utterance split at its maximum length, and with
 ``RealtimeConfig(pause_pieces_ms=...)`` pieces cut at pauses inside an utterance) and, with
 ``stable_prefix`` (on in the server's default settings,
-:data:`~harken.server.config.SERVER_REALTIME`), the live partials' stable words: the final
+:data:`~harken.server.config.OPENAI_REALTIME`), the live partials' stable words: the final
 pass continues from them, so they go out while the person speaks. Without it the stable
 words are a guess the final pass may rewrite, so they are held until the final, and then its
 exact remainder goes out.

@@ -270,7 +270,7 @@ class RealtimeConnection(WsConnection):
         vad_config = settings.vad_config(self._server.config.vad, smart=vads.smart_turns)
         vad = vads.create()
         self._gen += 1
-        self._stream.begin(vad, self._server.config.realtime,
+        self._stream.begin(vad, self._server.config.openai_realtime,
                            sample_rate=settings.sample_rate, encoding=settings.encoding,
                            language=settings.language, hints=settings.decode_hints(),
                            vad_config=vad_config, turn=vads.turn(vad_config))
@@ -323,7 +323,7 @@ class RealtimeConnection(WsConnection):
         if self._buffer is None:
             # Stable words go out early only when the final pass is bound to them.
             self._buffer = _Item("item_" + uuid.uuid4().hex[:20], ledger=TextLedger(
-                self._server.config.realtime.stable_prefix))
+                self._server.config.openai_realtime.stable_prefix))
         return self._buffer
 
     def _commit(self, event_id: str | None) -> None:
