@@ -29,6 +29,10 @@ CHUNK = 320  # 20 ms, as a microphone delivers
     ("Go forward ten meters.", False),
     ("He said \u2014", True),
     ("", False),
+    ("The password is.", True),  # a copula after a noun: mid-thought
+    ("than he was.", False),  # after a pronoun it ends the sentence
+    ("Here it is.", False),
+    ("than he was", True),  # ... but not without the sentence end
 ])
 def test_unfinished_text_is_recognised(text: str, unfinished: bool) -> None:
     assert sounds_unfinished(text) is unfinished
@@ -137,12 +141,28 @@ def test_a_finished_sentence_ends_when_its_words_come_back() -> None:
     log, model = run([(0.5, 2.0)], 4.0, compute_s=0.15)
     (end,) = ended_at(log)
     (final,) = finals(log)
-    # The early final is cut at ~128 ms of silence and answered 150 ms later: the turn ends
-    # then, not after the normal 500 ms.
-    assert 2.2 <= end <= 2.35
+    # The early final is cut at the first silent frame and answered 150 ms later; the model
+    # is asked at 200 ms: the turn ends then, not after the normal 500 ms.
+    assert 2.2 <= end <= 2.25
     assert final == (end, "Go forward ten meters.")
     assert len(model.heard) == 1  # one model call for the pause
     assert model.heard[0] >= int(1.5 * RATE) + int(0.2 * RATE)  # speech and 200 ms silence
+
+
+def test_smart_turns_ask_for_the_early_final_at_the_first_silent_frame() -> None:
+    def early_request(detection: str) -> tuple[float, float]:
+        log, _ = run([(0.5, 2.0)], 4.0, detection=detection)
+        sent, request = next((t, o) for t, o in log
+                             if isinstance(o, TranscribeRequest) and o.kind == "final")
+        return sent, request.end_sample / RATE
+
+    smart_sent, smart_end = early_request("smart")
+    fixed_sent, fixed_end = early_request("fixed")
+    assert 2.0 < smart_sent <= 2.0 + 0.064  # the frame the VAD first calls silence
+    # Its audio ends there (the stream is fed 20 ms at a time): nothing heard is left out.
+    assert smart_end == pytest.approx(smart_sent, abs=0.02)
+    assert fixed_end - smart_end == pytest.approx(0.096, abs=0.001)  # 3 frames later
+    assert fixed_sent - smart_sent == pytest.approx(0.096, abs=0.02)
 
 
 def test_fixed_turns_wait_the_normal_silence() -> None:
@@ -154,7 +174,7 @@ def test_fixed_turns_wait_the_normal_silence() -> None:
 def test_the_model_alone_does_not_end_before_the_words_are_back() -> None:
     log, _ = run([(0.5, 2.0)], 4.0, compute_s=0.3)
     (end,) = ended_at(log)
-    assert 2.4 <= end <= 2.5  # ~128 ms + 300 ms: the answer, not the 200 ms check
+    assert 2.3 <= end <= 2.37  # one frame + 300 ms: the answer, not the 200 ms check
 
 
 def test_words_that_sound_unfinished_wait_the_longest_silence() -> None:
@@ -236,11 +256,11 @@ def test_same_input_same_decisions() -> None:
 
 
 def test_a_slow_engine_holds_the_turn_until_its_words_are_back() -> None:
-    # Words back 128 + 600 ms into the silence: after the normal 500 ms, which does not end
-    # the turn while they are awaited (the final could not be shown sooner anyway).
+    # Words back one frame + 600 ms into the silence: after the normal 500 ms, which does
+    # not end the turn while they are awaited (the final could not be shown sooner anyway).
     log, _ = run([(0.5, 2.0)], 4.0, compute_s=0.6)
     (end,) = ended_at(log)
-    assert 2.7 <= end <= 2.8
+    assert 2.6 <= end <= 2.7
     assert finals(log) == [(end, "Go forward ten meters.")]
     held, _ = run([(0.5, 2.0), (2.85, 4.0)], 6.0, compute_s=0.6,
                   texts=("I'd like to book a table for", "I'd like to book a table for four."))

@@ -78,7 +78,7 @@ from .segmenter import (
     UtteranceStarted,
 )
 from .stabilizer import Stabilizer
-from .turn import TurnPolicy, TurnSettings
+from .turn import SMART_TAIL_MS, TurnPolicy, TurnSettings
 from .wake_router import Lookback, WakeRouter
 
 __all__ = ["CancelRequest", "FinalFailed", "Output", "SpeechPipeline"]
@@ -126,7 +126,9 @@ class SpeechPipeline:
         vad_config = vad_config or VadConfig()
         self._turn: TurnPolicy | None = None
         self._turn_utterance = 0  # the utterance the policy's state is about
+        tail: dict[str, int] = {}
         if vad_config.turn_detection == "smart":
+            tail["tail_ms"] = SMART_TAIL_MS
             if turn is None:
                 raise ConfigError("turn_detection='smart' needs a loaded turn model (turn=)")
             self._turn = TurnPolicy(TurnSettings.from_config(vad_config), turn)
@@ -136,7 +138,7 @@ class SpeechPipeline:
             self._realtime.pause_pieces_ms * SAMPLE_RATE // 1000
         self._segmenter = Segmenter(vad_config, early_final=self._realtime.early_final,
                                     piece_min_samples=pieces,
-                                    pauses=vad_config.pause_events)
+                                    pauses=vad_config.pause_events, **tail)
         self._pending = np.zeros(0, dtype=np.float32)
         self._next_request = 1
         self._stabilizer = Stabilizer(self._realtime.stable_agreement)

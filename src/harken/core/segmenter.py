@@ -176,7 +176,8 @@ class Segmenter:
     """Groups speech frames into utterances. Not thread-safe: one stream, one thread."""
 
     def __init__(self, config: VadConfig, *, early_final: bool = False,
-                 piece_min_samples: int = 0, pauses: bool = False) -> None:
+                 piece_min_samples: int = 0, pauses: bool = False,
+                 tail_ms: int = _TAIL_MS) -> None:
         self._early_final = early_final
         self._pauses = pauses
         self._paused = False  # a SilenceBegan is out and its SilenceEnded is not
@@ -186,7 +187,7 @@ class Segmenter:
         self._start_frames = _frames(config.start_ms)
         self._end_frames = _frames(config.post_speech_silence_ms)
         self._min_frames = _frames(config.min_utterance_ms)
-        self._tail_frames = min(self._end_frames, _frames(_TAIL_MS))
+        self._tail_frames = min(self._end_frames, _frames(tail_ms))
         self._pre_roll_frames = ms_to_frames(config.pre_roll_ms)
         self._max_frames = max(self._start_frames + 4,
                                samples_to_frames(s_to_samples(config.max_utterance_s)))
@@ -206,7 +207,7 @@ class Segmenter:
         self._silence_run = 0
         self._last_speech_end = 0
         self._fade_frames = _frames(_MAX_FADE_MS) if _MAX_FADE_MS else 0
-        self._min_vad_tail = min(self._end_frames, _frames(_MIN_VAD_TAIL_MS))
+        self._min_vad_tail = min(self._end_frames, _frames(min(tail_ms, _MIN_VAD_TAIL_MS)))
         self._late_frames = _frames(_LATE_SOUND_MS)
         self._vad_silence = 0  # non-speech frames by the VAD's own word
         self._cut_frames: int | None = None  # where this silence's final audio ends

@@ -42,8 +42,8 @@ from ..config import VadConfig
 from ..turn.base import TurnModel
 from ..units import ms_to_samples
 
-__all__ = ["EAGERNESS", "TurnPolicy", "TurnSettings", "ends_sentence", "sounds_unfinished",
-           "turn_silence"]
+__all__ = ["EAGERNESS", "SMART_TAIL_MS", "TurnPolicy", "TurnSettings", "ends_sentence",
+           "sounds_unfinished", "turn_silence"]
 
 EAGERNESS: dict[str, tuple[float, float]] = {
     "low": (0.9, 0.3),
@@ -53,6 +53,12 @@ EAGERNESS: dict[str, tuple[float, float]] = {
 }
 """Eagerness -> (threshold, low) on P(complete): "low" ends early only when the model is
 very sure and waits longer more often; "high" the reverse. "auto" is "medium"."""
+
+SMART_TAIL_MS = 32
+"""With smart turns the early final is cut at the first frame the VAD calls silence (the
+segmenter's tail, in ms): its words decide the turn and the final, so they are asked for
+~100 ms sooner than with the segmenter's usual tail. The VAD itself lags the voice by
+30-200 ms, so the audio still ends in a little quiet."""
 
 _TRAILING = frozenset("""
 and but or nor so because cause since although though unless until while whereas if then
@@ -72,12 +78,18 @@ _END_WORDS = frozenset({"so", "like", "too", "then", "in", "on", "it", "that", "
 unfinished only without a sentence end after them. "is", "was", "at", "around" and the
 like are not among them: "The password is." waits, at the price of "Here it is."."""
 
+_COPULAS = frozenset({"is", "was", "are", "were", "am"})
+_PRONOUNS = frozenset({"i", "you", "he", "she", "it", "we", "they", "there", "that", "who",
+                       "what", "where"})
+"""A copula after a pronoun ends a sentence ("than he was.", "Here it is.", "Yes, I am."),
+where after a noun it rarely does ("The password is.")."""
+
 _WORD = re.compile(r"[a-z']+")
 
 
-def _last_word(text: str) -> str:
-    words = _WORD.findall(text.lower().replace("\u2019", "'"))
-    return words[-1] if words else ""
+def _last_words(text: str) -> list[str]:
+    """The last two words of ``text``, lower case (fewer when it has fewer)."""
+    return _WORD.findall(text.lower().replace("\u2019", "'"))[-2:]
 
 
 def ends_sentence(text: str) -> bool:
@@ -95,10 +107,14 @@ def sounds_unfinished(text: str) -> bool:
         return False
     if t.endswith((",", "...", "\u2026", "-", "\u2014", ":", ";")):
         return True
-    word = _last_word(t)
+    words = _last_words(t)
+    word = words[-1] if words else ""
     if word not in _TRAILING:
         return False
-    return word not in _END_WORDS or not ends_sentence(t)
+    if not ends_sentence(t):
+        return True
+    return word not in _END_WORDS and not (
+        word in _COPULAS and len(words) == 2 and words[0] in _PRONOUNS)
 
 
 @dataclass(frozen=True)
