@@ -35,6 +35,9 @@ compute are measured one at a time (on a real 2-core machine they would share th
 A request with the same audio and decode hints as one already transcribed (by this or another
 system) reuses its text and measured time, so the systems meet the same engine.
 
+It also prints where a complete turn's time goes (STAGES). One piece (~430 lines): the
+clips, the virtual clock and the scoring serve this benchmark only.
+
 Usage:
     python benchmarks/turns.py [--quick] [--no-piper] [--json out.json]
 """
@@ -74,6 +77,11 @@ CHUNK = 320
 """Samples fed at a time (20 ms)."""
 WRONG_CUT_MARGIN_S = 0.15
 """An utterance ended this much or more before its true end of speech was cut wrongly."""
+
+STAGES = ("final sent", "model asked", "words back", "turn ended", "final out")
+"""Where a complete turn's time goes: the last final request sent (the early final: with
+smart turns at the first frame the VAD calls silence), the last Smart Turn call, the
+last answer of the engine, SpeechEnded and the final's release, each before the release."""
 
 MID_THOUGHT = [
     ("I'd like to book a table for", "four people at eight tonight."),
@@ -120,7 +128,9 @@ class Result:
     """Utterances cut wrongly."""
     turn_calls: list[float] = field(default_factory=list)
     engine_s: list[float] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    stages: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    """Complete utterances: when each step of the end of turn happened, s after the true end
+    of speech (see STAGES)."""
 
 
 # ----------------------------------------------------------------------------- data
@@ -276,6 +286,7 @@ def run_system(system: str, vad_config: VadConfig, stream: NDArray[np.float32],
     inflight: tuple[TranscribeRequest, Any, float] | None = None  # request, output, done at
     busy_until = 0.0  # the pipeline thread is held by a turn model call until then
     ends: list[tuple[float, float]] = []  # (emitted at, SpeechEnded.end), not discarded
+    marks: dict[str, list[float]] = {s: [] for s in STAGES}  # stream times of each step
     final_times: list[tuple[float, float]] = []  # (released at, end of its audio)
 
     def start_next(now: float) -> None:
@@ -290,12 +301,15 @@ def run_system(system: str, vad_config: VadConfig, stream: NDArray[np.float32],
         for o in outs:
             if isinstance(o, TranscribeRequest) and o.kind == "final":
                 queue.append(o)
+                marks["final sent"].append(now)
             elif isinstance(o, CancelRequest):
                 queue[:] = [q for q in queue if q.request_id != o.request_id]
             elif isinstance(o, SpeechEnded) and not o.discarded:
                 ends.append((now, o.end))
+                marks["turn ended"].append(now)
             elif isinstance(o, FinalTranscript):
                 final_times.append((now, o.end))
+                marks["final out"].append(now)
         start_next(now)
 
     calls = 0
@@ -304,9 +318,11 @@ def run_system(system: str, vad_config: VadConfig, stream: NDArray[np.float32],
         while inflight is not None and inflight[2] <= now:
             req, output, done = inflight
             inflight = None
+            marks["words back"].append(max(done, busy_until))
             handle(pipe.on_result(req, output, compute_seconds=0.0), max(done, busy_until))
         outs = pipe.feed(stream[i:i + CHUNK])
         if turn is not None and len(turn.calls) > calls:
+            marks["model asked"].append(max(busy_until, pipe.position / RATE))
             busy_until = max(busy_until, pipe.position / RATE) + sum(turn.calls[calls:])
             calls = len(turn.calls)
         handle(outs, max(pipe.position / RATE, busy_until))
@@ -324,6 +340,10 @@ def run_system(system: str, vad_config: VadConfig, stream: NDArray[np.float32],
                         if c.speech_start < end <= c.offset + len(c.audio) / RATE + PAD_S]
             if released:
                 result.e2f.append(max(released) - c.speech_end)
+                for stage, times in marks.items():
+                    before = [t for t in times if c.speech_start < t <= max(released)]
+                    if before:
+                        result.stages[stage].append(max(before) - c.speech_end)
             else:
                 result.missed += 1
     if turn is not None:
@@ -392,6 +412,10 @@ def main(argv: list[str] | None = None) -> int:
     print("(E2F, EOT in ms; wrong cuts over complete + mid-thought utterances)")
     for r in results:
         print(f"cut by {r.system}: {', '.join(r.cut_names)}")
+    print("where a complete turn's time goes (median ms after the true end of speech): "
+          + ", ".join(STAGES))
+    for r in results:
+        print(f"  {r.system:34} " + " ".join(f"{_ms(r.stages[s], 50):>6}" for s in STAGES))
     for r in results:
         if r.turn_calls:
             print(f"Smart Turn: {len(r.turn_calls)} calls, median "
