@@ -148,7 +148,7 @@ def test_mid_thought_pauses_are_split_less_and_finished_turns_end_sooner(
         (smart_end,), smart_text = endings(audio, engine, smart_turn, "smart")
         assert smart_text == fixed_text
         sooner.append(fixed_end - smart_end)
-    # The early final is cut at ~128 ms of silence and its words come back at once here,
+    # The early final is cut at the first silent frame and its words come back at once here,
     # so a finished turn ends at min_silence_ms (200) instead of 500 ms.
     assert min(sooner) > 0.2, sooner
 

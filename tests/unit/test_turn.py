@@ -60,6 +60,8 @@ S = TurnSettings(min_silence=3200, normal_silence=8000, max_silence=24000, thres
     (0.95, {"early_final": False, "partial_text": "go forward"}, S.normal_silence),
     (0.95, {"partial_text": "Go forward."}, S.normal_silence),  # a partial lags the audio
     (0.95, {"final_text": "a table for"}, S.max_silence),  # the words veto the model
+    (0.95, {"final_text": "The password is."}, S.max_silence),
+    (0.95, {"final_text": "Than he was."}, S.min_silence),  # a pronoun's copula ends it
     (0.95, {"final_text": "go forward ten meters"}, S.normal_silence),  # no sentence end
     (0.5, {"final_text": "Go forward ten meters."}, S.normal_silence),  # the model is unsure
     (0.05, {"final_text": "Go forward ten meters."}, S.max_silence),  # mid-thought voice

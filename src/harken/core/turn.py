@@ -8,13 +8,15 @@ faded:
 
 - at ``min_silence_ms`` the turn model (Smart Turn, :mod:`harken.turn`) hears the utterance
   and gives P(complete), once per pause;
-- the words: the speculative final's transcript of exactly this audio (the early final is
-  cut at 128 ms of silence). While it is being transcribed, the turn waits for it (up to
-  ``max_silence_ms``): the final cannot be shown before those words anyway, so waiting costs
-  no latency, and they may say the speaker is mid-thought. Without it, the latest partial
-  text;
+- the words: the speculative final's transcript of exactly this audio (with smart turns
+  the early final is cut at the first frame the VAD calls silence, :data:`SMART_TAIL_MS`,
+  so its words come back ~100 ms sooner than with the segmenter's usual 128 ms tail).
+  While it is being transcribed, the turn waits for it (up to ``max_silence_ms``): the
+  final cannot be shown before those words anyway, so waiting costs no latency, and they
+  may say the speaker is mid-thought. Without it, the latest partial text;
 - the text *sounds unfinished* when it ends in a comma, an ellipsis or a dash, or in a
-  conjunction, filler, article, preposition or copula ("and", "um", "the", "for", "is", ...);
+  conjunction, filler, article, preposition or copula ("and", "um", "the", "for", "is", ...;
+  a copula after a pronoun does end a sentence: "than he was.");
   then the utterance waits ``max_silence_ms``, whatever the model says (Smart Turn calls
   many sentences cut at a comma "complete");
 - P(complete) below ``low`` (the model hears a speaker mid-thought): wait ``max_silence_ms``;
