@@ -33,13 +33,17 @@ off in all systems (they would share the engine; ``benchmarks/latency.py`` measu
 early finals on. E2F = time its final was released - true end of speech. Engine and model
 compute are measured one at a time (on a real 2-core machine they would share the cores).
 A request with the same audio and decode hints as one already transcribed (by this or another
-system) reuses its text and measured time, so the systems meet the same engine.
+system) reuses its text and measured time, so the systems meet the same engine. On a shared
+machine those times swing with the load; ``--modelled-times A,B,M`` counts a final pass as
+A + B x its audio seconds and a Smart Turn call as M seconds instead (texts stay real), so
+runs compare the turn decisions under one engine speed.
 
-It also prints where a complete turn's time goes (STAGES). One piece (~430 lines): the
+It also prints where a complete turn's time goes (STAGES). One piece (~450 lines): the
 clips, the virtual clock and the scoring serve this benchmark only.
 
 Usage:
     python benchmarks/turns.py [--quick] [--no-piper] [--json out.json]
+        [--modelled-times 0.06,0.045,0.07]
 """
 
 from __future__ import annotations
@@ -234,9 +238,11 @@ def build_stream(clips: list[Clip]) -> NDArray[np.float32]:
 class TimedTurnModel:
     """The Smart Turn model, timing each call."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, modelled_s: float | None = None) -> None:
         self.model = model
         self.calls: list[float] = []
+        self.modelled_s = modelled_s
+        """With --modelled-times: each call counts as this long, whatever it took."""
 
     def load(self) -> None:
         self.model.load()
@@ -244,7 +250,8 @@ class TimedTurnModel:
     def predict(self, audio: NDArray[np.float32]) -> float:
         t = time.perf_counter()
         p = float(self.model.predict(audio))
-        self.calls.append(time.perf_counter() - t)
+        took = time.perf_counter() - t
+        self.calls.append(took if self.modelled_s is None else self.modelled_s)
         return p
 
     def close(self) -> None:
@@ -256,16 +263,21 @@ class CachedEngine:
     get the same text and the same measured compute time, so they differ only by their
     turn decisions (and a busy machine's noise hits them alike)."""
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: Any, modelled: tuple[float, float] | None = None) -> None:
         self.engine = engine
         self.cache: dict[tuple[int, int, str], tuple[Any, float]] = {}
+        self.modelled = modelled
+        """With --modelled-times: (a, b): a pass counts as a + b x its audio seconds."""
 
     def transcribe(self, request: Any) -> tuple[Any, float]:
         key = (request.start_sample, request.end_sample, repr(request.hints))
         if key not in self.cache:
             t = time.perf_counter()
             output = self.engine.transcribe(request.audio, kind="final", hints=request.hints)
-            self.cache[key] = (output, time.perf_counter() - t)
+            took = time.perf_counter() - t
+            if self.modelled is not None:
+                took = self.modelled[0] + self.modelled[1] * len(request.audio) / RATE
+            self.cache[key] = (output, took)
         return self.cache[key]
 
 
@@ -363,6 +375,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-silence-ms", type=int, default=VadConfig.max_silence_ms)
     parser.add_argument("--eagerness", default=VadConfig.turn_eagerness)
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--modelled-times", metavar="A,B,M",
+                        help="count a final pass as A + B x audio seconds and a Smart Turn "
+                        "call as M seconds instead of their measured times (the texts stay "
+                        "real): compares the systems free of a shared machine's load")
     args = parser.parse_args(argv)
     print(f"machine: {machine()}")
 
@@ -381,7 +397,12 @@ def main(argv: list[str] | None = None) -> int:
     whisper = FasterWhisperEngine(EngineConfig())
     whisper.load()
     whisper.transcribe(stream[:RATE], kind="final")  # warm up
-    engine = CachedEngine(whisper)
+    times = [float(x) for x in args.modelled_times.split(",")] if args.modelled_times \
+        else None
+    if times is not None:
+        print(f"modelled compute times: final pass {times[0] * 1000:.0f} ms + "
+              f"{times[1] * 1000:.0f} ms per audio second, Smart Turn {times[2] * 1000:.0f} ms")
+    engine = CachedEngine(whisper, (times[0], times[1]) if times else None)
     base = VadConfig()
     smart = dataclasses.replace(base, turn_detection="smart",
                                 min_silence_ms=args.min_silence_ms,
@@ -390,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     systems = [("fixed 500", base, None),
                ("fixed 300", dataclasses.replace(base, post_speech_silence_ms=300), None),
                (f"smart ({args.min_silence_ms}-500-{args.max_silence_ms} ms, "
-                f"{args.eagerness})", smart, TimedTurnModel(SmartTurnModel()))]
+                f"{args.eagerness})", smart,
+                TimedTurnModel(SmartTurnModel(), times[2] if times else None))]
     results = []
     for name, cfg, turn in systems:
         if turn is not None:
