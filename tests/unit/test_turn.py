@@ -63,13 +63,24 @@ S = TurnSettings(min_silence=3200, normal_silence=8000, max_silence=24000, thres
     (0.95, {"final_text": "The password is."}, S.max_silence),
     (0.95, {"final_text": "Than he was."}, S.min_silence),  # a pronoun's copula ends it
     (0.95, {"final_text": "go forward ten meters"}, S.normal_silence),  # no sentence end
-    (0.5, {"final_text": "Go forward ten meters."}, S.normal_silence),  # the model is unsure
+    (0.5, {"final_text": "Go forward ten meters."}, S.min_silence),  # unsure: words decide
+    (0.5, {"final_text": "go forward ten meters"}, S.normal_silence),
     (0.05, {"final_text": "Go forward ten meters."}, S.max_silence),  # mid-thought voice
     (None, {"partial_text": "and then, um"}, S.max_silence),
     (0.95, {"partial_text": "and the", "final_text": "and the one."}, S.min_silence),
 ])
 def test_turn_silence_table(p, words, expected) -> None:
     assert turn_silence(S, p, **words) == expected
+
+
+def test_with_low_eagerness_the_model_must_agree_with_the_words() -> None:
+    low = TurnSettings.from_config(VadConfig(turn_detection="smart", turn_eagerness="low"))
+    done = {"final_text": "Go forward ten meters."}
+    assert turn_silence(low, 0.5, **done) == low.normal_silence
+    assert turn_silence(low, 0.75, **done) == low.min_silence
+    assert turn_silence(low, 0.2, **done) == low.max_silence
+    auto = TurnSettings.from_config(VadConfig(turn_detection="smart"))
+    assert turn_silence(auto, 0.2, **done) == auto.min_silence
 
 
 def test_settings_follow_the_config() -> None:
@@ -185,10 +196,13 @@ def test_words_that_sound_unfinished_wait_the_longest_silence() -> None:
     assert 3.45 <= end <= 3.6  # max_silence_ms 1500
 
 
-def test_an_unsure_model_waits_the_normal_silence() -> None:
+def test_an_unsure_model_lets_the_words_decide_unless_eagerness_is_low() -> None:
     log, _ = run([(0.5, 2.0)], 4.0, p=0.5)
     (end,) = ended_at(log)
-    assert 2.45 <= end <= 2.6
+    assert 2.2 <= end <= 2.25  # the words are back at ~150 ms, the model asked at 200
+    log, _ = run([(0.5, 2.0)], 4.0, p=0.5, turn_eagerness="low")
+    (end,) = ended_at(log)
+    assert 2.45 <= end <= 2.6  # the normal 500 ms
 
 
 def test_a_mid_thought_pause_is_not_split_where_fixed_turns_split_it() -> None:
