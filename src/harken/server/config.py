@@ -28,10 +28,11 @@ OPENAI_REALTIME = RealtimeConfig(stable_prefix=True, partial_beam_size=5)
 they are sent, and text sent early must be the start of the final, so the final pass continues
 from the stable words (``stable_prefix``); partial passes decode with the finals' beam (5), so
 fewer misheard words become stable and bound.
-``benchmarks/realtime_deltas.py`` (tiny.en, 16 clips, four runs): the first delta p50
-1.9-2.9 s after the start of speech instead of 4.0-4.5 s with the stable words held (~2.2 s
-before deltas were made to add up) and 47-64% of the text early, at 1.0-2.1 points more WER
-(7.1-8.2% against 6.1%): words the partial passes misheard stay in the final.
+``benchmarks/realtime_deltas.py`` (tiny.en, 16 clips), quiet 2-core machine: the first delta
+p50 1.88 s after the start of speech instead of 3.88 s with the stable words held (~2.2 s
+before deltas were made to add up), 71% of the text early, the same 6.1% WER; with the machine
+shared by 5-7 jobs (four runs) 1.9-2.9 s and 7.1-8.2% WER: fewer partial passes run, and
+words they misheard stay in the final.
 ``RealtimeConfig()`` (the library's default, and the harken and RealtimeSTT protocols') holds
 the stable words instead: full accuracy and greedy partials, whose CPU a server with many
 streams needs."""
