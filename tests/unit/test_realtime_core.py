@@ -158,7 +158,8 @@ def test_speech_resuming_cancels_the_early_final():
 def test_pause_pieces_keep_the_early_final_when_speech_resumes():
     """With pause_pieces_ms, speech resuming after a pause keeps the early final as a
     finished piece (split=True) whose text is released while the person speaks on; the
-    rest of the utterance is transcribed from the cut, and nothing is heard twice."""
+    rest of the utterance is transcribed from where the VAD heard the voice stop, and no
+    voice is heard twice (only the pause's silence is in both)."""
     pipe = pipeline([(0.5, 1.5), (1.8, 2.8)], partials=False, early_final=True,
                     pause_pieces_ms=800)
     audio = np.concatenate([silence(0.5), tone(1.0), silence(0.3), tone(1.0)])
@@ -170,10 +171,61 @@ def test_pause_pieces_keep_the_early_final_when_speech_resumes():
     assert [(f.text, f.split) for f in piece] == [("one", True)]
     out = drive(pipe, silence(1.0))
     rest = of_type(out, TranscribeRequest)[-1]
-    assert rest.start_sample == first.end_sample  # the rest starts at the piece's cut
+    # The rest starts inside the piece's silent tail, never before its voice ended.
+    assert 1.5 * RATE <= rest.start_sample < first.end_sample
+    assert not np.any(first.audio[rest.start_sample - first.start_sample:])
     assert rest.utterance_id == first.utterance_id
     finals = of_type(pipe.on_result(rest, EngineOutput("two")), FinalTranscript)
     assert [(f.text, f.split) for f in finals] == [("two", False)]
+
+
+def _onset_engine(request: TranscribeRequest) -> EngineOutput:
+    """A scripted engine that hears as Whisper does at a cut: one word per tone of at least
+    96 ms ("low" 220 Hz, "high" 440 Hz), but only a tone whose onset is in the audio (quiet
+    before it); a word that starts at the very first sample is lost, as tiny.en lost "much"
+    in "consider how | much there might be"."""
+    frames = request.audio[:len(request.audio) // 512 * 512].reshape(-1, 512)
+    loud = np.sqrt(np.mean(frames ** 2, axis=1)) > 0.01
+    words: list[str] = []
+    i = 0
+    while i < len(loud):
+        if not loud[i]:
+            i += 1
+            continue
+        j = i
+        while j < len(loud) and loud[j]:
+            j += 1
+        if i > 0 and (j - i) * 512 >= 0.096 * RATE:
+            run = frames[i:j].ravel()
+            crossings = np.count_nonzero(np.diff(np.signbit(run)))
+            words.append("high" if crossings / (len(run) / RATE) > 660 else "low")
+        i = j
+    return EngineOutput(" ".join(words))
+
+
+def test_a_word_whose_onset_falls_in_the_pause_is_not_lost_between_pieces():
+    """The early final is cut once the silence reaches the kept tail; a word can begin in
+    that tail before the VAD hears it (a soft onset, like the "m" of "much"). The kept piece
+    ends inside the word's onset, so the rest must start before the cut (where the VAD heard
+    the voice stop), or the engine hears the word only from its middle and drops it."""
+    frame = 512 / RATE
+    a_start, a_end = 16 * frame, 48 * frame  # word "low": frames 16-47
+    b_start = 51 * frame  # word "high" begins in frame 51, the last frame of the tail
+    b_heard = 52 * frame  # the VAD calls it speech one frame late
+    audio = np.concatenate([silence(a_start), tone(a_end - a_start),
+                            silence(b_start - a_end), tone(1.0, freq_hz=440.0),
+                            silence(1.0)])
+    pipe = pipeline([(a_start, a_end), (b_heard, b_start + 1.0)], partials=False,
+                    early_final=True, pause_pieces_ms=800)
+    out = drive(pipe, audio, answer=_onset_engine)
+    first, rest = of_type(out, TranscribeRequest)
+    assert [(f.text, f.split) for f in of_type(out, FinalTranscript)] == [
+        ("low", True), ("high", False)]
+    assert first.end_sample == int(b_heard * RATE)  # the piece holds the onset frame
+    # The rest starts where the VAD heard the first word stop: the pause belongs to both
+    # pieces, the onset of the second word to the rest; no voice is heard twice.
+    assert rest.start_sample == int(a_end * RATE)
+    assert not np.any(rest.audio[:first.end_sample - rest.start_sample - 512])
 
 
 def test_an_answer_that_came_before_the_keep_is_released_as_a_piece():

@@ -29,7 +29,11 @@ Rules, all in frames of :data:`~harken.vad.base.FRAME_SAMPLES` samples:
   (and no second segment is cut);
 - pause pieces (``piece_min_samples``): if speech resumes after a speculative segment of at
   least that many samples, the segment is kept (:class:`SegmentKept`) as a finished piece of
-  the utterance, like a split, and the utterance goes on from the cut;
+  the utterance, like a split, and the utterance goes on from where the VAD heard the voice
+  stop: the segment's silent tail belongs to both pieces. The tail can hold the onset of
+  the next word (a soft "m" the VAD calls silence); a rest cut at the segment's end would
+  start inside that word, and Whisper drops a word it hears from its middle ("consider
+  how | much there" came out as "consider how. there");
 - pauses (``pauses``): when silence begins inside an utterance (the wait for the end of the
   turn starts) :class:`SilenceBegan` says where the voice faded; :class:`SilenceEnded` follows
   when speech resumes or, after the utterance's end, when the utterance ended. Off by default:
@@ -185,6 +189,7 @@ class Segmenter:
         self._speculating = False
         self._piece_min = piece_min_samples
         self._spec_frames = 0  # frames of the outstanding speculative segment
+        self._spec_silent = 0  # of them, the VAD's silence at its end (heard again if kept)
         self._start_frames = _frames(config.start_ms)
         self._end_frames = _frames(config.post_speech_silence_ms)
         self._min_frames = _frames(config.min_utterance_ms)
@@ -303,7 +308,7 @@ class Segmenter:
                 self._speculating = False
                 if self._piece_min and self._spec_frames * FRAME_SAMPLES >= self._piece_min:
                     events.append(SegmentKept(self._utterance_id))
-                    self._drop_frames(self._spec_frames)
+                    self._drop_frames(self._spec_frames - self._spec_silent)
                 else:
                     events.append(SegmentRevoked(self._utterance_id))
         elif self._silence_run == 0 and not self._manual:
@@ -336,6 +341,7 @@ class Segmenter:
             # The final's audio is complete now: the rest of the silence is not kept.
             self._speculating = True
             self._spec_frames = len(self._frames_audio)
+            self._spec_silent = min(self._vad_silence, self._spec_frames)
             events.append(Segment(self._utterance_id, self._start_sample,
                                   np.concatenate(self._frames_audio), split=False,
                                   speculative=True))
