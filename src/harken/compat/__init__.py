@@ -8,8 +8,10 @@ use instead when given a value harken cannot honour; :data:`.arguments.ARGUMENTS
 table (the README's compatibility table is written from it). Nothing starts at
 construction: the recorder starts on first use.
 
-Modules: :mod:`.arguments` (the table), :mod:`.mapping` (values -> harken settings),
-:mod:`.tap` (the audio source with a tap), :mod:`.recorder` (the class).
+Modules: :mod:`.arguments` (the table), :mod:`.mapping` (values and callbacks -> harken's,
+finals -> RealtimeSTT's text), :mod:`.tap` (the audio source with a tap; file feeding),
+:mod:`.recordings` (finished recordings and their finals), :mod:`.other_audio` (finals of
+other audio), :mod:`.handoff` (text() callback threads), :mod:`.recorder` (the class).
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
-"""RealtimeSTT constructor values -> harken Recorder settings (pure; no I/O).
+"""RealtimeSTT's terms <-> harken's (pure; no I/O).
 
-:func:`to_settings` validates the arguments :data:`~.arguments.ARGUMENTS` marks as mapped
-and returns the keyword settings for :meth:`harken.config.RecorderConfig.with_settings`.
-Refused arguments are checked first (:func:`~.arguments.check_refused`); no-op arguments
-are not read.
+In: :func:`to_settings` validates the arguments :data:`~.arguments.ARGUMENTS` marks as
+mapped and returns the keyword settings for
+:meth:`harken.config.RecorderConfig.with_settings` (refused arguments are checked first,
+:func:`~.arguments.check_refused`; no-op arguments are not read); :func:`to_callbacks` and
+:func:`partial_adapter` turn RealtimeSTT's callbacks into the Recorder's. Out:
+:func:`format_text` and :func:`final_metadata` give a final as RealtimeSTT hands it out;
+:func:`explain_start_failure` says what to do when RealtimeSTT's default model cannot load.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import importlib.util
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, HarkenError
+from ..events import FinalTranscript
 from ..units import s_to_ms
 from .arguments import ARGUMENTS, check_refused, resolve_engine_name
 
-__all__ = ["partial_adapter", "to_settings", "wake_settings"]
+__all__ = ["explain_start_failure", "final_metadata", "format_text", "partial_adapter",
+           "to_callbacks", "to_settings", "wake_settings"]
 
 
 def wake_settings(wake_words: str, backend: str, model_paths: str | None,
@@ -140,3 +145,86 @@ def partial_adapter(update: Callable[[str], Any] | None,
             stabilized(text)
 
     return on_partial
+
+
+def to_callbacks(v: dict[str, Any]) -> dict[str, Any]:
+    """The Recorder callbacks (keyword arguments) for RealtimeSTT's callback arguments.
+
+    Args:
+        v: every RealtimeSTT argument by name (the constructor's values). The callbacks
+            the compat recorder calls itself (``on_transcription_start``,
+            ``on_recorded_chunk``, ``on_vad_detect_*``) are not read.
+    """
+    callbacks: dict[str, Any] = {
+        "on_speech_start": _all(v["on_recording_start"], v["on_vad_start"]),
+        "on_speech_end": _all(v["on_recording_stop"], v["on_vad_stop"]),
+        "on_wake_word_timeout": v["on_wakeword_timeout"],
+        "on_wake_word_waiting": v["on_wakeword_detection_start"],
+        "on_pause_start": v["on_turn_detection_start"],
+        "on_pause_end": v["on_turn_detection_stop"],
+    }
+    heard = _all(v["on_wakeword_detected"], v["on_wakeword_detection_end"])
+    if heard is not None:
+        callbacks["on_wake_word"] = lambda word: heard()
+    update = v["on_realtime_transcription_update"]
+    stabilized = v["on_realtime_transcription_stabilized"]
+    if update or stabilized:
+        callbacks["on_partial"] = partial_adapter(update, stabilized)
+    return callbacks
+
+
+def _all(*cbs: Callable[[], Any] | None) -> Callable[[], None] | None:
+    """One callback calling each given one in turn (None when none is given)."""
+    given = [cb for cb in cbs if cb is not None]
+    if not given:
+        return None
+
+    def call_all() -> None:
+        for cb in given:
+            cb()
+
+    return call_all
+
+
+def format_text(text: str, uppercase: bool, period: bool) -> str:
+    """A final's text as RealtimeSTT returns it: stripped, with the first letter upper case
+    (``ensure_sentence_starting_uppercase``) and a closing period after a final letter or
+    digit (``ensure_sentence_ends_with_period``).
+    """
+    text = text.strip()
+    if not text:
+        return text
+    if uppercase:
+        text = text[0].upper() + text[1:]
+    if period and text[-1].isalnum():
+        text += "."
+    return text
+
+
+def final_metadata(final: FinalTranscript, words: bool) -> dict[str, Any]:
+    """RealtimeSTT's ``last_transcription_metadata`` of ``final``: ``language``,
+    ``language_probability``, ``compute_seconds`` (s) and, with ``words``, ``words`` (dicts
+    with ``word``, ``start``, ``end`` in s from the start of the stream, ``probability``).
+    """
+    meta: dict[str, Any] = {"language": final.language,
+                            "language_probability": final.language_probability,
+                            "compute_seconds": final.compute_seconds}
+    if words:
+        meta["words"] = [{"word": w.text, "start": w.start, "end": w.end,
+                          "probability": w.probability} for w in final.words]
+    return meta
+
+
+def explain_start_failure(model: str, exc: HarkenError) -> HarkenError:
+    """The error to raise when the recorder with ``model`` failed to start with ``exc``:
+    for RealtimeSTT's multilingual model names, one that says how to run offline.
+    """
+    if model in ("tiny", "base", "small", "medium") or model.startswith("large"):
+        return ConfigError(
+            f"model={model!r} could not be loaded ({exc}). RealtimeSTT's default 'tiny' and "
+            "the other names without '.en' are multilingual models that faster-whisper "
+            "downloads; harken embeds only the English 'tiny.en' for offline use. Pass "
+            "model='tiny.en' for English (or set HARKEN_COMPAT_MODEL=tiny.en to keep the "
+            "program unchanged), or the path of a multilingual faster-whisper model "
+            "directory.")
+    return exc

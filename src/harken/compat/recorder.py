@@ -12,14 +12,19 @@ with its VAD; ``wait_audio()`` takes the next finished recording (its audio from
 unless that returns true, waits for the recording's final from harken's engine program.
 Threads: callbacks run on harken's "harken-dispatch" thread; ``text(callback)`` transcribes
 on the caller's thread and calls the callback on a new thread, as RealtimeSTT does
-(:class:`~.handoff.CallbackThreads` owns them; ``shutdown()`` joins them). Why one piece:
-RealtimeSTT's public surface is one class of 101 arguments and 19 methods that share the
-recorder; the argument table, the mapping, the audio tap, the recording bookkeeping and the
-callback threads live in their own modules.
+(:class:`~.handoff.CallbackThreads` owns them; ``shutdown()`` joins them).
+
+What lives elsewhere: the argument table (:mod:`.arguments`), arguments and callbacks to
+harken's and finals back to RealtimeSTT's text and metadata (:mod:`.mapping`), the audio tap
+and file feeding (:mod:`.tap`), the recording bookkeeping (:mod:`.recordings`), finals of
+other audio (:mod:`.other_audio`) and the callback threads (:mod:`.handoff`). Why this
+module is still over the ~400-line guide: its class is RealtimeSTT's public surface, one
+constructor of 101 arguments (a signature of ~100 lines) and 19 methods over one recorder.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import platform
@@ -46,9 +51,17 @@ from ..events import (
 from ..recorder import Recorder
 from .arguments import ARGUMENTS
 from .handoff import CallbackThreads
-from .mapping import partial_adapter, to_settings
-from .recordings import Recordings, joined
-from .tap import SAMPLE_RATE, TapSource
+from .mapping import (
+    explain_start_failure,
+    final_metadata,
+    format_text,
+    to_callbacks,
+    to_settings,
+)
+from .other_audio import OtherAudio
+from .other_audio import as_float as _as_float
+from .recordings import Recordings
+from .tap import SAMPLE_RATE, TapSource, feed_files
 
 __all__ = ["AudioToTextRecorder"]
 
@@ -201,25 +214,12 @@ class AudioToTextRecorder:
         self._on_vad_detect_start = on_vad_detect_start
         self._on_vad_detect_stop = on_vad_detect_stop
         self._on_wake_end = on_wakeword_detection_end
-        self._callbacks: dict[str, Any] = {
-            "on_speech_start": _all(on_recording_start, on_vad_start),
-            "on_speech_end": _all(on_recording_stop, on_vad_stop),
-            "on_wake_word_timeout": on_wakeword_timeout,
-            "on_wake_word_waiting": on_wakeword_detection_start,
-            "on_pause_start": on_turn_detection_start,
-            "on_pause_end": on_turn_detection_stop,
-        }
-        heard = _all(on_wakeword_detected, on_wakeword_detection_end)
-        if heard is not None:
-            self._callbacks["on_wake_word"] = lambda word: heard()
-        if on_realtime_transcription_update or on_realtime_transcription_stabilized:
-            self._callbacks["on_partial"] = partial_adapter(
-                on_realtime_transcription_update, on_realtime_transcription_stabilized)
+        self._callbacks = to_callbacks(values)
         self._recorder: Recorder | None = None
         self._tap: TapSource | None = None
-        self._oneshots: dict[bool, Recorder] = {}
+        self._other = OtherAudio(self._settings, self._config.request_timeout_s)
+        self._oneshots = self._other.recorders
         """perform_final_transcription's recorders for other audio, by "uses the prompt"."""
-        self._oneshot_lock = threading.Lock()
         self._lock = threading.Lock()
         self._recordings = Recordings(_MAX_PENDING)
         self._current: int | None = None
@@ -274,30 +274,19 @@ class AudioToTextRecorder:
             rec.start()
         except HarkenError as exc:
             rec.close()
-            raise self._explain_start_failure(exc) from exc
+            raise explain_start_failure(self._model, exc) from exc
         self._tap = tap
         return rec
-
-    def _explain_start_failure(self, exc: HarkenError) -> HarkenError:
-        model = self._model
-        if model in ("tiny", "base", "small", "medium") or model.startswith("large"):
-            return ConfigError(
-                f"model={model!r} could not be loaded ({exc}). RealtimeSTT's default 'tiny' and "
-                "the other names without '.en' are multilingual models that faster-whisper "
-                "downloads; harken embeds only the English 'tiny.en' for offline use. Pass "
-                "model='tiny.en' for English (or set HARKEN_COMPAT_MODEL=tiny.en to keep the "
-                "program unchanged), or the path of a multilingual faster-whisper model "
-                "directory.")
-        return exc
 
     def shutdown(self) -> None:
         """Stop everything and release the models; idempotent."""
         with self._lock:
             self._shut_down = True
-            recs = [r for r in (self._recorder, *self._oneshots.values()) if r is not None]
+            rec = self._recorder
         self._aborted.set()
-        for rec in recs:
+        if rec is not None:
             rec.close()
+        self._other.close()
         self._handoff.join(_CALLBACK_JOIN_S)
         self.state = "inactive"
 
@@ -499,7 +488,7 @@ class AudioToTextRecorder:
             audio = _as_float(audio_bytes)
             if audio.size == 0:
                 return ""
-            final = self._transcribe_other(audio, use_prompt)
+            final = self._other.transcribe(audio, use_prompt)
         self.state = "recording" if self.is_recording else "listening"
         if final is None:
             return ""
@@ -516,63 +505,15 @@ class AudioToTextRecorder:
 
         return self._recordings.final(uid, next_final, self._aborted.is_set)
 
-    def _transcribe_other(self, audio: NDArray[np.float32], use_prompt: bool) -> FinalTranscript:
-        """Transcribe ``audio`` as one utterance in a second engine program (one at a time)."""
-        prompt = use_prompt and self._settings.get("initial_prompt") is not None
-        with self._oneshot_lock:
-            with self._lock:
-                if self._shut_down:
-                    raise LifecycleError("the recorder was shut down; create a new one")
-                rec = self._oneshots.get(prompt)
-                if rec is None:
-                    settings = {k: v for k, v in self._settings.items()
-                                if not k.startswith("wake_")}
-                    settings.update(partials=False, early_final=False, min_utterance_ms=0)
-                    if not prompt:
-                        settings["initial_prompt"] = None
-                    rec = Recorder(RecorderConfig().with_settings(**settings), source="push")
-                    try:
-                        rec.start()
-                    except BaseException:
-                        rec.close()
-                        raise
-                    self._oneshots[prompt] = rec
-            rec.start_utterance()
-            rec.feed_audio(audio, SAMPLE_RATE)
-            rec.end_utterance()
-            timeout = self._config.request_timeout_s
-            parts = [rec.next_final(timeout=timeout)]
-            while parts[-1].split:  # longer than max_utterance_s: it comes in pieces
-                parts.append(rec.next_final(timeout=timeout))
-        return joined(parts)
-
     def _finish(self, final: FinalTranscript, audio: NDArray[np.float32], words: bool) -> str:
-        import base64
-
         if self._print_time:
             _LOG.info("final transcribed in %.2f s", final.compute_seconds)
         self.detected_language = final.language if final.language_probability else None
         self.detected_language_probability = final.language_probability or 0.0
         self.last_transcription_bytes = audio.copy()
         self.last_transcription_bytes_b64 = base64.b64encode(audio.tobytes()).decode("ascii")
-        meta: dict[str, Any] = {"language": final.language,
-                                "language_probability": final.language_probability,
-                                "compute_seconds": final.compute_seconds}
-        if words:
-            meta["words"] = [{"word": w.text, "start": w.start, "end": w.end,
-                              "probability": w.probability} for w in final.words]
-        self.last_transcription_metadata = meta
-        return self._format(final.text)
-
-    def _format(self, text: str) -> str:
-        text = text.strip()
-        if not text:
-            return text
-        if self._uppercase:
-            text = text[0].upper() + text[1:]
-        if self._period and text[-1].isalnum():
-            text += "."
-        return text
+        self.last_transcription_metadata = final_metadata(final, words)
+        return format_text(final.text, self._uppercase, self._period)
 
     # ------------------------------------------------------------------ pushed audio
 
@@ -599,22 +540,9 @@ class AudioToTextRecorder:
             target_peak: the peak after normalising (0 to 1).
             realtime: harken only: False feeds as fast as the recorder takes it.
         """
-        from ..sources.file import decode_audio
-
-        paths = [filenames] if isinstance(filenames, (str, PathLike)) else list(filenames)
-        for path in paths:
-            audio, rate = decode_audio(path)
-            peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-            if normalize and peak > 0:
-                audio = np.clip(audio * (target_peak / peak), -1.0, 1.0).astype(np.float32)
-            block = max(1, rate // 50)
-            began = time.monotonic()
-            for i in range(0, len(audio), block):
-                self.feed_audio(audio[i:i + block], rate)
-                if realtime:
-                    delay = began + (i + block) / rate - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
+        paths = [filenames] if isinstance(filenames, (str, PathLike)) else filenames
+        feed_files(paths, self.feed_audio, normalize=normalize, target_peak=target_peak,
+                   realtime=realtime)
 
     def flush_audio_input(self) -> bool:
         """RealtimeSTT queues a partial chunk here; harken forwards every chunk at once, so
@@ -643,25 +571,3 @@ class AudioToTextRecorder:
         integer, decimal = f"{num:.10f}".split(".")
         return f"{integer[-2:]}.{decimal[:2]}"
 
-
-def _all(*cbs: Callable[[], Any] | None) -> Callable[[], None] | None:
-    """One callback calling each given one in turn (None when none is given)."""
-    given = [cb for cb in cbs if cb is not None]
-    if not given:
-        return None
-
-    def call_all() -> None:
-        for cb in given:
-            cb()
-
-    return call_all
-
-
-def _as_float(audio: Any) -> NDArray[np.float32]:
-    """RealtimeSTT audio (float32 in [-1, 1], int16 samples or PCM16 bytes) as float32."""
-    if isinstance(audio, (bytes, bytearray, memoryview)):
-        return np.frombuffer(audio, "<i2").astype(np.float32) / 32768.0
-    arr = np.asarray(audio)
-    if arr.dtype == np.int16:
-        return arr.astype(np.float32) / 32768.0
-    return arr.astype(np.float32, copy=False)

@@ -10,12 +10,17 @@ calls ``on_chunk`` with each chunk as 16 kHz int16 bytes.
 
 Threads: the microphone's reader thread and feeding threads call the sink; one lock keeps
 the ring in the order the recorder receives the audio. ``on_chunk`` runs on those threads.
+
+:func:`feed_files` is RealtimeSTT's ``feed_audio_file``: files decoded and pushed in 20 ms
+blocks, paced at real time.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
+from os import PathLike
 from typing import Any
 
 import numpy as np
@@ -24,7 +29,7 @@ from numpy.typing import NDArray
 from ..sources.base import AudioSink, AudioSource
 from ..sources.push import PushSource
 
-__all__ = ["TapSource"]
+__all__ = ["TapSource", "feed_files"]
 
 SAMPLE_RATE = 16000
 
@@ -104,6 +109,34 @@ class TapSource:
         if self._mic is not None:
             self._mic.close()
         self._push.close()
+
+
+def feed_files(paths: Iterable[str | PathLike[str]], feed: Callable[[Any, int], None], *,
+               normalize: bool, target_peak: float, realtime: bool) -> None:
+    """Decode each file and hand it to ``feed(samples, sample_rate)`` in 20 ms blocks.
+
+    Args:
+        paths: the audio files, fed one after the other.
+        feed: takes a float32 block and its sample rate in Hz.
+        normalize: scale each file so its peak is ``target_peak`` (0 to 1).
+        target_peak: the peak after normalising.
+        realtime: pace the blocks at real time (False: as fast as ``feed`` takes them).
+    """
+    from ..sources.file import decode_audio
+
+    for path in paths:
+        audio, rate = decode_audio(path)
+        peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+        if normalize and peak > 0:
+            audio = np.clip(audio * (target_peak / peak), -1.0, 1.0).astype(np.float32)
+        block = max(1, rate // 50)
+        began = time.monotonic()
+        for i in range(0, len(audio), block):
+            feed(audio[i:i + block], rate)
+            if realtime:
+                delay = began + (i + block) / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
 
 
 class _Tap:
