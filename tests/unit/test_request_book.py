@@ -116,6 +116,22 @@ def test_a_crash_costs_a_try_only_for_the_request_being_transcribed() -> None:
     assert all(e.tries == 1 for e in book.in_flight(2))
 
 
+def test_finals_taken_back_go_before_the_finals_still_waiting() -> None:
+    # A crash seen before the writer sent request 3: 1 and 2 come back from the dead child
+    # and are sent again first, in their order; then 3. The same for a retried failure.
+    book = RequestBook()
+    book.add(request(1))
+    book.add(request(2))
+    assert send_all(book, gen=1) == [1, 2]
+    book.add(request(3))
+    assert book.child_lost(1, max_attempts=3) == []
+    assert send_all(book, gen=2) == [1, 2, 3]
+    book.add(request(4))
+    outcome = book.failed(3, "RuntimeError", max_attempts=3)
+    assert outcome is not None and outcome[1] is False
+    assert send_all(book, gen=2) == [3, 4]
+
+
 def test_drain_returns_the_live_requests_and_empties_the_book() -> None:
     book = RequestBook()
     book.add(request(1))

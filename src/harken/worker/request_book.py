@@ -170,6 +170,7 @@ class RequestBook:
         Only the oldest was being transcribed (the child serves one at a time, in the
         order sent); the others never started, so that send is not a try for them. Else
         one hang behind a queue of finals would use up every queued final's tries at once.
+        They go back before the requests still waiting, in the order they were sent.
 
         Returns:
             The requests that have now been tried ``max_attempts`` times (removed); the
@@ -179,7 +180,8 @@ class RequestBook:
         culprit = min(inflight, key=lambda e: (e.sent_at, e.request.kind != "final"),
                       default=None)
         failed: list[Pending] = []
-        for entry in inflight:
+        back: list[Pending] = []
+        for entry in sorted(inflight, key=lambda e: e.sent_at):
             entry.sent_gen = None
             if entry is not culprit:
                 entry.unstarted += 1
@@ -189,7 +191,9 @@ class RequestBook:
                 del self._pending[entry.request.request_id]
                 failed.append(entry)
             else:
-                self._requeue(entry)
+                back.append(entry)
+        for entry in reversed(back):  # each goes to the front: the oldest ends up first
+            self._requeue(entry)
         return failed
 
     def drain(self) -> list[Pending]:
@@ -205,7 +209,10 @@ class RequestBook:
         self._partial = None
 
     def _requeue(self, entry: Pending) -> None:
-        """Put an unanswered request back in the send queues."""
+        """Put an unanswered request back in the send queues; a final goes first: it was
+        sent before every final still waiting (requeued at the back, a crash seen before
+        the writer sent the next final had the restarted engine answer out of order).
+        """
         request_id = entry.request.request_id
         if entry.request.kind == "partial":
             if self._partial is None:
@@ -213,4 +220,4 @@ class RequestBook:
             elif self._partial != request_id:
                 self._pending.pop(request_id, None)  # a newer partial is waiting
         elif request_id not in self._finals:
-            self._finals.append(request_id)
+            self._finals.appendleft(request_id)
