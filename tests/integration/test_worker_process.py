@@ -720,3 +720,32 @@ def test_cheap_finals_waiting_together_are_one_batch_in_the_real_engine(
         words = text.split()
         assert sum(w in texts[i] for w in words) >= len(words) - 2, (text, texts[i])
     assert "cheap finals as one batch" in caplog.text
+
+
+@pytest.mark.parametrize("ignores_sigterm", [False, True])
+def test_stop_process_terminates_then_kills(ignores_sigterm: bool) -> None:
+    from harken.worker.child_handle import stop_process
+
+    code = textwrap.dedent(f"""
+        import signal, sys, time
+        if {ignores_sigterm}:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("ready", flush=True)
+        time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        started = time.monotonic()
+        stop_process(proc, 0.3, name="test child")
+        took = time.monotonic() - started
+        assert proc.returncode == (-signal.SIGKILL if ignores_sigterm else -signal.SIGTERM)
+        if ignores_sigterm:
+            assert took >= 0.3  # SIGKILL only after the grace
+        stop_process(proc, 0.3)  # gone already: nothing to do
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()

@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import ConfigError, PhoneError
+from ..worker.child_handle import stop_process
 
 __all__ = ["BaresipCaller", "baresip_available", "read_wav_int16", "write_wav_int16"]
 
@@ -192,15 +193,8 @@ snd_path {self.workdir / 'snd'}
 
     def close(self) -> None:
         """Stop baresip (SIGTERM, then SIGKILL); idempotent."""
-        proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(2.0)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(2.0)
+        if self._proc is not None:
+            stop_process(self._proc, 2.0, name="baresip")
 
     def command(self, name: str, params: str = "", timeout: float = 5.0) -> str:
         """Run one of baresip's commands in the live call (``"sndcode", "123#"`` sends DTMF);

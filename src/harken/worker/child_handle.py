@@ -24,7 +24,7 @@ from ..errors import EngineError, WorkerCrashed, WorkerError, WorkerStartTimeout
 from .request_book import Pending
 
 __all__ = ["Child", "Shared", "abandon", "close_pipes", "describe_exit", "hang_reason",
-           "launch", "not_ready_error", "reap", "relay_log", "stop_child"]
+           "launch", "not_ready_error", "reap", "relay_log", "stop_child", "stop_process"]
 
 logger = logging.getLogger(__name__)
 child_logger = logging.getLogger("harken.worker.child")
@@ -111,18 +111,32 @@ def stop_child(child: Child, soft_deadline: float, deadline: float) -> None:
             proc.wait(max(0.0, soft_deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             pass
-    if proc.poll() is None:
-        logger.debug("terminating engine process %d", proc.pid)
-        proc.terminate()
+    stop_process(proc, deadline - 0.3 - time.monotonic())
+
+
+def stop_process(proc: subprocess.Popen[Any], grace_s: float,
+                 name: str = "engine process") -> None:
+    """SIGTERM ``proc``, wait up to ``grace_s`` seconds (at least 0.05), then SIGKILL and
+    wait up to 1 s more; a process that has exited already is left alone.
+
+    Args:
+        proc: the process to stop.
+        grace_s: how long it has to exit after SIGTERM, in s.
+        name: what it is, for the log ("baresip").
+    """
+    if proc.poll() is not None:
+        return
+    logger.debug("terminating %s %d", name, proc.pid)
+    proc.terminate()
+    try:
+        proc.wait(max(0.05, grace_s))
+    except subprocess.TimeoutExpired:
+        logger.warning("%s %d ignored SIGTERM; killing it", name, proc.pid)
+        proc.kill()
         try:
-            proc.wait(max(0.05, deadline - 0.3 - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            logger.warning("engine process %d ignored SIGTERM; killing it", proc.pid)
-            proc.kill()
-            try:
-                proc.wait(1.0)
-            except subprocess.TimeoutExpired:  # pragma: no cover
-                logger.error("engine process %d did not die after SIGKILL", proc.pid)
+            proc.wait(1.0)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            logger.error("%s %d did not die after SIGKILL", name, proc.pid)
 
 
 def reap(child: Child, problem: BaseException | None) -> str:
