@@ -163,6 +163,47 @@ def test_finals_take_the_cheap_pass_while_others_wait():
     asyncio.run(main())
 
 
+def test_early_finals_wait_behind_standing_finals_while_others_wait():
+    """Under load an early final (speech may still make it stale) goes only when no
+    standing final waits, or once confirmed; a stale one is withdrawn before the engine
+    pays for it. On an idle engine an early final goes at once."""
+    async def main() -> None:
+        host, (engine,) = await make_host(max_in_engine=1, fast_finals_at=1)
+        a, b, c = Recorder(), Recorder(), Recorder()
+        sa = host.open_session("a", a.on_result, a.on_failed, a.on_error)
+        sb = host.open_session("b", b.on_result, b.on_failed, b.on_error)
+        sc = host.open_session("c", c.on_result, c.on_failed, c.on_error)
+        host.submit(sa, req(1), early=True)
+        assert [r.request_id for r in engine.submitted] == [1]  # idle: at once
+        host.submit(sa, req(2, utterance=2), early=True)  # a's next, stale soon
+        host.submit(sb, req(1), early=True)  # b's, confirmed soon
+        host.submit(sc, req(1))  # c's stands
+        host.submit(sc, req(2, utterance=2))
+
+        async def answer_next() -> None:
+            sent = engine.submitted.pop(0)
+            engine.answer(sent, f"g{sent.request_id}")
+            await settle()
+
+        await answer_next()  # a's early final; next: c's standing one before b's early one
+        assert c.results == [] and len(engine.submitted) == 1
+        host.cancel(sa, 2)  # speech resumed: a's second early final never reaches the engine
+        host.confirm(sb, 1)  # b's stands now: its turn comes before c's second
+        for _ in range(3):
+            await answer_next()
+        assert a.results == [(1, "g1")]
+        assert c.results == [(1, "g2"), (2, "g4")] and b.results == [(1, "g3")]
+        assert host.queued == 0 and engine.submitted == [] and engine.cancelled == []
+        host.submit(sa, req(3, utterance=3), early=True)
+        host.submit(sb, req(2, utterance=2), early=True)
+        await answer_next()  # only early finals wait: they go in turn, unconfirmed
+        await answer_next()
+        assert a.results[-1] == (3, "g5") and b.results[-1] == (2, "g6")
+        await host.close()
+
+    asyncio.run(main())
+
+
 def test_admission_and_queue_limits_say_server_busy():
     async def main() -> None:
         host, _ = await make_host(max_sessions=2, max_queued=2, max_in_engine=1)

@@ -163,15 +163,26 @@ def test_a_session_adds_its_hints_to_every_request() -> None:
         def open_session(self, *args: object) -> object:
             return object()
 
-        def submit(self, slot: object, request: TranscribeRequest) -> None:
+        def submit(self, slot: object, request: TranscribeRequest, *,
+                   early: bool = False) -> None:
             submitted.append(request)
+            early_ids.extend([request.request_id] if early else [])
 
+        def confirm(self, slot: object, request_id: int) -> None:
+            confirmed.append(request_id)
+
+    early_ids: list[int] = []
+    confirmed: list[int] = []
     session = StreamSession(Host(), "s", lambda event: None,  # type: ignore[arg-type]
                             vad_config=VadConfig(backend="energy"))
     session.open()
     session.begin(ScriptedVad([(0.5, 2.0)]), RealtimeConfig(partials=False, stable_prefix=False),
                   language="de", hints=DecodeHints(initial_prompt="Guten Tag.", beam_size=2))
-    session.feed(np.concatenate([silence(0.5), tone(1.5), silence(1.5)]))
+    audio = np.concatenate([silence(0.5), tone(1.5), silence(1.5)])
+    for i in range(0, len(audio), 320):  # 20 ms messages
+        session.feed(audio[i:i + 320])
     assert submitted, "no request reached the host"
+    # The final went out early (at the first silence) and was confirmed once it stood.
+    assert early_ids == confirmed == [submitted[-1].request_id]
     assert all(r.hints == DecodeHints(language="de", initial_prompt="Guten Tag.", beam_size=2)
                for r in submitted)

@@ -167,6 +167,13 @@ class SpeechPipeline:
         """True while the person is speaking (an utterance is open)."""
         return self._segmenter.active
 
+    def is_early(self, request: TranscribeRequest) -> bool:
+        """True while ``request`` is its utterance's early final and speech may still make
+        it stale; a :class:`~harken.events.TranscriptionStarted` of its utterance says it
+        stands, a :class:`CancelRequest` that it does not.
+        """
+        return self._order.is_early(request)
+
     def feed(self, samples: NDArray[np.float32]) -> list[Output]:
         """Take float32 mono 16 kHz samples of any length; return what happened."""
         if samples.dtype != np.float32 or samples.ndim != 1:

@@ -17,6 +17,12 @@ an idle one); among equally busy ones, to the session's previous engine (sticky,
 whatever a child may keep per session; faster-whisper keeps nothing between calls today, so
 it only breaks ties), so stickiness never queues a request behind another while an engine
 idles.
+Early finals (:meth:`submit` with ``early=True``: cut at the first silence, stale if speech
+resumes within the utterance's end silence, which on the telephone test clips happened about
+once per utterance) wait behind the finals that will stand while others wait: under load one
+goes out only when no such final waits, or once :meth:`confirm` says it stands. An early
+final that speech made stale is then mostly withdrawn from the queue before the engine pays
+for it; on an idle engine it goes out at once, so the early final keeps its head start.
 A session holds at most one queued partial: a newer one replaces it (coalescing). One partial
 at a time also matters because the engine process replaces a partial waiting behind another
 one without answering it.
@@ -128,6 +134,8 @@ class _Queued:
     """time.monotonic() when the session handed it to the host."""
     moves: int = 0
     """Times it was taken from a crashed engine and sent again."""
+    early: bool = False
+    """An early final not yet confirmed (see "Early finals")."""
 
 
 @dataclass(eq=False)
@@ -379,8 +387,12 @@ class EngineHost:
             self._withdraw(gid)
         self._pump()
 
-    def submit(self, session: HostSession, request: TranscribeRequest) -> None:
+    def submit(self, session: HostSession, request: TranscribeRequest, *,
+               early: bool = False) -> None:
         """Queue a session's request (its own id); the answer comes to its callbacks.
+
+        ``early``: a final that speech may still make stale (see "Early finals"); the
+        session calls :meth:`confirm` once it stands, or :meth:`cancel`.
 
         Raises:
             ServerBusy: the session already has ``max_queued`` finals waiting.
@@ -398,8 +410,17 @@ class EngineHost:
                 self.rejected += 1
                 raise ServerBusy(f"the server is busy: {len(session.finals)} utterances of this "
                                  "session are waiting for the engine")
-            session.finals.append(_Queued(request, time.monotonic()))
+            session.finals.append(_Queued(request, time.monotonic(),
+                                          early=early and request.kind == "final"))
         self._pump()
+
+    def confirm(self, session: HostSession, request_id: int) -> None:
+        """A session's early final (its own id) stands now: it queues like any final."""
+        for queued in session.finals:
+            if queued.request.request_id == request_id and queued.early:
+                queued.early = False
+                self._pump()
+                return
 
     def cancel(self, session: HostSession, request_id: int) -> None:
         """Withdraw a session's request (its own id); no callback comes for it."""
@@ -434,19 +455,24 @@ class EngineHost:
     def _finals_in_engine(self) -> int:
         return sum(1 for sent in self._sent.values() if sent.queued.request.kind == "final")
 
-    def _pick(self, partials: bool) -> tuple[HostSession, _Queued] | None:
+    def _pick(self, partials: bool, shedding: bool) -> tuple[HostSession, _Queued] | None:
         """Take the next request to send: round-robin over sessions, finals first.
 
         ``partials``: whether a partial may go (only to an idle engine: a final arriving
         next then waits for at most one running partial, never for partials queued in the
-        child before it). The session served moves to the back of the turn order, whatever
-        kind it sent.
+        child before it). ``shedding``: early finals go only when no other final waits
+        (see "Early finals"). The session served moves to the back of the turn order,
+        whatever kind it sent.
         """
-        for i, sid in enumerate(self._order):
-            session = self._sessions[sid]
-            if session.finals:
-                self._order.rotate(-(i + 1))
-                return session, session.finals.popleft()
+        for standing in (True, False) if shedding else (False,):
+            for i, sid in enumerate(self._order):
+                session = self._sessions[sid]
+                queued = next((q for q in session.finals if not (standing and q.early)),
+                              None)
+                if queued is not None:
+                    self._order.rotate(-(i + 1))
+                    session.finals.remove(queued)
+                    return session, queued
         if not partials:
             return None
         for i, sid in enumerate(self._order):
@@ -492,7 +518,7 @@ class EngineHost:
             if not free:
                 return
             idle = [slot for slot in free if not slot.sent]
-            picked = self._pick(partials=bool(idle))
+            picked = self._pick(partials=bool(idle), shedding=shedding)
             if picked is None:
                 return
             session, queued = picked

@@ -27,7 +27,7 @@ from ..core.outputs import route_outputs
 from ..core.pipeline import CancelRequest, FinalFailed, Output, SpeechPipeline
 from ..engine.base import DecodeHints, EngineOutput, TranscribeRequest
 from ..errors import LifecycleError
-from ..events import ErrorEvent, Event
+from ..events import ErrorEvent, Event, TranscriptionStarted
 from ..turn.base import TurnModel
 from ..vad.base import VoiceActivityDetector
 from ..wake.base import PhraseMatcher, WakeWordDetector
@@ -78,6 +78,7 @@ class StreamSession:
         self._progress = asyncio.Event()
         self._slot: HostSession | None = None
         self._finals_out: set[int] = set()
+        self._early: dict[int, int] = {}  # utterance id -> its unconfirmed early final's id
         self._idle = asyncio.Event()
         self._idle.set()
         self.audio_seconds = 0.0
@@ -135,6 +136,7 @@ class StreamSession:
             # new pipeline (both number their requests from 1), so leave and rejoin the host.
             self._host.close_session(self._slot)
             self._finals_out.clear()
+            self._early.clear()
             self._idle.set()
             self._slot = self._host.open_session(self.name, self._on_result, self._on_failed,
                                                  self._on_error)
@@ -174,6 +176,7 @@ class StreamSession:
         if slot is not None:
             self._host.close_session(slot)
         self._finals_out.clear()
+        self._early.clear()
         self._idle.set()
         self._progress.set()
         self._pipeline = None
@@ -257,14 +260,19 @@ class StreamSession:
         slot = self._slot
         if slot is None:
             return
+        early = False
         if request.kind == "final":
             self._finals_out.add(request.request_id)
             self._idle.clear()
-        self._host.submit(slot, self._request(request))
+            early = self._pipeline is not None and self._pipeline.is_early(request)
+            if early:
+                self._early[request.utterance_id] = request.request_id
+        self._host.submit(slot, self._request(request), early=early)
 
     def on_cancel(self, cancel: CancelRequest) -> None:
         """Pipeline output: withdraw a stale speculative final from the host."""
         self._done(cancel.request_id)
+        self._early = {u: r for u, r in self._early.items() if r != cancel.request_id}
         if self._slot is not None:
             self._host.cancel(self._slot, cancel.request_id)
 
@@ -279,6 +287,10 @@ class StreamSession:
 
     def on_event(self, event: Event) -> None:
         """Pipeline output: an event for the client."""
+        if isinstance(event, TranscriptionStarted):  # the utterance's final stands now
+            early = self._early.pop(event.utterance_id, None)
+            if early is not None and self._slot is not None:
+                self._host.confirm(self._slot, early)
         self._emit(event)
 
     async def wait_outstanding_below(self, limit: int) -> None:
