@@ -130,6 +130,21 @@ def test_every_encoding_rate_and_channel_count(encoding, rate, channels):
     run(body)
 
 
+def test_a_client_that_wants_no_words_gets_finals_without_them():
+    async def body(server: Server) -> None:
+        for words in (True, False):
+            async with websockets.connect(ws_url(server)) as ws:
+                await ws.send(p.encode(p.Start(RATE, partials=False, words=words)))
+                assert isinstance(p.parse_server(await ws.recv()), p.Ready)
+                await ws.send(encode_audio(bursts(1), "pcm16"))
+                await ws.send(p.encode(p.Stop()))
+                (final,) = finals(await collect(ws))
+            assert final.text.startswith("speech ")
+            assert len(final.words) == (len(final.text.split()) if words else 0), final
+
+    run(body)
+
+
 def test_ping_pong_and_stop_before_any_speech():
     async def body(server: Server) -> None:
         async with websockets.connect(ws_url(server)) as ws:

@@ -52,7 +52,9 @@ def test_start_defaults_and_aliases():
     start = p.parse_client('{"type":"start","sample_rate":8000,"encoding":"mulaw"}')
     assert isinstance(start, p.Start) and start.encoding == "ulaw"
     start = p.parse_client('{"type":"start","sample_rate":8000,"encoding":"A-LAW"}')
-    assert isinstance(start, p.Start) and start.encoding == "alaw"
+    assert isinstance(start, p.Start) and start.encoding == "alaw" and start.words
+    start = p.parse_client('{"type":"start","sample_rate":8000,"words":false}')
+    assert isinstance(start, p.Start) and start.words is False
 
 
 @pytest.mark.parametrize("text, fragment", [
@@ -67,6 +69,7 @@ def test_start_defaults_and_aliases():
     ('{"type": "start", "sample_rate": 8000, "encoding": "mp3"}', "encoding"),
     ('{"type": "start", "sample_rate": 8000, "channels": 0}', "channels"),
     ('{"type": "start", "sample_rate": 8000, "partials": "yes"}', "partials"),
+    ('{"type": "start", "sample_rate": 8000, "words": 0}', '"words"'),
     ('{"type": "start", "sample_rate": 8000, "colour": "red"}', "unknown field"),
     ('{"type": "stop", "now": true}', "unknown field"),
 ])

@@ -18,7 +18,8 @@ went where. Faults are injected through ``EngineConfig.options``:
 - ``print_text`` (str): ``transcribe()`` prints this to stdout, as a careless library would.
 
 The same keys in a request's ``DecodeHints.extra`` override the configured ones for that
-request; the other hints are recorded (:attr:`ScriptedEngine.last_hints`) and not used.
+request; ``word_timestamps=False`` leaves the words out, as a real engine does; the other
+hints are recorded (:attr:`ScriptedEngine.last_hints`) and not used.
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ class ScriptedEngine:
             audio: float32 mono samples at 16 kHz.
             kind: "final" or "partial" (not used for the answer).
             hints: ``extra`` overrides the configured options for this request (e.g.
-                ``text``); the other hints are only recorded in :attr:`last_hints`.
+                ``text``); ``word_timestamps=False`` leaves the words out; the other hints
+                are only recorded in :attr:`last_hints`.
 
         Returns:
             The scripted text, with one word per token spread evenly over the audio.
@@ -131,7 +133,8 @@ class ScriptedEngine:
         tokens = text.split()
         step = duration / len(tokens) if tokens else 0.0
         words = tuple(WordTiming(round(i * step, 3), round((i + 1) * step, 3), token, 1.0)
-                      for i, token in enumerate(tokens))
+                      for i, token in enumerate(tokens)
+                      if hints is None or hints.word_timestamps is not False)
         return EngineOutput(text=text, language="en", language_probability=1.0, words=words)
 
     def close(self) -> None:

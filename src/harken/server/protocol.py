@@ -4,7 +4,7 @@ One connection carries one audio stream::
 
     client -> server   {"type": "start", "sample_rate": 8000, "encoding": "pcm16",
                         "channels": 1, "language": "en", "partials": true,
-                        "languages": ["en", "zh"]}
+                        "languages": ["en", "zh"], "words": true}
                        binary frames of audio in that format
                        {"type": "stop"}     flush: finals for everything sent, then "stopped"
                        {"type": "ping"}
@@ -122,6 +122,9 @@ class Start:
     languages: tuple[str, ...] = ()
     """With no ``language``: detect only among these codes, e.g. ("en", "zh"); empty: the
     server's setting."""
+    words: bool = True
+    """Send word timings with each final; false: finals carry ``"words": []`` and the
+    engine skips its alignment pass (about 0.02 CPU s per final with tiny.en on 2 cores)."""
 
 
 @dataclass(frozen=True)
@@ -256,7 +259,7 @@ def encode(message: ClientMessage | ServerMessage) -> str:
     out: dict[str, Any] = {"type": name}
     for key in message.__dataclass_fields__:
         value = getattr(message, key)
-        if key == "words":
+        if key == "words" and not isinstance(value, bool):  # a final's; a start's is a bool
             value = [{"start": w.start, "end": w.end, "text": w.text,
                       "probability": w.probability} for w in value]
         out[key] = value
@@ -377,7 +380,8 @@ def parse_client(text: str | bytes, max_bytes: int | None = MAX_CONTROL_BYTES
         if bad or len(languages) > 128:
             raise ProtocolError(f'"start" field "languages" must list short language codes, '
                                 f"got {(bad or languages)[0]!r}")
-        msg = Start(rate, encoding, channels, language, partials, tuple(languages))
+        words = f.get("words", bool, True, "true or false")
+        msg = Start(rate, encoding, channels, language, partials, tuple(languages), words)
     elif kind == "stop":
         msg = Stop()
     elif kind == "ping":
