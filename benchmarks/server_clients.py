@@ -38,6 +38,9 @@ once. WER is then against the clips' human transcripts (tests/data/manifest.json
 before the first round, and interleaves their rounds (same audio, same load drift), then
 prints the medians over ``--repeats`` and each count's E2F ratio to the first.
 
+``--no-words``: the clients of this tree's servers ask for no word timings (``"words":
+false``), as a phone agent would; a ``--baseline-src`` server's clients do not.
+
 ``--baseline-src DIR`` also starts each server from another copy of harken's ``src`` (e.g.
 ``git archive <commit> src | tar -x -C DIR``) and interleaves the rounds, so a before/after
 comparison shares the machine's load.
@@ -181,7 +184,7 @@ def build(client: int, n_utts: int, clips: list[np.ndarray],
 
 
 async def run_client(url: str, audio: np.ndarray, utts: list[Utt], delay: float,
-                     pace: Pace = Pace()) -> ClientRun:
+                     pace: Pace = Pace(), words: bool = True) -> ClientRun:
     import websockets
 
     run = ClientRun(utts)
@@ -191,7 +194,8 @@ async def run_client(url: str, audio: np.ndarray, utts: list[Utt], delay: float,
     # a client that drops itself would be counted against the server.
     async with websockets.connect(url, max_size=None, ping_interval=None) as ws:
         await ws.send(json.dumps({"type": "start", "sample_rate": pace.rate,
-                                  "encoding": "pcm16", "language": "en"}))
+                                  "encoding": "pcm16", "language": "en"}
+                                 | ({} if words else {"words": False})))
         ready = json.loads(await ws.recv())
         if ready["type"] != "ready":
             run.errors.append(str(ready))
@@ -373,7 +377,7 @@ SERVER_LOGS: dict[int, collections.deque[str]] = {}
 
 
 def measure(http: str, server: Any, n: int, n_utts: int, clips: list[np.ndarray],
-            refs: list[str], pace: Pace = Pace()) -> dict[str, Any]:
+            refs: list[str], pace: Pace = Pace(), words: bool = True) -> dict[str, Any]:
     """One round: n clients at once against the server at ``http``; its row of numbers."""
     ws_url = http.replace("http://", "ws://") + "/v1/stream"
 
@@ -393,7 +397,7 @@ def measure(http: str, server: Any, n: int, n_utts: int, clips: list[np.ndarray]
         jobs = []
         for c in range(n):
             audio, utts = build(c, n_utts, clips, pace.rate)
-            jobs.append(run_client(ws_url, audio, utts, c * pace.stagger_s, pace))
+            jobs.append(run_client(ws_url, audio, utts, c * pace.stagger_s, pace, words))
         try:
             return list(await asyncio.gather(*jobs))
         finally:
@@ -474,6 +478,9 @@ def main() -> int:
                     help="also run each server from this copy of harken's src/ (e.g. the "
                     "commit before a change, from git archive), rounds interleaved, so a "
                     "before/after comparison shares the machine's load")
+    ap.add_argument("--no-words", action="store_true",
+                    help='clients of the servers from this tree (not --baseline-src) send '
+                    '"words": false (text only, as a phone agent needs)')
     ap.add_argument("--telephone", action="store_true",
                     help="8 kHz short human prompts, 20 ms messages, all clients at once")
     args = ap.parse_args()
@@ -520,7 +527,8 @@ def main() -> int:
                 for label in servers:  # interleaved: load drift on a shared machine hits all
                     proc, http = servers[label]
                     row = measure(http, psutil.Process(proc.pid), n, args.utterances, clips,
-                                  refs, pace)
+                                  refs, pace, words=not (args.no_words and
+                                                         not label.startswith("base/")))
                     rows[label][n].append(row)
                     results["clients"][n] = row
                     print_row(label, n, row)
