@@ -86,7 +86,6 @@ def test_unknown_keys_are_named_in_one_error() -> None:
     ({"fast_finals": 1}, "'fast_finals' must be True or False"),
     ({"fast_min_window_s": 0}, "'fast_min_window_s' must be a number > 0"),
     ({"fast_cheap_min_window_s": -1}, "'fast_cheap_min_window_s' must be a number > 0"),
-    ({"fast_retry_window_s": 0}, "'fast_retry_window_s' must be a number > 0 or None"),
     ({"batch_cheap_finals": 0}, "'batch_cheap_finals' must be an int from 1 to 64"),
     ({"batch_cheap_finals": True}, "'batch_cheap_finals' must be an int from 1 to 64"),
     ({"no_speech_threshold": "high"}, "'no_speech_threshold' must be a number or None"),
@@ -123,9 +122,9 @@ def test_updated_overrides_without_changing_the_original() -> None:
     ("fast", "partial", {"fast_partials": False}, 10.0),
     ("standard", "final", {}, None),
     ("standard", "partial", {}, None),
-    ("cheap", "final", {}, 1.0),  # its own window option: the audio + 2 s
+    ("cheap", "final", {}, 10.0),  # its own window option
     ("cheap", "final", {"fast_cheap_min_window_s": 3.0}, 3.0),
-    ("cheap", "final", {"fast_min_window_s": 8.0}, 1.0),  # not the partials'
+    ("cheap", "final", {"fast_min_window_s": 8.0}, 10.0),  # not the partials'
     ("cheap", "partial", {}, 10.0),  # a partial keeps the partials' window
     ("cheap", "partial", {"fast_partials": False}, 10.0),
 ])

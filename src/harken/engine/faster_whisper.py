@@ -6,7 +6,7 @@ Segments are materialised inside :meth:`transcribe`, so nothing lazy leaves this
 
 Two passes. The plain pass is ``WhisperModel.transcribe``, which pads every input to a 30 s
 window. The fast pass (:mod:`harken.engine.whisper.fast_pass`) encodes only the audio plus
-2 s of silence in a window of at least 10 s (partials) or 15 s (finals) and decodes without
+1 s of silence in a window of at least 10 s (partials) or 15 s (finals) and decodes without
 timestamp tokens. Both partials and finals take the fast pass by default; on 2 CPU cores it
 costs 0.3-0.4 of the plain pass for 1-8 s of speech with no worse WER
 (``benchmarks/engine_speed.py``). A final whose fast decode is doubtful is decoded again by
@@ -15,11 +15,10 @@ the plain pass, whose temperature fallback exists for that. The hallucination gu
 
 This class is the one place that maps a request's :class:`~harken.engine.base.DecodeHints`
 to faster-whisper: ``quality`` "standard" takes the plain pass, "fast" the fast pass,
-"cheap" the fast pass in its own window (``fast_cheap_min_window_s``: the audio plus 2 s,
-decoded again in 10 s where that repeats itself, ``fast_retry_window_s``) with greedy
-decoding (unless a beam is hinted), several at once where they wait together
-(:meth:`FasterWhisperEngine.transcribe_batch`, in the 10 s window); no quality follows
-the ``fast_partials``/``fast_finals`` options. The other hints become
+"cheap" the fast pass in its own window (``fast_cheap_min_window_s``, 10 s like the
+partials') with greedy decoding (unless a beam is hinted), several at once where they wait
+together (:meth:`FasterWhisperEngine.transcribe_batch`);
+no quality follows the ``fast_partials``/``fast_finals`` options. The other hints become
 ``WhisperModel.transcribe`` keyword arguments; ``extra`` holds per-request options in the
 ``EngineConfig.options`` form (:class:`~harken.engine.whisper.options.WhisperOptions`).
 """
@@ -260,11 +259,9 @@ class FasterWhisperEngine:
         if self._fast is None:
             self._fast = FastPass(self._model)
         clips = [np.ascontiguousarray(items[i][0], dtype=np.float32) for i in batch]
-        # A batch is not decoded again clip by clip: it takes the long window at once.
-        window_s = max(options.fast_cheap_min_window_s, options.fast_retry_window_s or 0.0)
         try:
-            outputs = self._fast.run_batch(clips, kwargs, options, window_s=window_s,
-                                           final=True)
+            outputs = self._fast.run_batch(clips, kwargs, options,
+                                           window_s=options.fast_cheap_min_window_s, final=True)
         except Exception as exc:  # each clip alone then says what is wrong with it
             logger.warning("a batch of %d finals failed (%s); transcribing each alone",
                            len(batch), exc)

@@ -9,10 +9,7 @@ timestamp tokens or temperature fallback, with at most
 timings, when asked for, come from one alignment pass over the decoded tokens (the
 cross-attention method of faster-whisper's ``word_timestamps``). Of the transcribe keyword
 arguments it honours language, initial_prompt, hotwords, prefix, beam_size and
-word_timestamps. Short windows make tiny.en say a short prompt twice ("Go forward 10
-meters. Go forward 10 meters."): a decode in a window shorter than
-:attr:`~.options.WhisperOptions.fast_retry_window_s` that repeats itself (or is doubtful) is
-decoded again in that window.
+word_timestamps.
 
 The internals used, each pinned against the installed faster-whisper by
 ``tests/unit/test_whisper_contract.py``: ``WhisperModel.feature_extractor``,
@@ -34,7 +31,7 @@ from numpy.typing import NDArray
 
 from ...config import SAMPLE_RATE
 from ..base import EngineOutput, WordTiming
-from .guards import doubtful, guard_text, looks_like_no_speech, repeats_itself
+from .guards import doubtful, guard_text, looks_like_no_speech
 from .languages import pick_language
 from .options import WhisperOptions
 
@@ -46,10 +43,8 @@ HOP_SAMPLES = 160
 """Samples per mel frame (10 ms at 16 kHz)."""
 MAX_FRAMES = 3000
 """Whisper's window: 30 s of mel frames."""
-_PAD_S = 2.0
-"""Silence appended to the audio, seconds. With 1 s, tiny.en wrote short telephone prompts
-twice in a window of just the audio and the pad (1 of 6 in ``benchmarks/server_clients.py
---telephone``); with 2 s, none, and the same WER as in a 10 s window."""
+_PAD_S = 1.0
+"""Silence appended to the audio, seconds."""
 _FRAME_MULTIPLE = 100
 """The window is rounded up to a multiple of this many frames (1 s)."""
 _MAX_TOKENS = 448
@@ -102,29 +97,8 @@ class FastPass:
             log-probability, too repetitive, or out of tokens while not silent): the caller
             then runs the plain pass, whose temperature fallback is made for exactly that.
         """
-        frames = self._frames(len(samples), window_s)
-        text, encoded, decoder = self._decode(samples, frames, kwargs, options, final,
-                                              languages)
-        retry = options.fast_retry_window_s
-        if retry is not None and frames < self._frames(len(samples), retry) and (
-                text is None or repeats_itself(text.text)):
-            # Short windows make tiny.en say a short prompt twice: the longer window decides.
-            logger.debug("fast pass in a %d s window repeated itself or was doubtful (%r): "
-                         "decoding again in %.0f s", frames // 100,
-                         None if text is None else text.text, retry)
-            text, encoded, decoder = self._decode(
-                samples, self._frames(len(samples), retry), kwargs, options, final, languages)
-        if text is None:
-            return None
-        words = self._align(decoder.tokenizer, [text.tokens], encoded,
-                            [len(samples) // HOP_SAMPLES])[0] if decoder.wants_words(text) else []
-        return decoder.output(text, words)
-
-    def _decode(self, samples: NDArray[np.float32], frames: int, kwargs: dict[str, Any],
-                options: WhisperOptions, final: bool, languages: Sequence[str]
-                ) -> tuple[_Text | None, Any, _Decoder]:
-        """Encode ``frames`` mel frames of the audio and decode them (see :meth:`run`)."""
         model = self._model
+        frames = self._frames(len(samples), window_s)
         encoded = model.encode(self._features(samples, frames))
         language: str | None = kwargs.get("language")
         language_probability = 1.0
@@ -138,8 +112,12 @@ class FastPass:
             encoded, [decoder.prompt], beam_size=int(kwargs.get("beam_size", 1)),
             max_length=decoder.max_length(len(samples)), return_scores=True,
             return_no_speech_prob=True)[0]
-        return (decoder.finish(result, len(samples), language, language_probability),
-                encoded, decoder)
+        text = decoder.finish(result, len(samples), language, language_probability)
+        if text is None:
+            return None
+        words = self._align(decoder.tokenizer, [text.tokens], encoded,
+                            [len(samples) // HOP_SAMPLES])[0] if decoder.wants_words(text) else []
+        return decoder.output(text, words)
 
     @staticmethod
     def batchable(model: Any, kwargs: dict[str, Any]) -> bool:
@@ -194,7 +172,7 @@ class FastPass:
 
     @staticmethod
     def _frames(samples: int, window_s: float) -> int:
-        """Mel frames of the window for ``samples`` of audio: the audio plus 2 s of silence,
+        """Mel frames of the window for ``samples`` of audio: the audio plus 1 s of silence,
         rounded up to whole seconds, at least ``window_s``, at most 30 s.
         """
         needed = math.ceil((samples + _PAD_S * SAMPLE_RATE) / HOP_SAMPLES)

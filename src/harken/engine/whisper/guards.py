@@ -31,7 +31,8 @@ from ..base import WordTiming
 from .options import WhisperOptions
 
 __all__ = ["compression_ratio", "doubtful", "guard_text", "has_words", "is_phantom",
-           "kept_word_indices", "looks_like_no_speech", "repeats_itself", "trim_repeats"]
+           "kept_word_indices",
+           "looks_like_no_speech", "trim_repeats"]
 
 logger = logging.getLogger("harken.engine.faster_whisper")
 
@@ -167,17 +168,6 @@ def trim_repeats(text: str, max_repeats: int) -> str:
     """
     words = split_units(text)
     return join_units([words[i] for i in kept_word_indices(words, max_repeats)])
-
-
-def repeats_itself(text: str) -> bool:
-    """True when ``text`` starts over: its words from some point on are its first words
-    again, two or more of them, or one after a one-word start ("Go forward 10 meters. Go
-    forward 10 meters.", "He was not ill. He was not", "Hello? Hello?"); words are compared
-    as in :func:`kept_word_indices`. What Whisper writes in a window too short for it.
-    """
-    keys = [key for key in (_WORD_KEY.sub("", w.lower()) for w in split_units(text)) if key]
-    n = len(keys)
-    return any(keys[i:] == keys[:n - i] and (n - i >= 2 or i == 1) for i in range(1, n))
 
 
 def doubtful(text: str, avg_logprob: float, out_of_tokens: bool,

@@ -11,10 +11,8 @@ key                             default    meaning
 ``fast_finals``                 True       final requests use the fast pass
 ``fast_min_window_s``           10.0       shortest encoder window of a fast partial, seconds
 ``fast_final_min_window_s``     15.0       shortest encoder window of a fast final, seconds
-``fast_cheap_min_window_s``     1.0        shortest encoder window of a "cheap" final (sent
+``fast_cheap_min_window_s``     10.0       shortest encoder window of a "cheap" final (sent
                                            while others wait), seconds
-``fast_retry_window_s``         10.0       a fast decode in a shorter window that repeats
-                                           itself is decoded again in this one (None: never)
 ``fast_max_tokens_per_s``       8.0        fast pass token cap per second of audio (+16)
 ``batch_cheap_finals``          1          most "cheap" finals decoded together (1: never
                                            batch; for a GPU)
@@ -86,16 +84,12 @@ class WhisperOptions:
     """Shortest encoder window of a fast partial, seconds."""
     fast_final_min_window_s: float = 15.0
     """Shortest encoder window of a fast final, seconds."""
-    fast_cheap_min_window_s: float = 1.0
-    """Shortest encoder window of a "cheap" final, seconds: by default the window is the
-    audio plus 2 s, rounded up to whole seconds. Short windows save encoder time but make
-    tiny.en repeat short prompts (at 7 s, the server's 8 kHz "go forward ten meters" came
-    out as "Go forward 10 meters. Go forward 10 meters."; at 5 s, espeak's "Hello?" as
-    "Hello? Hello?"): :attr:`fast_retry_window_s` catches those."""
-    fast_retry_window_s: float | None = 10.0
-    """A fast decode in a window shorter than this whose text repeats an n-gram back to
-    back (:func:`~.guards.repeats_itself`), or that is doubtful, is decoded again in a
-    window of this many seconds (the cheap window of earlier releases). None: never."""
+    fast_cheap_min_window_s: float = 10.0
+    """Shortest encoder window of a "cheap" final, seconds (the partials' by default).
+    Shorter saves encoder time but makes tiny.en repeat short prompts: at 7 s, the server's
+    8 kHz "go forward ten meters" came out twice ("Go forward 10 meters. Go forward 10
+    meters.") in ``benchmarks/server_clients.py --telephone``; at 5 s, espeak phrases under
+    2 s did ("Hello? Hello?")."""
     fast_max_tokens_per_s: float = 8.0
     """Fast pass token budget per second of audio (plus 16 tokens)."""
     batch_cheap_finals: int = 1
@@ -134,10 +128,6 @@ class WhisperOptions:
                 self.batch_cheap_finals, int) or not 1 <= self.batch_cheap_finals <= 64:
             raise ConfigError(f"option 'batch_cheap_finals' must be an int from 1 to 64, "
                               f"got {self.batch_cheap_finals!r}")
-        retry = self.fast_retry_window_s
-        if retry is not None and (not _is_number(retry) or not retry > 0):
-            raise ConfigError(f"option 'fast_retry_window_s' must be a number > 0 or None, "
-                              f"got {retry!r}")
         for name in (*_THRESHOLDS, "no_speech_hard_threshold"):
             value = getattr(self, name)
             if value is not None and not _is_number(value):
