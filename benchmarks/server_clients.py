@@ -33,7 +33,8 @@ or less), low-passed and decimated to 8 kHz, sent as 8 kHz PCM16 in 20 ms messag
 carries them), every client starting at the same moment (no stagger), so they all talk at
 once. WER is then against the clips' human transcripts (tests/data/manifest.json).
 
-``--engines 1,2`` starts one server per engine count (``harken serve --engines E``), all
+``--engines 1,2`` starts one server per engine count (``harken serve --engines E``; ``2x1``:
+``--engines 2 --engine-threads 1``), all
 before the first round, and interleaves their rounds (same audio, same load drift), then
 prints the medians over ``--repeats`` and each count's E2F ratio to the first.
 
@@ -466,9 +467,9 @@ def main() -> int:
     ap.add_argument("--clients", default="1,2,4,8,16")
     ap.add_argument("--utterances", type=int, default=4, help="per client")
     ap.add_argument("--engines", default="",
-                    help="engine counts to compare, e.g. 1,2: one server each (harken serve "
-                    "--engines E), all up at once, rounds interleaved (default: the server's "
-                    "own default)")
+                    help="engine counts to compare, e.g. 1,2 or 1,2x1 (E x T: E engines of T "
+                    "threads): one server each (harken serve --engines E [--engine-threads "
+                    "T]), all up at once, rounds interleaved (default: the server's own default)")
     ap.add_argument("--repeats", type=int, default=1, help="rounds per (engines, N)")
     ap.add_argument("--cycles", type=int, default=200)
     ap.add_argument("--json", type=Path, default=None)
@@ -484,7 +485,7 @@ def main() -> int:
                     help="8 kHz short human prompts, 20 ms messages, all clients at once")
     args = ap.parse_args()
     counts = [int(x) for x in args.clients.split(",")]
-    engine_counts = [int(x) for x in args.engines.split(",")] if args.engines else [0]
+    engine_counts = args.engines.split(",") if args.engines else [""]
 
     import psutil
 
@@ -512,7 +513,9 @@ def main() -> int:
     results: dict[str, Any] = {"clients": {}, "servers": rows}
     try:
         for label, e, src in variants:
-            extra = (["--engines", str(e)] if e else []) + args.serve_args.split()
+            engines, _, threads = e.partition("x")
+            extra = (["--engines", engines] if engines else []) \
+                + (["--engine-threads", threads] if threads else []) + args.serve_args.split()
             servers[label] = start_server(counts, extra, src)
             print(f"server {label}: {servers[label][1]} (pid {servers[label][0].pid}) "
                   f"{' '.join(extra)}" + (f" from {src}" if src else ""))
