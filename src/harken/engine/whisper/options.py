@@ -89,7 +89,11 @@ class WhisperOptions:
     Shorter saves encoder time but makes tiny.en repeat short prompts: at 7 s, the server's
     8 kHz "go forward ten meters" came out twice ("Go forward 10 meters. Go forward 10
     meters.") in ``benchmarks/server_clients.py --telephone``; at 5 s, espeak phrases under
-    2 s did ("Hello? Hello?")."""
+    2 s did ("Hello? Hello?"). Decoding again in 10 s when the text starts over or is
+    doubtful does not pay either: on the server's own telephone final requests (early-final
+    cuts, many of 1.2-2.3 s), a window of the audio plus 2 s needed the second decode for 28
+    of 52 (at least 5 s: 20 of 52), so a cheap final cost 0.27-0.30 CPU s (0.24) against
+    0.21-0.22 in 10 s, 1 thread."""
     fast_max_tokens_per_s: float = 8.0
     """Fast pass token budget per second of audio (plus 16 tokens)."""
     batch_cheap_finals: int = 1
