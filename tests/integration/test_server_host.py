@@ -75,6 +75,15 @@ async def make_host(**kw: Any) -> tuple[EngineHost, list[FakeEngine]]:
     return host, engines
 
 
+def open_sessions(host: EngineHost, names: str) -> list[tuple[Recorder, Any]]:
+    """One session per letter of ``names``, each with its own Recorder."""
+    out = []
+    for name in names:
+        rec = Recorder()
+        out.append((rec, host.open_session(name, rec.on_result, rec.on_failed, rec.on_error)))
+    return out
+
+
 async def settle() -> None:
     for _ in range(3):
         await asyncio.sleep(0)
@@ -83,10 +92,7 @@ async def settle() -> None:
 def test_round_robin_a_chatty_session_cannot_starve_another():
     async def main() -> None:
         host, (engine,) = await make_host(max_in_engine=1, max_queued=32)
-        a, b, c = Recorder(), Recorder(), Recorder()
-        sa = host.open_session("a", a.on_result, a.on_failed, a.on_error)
-        sb = host.open_session("b", b.on_result, b.on_failed, b.on_error)
-        sc = host.open_session("c", c.on_result, c.on_failed, c.on_error)
+        (a, sa), (b, sb), (c, sc) = open_sessions(host, "abc")
         for i in range(1, 11):
             host.submit(sa, req(i))
         host.submit(sb, req(1))
@@ -169,10 +175,7 @@ def test_early_finals_wait_behind_standing_finals_while_others_wait():
     pays for it. On an idle engine an early final goes at once."""
     async def main() -> None:
         host, (engine,) = await make_host(max_in_engine=1, fast_finals_at=1)
-        a, b, c = Recorder(), Recorder(), Recorder()
-        sa = host.open_session("a", a.on_result, a.on_failed, a.on_error)
-        sb = host.open_session("b", b.on_result, b.on_failed, b.on_error)
-        sc = host.open_session("c", c.on_result, c.on_failed, c.on_error)
+        (a, sa), (b, sb), (c, sc) = open_sessions(host, "abc")
         host.submit(sa, req(1), early=True)
         assert [r.request_id for r in engine.submitted] == [1]  # idle: at once
         host.submit(sa, req(2, utterance=2), early=True)  # a's next, stale soon
