@@ -170,9 +170,9 @@ def test_finals_take_the_cheap_pass_while_others_wait():
 
 
 def test_early_finals_wait_behind_standing_finals_while_others_wait():
-    """Under load an early final (speech may still make it stale) goes only when no
-    standing final waits, or once confirmed; a stale one is withdrawn before the engine
-    pays for it. On an idle engine an early final goes at once."""
+    """Under load an early final (speech may still make it stale) goes only to an idle
+    engine when no standing final waits, or once confirmed; a stale one is withdrawn before
+    the engine pays for it. On an idle engine an early final goes at once."""
     async def main() -> None:
         host, (engine,) = await make_host(max_in_engine=1, fast_finals_at=1)
         (a, sa), (b, sb), (c, sc) = open_sessions(host, "abc")
@@ -202,6 +202,16 @@ def test_early_finals_wait_behind_standing_finals_while_others_wait():
         await answer_next()  # only early finals wait: they go in turn, unconfirmed
         await answer_next()
         assert a.results[-1] == (3, "g5") and b.results[-1] == (2, "g6")
+        await host.close()
+        # With room in a busy engine, an early final still waits for an idle one (or its
+        # confirmation): it would be paid for even if speech resumed meanwhile.
+        host, (engine,) = await make_host(max_in_engine=2, fast_finals_at=1)
+        (a, sa), (b, sb) = open_sessions(host, "ab")
+        host.submit(sa, req(1))
+        host.submit(sb, req(1), early=True)
+        assert len(engine.submitted) == 1
+        host.confirm(sb, 1)
+        assert len(engine.submitted) == 2
         await host.close()
 
     asyncio.run(main())

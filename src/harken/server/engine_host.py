@@ -20,7 +20,8 @@ idles.
 Early finals (:meth:`submit` with ``early=True``: cut at the first silence, stale if speech
 resumes within the utterance's end silence, which on the telephone test clips happened about
 once per utterance) wait behind the finals that will stand while others wait: under load one
-goes out only when no such final waits, or once :meth:`confirm` says it stands. An early
+goes out only to an idle engine when no such final waits, or once :meth:`confirm` says it
+stands. An early
 final that speech made stale is then mostly withdrawn from the queue before the engine pays
 for it; on an idle engine it goes out at once, so the early final keeps its head start.
 A session holds at most one queued partial: a newer one replaces it (coalescing). One partial
@@ -460,11 +461,12 @@ class EngineHost:
 
         ``partials``: whether a partial may go (only to an idle engine: a final arriving
         next then waits for at most one running partial, never for partials queued in the
-        child before it). ``shedding``: early finals go only when no other final waits
-        (see "Early finals"). The session served moves to the back of the turn order,
-        whatever kind it sent.
+        child before it). ``shedding``: an early final goes only to an idle engine, when no
+        other final waits (see "Early finals"). The session served moves to the back of
+        the turn order, whatever kind it sent.
         """
-        for standing in (True, False) if shedding else (False,):
+        for standing in (True, False) if shedding and partials else (True,) if shedding \
+                else (False,):
             for i, sid in enumerate(self._order):
                 session = self._sessions[sid]
                 queued = next((q for q in session.finals if not (standing and q.early)),
