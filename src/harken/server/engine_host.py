@@ -21,9 +21,8 @@ Early finals (:meth:`submit` with ``early=True``: cut at the first silence, stal
 resumes within the utterance's end silence, which on the telephone test clips happened about
 once per utterance) wait behind the finals that will stand while others wait: under load one
 goes out only to an idle engine when no such final waits, or once :meth:`confirm` says it
-stands. An early
-final that speech made stale is then mostly withdrawn from the queue before the engine pays
-for it; on an idle engine it goes out at once, so the early final keeps its head start.
+stands. An early final that speech made stale is then mostly withdrawn from the queue before
+the engine pays for it; on an idle engine it goes out at once, keeping its head start.
 A session holds at most one queued partial: a newer one replaces it (coalescing). One partial
 at a time also matters because the engine process replaces a partial waiting behind another
 one without answering it.
@@ -465,8 +464,10 @@ class EngineHost:
         other final waits (see "Early finals"). The session served moves to the back of
         the turn order, whatever kind it sent.
         """
-        for standing in (True, False) if shedding and partials else (True,) if shedding \
-                else (False,):
+        # standing=True: skip early finals (while shedding; a second pass, only with an idle
+        # engine, takes them too).
+        passes = (True, False) if partials else (True,)
+        for standing in passes if shedding else (False,):
             for i, sid in enumerate(self._order):
                 session = self._sessions[sid]
                 queued = next((q for q in session.finals if not (standing and q.early)),
