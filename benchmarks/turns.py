@@ -42,7 +42,8 @@ It also prints where a complete turn's time goes (STAGES). One piece (~450 lines
 clips, the virtual clock and the scoring serve this benchmark only.
 
 Usage:
-    python benchmarks/turns.py [--quick] [--no-piper] [--json out.json]
+    python benchmarks/turns.py [--quick] [--no-piper] [--json out.json] [--verbose]
+        [--smart-only]
         [--modelled-times 0.06,0.045,0.07]
 """
 
@@ -82,10 +83,12 @@ CHUNK = 320
 WRONG_CUT_MARGIN_S = 0.15
 """An utterance ended this much or more before its true end of speech was cut wrongly."""
 
-STAGES = ("final sent", "model asked", "words back", "turn ended", "final out")
+STAGES = ("final sent", "pass began", "model asked", "words back", "turn ended",
+          "final out")
 """Where a complete turn's time goes: the last final request sent (the early final: with
-smart turns at the first frame the VAD calls silence), the last Smart Turn call, the
-last answer of the engine, SpeechEnded and the final's release, each before the release."""
+smart turns at the first frame the VAD calls silence), the last final pass begun (after
+any pass the engine was busy with), the last Smart Turn call, the last answer of the engine,
+SpeechEnded and the final's release, each before the release."""
 
 MID_THOUGHT = [
     ("I'd like to book a table for", "four people at eight tonight."),
@@ -135,6 +138,8 @@ class Result:
     stages: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
     """Complete utterances: when each step of the end of turn happened, s after the true end
     of speech (see STAGES)."""
+    per_clip: dict[str, dict[str, float]] = field(default_factory=dict)
+    """The same for each complete utterance (printed with --verbose)."""
 
 
 # ----------------------------------------------------------------------------- data
@@ -308,6 +313,7 @@ def run_system(system: str, vad_config: VadConfig, stream: NDArray[np.float32],
             output, compute = engine.transcribe(req)
             result.engine_s.append(compute)
             inflight = (req, output, now + compute)
+            marks["pass began"].append(now)
 
     def handle(outs: list[Any], now: float) -> None:
         for o in outs:
@@ -330,6 +336,7 @@ def run_system(system: str, vad_config: VadConfig, stream: NDArray[np.float32],
         while inflight is not None and inflight[2] <= now:
             req, output, done = inflight
             inflight = None
+            start_next(done)  # the engine's own queue: a Smart Turn call does not hold it
             marks["words back"].append(max(done, busy_until))
             handle(pipe.on_result(req, output, compute_seconds=0.0), max(done, busy_until))
         outs = pipe.feed(stream[i:i + CHUNK])
@@ -352,10 +359,13 @@ def run_system(system: str, vad_config: VadConfig, stream: NDArray[np.float32],
                         if c.speech_start < end <= c.offset + len(c.audio) / RATE + PAD_S]
             if released:
                 result.e2f.append(max(released) - c.speech_end)
+                row: dict[str, float] = {}
                 for stage, times in marks.items():
                     before = [t for t in times if c.speech_start < t <= max(released)]
                     if before:
                         result.stages[stage].append(max(before) - c.speech_end)
+                        row[stage] = max(before) - c.speech_end
+                result.per_clip[c.name] = row
             else:
                 result.missed += 1
     if turn is not None:
@@ -375,6 +385,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-silence-ms", type=int, default=VadConfig.max_silence_ms)
     parser.add_argument("--eagerness", default=VadConfig.turn_eagerness)
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--smart-only", action="store_true",
+                        help="run smart turns only (no fixed systems)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print where each complete utterance's time goes")
     parser.add_argument("--modelled-times", metavar="A,B,M",
                         help="count a final pass as A + B x audio seconds and a Smart Turn "
                         "call as M seconds instead of their measured times (the texts stay "
@@ -413,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
                (f"smart ({args.min_silence_ms}-500-{args.max_silence_ms} ms, "
                 f"{args.eagerness})", smart,
                 TimedTurnModel(SmartTurnModel(), times[2] if times else None))]
+    if args.smart_only:
+        systems = systems[-1:]
     results = []
     for name, cfg, turn in systems:
         if turn is not None:
@@ -438,6 +454,12 @@ def main(argv: list[str] | None = None) -> int:
           + ", ".join(STAGES))
     for r in results:
         print(f"  {r.system:34} " + " ".join(f"{_ms(r.stages[s], 50):>6}" for s in STAGES))
+    if args.verbose:
+        for r in results:
+            print(f"  {r.system}, each complete utterance:")
+            for name, row in r.per_clip.items():
+                print(f"    {name[:30]:30} " + " ".join(
+                    f"{row[s] * 1000:6.0f}" if s in row else f"{'-':>6}" for s in STAGES))
     for r in results:
         if r.turn_calls:
             print(f"Smart Turn: {len(r.turn_calls)} calls, median "

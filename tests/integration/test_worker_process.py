@@ -505,6 +505,32 @@ def test_child_program_supersedes_queued_partials() -> None:
         assert child.wait(timeout=5) == 0
 
 
+def test_child_program_stops_a_partial_when_a_final_arrives() -> None:
+    """A final that arrives while a partial is being transcribed waits only for the part
+    before the decode: the partial is answered "PartialInterrupted", the final at once."""
+    with _ready_child({"delay_s": 0.4}) as child:
+        assert child.stdin is not None and child.stdout is not None
+        audio = np.zeros(160, np.float32).tobytes()
+        write_message(child.stdin, "transcribe", {"id": 1, "kind": "partial", "hints": {}},
+                      audio)
+        time.sleep(0.15)  # the partial is being transcribed
+        write_message(child.stdin, "transcribe", {"id": 2, "kind": "final", "hints": {}},
+                      audio)
+        write_message(child.stdin, "transcribe", {"id": 3, "kind": "partial", "hints": {}},
+                      audio)
+        seen = []
+        for _ in range(3):
+            message = read_message(child.stdout)
+            assert message is not None
+            seen.append((message.header["id"], message.type,
+                         message.header.get("error_type")))
+        # The last partial starts with no final waiting: it runs to the end.
+        assert seen == [(1, "failed", "PartialInterrupted"), (2, "result", None),
+                        (3, "result", None)]
+        write_message(child.stdin, "shutdown", {})
+        assert child.wait(timeout=5) == 0
+
+
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
 def test_script_without_main_guard_under_start_method(tmp_path: Path, method: str) -> None:
     script = tmp_path / "user_script.py"

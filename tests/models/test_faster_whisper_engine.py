@@ -13,7 +13,7 @@ import pytest
 from harken.config import EngineConfig
 from harken.engine.base import DecodeHints, EngineOutput
 from harken.engine.faster_whisper import FasterWhisperEngine
-from harken.errors import ConfigError
+from harken.errors import ConfigError, PartialInterrupted
 
 pytestmark = pytest.mark.model
 
@@ -104,6 +104,46 @@ def test_partials_take_the_short_window_fast_pass(engine: FasterWhisperEngine,
     shapes.clear()
     engine.transcribe(audio, kind="partial", hints=DecodeHints(quality="standard"))
     assert shapes == [(80, 3000)]
+
+
+def test_a_partial_stops_after_its_encoder_when_a_final_waits(
+        engine: FasterWhisperEngine, espeak: Callable[..., np.ndarray],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine process's check (a final is queued) is asked once the audio is encoded:
+    True skips the decode of a partial; finals never ask."""
+    model = engine._model
+    decodes: list[int] = []
+    real_generate = model.model.generate
+
+    class Spy:  # CTranslate2's Whisper cannot take attributes: wrap it
+        def __getattr__(self, name: str) -> object:
+            return getattr(real_generate.__self__, name)
+
+        def generate(self, *args: object, **kwargs: object) -> object:
+            decodes.append(1)
+            return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(model, "model", Spy())
+    audio = espeak(SENTENCE)
+    asked: list[bool] = []
+    waiting = True
+
+    def final_waiting() -> bool:
+        asked.append(waiting)
+        return waiting
+
+    engine.interrupt_partials(final_waiting)
+    try:
+        with pytest.raises(PartialInterrupted):
+            engine.transcribe(audio, kind="partial", hints=DecodeHints(beam_size=1))
+        assert asked == [True] and decodes == []
+        final = engine.transcribe(audio, kind="final", hints=DecodeHints(word_timestamps=False))
+        assert asked == [True] and len(decodes) == 1 and "lazy" in final.text.lower()
+        waiting = False
+        partial = engine.transcribe(audio, kind="partial", hints=DecodeHints(beam_size=1))
+        assert asked == [True, False] and len(decodes) == 2 and "lazy" in partial.text.lower()
+    finally:
+        engine.interrupt_partials(None)
 
 
 def test_the_fast_finals_option_still_chooses_the_pass_without_a_quality(

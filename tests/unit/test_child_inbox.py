@@ -63,3 +63,16 @@ def test_a_request_cancelled_after_it_was_taken_is_remembered_until_the_next_get
                                          "traceback": ""})]
     inbox.put(msg(4))
     assert ids(inbox.get(2)) == [4] and not inbox.withdrawn(2)
+
+
+def test_final_waiting_counts_queued_finals_only() -> None:
+    """A partial being transcribed stops after its encoder only for a final, never for a
+    newer partial (that one waits for this one anyway)."""
+    inbox = _Inbox(Sent())  # type: ignore[arg-type]
+    assert not inbox.final_waiting()
+    inbox.put(msg(1, kind="partial"))
+    assert not inbox.final_waiting()
+    inbox.put(msg(2, quality=None))
+    assert inbox.final_waiting()
+    assert ids(inbox.get()) == [2]
+    assert not inbox.final_waiting()  # taken: the partial left is no reason to stop

@@ -103,6 +103,16 @@ def test_superseded_and_cancelled_failures_are_dropped_quietly() -> None:
     assert book.failed(42, "RuntimeError", max_attempts=3) is None
 
 
+def test_an_interrupted_partial_is_given_up_at_once_never_retried() -> None:
+    """Its owner must hear it failed (the pipeline sends the next partial only then)."""
+    book = RequestBook()
+    book.add(request(1, "partial"))
+    send_all(book)
+    outcome = book.failed(1, "PartialInterrupted", max_attempts=3)
+    assert outcome is not None and outcome[1] is True and outcome[0].request.request_id == 1
+    assert len(book) == 0 and send_all(book) == []
+
+
 def test_a_crash_costs_a_try_only_for_the_request_being_transcribed() -> None:
     book = RequestBook()
     for i in (1, 2, 3):

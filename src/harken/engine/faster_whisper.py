@@ -26,7 +26,7 @@ no quality follows the ``fast_partials``/``fast_finals`` options. The other hint
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -89,6 +89,7 @@ class FasterWhisperEngine:
         self._model: Any = model
         self._model_path: str | None = None
         self._fast: FastPass | None = None
+        self._final_waiting: Callable[[], bool] | None = None
         self._script: ChineseScript | None = config.chinese_script  # type: ignore[assignment]
         self._numerals: NumeralStyle | None = config.numerals  # type: ignore[assignment]
 
@@ -203,12 +204,21 @@ class FasterWhisperEngine:
             if self._fast is None:
                 self._fast = FastPass(self._model)
             output = self._fast.run(samples, kwargs, options, window_s=window_s,
-                                    final=kind == "final", languages=allowed)
+                                    final=kind == "final", languages=allowed,
+                                    stop=self._final_waiting if kind == "partial" else None)
             if output is not None:
                 return in_script(output, self._script, self._numerals)
             logger.debug("fast final pass was doubtful: running the plain pass")
         return in_script(self._plain_pass(samples, kwargs, options, allowed), self._script,
                          self._numerals)
+
+    def interrupt_partials(self, final_waiting: Callable[[], bool] | None) -> None:
+        """Let a fast partial pass stop after its encoder when ``final_waiting()`` is then
+        True: it raises :class:`~harken.errors.PartialInterrupted` instead of decoding, so a
+        final that arrived meanwhile waits for the encoder only (the engine process passes
+        "a final is queued"; None: partials always finish).
+        """
+        self._final_waiting = final_waiting
 
     @property
     def max_batch(self) -> int:

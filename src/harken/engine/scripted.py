@@ -8,7 +8,9 @@ went where. Faults are injected through ``EngineConfig.options``:
 - ``load_delay_s`` (float): sleep this many seconds in ``load()`` (a slow model load).
 - ``fail_load`` (str): ``load()`` raises ``RuntimeError`` with this message.
 - ``log_message`` (str): ``load()`` logs this at WARNING on ``harken.engine.scripted``.
-- ``delay_s`` (float): sleep this many seconds in every ``transcribe()``.
+- ``delay_s`` (float): sleep this many seconds in every ``transcribe()``; a partial then
+  stops as the fast pass does after its encoder when :meth:`ScriptedEngine.interrupt_partials`
+  was given a check that says a final is waiting.
 - ``fail_min_s`` (float): ``transcribe()`` raises ``RuntimeError`` for audio at least this
   many seconds long.
 - ``hang_marker`` (str, a file path): the first ``transcribe()`` that finds no file at this
@@ -28,14 +30,14 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..config import SAMPLE_RATE, EngineConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, PartialInterrupted
 from .base import DecodeHints, EngineOutput, RequestKind, WordTiming
 
 __all__ = ["CRASH_EXIT_CODE", "ScriptedEngine"]
@@ -66,6 +68,7 @@ class ScriptedEngine:
         """How many transcribe() calls this instance has served."""
         self.last_hints: DecodeHints | None = None
         """The hints of the latest transcribe() call."""
+        self._final_waiting: Callable[[], bool] | None = None
 
     def load(self) -> None:
         """Pretend to load a model, honouring ``load_delay_s``, ``fail_load``, ``log_message``."""
@@ -82,6 +85,13 @@ class ScriptedEngine:
         """Facts for the engine process's "ready" message."""
         return {"engine": "scripted", "model": "scripted", "device": "cpu",
                 "compute_type": "none"}
+
+    def interrupt_partials(self, final_waiting: Callable[[], bool] | None) -> None:
+        """As ``FasterWhisperEngine.interrupt_partials``: a partial raises
+        :class:`~harken.errors.PartialInterrupted` after its ``delay_s`` when
+        ``final_waiting()`` is then True.
+        """
+        self._final_waiting = final_waiting
 
     def transcribe(self, audio: NDArray[np.float32], *, kind: RequestKind = "final",
                    hints: DecodeHints | None = None) -> EngineOutput:
@@ -120,6 +130,9 @@ class ScriptedEngine:
         delay = float(merged.get("delay_s", 0.0))
         if delay:
             time.sleep(delay)
+            if kind == "partial" and self._final_waiting is not None and \
+                    self._final_waiting():
+                raise PartialInterrupted("a final request is waiting")
         fail_min = merged.get("fail_min_s")
         if fail_min is not None and duration >= float(fail_min):
             raise RuntimeError(f"scripted failure: {duration:.2f} s of audio is at least "

@@ -7,7 +7,9 @@ descriptor 1 is pointed at stderr so that a library which prints cannot corrupt 
 
 Threads: the main thread loads the engine and serves "transcribe" requests, finals before
 partials (of queued partials only the newest is kept; older ones are answered "failed" with
-error_type "Superseded"); "cheap" finals queued together go to the engine's
+error_type "Superseded"; a partial being transcribed when a final arrives stops after its
+encoder where the engine can, answered "failed" with error_type "PartialInterrupted");
+"cheap" finals queued together go to the engine's
 ``transcribe_batch`` at once where it has one (up to its ``max_batch``), each answered on
 its own. The "harken-child-reader" thread reads stdin, answers "ping" at
 once, queues requests and removes cancelled ones from the queue (answered "failed" with
@@ -29,7 +31,7 @@ import traceback
 from typing import IO, Any
 
 from ..engine.base import DecodeHints
-from ..errors import ProtocolError
+from ..errors import PartialInterrupted, ProtocolError
 from .protocol import Message, check_message, decode_audio, read_message, write_message
 
 __all__ = ["begin", "main"]
@@ -154,6 +156,11 @@ class _Inbox:
             self._cond.notify_all()
             return taken
 
+    def final_waiting(self) -> bool:
+        """Whether a final request is queued (a partial being transcribed may stop)."""
+        with self._cond:
+            return bool(self._finals)
+
     def withdrawn(self, request_id: int) -> bool:
         """Whether ``request_id``, taken by the last :meth:`get`, was cancelled since."""
         with self._cond:
@@ -197,6 +204,9 @@ def _failure(request_id: int | None, exc: BaseException) -> dict[str, Any]:
 
 def _serve(engine: Any, sender: _Sender, inbox: _Inbox) -> None:
     batch = int(getattr(engine, "max_batch", 1)) if hasattr(engine, "transcribe_batch") else 1
+    interrupt = getattr(engine, "interrupt_partials", None)
+    if callable(interrupt):
+        interrupt(inbox.final_waiting)  # finals never wait for a partial's decode
     while True:
         messages = inbox.get(batch)
         if not messages:
@@ -221,6 +231,10 @@ def _serve_one(engine: Any, sender: _Sender, message: Message) -> None:
         hints = DecodeHints.from_dict(message.header["hints"] or {})
         output = engine.transcribe(audio, kind=message.header["kind"], hints=hints)
         elapsed = time.perf_counter() - started
+    except PartialInterrupted as exc:  # expected: no traceback to format, nothing to log
+        sender.send("failed", {"id": request_id, "error_type": type(exc).__name__,
+                               "message": str(exc), "traceback": ""})
+        return
     except Exception as exc:
         logger.debug("request %d failed: %s", request_id, exc, exc_info=True)
         sender.send("failed", _failure(request_id, exc))

@@ -499,7 +499,7 @@ class EngineProcess:
         if outcome is None:
             return
         entry, give_up = outcome
-        if error_type != "Superseded":
+        if error_type not in ("Superseded", "PartialInterrupted"):
             logger.debug("request %d failed in the engine (attempt %d): %s", request_id,
                          entry.attempts, header.get("traceback", ""))
         if give_up:

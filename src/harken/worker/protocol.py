@@ -29,7 +29,7 @@ Child to parent:
 - ``failed`` ``{id: int | None, error_type: str, message: str, traceback: str}``
   (``id`` None: the engine failed to load; ``error_type`` "Superseded": a queued partial
   was replaced by a newer one and will get no result; "Cancelled": a queued request was
-  cancelled)
+  cancelled; "PartialInterrupted": a partial stopped after its encoder for a waiting final)
 - ``pong`` ``{id: int}``
 - ``log`` ``{name: str, levelno: int, message: str}``
 - ``shutdown_ack`` ``{}``

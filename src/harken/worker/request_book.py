@@ -144,7 +144,8 @@ class RequestBook:
                max_attempts: int) -> tuple[Pending, bool] | None:
         """Apply the engine's "failed" answer to a request: retry it, or give it up.
 
-        A "Superseded" partial (replaced in the child) is dropped; a request tried
+        A "Superseded" partial (replaced in the child) is dropped; a "PartialInterrupted"
+        one is given up at once (its owner learns it is no longer in flight); a request tried
         ``max_attempts`` times is given up; any other goes back in the send queue.
 
         Returns:
@@ -157,6 +158,9 @@ class RequestBook:
         if entry.cancelled or error_type == "Cancelled":
             del self._pending[request_id]
             return None
+        if error_type == "PartialInterrupted":  # no retry: a newer partial will follow
+            del self._pending[request_id]
+            return entry, True
         if error_type == "Superseded" or entry.tries >= max_attempts:
             del self._pending[request_id]
             return entry, error_type != "Superseded"

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ...config import SAMPLE_RATE
+from ...errors import PartialInterrupted
 from ..base import EngineOutput, WordTiming
 from .guards import doubtful, guard_text, looks_like_no_speech
 from .languages import pick_language
@@ -78,7 +79,8 @@ class FastPass:
 
     def run(self, samples: NDArray[np.float32], kwargs: dict[str, Any],
             options: WhisperOptions, *, window_s: float, final: bool,
-            languages: Sequence[str] = ()) -> EngineOutput | None:
+            languages: Sequence[str] = (),
+            stop: Callable[[], bool] | None = None) -> EngineOutput | None:
         """Encode a window just longer than the audio and decode it without timestamps.
 
         Args:
@@ -91,15 +93,22 @@ class FastPass:
             final: a final request: a doubtful decode returns None, and words are aligned.
             languages: with no language in ``kwargs``, detect only among these codes
                 (empty: any).
+            stop: asked once the audio is encoded: True skips the decode (a partial that a
+                waiting final makes pointless; CTranslate2 cannot stop a decode midway).
 
         Returns:
             The guarded output, or None for a final whose decode looks doubtful (low average
             log-probability, too repetitive, or out of tokens while not silent): the caller
             then runs the plain pass, whose temperature fallback is made for exactly that.
+
+        Raises:
+            PartialInterrupted: ``stop`` said so after the encoder.
         """
         model = self._model
         frames = self._frames(len(samples), window_s)
         encoded = model.encode(self._features(samples, frames))
+        if stop is not None and stop():
+            raise PartialInterrupted("a final request is waiting: the decode was skipped")
         language: str | None = kwargs.get("language")
         language_probability = 1.0
         if model.model.is_multilingual and language is None:
