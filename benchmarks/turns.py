@@ -26,8 +26,10 @@ default VAD (WebRTC + Silero), the real faster-whisper engine (embedded tiny.en,
 engine defaults) in this process and, for smart, the real Smart Turn model, on a virtual
 clock that is the stream position: audio is fed 20 ms at a time; a final request starts
 when the engine is free (one engine, in request order; a cancelled request that has not
-started is skipped), is transcribed at once, and its answer is given to the pipeline when
-the stream reaches start + the measured compute time. A Smart Turn call holds the pipeline
+started is skipped, and with a source tree whose engine process stops a pass cancelled
+during its encoder, one cancelled then ends there, unanswered), is transcribed at once,
+and its answer is given to the pipeline when the stream reaches start + the measured
+compute time. A Smart Turn call holds the pipeline
 for its measured time: events and answers are handled no earlier than that. Partials are
 off in all systems (they would share the engine; ``benchmarks/latency.py`` measures them),
 early finals on. E2F = time its final was released - true end of speech. Engine and model
@@ -134,6 +136,8 @@ class Result:
     cut_names: list[str] = field(default_factory=list)
     """Utterances cut wrongly."""
     turn_calls: list[float] = field(default_factory=list)
+    stopped: int = 0
+    """Final passes cancelled during their encoder, which stopped there."""
     engine_s: list[float] = field(default_factory=list)
     stages: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
     """Complete utterances: when each step of the end of turn happened, s after the true end
@@ -270,19 +274,31 @@ class CachedEngine:
 
     def __init__(self, engine: Any, modelled: tuple[float, float] | None = None) -> None:
         self.engine = engine
-        self.cache: dict[tuple[int, int, str], tuple[Any, float]] = {}
+        self.cache: dict[tuple[int, int, str], tuple[Any, float, float | None]] = {}
         self.modelled = modelled
         """With --modelled-times: (a, b): a pass counts as a + b x its audio seconds."""
+        self._encoded: list[float] = []
+        self.stops = hasattr(engine, "set_stop_check")
+        """The engine process stops a pass cancelled during its encoder (harken's src tree
+        has ``set_stop_check``): a revoked early final then costs its encoder only."""
+        if self.stops:
+            engine.set_stop_check(lambda kind: self._encoded.append(time.perf_counter()) or
+                                  False)
 
-    def transcribe(self, request: Any) -> tuple[Any, float]:
+    def transcribe(self, request: Any) -> tuple[Any, float, float | None]:
+        """(output, compute s, s until its encoder finished: None when unknown)."""
         key = (request.start_sample, request.end_sample, repr(request.hints))
         if key not in self.cache:
+            self._encoded.clear()
             t = time.perf_counter()
             output = self.engine.transcribe(request.audio, kind="final", hints=request.hints)
             took = time.perf_counter() - t
+            encoded = self._encoded[0] - t if self._encoded else None
             if self.modelled is not None:
-                took = self.modelled[0] + self.modelled[1] * len(request.audio) / RATE
-            self.cache[key] = (output, took)
+                modelled = self.modelled[0] + self.modelled[1] * len(request.audio) / RATE
+                encoded = None if encoded is None else encoded / took * modelled
+                took = modelled
+            self.cache[key] = (output, took, encoded if self.stops else None)
         return self.cache[key]
 
 
@@ -300,7 +316,8 @@ def run_system(system: str, vad_config: VadConfig, stream: NDArray[np.float32],
                           turn=turn)
     result = Result(system)
     queue: list[TranscribeRequest] = []
-    inflight: tuple[TranscribeRequest, Any, float] | None = None  # request, output, done at
+    inflight: tuple[TranscribeRequest, Any, float, float | None] | None = None
+    """request, output, done at, encoder done at (None: unknown)"""
     busy_until = 0.0  # the pipeline thread is held by a turn model call until then
     ends: list[tuple[float, float]] = []  # (emitted at, SpeechEnded.end), not discarded
     marks: dict[str, list[float]] = {s: [] for s in STAGES}  # stream times of each step
@@ -310,18 +327,24 @@ def run_system(system: str, vad_config: VadConfig, stream: NDArray[np.float32],
         nonlocal inflight
         while inflight is None and queue:
             req = queue.pop(0)
-            output, compute = engine.transcribe(req)
+            output, compute, encode = engine.transcribe(req)
             result.engine_s.append(compute)
-            inflight = (req, output, now + compute)
+            inflight = (req, output, now + compute, None if encode is None else now + encode)
             marks["pass began"].append(now)
 
     def handle(outs: list[Any], now: float) -> None:
+        nonlocal inflight
         for o in outs:
             if isinstance(o, TranscribeRequest) and o.kind == "final":
                 queue.append(o)
                 marks["final sent"].append(now)
             elif isinstance(o, CancelRequest):
                 queue[:] = [q for q in queue if q.request_id != o.request_id]
+                if inflight is not None and inflight[0].request_id == o.request_id and \
+                        inflight[3] is not None and now < inflight[3]:
+                    # Cancelled during its encoder: the pass stops there, unanswered.
+                    inflight = (inflight[0], None, inflight[3], None)
+                    result.stopped += 1
             elif isinstance(o, SpeechEnded) and not o.discarded:
                 ends.append((now, o.end))
                 marks["turn ended"].append(now)
@@ -334,9 +357,11 @@ def run_system(system: str, vad_config: VadConfig, stream: NDArray[np.float32],
     for i in range(0, len(stream), CHUNK):
         now = max(pipe.position / RATE, busy_until)
         while inflight is not None and inflight[2] <= now:
-            req, output, done = inflight
+            req, output, done, _ = inflight
             inflight = None
             start_next(done)  # the engine's own queue: a Smart Turn call does not hold it
+            if output is None:
+                continue  # stopped after its encoder: no answer
             marks["words back"].append(max(done, busy_until))
             handle(pipe.on_result(req, output, compute_seconds=0.0), max(done, busy_until))
         outs = pipe.feed(stream[i:i + CHUNK])
@@ -466,7 +491,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{statistics.median(r.turn_calls) * 1000:.0f} ms")
     engine_s = [s for r in results for s in r.engine_s]
     print(f"engine: {len(engine_s)} final passes, median {statistics.median(engine_s) * 1000:.0f} "
-          "ms")
+          f"ms; stopped after their encoder (cancelled meanwhile): "
+          f"{', '.join(str(r.stopped) for r in results) if engine.stops else 'never'}")
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "results": [
             dataclasses.asdict(r) for r in results]}, indent=1))

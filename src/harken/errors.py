@@ -35,7 +35,6 @@ __all__ = [
     "HarkenError",
     "LifecycleError",
     "ModelFileNotFound",
-    "PartialInterrupted",
     "PhoneError",
     "ProtocolError",
     "ServerBusy",
@@ -141,13 +140,6 @@ class EngineError(WorkerError):
     def __init__(self, message: str, error_type: str = "Exception") -> None:
         self.error_type = error_type
         super().__init__(f"{error_type}: {message}")
-
-
-class PartialInterrupted(HarkenError):
-    """A partial pass stopped after its encoder because a final request was waiting (engine
-    process only: the parent sees a "failed" answer with this ``error_type`` and drops the
-    partial; the next partial hears the same audio and more).
-    """
 
 
 class ProtocolError(HarkenError):

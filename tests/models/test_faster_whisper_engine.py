@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from harken.config import EngineConfig
-from harken.engine.base import DecodeHints, EngineOutput
+from harken.engine.base import DecodeHints, EngineOutput, PassInterrupted
 from harken.engine.faster_whisper import FasterWhisperEngine
-from harken.errors import ConfigError, PartialInterrupted
+from harken.errors import ConfigError
 
 pytestmark = pytest.mark.model
 
@@ -106,11 +106,11 @@ def test_partials_take_the_short_window_fast_pass(engine: FasterWhisperEngine,
     assert shapes == [(80, 3000)]
 
 
-def test_a_partial_stops_after_its_encoder_when_a_final_waits(
+def test_a_pass_stops_after_its_encoder_when_the_engine_process_says_so(
         engine: FasterWhisperEngine, espeak: Callable[..., np.ndarray],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The engine process's check (a final is queued) is asked once the audio is encoded:
-    True skips the decode of a partial; finals never ask."""
+    """The engine process's check (a partial while a final is queued, a cancelled request) is
+    asked with the request's kind once the audio is encoded: True skips the decode."""
     model = engine._model
     decodes: list[int] = []
     real_generate = model.model.generate
@@ -125,25 +125,29 @@ def test_a_partial_stops_after_its_encoder_when_a_final_waits(
 
     monkeypatch.setattr(model, "model", Spy())
     audio = espeak(SENTENCE)
-    asked: list[bool] = []
-    waiting = True
+    asked: list[str] = []
+    stop = {"partial"}
 
-    def final_waiting() -> bool:
-        asked.append(waiting)
-        return waiting
+    def check(kind: str) -> bool:
+        asked.append(kind)
+        return kind in stop
 
-    engine.interrupt_partials(final_waiting)
+    engine.set_stop_check(check)
     try:
-        with pytest.raises(PartialInterrupted):
+        with pytest.raises(PassInterrupted):
             engine.transcribe(audio, kind="partial", hints=DecodeHints(beam_size=1))
-        assert asked == [True] and decodes == []
+        assert asked == ["partial"] and decodes == []
         final = engine.transcribe(audio, kind="final", hints=DecodeHints(word_timestamps=False))
-        assert asked == [True] and len(decodes) == 1 and "lazy" in final.text.lower()
-        waiting = False
+        assert asked == ["partial", "final"] and len(decodes) == 1
+        assert "lazy" in final.text.lower()
+        stop = {"final"}  # a cancelled final stops too
+        with pytest.raises(PassInterrupted):
+            engine.transcribe(audio, kind="final")
         partial = engine.transcribe(audio, kind="partial", hints=DecodeHints(beam_size=1))
-        assert asked == [True, False] and len(decodes) == 2 and "lazy" in partial.text.lower()
+        assert asked[2:] == ["final", "partial"] and len(decodes) == 2
+        assert "lazy" in partial.text.lower()
     finally:
-        engine.interrupt_partials(None)
+        engine.set_stop_check(None)
 
 
 def test_the_fast_finals_option_still_chooses_the_pass_without_a_quality(

@@ -76,3 +76,23 @@ def test_final_waiting_counts_queued_finals_only() -> None:
     assert inbox.final_waiting()
     assert ids(inbox.get()) == [2]
     assert not inbox.final_waiting()  # taken: the partial left is no reason to stop
+
+
+def test_the_request_being_transcribed_may_stop_when_cancelled_or_a_final_waits() -> None:
+    inbox = _Inbox(Sent())  # type: ignore[arg-type]
+    inbox.put(msg(1, quality=None))
+    assert ids(inbox.get()) == [1]
+    assert not inbox.should_stop("final")
+    inbox.cancel(1)  # a revoked early final, being transcribed
+    assert inbox.should_stop("final")
+    inbox.put(msg(2, kind="partial"))
+    assert ids(inbox.get()) == [2]
+    assert not inbox.should_stop("partial")  # the last get's cancellations are forgotten
+    inbox.put(msg(3, quality=None))
+    assert inbox.should_stop("partial") and not inbox.should_stop("final")
+    for rid in (4, 5):
+        inbox.put(msg(rid))
+    assert ids(inbox.get(2)) == [3]  # not cheap: alone
+    assert ids(inbox.get(2)) == [4, 5]
+    inbox.cancel(4)
+    assert not inbox.should_stop("final")  # a batch is never stopped halfway

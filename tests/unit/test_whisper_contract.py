@@ -99,7 +99,9 @@ def _public(cls: type) -> dict[str, inspect.Signature]:
 
 def test_scripted_engine_has_the_faster_whisper_engine_signature() -> None:
     scripted, real = _public(ScriptedEngine), _public(FasterWhisperEngine)
-    assert set(scripted) == {"load", "info", "transcribe", "close"}
+    # set_stop_check: the optional hook the engine child gives a check to, asked after the
+    # encoder (a partial while a final waits, a cancelled request; see harken.worker.child).
+    assert set(scripted) == {"load", "info", "transcribe", "close", "set_stop_check"}
     # The real engine's one extra: the optional batch API the engine child uses where an
     # engine has it (cheap finals that wait together; see harken.worker.child).
     assert set(real) == set(scripted) | {"transcribe_batch"}

@@ -17,10 +17,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..config import DECODE_QUALITIES, SAMPLE_RATE, Quality
-from ..errors import ConfigError
+from ..errors import ConfigError, HarkenError
 
-__all__ = ["DecodeHints", "EngineOutput", "Quality", "TranscribeRequest", "TranscriptionEngine",
-           "WordTiming"]
+__all__ = ["DecodeHints", "EngineOutput", "PassInterrupted", "Quality", "TranscribeRequest",
+           "TranscriptionEngine", "WordTiming"]
 
 RequestKind = Literal["final", "partial"]
 
@@ -187,6 +187,15 @@ class TranscribeRequest:
     def duration(self) -> float:
         """Seconds of audio."""
         return len(self.audio) / SAMPLE_RATE
+
+
+
+class PassInterrupted(HarkenError):
+    """A transcription pass stopped after its encoder because the engine process asked it to:
+    a partial while a final is waiting, or a request cancelled meanwhile (a revoked early
+    final). Engine process only: the parent sees a "failed" answer with error_type
+    "PartialInterrupted" (the next partial hears the same audio and more) or "Cancelled".
+    """
 
 
 @runtime_checkable

@@ -89,7 +89,7 @@ class FasterWhisperEngine:
         self._model: Any = model
         self._model_path: str | None = None
         self._fast: FastPass | None = None
-        self._final_waiting: Callable[[], bool] | None = None
+        self._stop_check: Callable[[RequestKind], bool] | None = None
         self._script: ChineseScript | None = config.chinese_script  # type: ignore[assignment]
         self._numerals: NumeralStyle | None = config.numerals  # type: ignore[assignment]
 
@@ -203,22 +203,24 @@ class FasterWhisperEngine:
         if fast and window_s is not None:
             if self._fast is None:
                 self._fast = FastPass(self._model)
+            check = self._stop_check
             output = self._fast.run(samples, kwargs, options, window_s=window_s,
                                     final=kind == "final", languages=allowed,
-                                    stop=self._final_waiting if kind == "partial" else None)
+                                    stop=None if check is None else lambda: check(kind))
             if output is not None:
                 return in_script(output, self._script, self._numerals)
             logger.debug("fast final pass was doubtful: running the plain pass")
         return in_script(self._plain_pass(samples, kwargs, options, allowed), self._script,
                          self._numerals)
 
-    def interrupt_partials(self, final_waiting: Callable[[], bool] | None) -> None:
-        """Let a fast partial pass stop after its encoder when ``final_waiting()`` is then
-        True: it raises :class:`~harken.errors.PartialInterrupted` instead of decoding, so a
-        final that arrived meanwhile waits for the encoder only (the engine process passes
-        "a final is queued"; None: partials always finish).
+    def set_stop_check(self, check: Callable[[RequestKind], bool] | None) -> None:
+        """Let a fast pass stop after its encoder: ``check(kind)`` is asked then, and True
+        raises :class:`~harken.engine.base.PassInterrupted` instead of decoding (the engine
+        process says "a final is queued" to a partial, "cancelled meanwhile" to any request:
+        a final then waits for a partial's encoder only, and a revoked early final costs its
+        encoder only). None: every pass runs to the end.
         """
-        self._final_waiting = final_waiting
+        self._stop_check = check
 
     @property
     def max_batch(self) -> int:

@@ -8,9 +8,8 @@ went where. Faults are injected through ``EngineConfig.options``:
 - ``load_delay_s`` (float): sleep this many seconds in ``load()`` (a slow model load).
 - ``fail_load`` (str): ``load()`` raises ``RuntimeError`` with this message.
 - ``log_message`` (str): ``load()`` logs this at WARNING on ``harken.engine.scripted``.
-- ``delay_s`` (float): sleep this many seconds in every ``transcribe()``; a partial then
-  stops as the fast pass does after its encoder when :meth:`ScriptedEngine.interrupt_partials`
-  was given a check that says a final is waiting.
+- ``delay_s`` (float): sleep this many seconds in every ``transcribe()``; then, as the fast
+  pass after its encoder, ask the check given to :meth:`ScriptedEngine.set_stop_check`.
 - ``fail_min_s`` (float): ``transcribe()`` raises ``RuntimeError`` for audio at least this
   many seconds long.
 - ``hang_marker`` (str, a file path): the first ``transcribe()`` that finds no file at this
@@ -37,8 +36,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..config import SAMPLE_RATE, EngineConfig
-from ..errors import ConfigError, PartialInterrupted
-from .base import DecodeHints, EngineOutput, RequestKind, WordTiming
+from ..errors import ConfigError
+from .base import DecodeHints, EngineOutput, PassInterrupted, RequestKind, WordTiming
 
 __all__ = ["CRASH_EXIT_CODE", "ScriptedEngine"]
 
@@ -68,7 +67,7 @@ class ScriptedEngine:
         """How many transcribe() calls this instance has served."""
         self.last_hints: DecodeHints | None = None
         """The hints of the latest transcribe() call."""
-        self._final_waiting: Callable[[], bool] | None = None
+        self._stop_check: Callable[[RequestKind], bool] | None = None
 
     def load(self) -> None:
         """Pretend to load a model, honouring ``load_delay_s``, ``fail_load``, ``log_message``."""
@@ -86,12 +85,11 @@ class ScriptedEngine:
         return {"engine": "scripted", "model": "scripted", "device": "cpu",
                 "compute_type": "none"}
 
-    def interrupt_partials(self, final_waiting: Callable[[], bool] | None) -> None:
-        """As ``FasterWhisperEngine.interrupt_partials``: a partial raises
-        :class:`~harken.errors.PartialInterrupted` after its ``delay_s`` when
-        ``final_waiting()`` is then True.
+    def set_stop_check(self, check: Callable[[RequestKind], bool] | None) -> None:
+        """As ``FasterWhisperEngine.set_stop_check``: after its ``delay_s``, a request
+        raises :class:`~harken.engine.base.PassInterrupted` when ``check(kind)`` is then True.
         """
-        self._final_waiting = final_waiting
+        self._stop_check = check
 
     def transcribe(self, audio: NDArray[np.float32], *, kind: RequestKind = "final",
                    hints: DecodeHints | None = None) -> EngineOutput:
@@ -130,9 +128,8 @@ class ScriptedEngine:
         delay = float(merged.get("delay_s", 0.0))
         if delay:
             time.sleep(delay)
-            if kind == "partial" and self._final_waiting is not None and \
-                    self._final_waiting():
-                raise PartialInterrupted("a final request is waiting")
+            if self._stop_check is not None and self._stop_check(kind):
+                raise PassInterrupted("stopped after the delay")
         fail_min = merged.get("fail_min_s")
         if fail_min is not None and duration >= float(fail_min):
             raise RuntimeError(f"scripted failure: {duration:.2f} s of audio is at least "

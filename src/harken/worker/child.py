@@ -7,14 +7,15 @@ descriptor 1 is pointed at stderr so that a library which prints cannot corrupt 
 
 Threads: the main thread loads the engine and serves "transcribe" requests, finals before
 partials (of queued partials only the newest is kept; older ones are answered "failed" with
-error_type "Superseded"; a partial being transcribed when a final arrives stops after its
-encoder where the engine can, answered "failed" with error_type "PartialInterrupted");
-"cheap" finals queued together go to the engine's
+error_type "Superseded"); where the engine can stop a pass after its encoder, a partial
+being transcribed when a final arrives stops there (answered "failed" with error_type
+"PartialInterrupted"); "cheap" finals queued together go to the engine's
 ``transcribe_batch`` at once where it has one (up to its ``max_batch``), each answered on
 its own. The "harken-child-reader" thread reads stdin, answers "ping" at
 once, queues requests and removes cancelled ones from the queue (answered "failed" with
-error_type "Cancelled"; one already being transcribed runs to the end and is answered as
-usual). Writes are serialised by a lock. Exit codes: 0 after "shutdown" or
+error_type "Cancelled"; one already being transcribed stops after its encoder, answered
+"Cancelled", where the engine can, else runs to the end and is answered as usual). Writes
+are serialised by a lock. Exit codes: 0 after "shutdown" or
 EOF on stdin, 2 on a protocol error, 3 when the engine fails to load.
 """
 
@@ -30,8 +31,8 @@ import time
 import traceback
 from typing import IO, Any
 
-from ..engine.base import DecodeHints
-from ..errors import PartialInterrupted, ProtocolError
+from ..engine.base import DecodeHints, PassInterrupted
+from ..errors import ProtocolError
 from .protocol import Message, check_message, decode_audio, read_message, write_message
 
 __all__ = ["begin", "main"]
@@ -87,6 +88,8 @@ class _Inbox:
         self._partial: Message | None = None
         self._closed = False
         self._withdrawn: set[int] = set()
+        self._current: int | None = None
+        """The id of the lone request the last :meth:`get` returned (None: a batch)."""
         """Ids cancelled while not queued (being transcribed, or in a batch's rest)."""
 
     def put(self, message: Message) -> None:
@@ -153,6 +156,7 @@ class _Inbox:
             else:
                 assert self._partial is not None
                 taken, self._partial = [self._partial], None
+            self._current = int(taken[0].header["id"]) if len(taken) == 1 else None
             self._cond.notify_all()
             return taken
 
@@ -160,6 +164,14 @@ class _Inbox:
         """Whether a final request is queued (a partial being transcribed may stop)."""
         with self._cond:
             return bool(self._finals)
+
+    def should_stop(self, kind: str) -> bool:
+        """Whether the lone request taken by the last :meth:`get` may stop now: it was
+        cancelled since, or it is a partial and a final is waiting.
+        """
+        with self._cond:
+            return self._current in self._withdrawn or (kind == "partial" and
+                                                        bool(self._finals))
 
     def withdrawn(self, request_id: int) -> bool:
         """Whether ``request_id``, taken by the last :meth:`get`, was cancelled since."""
@@ -204,9 +216,9 @@ def _failure(request_id: int | None, exc: BaseException) -> dict[str, Any]:
 
 def _serve(engine: Any, sender: _Sender, inbox: _Inbox) -> None:
     batch = int(getattr(engine, "max_batch", 1)) if hasattr(engine, "transcribe_batch") else 1
-    interrupt = getattr(engine, "interrupt_partials", None)
-    if callable(interrupt):
-        interrupt(inbox.final_waiting)  # finals never wait for a partial's decode
+    stop_check = getattr(engine, "set_stop_check", None)
+    if callable(stop_check):
+        stop_check(inbox.should_stop)  # finals never wait for a partial's decode
     while True:
         messages = inbox.get(batch)
         if not messages:
@@ -220,10 +232,10 @@ def _serve(engine: Any, sender: _Sender, inbox: _Inbox) -> None:
                                        "message": "the request was cancelled",
                                        "traceback": ""})
                 continue
-            _serve_one(engine, sender, message)
+            _serve_one(engine, sender, message, inbox)
 
 
-def _serve_one(engine: Any, sender: _Sender, message: Message) -> None:
+def _serve_one(engine: Any, sender: _Sender, message: Message, inbox: _Inbox) -> None:
     request_id = int(message.header["id"])
     try:
         audio = decode_audio(message.payload)
@@ -231,8 +243,10 @@ def _serve_one(engine: Any, sender: _Sender, message: Message) -> None:
         hints = DecodeHints.from_dict(message.header["hints"] or {})
         output = engine.transcribe(audio, kind=message.header["kind"], hints=hints)
         elapsed = time.perf_counter() - started
-    except PartialInterrupted as exc:  # expected: no traceback to format, nothing to log
-        sender.send("failed", {"id": request_id, "error_type": type(exc).__name__,
+    except PassInterrupted as exc:  # expected: no traceback to format, nothing to log
+        cancelled = inbox.withdrawn(request_id)
+        sender.send("failed", {"id": request_id,
+                               "error_type": "Cancelled" if cancelled else "PartialInterrupted",
                                "message": str(exc), "traceback": ""})
         return
     except Exception as exc:

@@ -85,8 +85,10 @@ class EngineProcess:
             request; called on the reader thread.
         on_failed: ``(request, exc)`` for a request that failed for good: the engine raised
             on every one of ``max_attempts`` tries (:class:`EngineError`), or the child
-            crashed that often while holding it (:class:`WorkerCrashed`). Partials replaced
-            by newer ones and cancelled requests are dropped without a call.
+            crashed that often while holding it (:class:`WorkerCrashed`), or a partial
+            stopped for a waiting final (:class:`EngineError`, error_type
+            "PartialInterrupted", at once). Partials replaced by newer ones and cancelled
+            requests are dropped without a call.
         on_error: ``(exc, fatal)`` for problems with the process itself: a crash
             (:class:`WorkerCrashed`, ``fatal=False``: it is being restarted) or a restart
             that failed (``fatal=True``: every pending request then goes to ``on_failed``
@@ -243,8 +245,9 @@ class EngineProcess:
 
         No ``on_result`` or ``on_failed`` call is made for it afterwards. A request still
         queued here is never sent; one queued in the child is removed there (a "cancel"
-        message); one the child is already transcribing runs to the end and its result is
-        dropped. An unknown, answered or already cancelled id is ignored, and so is a call
+        message); one the child is already transcribing stops after its encoder where the
+        engine can (else runs to the end), and its answer is dropped. An unknown, answered
+        or already cancelled id is ignored, and so is a call
         before ``start()`` or after ``close()``.
 
         Args:

@@ -17,8 +17,9 @@ Messages, parent to child:
 - ``transcribe`` ``{id: int, kind: "final" | "partial", hints: DecodeHints.to_dict()}`` +
   audio payload
 - ``cancel`` ``{id: int}``: forget a transcribe request; if it is still queued in the child
-  it is answered "failed" with error_type "Cancelled", if it is being transcribed its result
-  is sent as usual (the parent drops it), and an unknown id is ignored
+  it is answered "failed" with error_type "Cancelled", if it is being transcribed it stops
+  after its encoder where the engine can (answered "Cancelled") or its result is sent as
+  usual (the parent drops it), and an unknown id is ignored
 - ``ping`` ``{id: int}``
 - ``shutdown`` ``{}``
 
@@ -29,7 +30,8 @@ Child to parent:
 - ``failed`` ``{id: int | None, error_type: str, message: str, traceback: str}``
   (``id`` None: the engine failed to load; ``error_type`` "Superseded": a queued partial
   was replaced by a newer one and will get no result; "Cancelled": a queued request was
-  cancelled; "PartialInterrupted": a partial stopped after its encoder for a waiting final)
+  cancelled, or stopped after its encoder when cancelled while being transcribed;
+  "PartialInterrupted": a partial stopped after its encoder for a waiting final)
 - ``pong`` ``{id: int}``
 - ``log`` ``{name: str, levelno: int, message: str}``
 - ``shutdown_ack`` ``{}``

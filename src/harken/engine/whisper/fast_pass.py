@@ -30,8 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ...config import SAMPLE_RATE
-from ...errors import PartialInterrupted
-from ..base import EngineOutput, WordTiming
+from ..base import EngineOutput, PassInterrupted, WordTiming
 from .guards import doubtful, guard_text, looks_like_no_speech
 from .languages import pick_language
 from .options import WhisperOptions
@@ -94,7 +93,8 @@ class FastPass:
             languages: with no language in ``kwargs``, detect only among these codes
                 (empty: any).
             stop: asked once the audio is encoded: True skips the decode (a partial that a
-                waiting final makes pointless; CTranslate2 cannot stop a decode midway).
+                waiting final makes pointless, a cancelled request; CTranslate2 cannot stop
+                a decode midway).
 
         Returns:
             The guarded output, or None for a final whose decode looks doubtful (low average
@@ -102,13 +102,13 @@ class FastPass:
             then runs the plain pass, whose temperature fallback is made for exactly that.
 
         Raises:
-            PartialInterrupted: ``stop`` said so after the encoder.
+            PassInterrupted: ``stop`` said so after the encoder.
         """
         model = self._model
         frames = self._frames(len(samples), window_s)
         encoded = model.encode(self._features(samples, frames))
         if stop is not None and stop():
-            raise PartialInterrupted("a final request is waiting: the decode was skipped")
+            raise PassInterrupted("stopped after the encoder: the decode was skipped")
         language: str | None = kwargs.get("language")
         language_probability = 1.0
         if model.model.is_multilingual and language is None:
