@@ -189,10 +189,22 @@ class FastPass:
                                    -(-needed // _FRAME_MULTIPLE) * _FRAME_MULTIPLE))
 
     def _features(self, samples: NDArray[np.float32], frames: int) -> NDArray[np.float32]:
-        padded = np.zeros(frames * HOP_SAMPLES, dtype=np.float32)
+        """The log-mel of ``samples`` padded with silence to ``frames`` frames. Only the audio
+        plus 1 s is computed: the frames after it hear only silence, whose value Whisper's
+        log-mel fixes (log10 of 1e-10 clamped at the maximum - 8, then scaled) - the same
+        features for a third of the work on a few seconds in a 15 s window.
+        """
+        needed = min(frames, math.ceil((len(samples) + _PAD_S * SAMPLE_RATE) / HOP_SAMPLES))
+        padded = np.zeros(needed * HOP_SAMPLES, dtype=np.float32)
         padded[:len(samples)] = samples
-        features: NDArray[np.float32] = np.ascontiguousarray(
-            self._model.feature_extractor(padded, padding=HOP_SAMPLES)[:, :frames])
+        head = self._model.feature_extractor(padded, padding=HOP_SAMPLES)[:, :needed]
+        if needed == frames:
+            return np.ascontiguousarray(head, dtype=np.float32)
+        # head = (max(log, top - 8) + 4) / 4, so its maximum is (top + 4) / 4.
+        top = float(head.max()) * 4.0 - 4.0
+        features = np.full((head.shape[0], frames), (max(-10.0, top - 8.0) + 4.0) / 4.0,
+                           dtype=np.float32)
+        features[:, :needed] = head
         return features
 
     def close(self) -> None:
