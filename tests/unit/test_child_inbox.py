@@ -65,19 +65,6 @@ def test_a_request_cancelled_after_it_was_taken_is_remembered_until_the_next_get
     assert ids(inbox.get(2)) == [4] and not inbox.withdrawn(2)
 
 
-def test_final_waiting_counts_queued_finals_only() -> None:
-    """A partial being transcribed stops after its encoder only for a final, never for a
-    newer partial (that one waits for this one anyway)."""
-    inbox = _Inbox(Sent())  # type: ignore[arg-type]
-    assert not inbox.final_waiting()
-    inbox.put(msg(1, kind="partial"))
-    assert not inbox.final_waiting()
-    inbox.put(msg(2, quality=None))
-    assert inbox.final_waiting()
-    assert ids(inbox.get()) == [2]
-    assert not inbox.final_waiting()  # taken: the partial left is no reason to stop
-
-
 def test_the_request_being_transcribed_may_stop_when_cancelled_or_a_final_waits() -> None:
     inbox = _Inbox(Sent())  # type: ignore[arg-type]
     inbox.put(msg(1, quality=None))
@@ -88,11 +75,13 @@ def test_the_request_being_transcribed_may_stop_when_cancelled_or_a_final_waits(
     inbox.put(msg(2, kind="partial"))
     assert ids(inbox.get()) == [2]
     assert not inbox.should_stop("partial")  # the last get's cancellations are forgotten
+    inbox.put(msg(6, kind="partial"))
+    assert not inbox.should_stop("partial")  # a newer partial waits for this one anyway
     inbox.put(msg(3, quality=None))
     assert inbox.should_stop("partial") and not inbox.should_stop("final")
     for rid in (4, 5):
         inbox.put(msg(rid))
-    assert ids(inbox.get(2)) == [3]  # not cheap: alone
+    assert ids(inbox.get(2)) == [3]  # not cheap: alone (finals before the partial)
     assert ids(inbox.get(2)) == [4, 5]
     inbox.cancel(4)
     assert not inbox.should_stop("final")  # a batch is never stopped halfway

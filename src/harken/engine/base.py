@@ -189,7 +189,6 @@ class TranscribeRequest:
         return len(self.audio) / SAMPLE_RATE
 
 
-
 class PassInterrupted(HarkenError):
     """A transcription pass stopped after its encoder because the engine process asked it to:
     a partial while a final is waiting, or a request cancelled meanwhile (a revoked early

@@ -88,9 +88,9 @@ class _Inbox:
         self._partial: Message | None = None
         self._closed = False
         self._withdrawn: set[int] = set()
+        """Ids cancelled while not queued (being transcribed, or in a batch's rest)."""
         self._current: int | None = None
         """The id of the lone request the last :meth:`get` returned (None: a batch)."""
-        """Ids cancelled while not queued (being transcribed, or in a batch's rest)."""
 
     def put(self, message: Message) -> None:
         superseded: Message | None = None
@@ -159,11 +159,6 @@ class _Inbox:
             self._current = int(taken[0].header["id"]) if len(taken) == 1 else None
             self._cond.notify_all()
             return taken
-
-    def final_waiting(self) -> bool:
-        """Whether a final request is queued (a partial being transcribed may stop)."""
-        with self._cond:
-            return bool(self._finals)
 
     def should_stop(self, kind: str) -> bool:
         """Whether the lone request taken by the last :meth:`get` may stop now: it was
