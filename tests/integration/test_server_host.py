@@ -14,7 +14,7 @@ import pytest
 
 from harken.config import EngineConfig
 from harken.engine.base import EngineOutput, TranscribeRequest
-from harken.errors import WorkerCrashed
+from harken.errors import EngineError, WorkerCrashed
 from harken.server.engine_host import EngineHost, EngineUnavailable, ServerBusy
 
 
@@ -142,6 +142,28 @@ def test_finals_go_before_partials_which_wait_for_an_idle_engine():
         engine.answer(engine.submitted.pop())
         await settle()
         assert b.results == [(2, "ok")]  # the replaced partial 1 never went out
+        await host.close()
+
+    asyncio.run(main())
+
+
+def test_a_partial_stopped_for_a_final_is_not_counted_as_failed():
+    async def main() -> None:
+        host, (engine,) = await make_host(max_in_engine=2)
+        (a, sa), = open_sessions(host, "a")
+        host.submit(sa, req(1, "partial"))
+        host.submit(sa, req(2, "final"))
+        partial, final = engine.submitted
+        # The engine process stopped the partial after its encoder for the waiting final.
+        engine.on_failed(partial, EngineError("stopped for a final", "PartialInterrupted"))
+        engine.answer(final)
+        await settle()
+        assert a.failed == [1] and a.results == [(2, "ok")]
+        assert host.failed == 0  # /metrics: nothing was lost
+        host.submit(sa, req(3, "partial"))
+        engine.on_failed(engine.submitted[-1], EngineError("boom", "RuntimeError"))
+        await settle()
+        assert a.failed == [1, 3] and host.failed == 1  # a real failure still counts
         await host.close()
 
     asyncio.run(main())

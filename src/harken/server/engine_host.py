@@ -640,7 +640,9 @@ class EngineHost:
         if self._elsewhere(sent.slot, exc):
             self._requeue(sent, exc)
         else:
-            self.failed += 1
+            # A partial stopped for a waiting final was not lost: the next one hears more.
+            if not (isinstance(exc, EngineError) and exc.error_type == "PartialInterrupted"):
+                self.failed += 1
             self._call(sent.session.on_failed, sent.session, sent.queued.request, exc)
         self._pump()
 
