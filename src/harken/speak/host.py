@@ -21,18 +21,15 @@ died is given up after ``max_attempts`` tries (``on_failed`` with
 :class:`~harken.errors.WorkerCrashed`), and the host gives up after ``max_attempts`` crashes
 in a row with no request done in between.
 
-It is one piece (over the ~400-line guide) because the request queue, the child's restart
-and the re-send of the interrupted sentence share one lock and one child; split, each part
-would reach into the others' state.
+The program's lifecycle (start, ready, watchdog, restart, close) is
+:class:`~harken.worker.supervisor.ChildSupervisor`'s, shared with the engine process; this
+module adds the sentences: their queue, their listeners and what a restart does to them.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
-import threading
 import time
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -40,36 +37,15 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import (
-    ConfigError,
-    EngineError,
-    LifecycleError,
-    ProtocolError,
-    WorkerCrashed,
-    WorkerError,
-    WorkerStartTimeout,
-)
-from ..worker.child_handle import (
-    Child,
-    Shared,
-    abandon,
-    child_logger,
-    close_pipes,
-    launch,
-    not_ready_error,
-    reap,
-    relay_log,
-    stop_child,
-)
-from ..worker.protocol import Message, check_message, decode_audio, read_message, write_message
+from ..errors import EngineError, LifecycleError, WorkerCrashed
+from ..worker.child_handle import Child
+from ..worker.protocol import Message, decode_audio
+from ..worker.supervisor import ChildSupervisor, Later, State
 from .voices import VoiceSpec, resolve_voice
 
 __all__ = ["SpeechEngineHost", "SynthesisListener"]
 
 logger = logging.getLogger(__name__)
-
-_PROGRAM = "harken.speak.child"
-
 
 class SynthesisListener(Protocol):
     """Receives one request's audio; called on the host's reader thread."""
@@ -87,15 +63,6 @@ class SynthesisListener(Protocol):
         """The program died; the sentence is being synthesised again from its start."""
 
 
-class _State(enum.Enum):
-    CREATED = "created"
-    STARTING = "starting"
-    RUNNING = "running"
-    FAILED = "failed"
-    CLOSING = "closing"
-    CLOSED = "closed"
-
-
 @dataclass(eq=False)
 class _Request:
     text: str
@@ -104,7 +71,7 @@ class _Request:
     attempts: int = 1
 
 
-class SpeechEngineHost:
+class SpeechEngineHost(ChildSupervisor):
     """Runs one synthesis engine and voice in its own program (see the module docstring).
 
     Args:
@@ -125,40 +92,20 @@ class SpeechEngineHost:
         BackendNotInstalled: the engine is not installed.
     """
 
+    _PROGRAM = "harken.speak.child"
+    _WHAT = "speech engine program"
+    _THREAD_PREFIX = "harken-speak-engine"
+
     def __init__(self, voice: str | None = None, *, engine: str | None = None,
                  options: Mapping[str, Any] | None = None, start_timeout_s: float = 120.0,
                  request_timeout_s: float = 30.0, max_attempts: int = 3,
                  python: str | None = None) -> None:
         self.spec: VoiceSpec = resolve_voice(engine, voice, options)
         """The engine and voice the program loads."""
-        for name, value in (("start_timeout_s", start_timeout_s),
-                            ("request_timeout_s", request_timeout_s)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not value > 0:
-                raise ConfigError(f"{name} must be a number of seconds > 0, got {value!r}")
-        self._request_timeout_s = float(request_timeout_s)
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) \
-                or max_attempts < 1:
-            raise ConfigError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
-        self._start_timeout_s = float(start_timeout_s)
-        self._max_attempts = max_attempts
-        self._python = python
-        self._cond = threading.Condition()
-        self._state = _State.CREATED
-        self._child: Child | None = None
-        self._gen = 0
+        super().__init__(start_timeout_s=start_timeout_s, request_timeout_s=request_timeout_s,
+                         max_attempts=max_attempts, python=python)
         self._next_id = 0
         self._requests: dict[int, _Request] = {}
-        self._crashes = 0
-        self._restarts = 0
-        self._info: dict[str, Any] = {}
-        self._start_error: BaseException | None = None
-        self._fatal: BaseException | None = None
-        self._shared = Shared()
-        self._finalizer: weakref.finalize[Any, Any] | None = None
-        self._reader: threading.Thread | None = None
-        self._watchdog: threading.Thread | None = None
-        self._last_progress = 0.0
 
     # ------------------------------------------------------------------ public API
 
@@ -175,37 +122,10 @@ class SpeechEngineHost:
             return int(self._info["sample_rate"])
 
     @property
-    def running(self) -> bool:
-        """True between a successful ``start()`` and ``close()`` (or a fatal failure)."""
-        with self._cond:
-            return self._state is _State.RUNNING
-
-    @property
-    def pid(self) -> int | None:
-        """The process id of the current program, or None when none is running."""
-        with self._cond:
-            child = self._child
-            if child is None or child.proc.returncode is not None:
-                return None
-            return child.proc.pid
-
-    @property
-    def restarts(self) -> int:
-        """How many times a dead program was replaced by one that became ready."""
-        with self._cond:
-            return self._restarts
-
-    @property
     def info(self) -> dict[str, Any]:
         """What the program reported when ready: engine, voice, sample_rate, load_seconds."""
         with self._cond:
             return dict(self._info)
-
-    def __enter__(self) -> SpeechEngineHost:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def start(self) -> SpeechEngineHost:
         """Start the program and block until its voice is loaded; return self.
@@ -217,35 +137,8 @@ class SpeechEngineHost:
             WorkerCrashed: the program exited before it was ready.
             WorkerError: the interpreter could not be started.
         """
-        with self._cond:
-            if self._state is not _State.CREATED:
-                raise LifecycleError(f"SpeechEngineHost.start() called while "
-                                     f"{self._state.value}; a host starts once")
-            self._state = _State.STARTING
-            self._finalizer = weakref.finalize(self, abandon, self._shared)
-            try:
-                self._spawn()
-            except WorkerError:
-                self._state = _State.FAILED
-                raise
-            self._reader = threading.Thread(target=self._read_loop,
-                                            name="harken-speak-engine-reader", daemon=True)
-            self._reader.start()
-            self._watchdog = threading.Thread(target=self._watch_loop,
-                                              name="harken-speak-engine-watchdog", daemon=True)
-            self._watchdog.start()
-            ready = self._cond.wait_for(lambda: self._state is not _State.STARTING
-                                        or self._start_error is not None,
-                                        timeout=self._start_timeout_s)
-            if self._state is _State.RUNNING:
-                return self
-            error = self._start_error or WorkerStartTimeout(
-                f"the speech engine program did not load its voice within "
-                f"{self._start_timeout_s} s")
-            if not ready and self._child is not None:
-                self._child.kill_reason = "it did not become ready in time"
-        self.close(timeout=1.0)
-        raise error
+        self._start()
+        return self
 
     def submit(self, text: str, listener: SynthesisListener, *, speed: float = 1.0) -> int:
         """Queue one sentence; return its request id. Never waits for synthesis.
@@ -255,11 +148,7 @@ class SpeechEngineHost:
             WorkerError: the program failed for good (the error also went to the listeners).
         """
         with self._cond:
-            if self._fatal is not None:
-                raise self._fatal
-            if self._state is not _State.RUNNING:
-                raise LifecycleError(f"SpeechEngineHost.submit() called while "
-                                     f"{self._state.value}; call start() first")
+            self._require_running("submit")
             if not self._requests:
                 self._last_progress = time.monotonic()  # the silence clock starts now
             self._next_id += 1
@@ -284,106 +173,27 @@ class SpeechEngineHost:
 
         Requests still pending get ``on_failed`` with a :class:`LifecycleError`.
         """
-        started = time.monotonic()
-        deadline = started + max(0.0, timeout)
-        with self._cond:
-            if self._state is _State.CLOSED:
-                return
-            if self._state is _State.CLOSING:
-                self._cond.wait_for(lambda: self._state is _State.CLOSED, timeout=timeout)
-                return
-            self._state = _State.CLOSING
-            child = self._child
-            self._send("shutdown", {})
-            pending = list(self._requests.items())
-            self._requests.clear()
-            self._cond.notify_all()
-        if child is not None:
-            stop_child(child, started + timeout / 2, deadline)
-        for thread in (self._reader, self._watchdog):
-            if thread is not None and thread is not threading.current_thread():
-                thread.join(max(0.05, deadline - time.monotonic()))
-                if thread.is_alive():
-                    logger.warning("%s did not stop within the close timeout", thread.name)
-        for proc in self._shared.procs:
-            close_pipes(proc)
-        with self._cond:
-            self._state = _State.CLOSED
-            self._cond.notify_all()
-        if self._finalizer is not None:
-            self._finalizer.detach()
-        closed = LifecycleError("the speech engine host was closed")
-        for request_id, request in pending:
-            _call(request.listener.on_failed, request_id, closed)
+        super().close(timeout)
 
-    # ------------------------------------------------------------------ the program
+    # ------------------------------------------------------------------ supervisor hooks
 
-    def _send(self, type: str, header: dict[str, Any]) -> None:
-        """Write one message to the current program (lock held); a dead pipe is ignored:
-        the reader notices the exit and restarts the program.
-        """
-        child = self._child
-        if child is None or child.proc.stdin is None:
-            return
-        try:
-            write_message(child.proc.stdin, type, header)
-        except (OSError, ValueError):
-            pass
+    def _init_engine(self) -> dict[str, Any]:
+        return self.spec.to_dict()
 
     def _send_request(self, request_id: int) -> None:
         request = self._requests[request_id]
         self._send("synthesize", {"id": request_id, "text": request.text,
                                   "options": {"speed": request.speed}})
 
-    def _spawn(self) -> None:
-        """Start a program and send it "init" (lock held)."""
-        proc = launch(self._python, _PROGRAM)
-        self._shared.procs.append(proc)
-        self._gen += 1
-        self._child = Child(proc, self._gen, time.monotonic())
-        logger.debug("started speech engine program %d (generation %d)", proc.pid, self._gen)
-        self._send("init", {"engine": self.spec.to_dict(),
-                            "log_level": child_logger.getEffectiveLevel()})
-
-    def _read_loop(self) -> None:
-        while True:
-            with self._cond:
-                child = self._child
-            if child is None or child.proc.stdout is None:
-                return
-            problem: BaseException | None = None
-            try:
-                message = read_message(child.proc.stdout)
-                if message is not None:
-                    check_message(message)
-            except (ProtocolError, OSError, ValueError) as exc:
-                message, problem = None, exc
-            if message is None:
-                if not self._child_gone(child, problem):
-                    return
-            else:
-                self._dispatch(child, message)
-
     def _dispatch(self, child: Child, message: Message) -> None:
+        with self._cond:
+            self._last_progress = time.monotonic()  # any message is a sign of life
+        super()._dispatch(child, message)
+
+    def _answer(self, child: Child, message: Message) -> None:
         header = message.header
         kind = message.type
-        with self._cond:
-            self._last_progress = time.monotonic()
-        if kind == "log":
-            relay_log(header)
-        elif kind == "ready":
-            with self._cond:
-                child.ready = True
-                self._info = dict(header["info"])
-                if self._state is _State.STARTING:
-                    self._state = _State.RUNNING
-                elif child.gen > 1:
-                    self._restarts += 1
-                self._cond.notify_all()
-        elif kind == "failed" and header["id"] is None:
-            child.init_error = EngineError(str(header["message"]), str(header["error_type"]))
-            logger.debug("speech engine failed to load:\n%s", header.get("traceback", ""))
-        elif kind in ("audio", "done", "failed"):
+        if kind in ("audio", "done", "failed"):
             request_id = int(header["id"])
             with self._cond:
                 if kind == "audio":
@@ -394,96 +204,58 @@ class SpeechEngineHost:
             if request is None:
                 return  # cancelled
             if kind == "audio":
-                _call(request.listener.on_audio, request_id, decode_audio(message.payload))
+                self._call(request.listener.on_audio, request_id, decode_audio(message.payload))
             elif kind == "done":
-                _call(request.listener.on_done, request_id, int(header["samples"]))
+                self._call(request.listener.on_done, request_id, int(header["samples"]))
             else:
                 logger.debug("sentence %d failed:\n%s", request_id, header.get("traceback", ""))
-                _call(request.listener.on_failed, request_id,
-                      EngineError(str(header["message"]), str(header["error_type"])))
+                self._call(request.listener.on_failed, request_id,
+                           EngineError(str(header["message"]), str(header["error_type"])))
         elif kind not in ("pong", "shutdown_ack"):
             logger.warning("unexpected %r message from the speech engine program", kind)
 
-    def _watch_loop(self) -> None:
-        """Kill a program that holds sentences and has said nothing for too long."""
-        with self._cond:
-            while self._state in (_State.STARTING, _State.RUNNING):
-                self._cond.wait(0.1)
-                child = self._child
-                if child is None or child.kill_reason is not None \
-                        or child.proc.returncode is not None:
-                    continue
-                now = time.monotonic()
-                if not child.ready:
-                    if self._state is _State.RUNNING \
-                            and now - child.started_at > self._start_timeout_s:
-                        child.kill_reason = (f"it did not load the voice within "
-                                             f"{self._start_timeout_s} s")
-                elif self._requests and now - self._last_progress > self._request_timeout_s:
-                    child.kill_reason = (f"it sent nothing for {now - self._last_progress:.1f}"
-                                         f" s while holding {len(self._requests)} sentence(s)")
-                if child.kill_reason is not None:
-                    logger.warning("killing speech engine program %d: %s", child.proc.pid,
-                                   child.kill_reason)
-                    try:
-                        child.proc.kill()
-                    except OSError:  # pragma: no cover - already gone
-                        pass
+    def _hang_reason(self, child: Child, now: float) -> str | None:
+        """A restarted program slow to load its voice, or one that holds sentences and has
+        said nothing for too long (start() itself times out the first program).
+        """
+        if not child.ready:
+            if self._state is State.RUNNING and now - child.started_at > self._start_timeout_s:
+                return f"it did not load the voice within {self._start_timeout_s} s"
+        elif self._requests and now - self._last_progress > self._request_timeout_s:
+            return (f"it sent nothing for {now - self._last_progress:.1f} s while holding "
+                    f"{len(self._requests)} sentence(s)")
+        return None
 
-    def _child_gone(self, child: Child, problem: BaseException | None) -> bool:
-        """Handle the end of a program; return True to read from its replacement."""
-        how = reap(child, problem)
-        given_up: list[tuple[int, _Request, BaseException]] = []
-        restarted: list[tuple[int, _Request]] = []
-        fatal: BaseException | None = None
-        with self._cond:
-            if self._state in (_State.CLOSING, _State.CLOSED) or self._shared.abandoned:
-                return False
-            if self._state is _State.STARTING:
-                self._start_error = not_ready_error(child, how, self._start_timeout_s)
-                self._cond.notify_all()
-                return False
-            self._crashes += 1
-            crash = WorkerCrashed(f"the speech engine program {child.proc.pid} stopped ({how})")
-            logger.warning("%s; restarting it", crash)
-            if not child.ready:
-                fatal = not_ready_error(child, how, self._start_timeout_s)
-            elif self._crashes > self._max_attempts:
-                fatal = WorkerCrashed(f"the speech engine program crashed {self._crashes} "
-                                      f"times in a row; giving up (last: {how})")
-            if fatal is None and self._requests:
-                head_id = next(iter(self._requests))
-                head = self._requests[head_id]
-                head.attempts += 1
-                if head.attempts > self._max_attempts:
-                    del self._requests[head_id]
-                    given_up.append((head_id, head, WorkerCrashed(
-                        f"the speech engine program died {self._max_attempts} times while "
-                        f"synthesising this sentence (last: {how})")))
-            if fatal is None:
-                try:
-                    self._spawn()
-                except WorkerError as exc:
-                    fatal = exc
-            if fatal is not None:
-                self._state = _State.FAILED
-                self._fatal = fatal
-                given_up += [(i, r, fatal) for i, r in self._requests.items()]
-                self._requests.clear()
-            else:
-                restarted = list(self._requests.items())
-                for request_id, _ in restarted:
-                    self._send_request(request_id)
-            self._cond.notify_all()
-        for request_id, request in restarted:
-            _call(request.listener.on_restart, request_id)
-        for request_id, request, error in given_up:
-            _call(request.listener.on_failed, request_id, error)
-        return fatal is None
+    def _lost(self, child: Child, how: str, crash: WorkerCrashed) -> Later:
+        """The sentence the program was on when it died counts one more try."""
+        if not self._requests:
+            return []
+        head_id = next(iter(self._requests))
+        head = self._requests[head_id]
+        head.attempts += 1
+        if head.attempts <= self._max_attempts:
+            return []
+        del self._requests[head_id]
+        return [self._later(head.listener.on_failed, head_id, WorkerCrashed(
+            f"the speech engine program died {self._max_attempts} times while "
+            f"synthesising this sentence (last: {how})"))]
 
+    def _resend(self) -> Later:
+        """Every unanswered sentence goes to the new program whole; listeners hear first."""
+        for request_id in self._requests:
+            self._send_request(request_id)
+        return [self._later(request.listener.on_restart, request_id)
+                for request_id, request in self._requests.items()]
 
-def _call(method: Any, *args: Any) -> None:
-    try:
-        method(*args)
-    except Exception:
-        logger.exception("a synthesis listener raised")
+    def _drain(self, error: BaseException) -> Later:
+        return self._fail_all(error)
+
+    def _closing(self) -> Later:
+        self._send("shutdown", {})
+        return self._fail_all(LifecycleError("the speech engine host was closed"))
+
+    def _fail_all(self, error: BaseException) -> Later:
+        failed = [self._later(request.listener.on_failed, request_id, error)
+                  for request_id, request in self._requests.items()]
+        self._requests.clear()
+        return failed
