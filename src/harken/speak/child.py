@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import sys
 import threading
-import time
-from typing import IO, Any
+from typing import Any
 
-from ..errors import ProtocolError
-from ..worker.child import _failure, _Sender, begin
-from ..worker.protocol import Message, check_message, encode_audio, read_message
+from ..worker.child import _failure, _Sender, run
+from ..worker.protocol import Message, encode_audio
 
 __all__ = ["main"]
 
@@ -86,27 +83,6 @@ class _Queue:
             return message
 
 
-def _read_stdin(stdin: IO[bytes], sender: _Sender, queue: _Queue) -> None:
-    try:
-        while True:
-            message = read_message(stdin)
-            if message is None:
-                return
-            check_message(message, "synthesize", "cancel", "ping", "shutdown")
-            if message.type == "ping":
-                sender.send("pong", {"id": message.header["id"]})
-            elif message.type == "cancel":
-                queue.cancel(int(message.header["id"]))
-            elif message.type == "synthesize":
-                queue.put(message)
-            else:
-                return
-    except (ProtocolError, OSError, ValueError) as exc:
-        logger.error("speech engine program stops reading its requests: %s", exc)
-    finally:
-        queue.close()
-
-
 def _serve(engine: Any, sender: _Sender, queue: _Queue) -> None:
     from .engines.base import to_float32
 
@@ -132,43 +108,23 @@ def _serve(engine: Any, sender: _Sender, queue: _Queue) -> None:
             sender.send("failed", _failure(request_id, exc))
 
 
-def main() -> int:
-    """Run the speech engine program until "shutdown" or EOF; return the exit code."""
-    begun = begin("speech engine program")
-    if isinstance(begun, int):
-        return begun
-    stdin, sender, init = begun
-
+def _load(init: Message) -> tuple[Any, dict[str, Any]]:
+    """Load the voice "init" names; return the engine and what "ready" reports."""
     from .engines.base import create_synthesis_engine
     from .voices import VoiceSpec
 
-    started = time.perf_counter()
-    try:
-        spec = VoiceSpec.from_dict(dict(init.header["engine"]))
-        engine = create_synthesis_engine(spec)
-        engine.load()
-        rate = int(engine.sample_rate)
-    except Exception as exc:
-        sender.send("failed", _failure(None, exc))
-        return 3
-    sender.send("ready", {"info": {"engine": spec.engine, "voice": spec.voice,
-                                   "sample_rate": rate, "pid": os.getpid(),
-                                   "load_seconds": time.perf_counter() - started}})
+    spec = VoiceSpec.from_dict(dict(init.header["engine"]))
+    engine = create_synthesis_engine(spec)
+    engine.load()
+    return engine, {"engine": spec.engine, "voice": spec.voice,
+                    "sample_rate": int(engine.sample_rate)}
 
-    queue = _Queue()
-    reader = threading.Thread(target=_read_stdin, args=(stdin, sender, queue),
-                              name="harken-speak-child-reader", daemon=True)
-    reader.start()
-    try:
-        _serve(engine, sender, queue)
-    finally:
-        try:
-            engine.close()
-        except Exception:
-            logger.exception("engine.close() failed")
-        sender.send("shutdown_ack", {})
-        reader.join(timeout=1.0)
-    return 0
+
+def main() -> int:
+    """Run the speech engine program until "shutdown" or EOF; return the exit code."""
+    return run("speech engine program", load=_load, requests=lambda sender: _Queue(),
+               serve=_serve, request_type="synthesize",
+               reader_name="harken-speak-child-reader")
 
 
 if __name__ == "__main__":

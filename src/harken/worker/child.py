@@ -29,17 +29,19 @@ import sys
 import threading
 import time
 import traceback
-from typing import IO, Any
+from collections.abc import Callable
+from typing import IO, Any, Protocol, TypeVar
 
 from ..engine.base import DecodeHints, PassInterrupted
 from ..errors import ProtocolError
 from .protocol import Message, check_message, decode_audio, read_message, write_message
 
-__all__ = ["begin", "main"]
+__all__ = ["Requests", "begin", "main", "run"]
 
 logger = logging.getLogger(__name__)
 
 _MAX_QUEUED_FINALS = 256
+_R = TypeVar("_R", bound="Requests")
 
 
 class _Sender:
@@ -180,27 +182,41 @@ def _cheap(message: Message) -> bool:
     return message.header.get("kind") == "final" and hints.get("quality") == "cheap"
 
 
-def _read_stdin(stdin: IO[bytes], sender: _Sender, inbox: _Inbox) -> None:
-    """Reader thread: queue requests, answer pings, close the inbox on shutdown or EOF."""
+class Requests(Protocol):
+    """Where a program's reader thread puts requests for its main thread."""
+
+    def put(self, message: Message) -> None:
+        """Queue a request (may block a while: backpressure)."""
+
+    def cancel(self, request_id: int) -> None:
+        """Drop a request, or stop the one being served where the program can."""
+
+    def close(self) -> None:
+        """No more requests: the main thread stops once it sees this."""
+
+
+def _read_stdin(stdin: IO[bytes], sender: _Sender, requests: Requests, request_type: str,
+                program: str) -> None:
+    """Reader thread: queue requests, answer pings, close the queue on shutdown or EOF."""
     try:
         while True:
             message = read_message(stdin)
             if message is None:
                 logger.debug("stdin closed: the parent has gone or closed the pipe")
                 return
-            check_message(message, "transcribe", "cancel", "ping", "shutdown")
+            check_message(message, request_type, "cancel", "ping", "shutdown")
             if message.type == "ping":
                 sender.send("pong", {"id": message.header["id"]})
             elif message.type == "cancel":
-                inbox.cancel(message.header["id"])
-            elif message.type == "transcribe":
-                inbox.put(message)
+                requests.cancel(int(message.header["id"]))
+            elif message.type == request_type:
+                requests.put(message)
             else:
                 return
     except (ProtocolError, OSError, ValueError) as exc:
-        logger.error("engine process stops reading its requests: %s", exc)
+        logger.error("%s stops reading its requests: %s", program, exc)
     finally:
-        inbox.close()
+        requests.close()
 
 
 def _failure(request_id: int | None, exc: BaseException) -> dict[str, Any]:
@@ -317,39 +333,45 @@ def begin(program: str) -> tuple[IO[bytes], _Sender, Message] | int:
     return stdin, sender, init
 
 
-def main() -> int:
-    """Run the engine process until "shutdown" or EOF; return the exit code."""
-    begun = begin("engine process")
+def run(program: str, *, load: Callable[[Message], tuple[Any, dict[str, Any]]],
+        requests: Callable[[_Sender], _R], serve: Callable[[Any, _Sender, _R], None],
+        request_type: str, reader_name: str) -> int:
+    """Run a child program until "shutdown" or EOF; return its exit code.
+
+    The life both child programs share: :func:`begin`, load, "ready" (with ``load_seconds``
+    and ``pid`` added), a reader thread feeding the requests while ``serve`` runs on this
+    thread, then ``engine.close()`` and "shutdown_ack". A load that raises is sent as
+    "failed" with id None (exit code 3).
+
+    Args:
+        program: the program's name for messages ("engine process").
+        load: builds and loads the engine from "init"; returns it and what "ready" reports.
+        requests: makes the queue the reader fills, given the sender.
+        serve: ``(engine, sender, requests)``: serves requests until the queue closes.
+        request_type: the message type of a request ("transcribe").
+        reader_name: the reader thread's name.
+    """
+    begun = begin(program)
     if isinstance(begun, int):
         return begun
     stdin, sender, init = begun
-
-    from ..config import EngineConfig
-    from ..engine.registry import create_engine
-
     started = time.perf_counter()
     try:
-        config = EngineConfig.from_dict(dict(init.header["engine"]))
-        engine = create_engine(config)
-        engine.load()
+        engine, info = load(init)
     except Exception as exc:
         sender.send("failed", _failure(None, exc))
         return 3
-    info: dict[str, Any] = {"engine": config.engine, "model": config.model,
-                            "device": config.device, "compute_type": config.compute_type}
-    describe = getattr(engine, "info", None)
-    if callable(describe):
-        info.update(describe())
     info["load_seconds"] = time.perf_counter() - started
     info["pid"] = os.getpid()
     sender.send("ready", {"info": info})
 
-    inbox = _Inbox(sender)
-    reader = threading.Thread(target=_read_stdin, args=(stdin, sender, inbox),
-                              name="harken-child-reader", daemon=True)
+    queue = requests(sender)
+    reader = threading.Thread(target=_read_stdin,
+                              args=(stdin, sender, queue, request_type, program),
+                              name=reader_name, daemon=True)
     reader.start()
     try:
-        _serve(engine, sender, inbox)
+        serve(engine, sender, queue)
     finally:
         try:
             engine.close()
@@ -358,3 +380,25 @@ def main() -> int:
         sender.send("shutdown_ack", {})
         reader.join(timeout=1.0)
     return 0
+
+
+def _load(init: Message) -> tuple[Any, dict[str, Any]]:
+    """Build and load the engine "init" names; return it and what "ready" reports."""
+    from ..config import EngineConfig
+    from ..engine.registry import create_engine
+
+    config = EngineConfig.from_dict(dict(init.header["engine"]))
+    engine = create_engine(config)
+    engine.load()
+    info: dict[str, Any] = {"engine": config.engine, "model": config.model,
+                            "device": config.device, "compute_type": config.compute_type}
+    describe = getattr(engine, "info", None)
+    if callable(describe):
+        info.update(describe())
+    return engine, info
+
+
+def main() -> int:
+    """Run the engine process until "shutdown" or EOF; return the exit code."""
+    return run("engine process", load=_load, requests=_Inbox, serve=_serve,
+               request_type="transcribe", reader_name="harken-child-reader")
