@@ -4,6 +4,8 @@ Started by :class:`harken.worker.process.EngineProcess` as its own program (neve
 multiprocessing), so it never imports the user's main module. It speaks the frames of
 :mod:`harken.worker.protocol` on its stdin and on the stdout it had at start; file
 descriptor 1 is pointed at stderr so that a library which prints cannot corrupt the frames.
+Its life (init, load, ready, the reader thread, shutdown) is :func:`run`, which the
+speech engine program (:mod:`harken.speak.child`) shares.
 
 Threads: the main thread loads the engine and serves "transcribe" requests, finals before
 partials (of queued partials only the newest is kept; older ones are answered "failed" with

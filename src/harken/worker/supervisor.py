@@ -13,6 +13,10 @@ and the restart bookkeeping. A subclass says what the child's other messages mea
 its requests when a child dies or the supervisor closes (the ``_lost`` ... ``_closed``
 hooks). Hooks marked "lock held" run under ``self._cond``; the callables they return run
 after it is released, on the same thread.
+
+It is one piece (a little over the ~400-line guide) because the state machine, the reader,
+the watchdog and the restart share one lock and one child: split, each part would reach
+into the others' state.
 """
 
 from __future__ import annotations
