@@ -139,6 +139,12 @@ class Result:
     stopped: int = 0
     """Final passes cancelled during their encoder, which stopped there."""
     engine_s: list[float] = field(default_factory=list)
+    revoked: int = 0
+    """Early finals cancelled (speech resumed, or a late sound made them stale)."""
+    wasted_s: float = 0.0
+    """Engine seconds spent on cancelled passes (to their encoder when they stopped there)."""
+    texts: dict[str, str] = field(default_factory=dict)
+    """Complete utterances: the text of their finals."""
     stages: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
     """Complete utterances: when each step of the end of turn happened, s after the true end
     of speech (see STAGES)."""
@@ -321,7 +327,9 @@ def run_system(system: str, vad_config: VadConfig, stream: NDArray[np.float32],
     busy_until = 0.0  # the pipeline thread is held by a turn model call until then
     ends: list[tuple[float, float]] = []  # (emitted at, SpeechEnded.end), not discarded
     marks: dict[str, list[float]] = {s: [] for s in STAGES}  # stream times of each step
-    final_times: list[tuple[float, float]] = []  # (released at, end of its audio)
+    final_times: list[tuple[float, float, str]] = []  # (released at, end of its audio, text)
+    spent: dict[int, float] = {}  # request id -> engine seconds its pass took
+    cancelled: set[int] = set()
 
     def start_next(now: float) -> None:
         nonlocal inflight
@@ -329,6 +337,7 @@ def run_system(system: str, vad_config: VadConfig, stream: NDArray[np.float32],
             req = queue.pop(0)
             output, compute, encode = engine.transcribe(req)
             result.engine_s.append(compute)
+            spent[req.request_id] = compute
             inflight = (req, output, now + compute, None if encode is None else now + encode)
             marks["pass began"].append(now)
 
@@ -339,17 +348,20 @@ def run_system(system: str, vad_config: VadConfig, stream: NDArray[np.float32],
                 queue.append(o)
                 marks["final sent"].append(now)
             elif isinstance(o, CancelRequest):
+                result.revoked += 1
+                cancelled.add(o.request_id)
                 queue[:] = [q for q in queue if q.request_id != o.request_id]
                 if inflight is not None and inflight[0].request_id == o.request_id and \
                         inflight[3] is not None and now < inflight[3]:
                     # Cancelled during its encoder: the pass stops there, unanswered.
+                    spent[o.request_id] -= inflight[2] - inflight[3]
                     inflight = (inflight[0], None, inflight[3], None)
                     result.stopped += 1
             elif isinstance(o, SpeechEnded) and not o.discarded:
                 ends.append((now, o.end))
                 marks["turn ended"].append(now)
             elif isinstance(o, FinalTranscript):
-                final_times.append((now, o.end))
+                final_times.append((now, o.end, o.text))
                 marks["final out"].append(now)
         start_next(now)
 
@@ -380,8 +392,10 @@ def run_system(system: str, vad_config: VadConfig, stream: NDArray[np.float32],
             closed = [t for t, e in ends if abs(e - c.speech_end) < 0.5]
             if closed:
                 result.eot.append(closed[-1] - c.speech_end)
-            released = [t for t, end in final_times
-                        if c.speech_start < end <= c.offset + len(c.audio) / RATE + PAD_S]
+            mine = [(t, text) for t, end, text in final_times
+                    if c.speech_start < end <= c.offset + len(c.audio) / RATE + PAD_S]
+            released = [t for t, _ in mine]
+            result.texts[c.name] = " ".join(text for _, text in mine)
             if released:
                 result.e2f.append(max(released) - c.speech_end)
                 row: dict[str, float] = {}
@@ -393,6 +407,7 @@ def run_system(system: str, vad_config: VadConfig, stream: NDArray[np.float32],
                 result.per_clip[c.name] = row
             else:
                 result.missed += 1
+    result.wasted_s = sum(spent.get(i, 0.0) for i in cancelled)
     if turn is not None:
         result.turn_calls = list(turn.calls)
     return result
@@ -461,18 +476,31 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         results.append(run_system(name, cfg, stream, clips, engine, turn))
         print(f"  ran {name} in {time.perf_counter() - t:.1f} s", flush=True)
+    from harken.testing import word_errors
+
+    # WER of the complete utterances' finals against one pass over each whole clip.
+    references = {c.name: whisper.transcribe(c.audio, kind="final").text for c in complete}
     whisper.close()
+    wer: dict[str, float] = {}
+    for r in results:
+        errors = [word_errors(references[name], r.texts.get(name, ""))
+                  for name in references]
+        wer[r.system] = sum(e for e, _ in errors) / max(1, sum(n for _, n in errors))
 
     print(f"\n{'system':34} {'E2F p50':>8} {'E2F p95':>8} {'EOT p50':>8} {'wrong cuts':>10} "
-          f"{'complete':>9} {'mid':>6} {'clause':>7} {'missed':>6}")
+          f"{'complete':>9} {'mid':>6} {'clause':>7} {'missed':>6} {'WER':>6} "
+          f"{'revoked':>7} {'wasted':>7}")
     for r in results:
         w = r.wrong
         cut = w["complete"] + w["mid"]
         print(f"{r.system:34} {_ms(r.e2f, 50):>8} {_ms(r.e2f, 95):>8} {_ms(r.eot, 50):>8} "
               f"{cut / (n['complete'] + n['mid']):>10.0%} "
               f"{w['complete']:>5}/{n['complete']:<3} {w['mid']:>3}/{n['mid']:<3}"
-              f"{w['clause']:>3}/{n['clause']:<3} {r.missed:>5}")
-    print("(E2F, EOT in ms; wrong cuts over complete + mid-thought utterances)")
+              f"{w['clause']:>3}/{n['clause']:<3} {r.missed:>5} {wer[r.system]:>6.1%} "
+              f"{r.revoked:>7} {r.wasted_s:>6.2f}s")
+    print("(E2F, EOT in ms; wrong cuts over complete + mid-thought utterances; WER of the "
+          "complete utterances against a pass over each whole clip; early finals revoked and "
+          "the engine seconds their passes took)")
     for r in results:
         print(f"cut by {r.system}: {', '.join(r.cut_names)}")
     print("where a complete turn's time goes (median ms after the true end of speech): "
