@@ -88,9 +88,9 @@ WRONG_CUT_MARGIN_S = 0.15
 STAGES = ("final sent", "pass began", "model asked", "words back", "turn ended",
           "final out")
 """Where a complete turn's time goes: the last final request sent (the early final: with
-smart turns at the first frame the VAD calls silence), the last final pass begun (after
-any pass the engine was busy with), the last Smart Turn call, the last answer of the engine,
-SpeechEnded and the final's release, each before the release."""
+smart turns at the first frame the VAD calls silence, or where the voice faded), the last
+final pass begun (after any pass the engine was busy with), the last Smart Turn call, the
+last answer of the engine, SpeechEnded and the final's release, each before the release."""
 
 MID_THOUGHT = [
     ("I'd like to book a table for", "four people at eight tonight."),

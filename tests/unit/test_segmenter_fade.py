@@ -9,8 +9,8 @@ from harken.config import VadConfig
 from harken.core.segmenter import (
     Segment,
     SegmentConfirmed,
-    SegmentRevoked,
     Segmenter,
+    SegmentRevoked,
     UtteranceEnded,
     frame_level_db,
 )
