@@ -70,8 +70,8 @@ speech), and sentence-ending words after such a score were not mid-thought in
 SMART_TAIL_MS = 32
 """With smart turns the early final is cut at the first frame the VAD calls silence (the
 segmenter's tail, in ms; sooner where the voice fades first): its words decide the turn and
-the final, so they are asked for ~100 ms sooner than with the segmenter's usual tail. The VAD itself lags the voice by
-30-200 ms, so the audio still ends in a little quiet."""
+the final, so they are asked for ~100 ms sooner than with the segmenter's usual tail. The
+VAD itself lags the voice by 30-200 ms, so the audio still ends in a little quiet."""
 
 _TRAILING = frozenset("""
 and but or nor so because cause since although though unless until while whereas if then
