@@ -10,7 +10,6 @@ from harken.core.segmenter import (
     Segment,
     SegmentConfirmed,
     Segmenter,
-    SegmentRevoked,
     UtteranceEnded,
     frame_level_db,
 )
@@ -27,10 +26,9 @@ def noise(seconds: float, dbfs: float, seed: int = 0) -> np.ndarray:
 
 
 def push_all(audio: np.ndarray, vad: ScriptedVad, early_final: bool = True,
-             fade_cut: bool = False, **vad_kwargs: int) -> list[tuple[int, object]]:
+             **vad_kwargs: int) -> list[tuple[int, object]]:
     """Push whole frames; return (position in samples after the frame, event) pairs."""
-    seg = Segmenter(VadConfig(backend="energy", **vad_kwargs), early_final=early_final,
-                    fade_cut=fade_cut)
+    seg = Segmenter(VadConfig(backend="energy", **vad_kwargs), early_final=early_final)
     out = []
     for i in range(0, len(audio) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
         frame = audio[i:i + FRAME_SAMPLES]
@@ -166,55 +164,3 @@ def test_no_partial_pass_starts_while_the_voice_fades() -> None:
 
     drive(pipe, audio, answer=fail)
     assert issued and max(issued) <= 2.05, issued
-
-
-def test_fade_cut_sends_the_early_final_where_the_voice_faded() -> None:
-    """Smart turns (fade_cut): two faded frames cut the early final, 200 ms before the VAD's
-    late flip; it is confirmed, and the utterance ends where it does without fade_cut."""
-    audio, vad = speech_with_a_late_vad(0.2)
-    events = push_all(audio, vad, fade_cut=True, post_speech_silence_ms=500)
-    plain = push_all(audio, speech_with_a_late_vad(0.2)[1], post_speech_silence_ms=500)
-    kinds = [type(e).__name__ for _, e in events]
-    assert kinds == ["UtteranceStarted", "Segment", "UtteranceEnded", "SegmentConfirmed"], kinds
-    cut_at, spec = next((p, e) for p, e in events if isinstance(e, Segment))
-    assert spec.speculative
-    # The tone stops at 3.0 s (inside a frame): the second faded frame ends by 3.0 + 96 ms.
-    assert 3.0 + 0.032 < cut_at / RATE <= 3.0 + 0.096, cut_at / RATE
-    assert spec.end_sample == cut_at  # all the audio so far: the whole tone, 2 quiet frames
-    assert np.max(np.abs(spec.audio[int(2.99 * RATE) - spec.start_sample:])) > 0.1
-    assert [(p, e) for p, e in events if isinstance(e, UtteranceEnded)] == \
-        [(p, e) for p, e in plain if isinstance(e, UtteranceEnded)]
-
-
-def test_a_fade_inside_speech_is_revoked_when_the_voice_comes_back() -> None:
-    """A 130 ms dip the VAD calls speech: the early final cut at it is revoked when the tone
-    returns, and the utterance's final (after the VAD's silence) has all of it."""
-    audio = noise(5.0, -50.0)
-    audio[int(2.0 * RATE):int(2.6 * RATE)] += tone(0.6)
-    audio[int(2.73 * RATE):int(3.3 * RATE)] += tone(0.57)
-    events = push_all(audio, ScriptedVad([(2.0, 3.3)]), fade_cut=True,
-                      post_speech_silence_ms=500)
-    kinds = [type(e).__name__ for _, e in events]
-    assert kinds == ["UtteranceStarted", "Segment", "SegmentRevoked", "Segment",
-                     "UtteranceEnded", "SegmentConfirmed"], kinds
-    (p1, first), (p2, second) = [(p, e) for p, e in events if isinstance(e, Segment)]
-    assert 2.6 < p1 / RATE <= 2.7  # at the dip
-    revoked_at = next(p for p, e in events if isinstance(e, SegmentRevoked))
-    assert 2.73 <= revoked_at / RATE <= 2.73 + 0.064  # the first loud frame after it
-    # The second is cut as without fade_cut: the usual 128 ms tail after the VAD's silence.
-    assert 3.3 + 0.128 - 0.032 < p2 / RATE <= 3.3 + 0.128 + 0.032 and second.end_sample == p2
-
-
-def test_fade_cut_is_off_by_default_and_needs_a_heard_background() -> None:
-    """Without fade_cut the cut waits for the VAD; over digital silence a fade is never
-    assumed (nothing is known of the room)."""
-    audio, vad = speech_with_a_late_vad(0.2)
-    plain = push_all(audio, vad, post_speech_silence_ms=500)
-    cut_at = next(p for p, e in plain if isinstance(e, Segment))
-    assert cut_at / RATE >= 3.2
-    audio = np.zeros(5 * RATE, np.float32)
-    audio[2 * RATE:3 * RATE] = tone(1.0)
-    events = push_all(audio, ScriptedVad([(2.0, 3.2)]), fade_cut=True,
-                      post_speech_silence_ms=500)
-    cut_at = next(p for p, e in events if isinstance(e, Segment))
-    assert cut_at / RATE >= 3.2

@@ -138,9 +138,7 @@ class SpeechPipeline:
             self._realtime.pause_pieces_ms * SAMPLE_RATE // 1000
         self._segmenter = Segmenter(vad_config, early_final=self._realtime.early_final,
                                     piece_min_samples=pieces,
-                                    pauses=vad_config.pause_events,
-                                    # the early final's words decide: cut where the voice fades
-                                    fade_cut=self._turn is not None, **tail)
+                                    pauses=vad_config.pause_events, **tail)
         self._pending = np.zeros(0, dtype=np.float32)
         self._next_request = 1
         self._stabilizer = Stabilizer(self._realtime.stable_agreement)
@@ -277,8 +275,7 @@ class SpeechPipeline:
             turn.new_utterance()
         silence = seg.silence
         if silence == 0:
-            if not seg.speculating:  # an early final cut at a fade still stands: its words too
-                turn.speech()
+            turn.speech()
             return
         if turn.should_end(silence, seg.current_audio,
                            pending=self._order.awaiting(seg.utterance_id),

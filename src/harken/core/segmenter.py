@@ -27,12 +27,6 @@ Rules, all in frames of :data:`~harken.vad.base.FRAME_SAMPLES` samples:
   audio the final would get is already complete, so it is handed out at once as a
   *speculative* segment; if speech resumes it is revoked, if the silence lasts it is confirmed
   (and no second segment is cut);
-- early final at the fade (``fade_cut``, smart turns): the speculative segment is cut
-  sooner, where the voice fades while the VAD still says speech: after ``_FADE_CUT_FRAMES``
-  speech frames in a row as quiet as a faded frame (the limit of the silence count above).
-  Its audio is then the final's unless a frame louder than that limit follows while the VAD
-  still says speech (the speaker went on: revoked), or a late sound follows the VAD's silence
-  (as above). The silence, and so the end of the utterance, is counted as before;
 - pause pieces (``piece_min_samples``): if speech resumes after a speculative segment of at
   least that many samples, the segment is kept (:class:`SegmentKept`) as a finished piece of
   the utterance, like a split, and the utterance goes on from where the VAD heard the voice
@@ -87,10 +81,6 @@ _MIN_FLOOR_FRAMES = 8
 """Non-speech frames needed before the floor is trusted."""
 _VOICE_MARGIN_DB = 6.0
 """A faded frame is also at least this many dB below the utterance's median voice level."""
-_FADE_CUT_FRAMES = 2
-"""With ``fade_cut``: this many faded speech frames in a row cut the early final (64 ms).
-On the human recordings of ``benchmarks/turns.py`` Silero calls 100-220 ms after the end of
-speech "speech"; one frame also fires inside words (a dip between syllables)."""
 
 
 def frame_level_db(frame: NDArray[np.float32]) -> float:
@@ -192,13 +182,8 @@ class Segmenter:
 
     def __init__(self, config: VadConfig, *, early_final: bool = False,
                  piece_min_samples: int = 0, pauses: bool = False,
-                 tail_ms: int = _TAIL_MS, fade_cut: bool = False) -> None:
+                 tail_ms: int = _TAIL_MS) -> None:
         self._early_final = early_final
-        self._fade_cut = fade_cut and early_final
-        self._fade_run = 0  # speech frames in a row that sound faded (fade_cut)
-        self._fade_spec = False  # the outstanding speculative segment was cut at a fade
-        self._fade_limit = _FLOOR_DB + _FADE_DB  # the faded limit at the latest frame
-        self._spec_limit = self._fade_limit  # ... when the fade's segment was cut
         self._pauses = pauses
         self._paused = False  # a SilenceBegan is out and its SilenceEnded is not
         self._speculating = False
@@ -224,7 +209,6 @@ class Segmenter:
         self._start_sample = 0
         self._frames_audio: list[NDArray[np.float32]] = []
         self._speech: list[bool] = []
-        self._levels: list[float] = []  # dBFS of each frame of _frames_audio
         self._speech_frames = 0
         self._silence_run = 0
         self._last_speech_end = 0
@@ -305,19 +289,13 @@ class Segmenter:
                 self._open(frame_start + len(frame) - len(self._recent) * FRAME_SAMPLES, events)
                 self._frames_audio = list(self._recent)
                 self._speech = [False] * (len(self._recent) - self._run) + [True] * self._run
-                self._levels = [frame_level_db(f) for f in self._frames_audio]
                 self._speech_frames = self._run
                 self._last_speech_end = self._position
                 self._recent.clear()
                 self._run = 0
             return events
-        # A speech frame as quiet as a faded one, before any silence of this pause (fade_cut).
-        was_silent = self._silence_run > 0
-        faded = self._fade_cut and is_speech and not was_silent and self._is_faded(level)
-        self._fade_run = self._fade_run + 1 if faded else 0
         self._frames_audio.append(frame)
         self._speech.append(is_speech)
-        self._levels.append(level)
         if is_speech:
             if self._paused:
                 self._paused = False
@@ -326,12 +304,9 @@ class Segmenter:
             self._silence_run = 0
             self._cut_frames = None
             self._last_speech_end = self._position
-            if self._speculating and not (self._fade_spec and faded):
-                # Speech resumed (after a fade's cut: louder than faded, before the VAD's
-                # silence: not a pause, so no piece).
+            if self._speculating:
                 self._speculating = False
-                if self._piece_min and self._spec_frames * FRAME_SAMPLES >= self._piece_min \
-                        and (was_silent or not self._fade_spec):
+                if self._piece_min and self._spec_frames * FRAME_SAMPLES >= self._piece_min:
                     events.append(SegmentKept(self._utterance_id))
                     self._drop_frames(self._spec_frames - self._spec_silent)
                 else:
@@ -353,8 +328,6 @@ class Segmenter:
             # the "s" of "times" are quiet but still speech).
             self._cut_frames = len(self._frames_audio)
             self._cut_limit = self._background_limit()  # before the late sound is heard
-            if self._fade_spec and self._speculating:  # cut sooner, where the voice faded
-                self._cut_frames, self._cut_limit = self._spec_frames, self._spec_limit
         if not self._manual and self._silence_run >= self._end_frames:
             self._close(events)
         elif len(self._frames_audio) >= self._max_frames:
@@ -363,17 +336,12 @@ class Segmenter:
                 events.append(SegmentRevoked(self._utterance_id))
             self._split(events)
         elif (self._early_final and not self._manual and not self._speculating
-              and (self._cut_frames == len(self._frames_audio)
-                   or self._fade_run == _FADE_CUT_FRAMES)
+              and self._cut_frames == len(self._frames_audio)
               and self._speech_frames >= self._min_frames):
-            # The final's audio is complete now (the rest of the silence is not kept), or the
-            # voice faded while the VAD still says speech (fade_cut).
+            # The final's audio is complete now: the rest of the silence is not kept.
             self._speculating = True
-            self._fade_spec = self._fade_run == _FADE_CUT_FRAMES
-            self._spec_limit = self._fade_limit
             self._spec_frames = len(self._frames_audio)
-            self._spec_silent = min(self._fade_run if self._fade_spec else self._vad_silence,
-                                    self._spec_frames)
+            self._spec_silent = min(self._vad_silence, self._spec_frames)
             events.append(Segment(self._utterance_id, self._start_sample,
                                   np.concatenate(self._frames_audio), split=False,
                                   speculative=True))
@@ -386,33 +354,20 @@ class Segmenter:
         if self._fade_frames == 0 or len(self._quiet_levels) < _MIN_FLOOR_FRAMES:
             return 0  # too little background heard to know its level
         n = len(self._speech) - 1  # the frame just pushed is the silent one
-        limit = self._faded_limit(self._levels[-64:-1], self._speech[-64:-1])
-        faded = 0
-        while (faded < self._fade_frames and n - faded - 1 >= 1
-               and self._speech[n - faded - 1] and self._levels[n - faded - 1] < limit):
-            faded += 1
-        return faded
-
-    def _faded_limit(self, levels: list[float], speech: list[bool]) -> float:
-        """A trailing speech frame quieter than this (dBFS) counts as faded: the background
-        limit, and never above the utterance's own voice level - _VOICE_MARGIN_DB (the median
-        of the speech frames' ``levels``, its last ~2 s): a loud "background" is the speaker.
-        """
+        # Never above the utterance's own voice level - _VOICE_MARGIN_DB (the median level
+        # of its last ~2 s of speech frames): a loud "background" is the speaker.
+        voiced = [frame_level_db(f) for f, speech in zip(self._frames_audio[-64:-1],
+                                                         self._speech[-64:-1], strict=True)
+                  if speech]
         limit = self._background_limit()
-        voiced = [level for level, s in zip(levels, speech, strict=True) if s]
         if voiced:
             limit = min(limit, float(np.median(voiced)) - _VOICE_MARGIN_DB)
-        return limit
-
-    def _is_faded(self, level: float) -> bool:
-        """Whether a speech frame at ``level`` dBFS is as quiet as a faded one (see
-        :meth:`_faded_limit`; never before the background was heard); the limit is kept in
-        ``_fade_limit`` for a cut at this frame.
-        """
-        if len(self._quiet_levels) < _MIN_FLOOR_FRAMES:
-            return False
-        self._fade_limit = self._faded_limit(self._levels[-63:], self._speech[-63:])
-        return level < self._fade_limit
+        faded = 0
+        while (faded < self._fade_frames and n - faded - 1 >= 1
+               and self._speech[n - faded - 1]
+               and frame_level_db(self._frames_audio[n - faded - 1]) < limit):
+            faded += 1
+        return faded
 
     def _background_limit(self) -> float:
         """Frames quieter than this (dBFS) sound like the background: the noise floor (20th
@@ -432,7 +387,7 @@ class Segmenter:
         limit = self._cut_limit
         last = None
         for i in range(cut, min(len(self._frames_audio), cut + self._late_frames)):
-            if self._levels[i] > limit:
+            if frame_level_db(self._frames_audio[i]) > limit:
                 last = i
         if last is None:
             return cut
@@ -445,7 +400,6 @@ class Segmenter:
             self._open(self._position, events)
             self._frames_audio = []
             self._speech = []
-            self._levels = []
             self._speech_frames = 0
             self._last_speech_end = self._position
             self._recent.clear()
@@ -512,7 +466,6 @@ class Segmenter:
         self._manual = False
         self._frames_audio = []
         self._speech = []
-        self._levels = []
         self._speech_frames = 0
         self._silence_run = 0
         self._cut_frames = None
@@ -542,5 +495,4 @@ class Segmenter:
         self._cut_frames = None
         self._frames_audio = self._frames_audio[cut:]
         self._speech = self._speech[cut:]
-        self._levels = self._levels[cut:]
         self._speech_frames = sum(self._speech)

@@ -10,9 +10,7 @@ faded:
   and gives P(complete), once per pause;
 - the words: the speculative final's transcript of exactly this audio (with smart turns
   the early final is cut at the first frame the VAD calls silence, :data:`SMART_TAIL_MS`,
-  or sooner, after two speech frames as quiet as the room where the voice faded before
-  the VAD noticed (the segmenter's ``fade_cut``), so its words come back ~100 ms sooner
-  than with the segmenter's usual 128 ms tail).
+  so its words come back ~100 ms sooner than with the segmenter's usual 128 ms tail).
   While it is being transcribed, the turn waits for it (up to ``max_silence_ms``): the
   final cannot be shown before those words anyway, so waiting costs no latency, and they
   may say the speaker is mid-thought. Without it, the latest partial text;
@@ -69,9 +67,9 @@ speech), and sentence-ending words after such a score were not mid-thought in
 
 SMART_TAIL_MS = 32
 """With smart turns the early final is cut at the first frame the VAD calls silence (the
-segmenter's tail, in ms; sooner where the voice fades first): its words decide the turn and
-the final, so they are asked for ~100 ms sooner than with the segmenter's usual tail. The
-VAD itself lags the voice by 30-200 ms, so the audio still ends in a little quiet."""
+segmenter's tail, in ms): its words decide the turn and the final, so they are asked for
+~100 ms sooner than with the segmenter's usual tail. The VAD itself lags the voice by
+30-200 ms, so the audio still ends in a little quiet."""
 
 _TRAILING = frozenset("""
 and but or nor so because cause since although though unless until while whereas if then
