@@ -32,7 +32,9 @@ and its answer is given to the pipeline when the stream reaches start + the meas
 compute time. A Smart Turn call holds the pipeline
 for its measured time: events and answers are handled no earlier than that. Partials are
 off in all systems (they would share the engine; ``benchmarks/latency.py`` measures them),
-early finals on. E2F = time its final was released - true end of speech. Engine and model
+early finals on. E2F = time its final was released - true end of speech. Also printed: the
+early finals revoked and the engine seconds their passes took (their cost), and the WER of
+the complete utterances' finals against one pass over each whole clip. Engine and model
 compute are measured one at a time (on a real 2-core machine they would share the cores).
 A request with the same audio and decode hints as one already transcribed (by this or another
 system) reuses its text and measured time, so the systems meet the same engine. On a shared
@@ -88,9 +90,9 @@ WRONG_CUT_MARGIN_S = 0.15
 STAGES = ("final sent", "pass began", "model asked", "words back", "turn ended",
           "final out")
 """Where a complete turn's time goes: the last final request sent (the early final: with
-smart turns at the first frame the VAD calls silence, or where the voice faded), the last
-final pass begun (after any pass the engine was busy with), the last Smart Turn call, the
-last answer of the engine, SpeechEnded and the final's release, each before the release."""
+smart turns at the first frame the VAD calls silence), the last final pass begun (after
+any pass the engine was busy with), the last Smart Turn call, the last answer of the engine,
+SpeechEnded and the final's release, each before the release."""
 
 MID_THOUGHT = [
     ("I'd like to book a table for", "four people at eight tonight."),
