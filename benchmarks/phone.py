@@ -133,6 +133,9 @@ def barge_latencies(caller: BaresipCaller, onsets: list[float]) -> tuple[list[fl
         playing = [(s, e) for s, e in heard if s < onset < e + 0.05]
         if not playing:
             missed += 1
+            near = [(round(s, 2), round(e, 2)) for s, e in heard if onset - 3 < e and
+                    s < onset + 3]
+            print(f"  barge-in at {onset:.2f} s missed: reply audio heard near it {near}")
             continue
         out.append(max(0.0, playing[-1][1] - onset))
     return out, missed

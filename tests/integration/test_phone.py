@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -85,6 +87,27 @@ def test_caller_hangs_up_mid_reply(shared, tmp_path):
     assert done.replies, "no reply was started"
     assert len(shared.record.errors) == errors, shared.record.errors[errors:]
     assert not done.speaking
+
+
+@pytest.mark.parametrize("most_ms", [40, 100])
+def test_the_receive_jitter_buffer_holds_no_more_than_jitter_buffer_ms(most_ms, tmp_path,
+                                                                      caplog):
+    # The SIP program's debug log reads PJMEDIA's own statistics of the caller's stream.
+    caplog.set_level(logging.DEBUG, logger="harken.phone")
+    caplog.set_level(logging.DEBUG, logger="harken.worker.child")
+    agent = make_agent(jitter_buffer_ms=most_ms)
+    audio, _ = script(0.5, "goforward", 3.0)
+    with agent:
+        caller = call(agent.uri, audio, tmp_path / "c")
+        wait_call_over(caller, 30)
+        wait_for(lambda: agent.finished_calls, 15, "the call's end")
+    stats = [re.search(r"prefetch (\d+) frames \(bounds (\d+)-(\d+)\)", r.getMessage())
+             for r in caplog.records if "incoming jitter buffer" in r.getMessage()]
+    bounds = {(int(m.group(2)), int(m.group(3))) for m in stats if m}
+    # In frames of G.711's 10 ms (two to a packet): from 20 ms to most_ms (PJMEDIA's
+    # default: 1-40, up to 400 ms).
+    assert bounds == {(2, most_ms // 10)}, bounds
+    assert max(int(m.group(1)) for m in stats if m) <= most_ms // 10
 
 
 def test_on_call_can_reject(shared, tmp_path):

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from harken.errors import ConfigError, ProtocolError
-from harken.phone.call import _echoes, _first_cut, _heard, _Sentence
+from harken.phone import PhoneAgent
+from harken.phone.call import _echoes, _first_cut, _heard, _lead_in, _Sentence
 from harken.phone.hooks import Workers, reply_pieces
 from harken.phone.timeline import active_spans, to_8k_int16, to_16k_float
 from harken.phone.wire import check_phone_message, check_sip_uri, parse_listen
@@ -77,6 +78,25 @@ def test_a_long_first_sentence_is_cut_after_five_words():
     assert _first_cut(long, False) == [long]  # only the reply's first sentence
     assert _first_cut("go forward ten meters please now", True) == [
         "go forward ten meters please now"]
+
+
+def test_a_replys_leading_silence_is_dropped_up_to_10_ms_before_its_first_sound():
+    rng = np.random.default_rng(3)
+    sound = (rng.standard_normal(800) * 1000).astype(np.int16)  # about -30 dBFS
+    hiss = (rng.standard_normal(560) * 20).astype(np.int16)  # about -64 dBFS: not sound
+    assert _lead_in(np.concatenate([hiss, sound])) == 560 - 80
+    assert _lead_in(sound) == 0
+    assert _lead_in(hiss) == 0  # nothing loud in it: nothing is dropped
+    assert _lead_in(np.zeros(40, np.int16)) == 0  # shorter than one window
+
+
+def test_jitter_buffer_setting_is_checked():
+    with pytest.raises(ConfigError, match="jitter_buffer_ms"):
+        PhoneAgent(echo=True, jitter_buffer_ms=10)
+    with pytest.raises(ConfigError, match="jitter_buffer_ms"):
+        PhoneAgent(echo=True, jitter_buffer_ms=True)  # type: ignore[arg-type]
+    assert PhoneAgent(echo=True, jitter_buffer_ms=None).jitter_buffer_ms is None
+    assert PhoneAgent(echo=True)._sip_settings()["jitter_buffer_ms"] == 40
 
 
 def test_echo_guard_drops_only_finals_that_repeat_the_reply():

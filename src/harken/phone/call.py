@@ -72,6 +72,10 @@ _FIRST_WORDS = 5
 """Words in the first piece of a reply whose first sentence is at least twice as long."""
 _HOLD_FRAMES = 20
 """Frames (400 ms) the audio stays paused waiting for the VAD's confirmed onset."""
+_LEAD_POWER = (32768.0 * 10 ** (-50 / 20)) ** 2
+"""Mean square of a 10 ms window of the voice's audio above which it is sound (-50 dBFS)."""
+_LEAD_KEEP = SAMPLE_RATE // 100
+"""Samples (10 ms) of silence kept before a reply's first sound."""
 
 
 @dataclass(frozen=True)
@@ -515,6 +519,7 @@ class PhoneCall:
             stages.text = time.monotonic()
         async for chunk in self._ctx.voice.sentence(text):
             if first and entry.end == entry.start:
+                chunk = chunk[_lead_in(chunk):]  # dead air before the reply's first sound
                 made = time.monotonic()
                 gate = reply.gate
                 if gate is not None and not gate.released:
@@ -597,6 +602,22 @@ def _first_cut(text: str, first: bool) -> list[str]:
     if not first or len(words) < 2 * _FIRST_WORDS:
         return [text]
     return [" ".join(words[:_FIRST_WORDS]), " ".join(words[_FIRST_WORDS:])]
+
+
+def _lead_in(audio: np.ndarray) -> int:
+    """Samples of silence to drop before the first sound of a reply (a voice such as Piper
+    starts each sentence with 50-90 ms of it, which the caller would wait through): all
+    but _LEAD_KEEP before the first 10 ms window above -50 dBFS; 0 when none is that loud.
+    """
+    window = SAMPLE_RATE // 100
+    n = len(audio) // window
+    if n == 0:
+        return 0
+    x = audio[:n * window].astype(np.float32).reshape(n, window)
+    loud = np.flatnonzero(np.mean(x * x, axis=1) > _LEAD_POWER)
+    if len(loud) == 0:
+        return 0
+    return max(0, int(loud[0]) * window - _LEAD_KEEP)
 
 
 def _heard(sentences: list[_Sentence], played: int) -> str:

@@ -188,6 +188,7 @@ class _Agent:
         cfg.medConfig.audioFramePtime = 20
         cfg.medConfig.noVad = True
         cfg.medConfig.ecTailLen = 0
+        _set_jitter_buffer(cfg.medConfig, s["jitter_buffer_ms"])
         ep.libInit(cfg)
         host, port = str(s["host"]), int(s["port"])
         tcfg = pj.TransportConfig()
@@ -349,6 +350,21 @@ class _Agent:
         return int(_MAX_PENDING_OUT_S * SAMPLE_RATE) * 2
 
 
+def _set_jitter_buffer(media: Any, most_ms: int | None) -> None:
+    """Bound the receive jitter buffer's prefetch (the caller's audio held back before the
+    agent hears it) to between one frame and ``most_ms``; None keeps PJMEDIA's defaults.
+
+    PJMEDIA's default adapts its prefetch up to hundreds of ms and held 90-130 ms of every
+    caller's audio on 127.0.0.1 (more under load): all of it delays the end of each turn.
+    """
+    if most_ms is None:
+        return
+    frame = 20
+    media.jbInit = frame
+    media.jbMinPre = frame
+    media.jbMaxPre = max(frame, int(most_ms))
+
+
 def _log_jitter_buffer(call: Any) -> None:
     """Debug: how long the caller's audio waits in PJMEDIA's jitter buffer (it delays every
     end of speech the agent hears); main thread only.
@@ -358,8 +374,9 @@ def _log_jitter_buffer(call: Any) -> None:
     except Exception:  # the media is gone
         return
     logger.debug("call %d: incoming jitter buffer delay avg %d ms (min %d, max %d), prefetch "
-                 "%d frames, %d discarded, %d empty", call.harken_id, jb.avgDelayMsec,
-                 jb.minDelayMsec, jb.maxDelayMsec, jb.prefetch, jb.discard, jb.empty)
+                 "%d frames (bounds %d-%d), %d discarded, %d empty", call.harken_id,
+                 jb.avgDelayMsec, jb.minDelayMsec, jb.maxDelayMsec, jb.prefetch,
+                 jb.minPrefetch, jb.maxPrefetch, jb.discard, jb.empty)
 
 
 def _make_account(pj: Any, agent: _Agent) -> Any:

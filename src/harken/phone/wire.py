@@ -6,7 +6,7 @@ fields. Audio is signed 16-bit little-endian mono at :data:`SAMPLE_RATE` (the G.
 Parent to SIP program:
 
 - ``init`` ``{host, port, rtp_port, rtp_port_range, id_uri, registrar, user, password,
-  max_calls, log_level}``
+  max_calls, log_level, jitter_buffer_ms}``
 - ``answer`` ``{call, code}``: 200 answers, 3xx-6xx rejects
 - ``audio`` ``{call}`` + PCM: appended to the call's outgoing audio
 - ``clear`` ``{call}``: drop the call's outgoing audio now (barge-in); answered "cleared"
@@ -44,7 +44,8 @@ FRAME_BYTES = 320
 
 _FIELDS: dict[str, frozenset[str]] = {
     "init": frozenset({"host", "port", "rtp_port", "rtp_port_range", "id_uri", "registrar",
-                       "user", "password", "max_calls", "log_level"}),
+                       "user", "password", "max_calls", "log_level",
+                       "jitter_buffer_ms"}),
     "answer": frozenset({"call", "code"}),
     "audio": frozenset({"call"}),
     "clear": frozenset({"call"}),
