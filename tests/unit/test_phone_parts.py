@@ -14,7 +14,7 @@ import pytest
 
 from harken.errors import ConfigError, ProtocolError
 from harken.phone import PhoneAgent
-from harken.phone.call import _echoes, _first_cut, _heard, _lead_in, _Sentence
+from harken.phone.call import _echoes, _first_cut, _heard, _lead_in, _quiet_tail, _Sentence
 from harken.phone.hooks import Workers, reply_pieces
 from harken.phone.timeline import active_spans, to_8k_int16, to_16k_float
 from harken.phone.wire import check_phone_message, check_sip_uri, parse_listen
@@ -71,13 +71,13 @@ def test_heard_is_whole_sentences_then_a_share_of_the_playing_one():
     assert _heard([_Sentence("Not yet.", 0, 0)], 0) == ""
 
 
-def test_a_long_first_sentence_is_cut_after_five_words():
+def test_a_long_first_sentence_is_cut_after_three_words():
     long = "unless to be rather cold hearted and rather selfish is to be ill disposed"
-    assert _first_cut(long, True) == ["unless to be rather cold",
-                                      "hearted and rather selfish is to be ill disposed"]
+    assert _first_cut(long, True) == ["unless to be",
+                                      "rather cold hearted and rather selfish is to be ill "
+                                      "disposed"]
     assert _first_cut(long, False) == [long]  # only the reply's first sentence
-    assert _first_cut("go forward ten meters please now", True) == [
-        "go forward ten meters please now"]
+    assert _first_cut("go forward ten meters", True) == ["go forward ten meters"]
 
 
 def test_a_replys_leading_silence_is_dropped_up_to_10_ms_before_its_first_sound():
@@ -88,6 +88,10 @@ def test_a_replys_leading_silence_is_dropped_up_to_10_ms_before_its_first_sound(
     assert _lead_in(sound) == 0
     assert _lead_in(hiss) == 0  # nothing loud in it: nothing is dropped
     assert _lead_in(np.zeros(40, np.int16)) == 0  # shorter than one window
+    # The quiet end of a piece of a cut sentence (the join keeps 40 ms of it).
+    assert _quiet_tail(np.concatenate([sound, hiss, hiss[:30]])) == 590
+    assert _quiet_tail(sound) == 0
+    assert _quiet_tail(hiss) == 560
 
 
 def test_jitter_buffer_setting_is_checked():

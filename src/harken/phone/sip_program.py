@@ -26,6 +26,7 @@ together, so no other module can import pjsua2 by accident.
 
 from __future__ import annotations
 
+import collections
 import gc
 import logging
 import os
@@ -46,6 +47,8 @@ logger = logging.getLogger("harken.phone.sip")
 
 _OUT_QUEUE = 2000
 """Messages waiting for the parent (~8 s of audio for 4 calls); more are dropped and counted."""
+_KEPT_PORTS = 16
+"""Media ports of ended calls kept alive a while longer (see _Agent._reap)."""
 _MAX_PENDING_OUT_S = 600.0
 """Seconds of the agent's audio one call may hold queued here (10 minutes)."""
 
@@ -165,6 +168,7 @@ class _Agent:
         self._account: Any = None
         self._calls: dict[int, Any] = {}
         self._ended: list[int] = []
+        self._closed_ports: collections.deque[Any] = collections.deque(maxlen=_KEPT_PORTS)
         self._next_id = 1
 
     # ------------------------------------------------------------------ lifecycle
@@ -256,6 +260,7 @@ class _Agent:
     def destroy(self) -> None:
         """Drop every PJSUA2 object, then destroy the library (objects alive there abort)."""
         self._calls.clear()
+        self._closed_ports.clear()
         self._account = None
         gc.collect()
         if self._ep is not None:
@@ -335,6 +340,9 @@ class _Agent:
             call = self._calls.pop(self._ended.pop(), None)
             if call is not None and call.port is not None:
                 call.port.close()
+                # Freed now, the port could be called back by PJSIP's clock thread while
+                # Python tears it down (AttributeError in onFrameReceived, seen at hangups).
+                self._closed_ports.append(call.port)
                 call.port = None
 
     @property
