@@ -632,7 +632,8 @@ def _first_cut(text: str, first: bool) -> list[str]:
 
 def _loud_windows(audio: np.ndarray) -> np.ndarray:
     """Indexes of the 10 ms windows of int16 ``audio`` above -50 dBFS (a last partial
-    window is left out)."""
+    window is left out).
+    """
     n = len(audio) // _WINDOW
     x = audio[:n * _WINDOW].astype(np.float32).reshape(n, _WINDOW)
     return np.flatnonzero(np.mean(x * x, axis=1) > _LEAD_POWER)
@@ -649,7 +650,8 @@ def _lead_in(audio: np.ndarray) -> int:
 
 def _quiet_tail(audio: np.ndarray) -> int:
     """Samples after the last 10 ms window of ``audio`` above -50 dBFS (all of it when
-    none is; Piper ends each sentence with 100-250 ms of silence)."""
+    none is; Piper ends each sentence with 100-250 ms of silence).
+    """
     loud = _loud_windows(audio)
     return len(audio) - (int(loud[-1]) + 1) * _WINDOW if len(loud) else len(audio)
 
