@@ -150,6 +150,10 @@ def barge_latencies(caller: BaresipCaller, onsets: list[float]) -> tuple[list[fl
             print(f"  barge-in at {onset:.2f} s missed: reply audio heard near it {near}")
             continue
         out.append(max(0.0, playing[-1][1] - onset))
+        if out[-1] > 0.3:
+            near = [(round(s, 2), round(e, 2)) for s, e in active_spans(
+                caller.heard(), min_gap_ms=150) if playing[-1][0] <= s < playing[-1][1]]
+            print(f"  barge-in at {onset:.2f} s took {out[-1]:.2f} s: reply audio {near}")
     return out, missed
 
 

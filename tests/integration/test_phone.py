@@ -219,6 +219,47 @@ def test_a_preemptive_reply_confirmed_before_its_audio_is_said_and_recorded(tmp_
     assert len(active_spans(caller.heard(), min_gap_ms=300)) == 2
 
 
+class _PaddedVoice:
+    """A tone voice that pads every piece with 200 ms of silence on both sides (as Piper
+    pads its sentences) and notes when each piece is asked for and finished."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[str, str]] = []
+
+    async def start(self) -> None:
+        pass
+
+    async def sentence(self, text):
+        self.log.append(("asked", text))
+        await asyncio.sleep(0.3)  # synthesis
+        t = np.arange(int(0.15 * 8000 * len(text.split()))) / 8000
+        tone = (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)
+        pad = np.zeros(1600, np.int16)
+        yield np.concatenate([pad, tone, pad])
+        self.log.append(("made", text))
+
+    async def close(self) -> None:
+        pass
+
+
+def test_a_long_first_sentence_is_made_ahead_and_joined_without_the_voices_silence(tmp_path):
+    voice = _PaddedVoice()
+    agent = make_agent(on_turn=lambda call, text: "one two three four five six seven.",
+                       echo=False, voice=voice)
+    audio, _ = script(0.5, "goforward", 5.0)
+    with agent:
+        caller = call(agent.uri, audio, tmp_path / "c")
+        wait_call_over(caller, 30)
+        wait_for(lambda: agent.finished_calls, 15, "the call's end")
+    # The rest of the sentence was asked for before the first words were made.
+    assert voice.log[:3] == [("asked", "one two three"), ("asked", "four five six seven."),
+                             ("made", "one two three")], voice.log
+    # Heard as one sound: the pads at the join (400 ms) are gone, and the first one too.
+    spans = active_spans(caller.heard(), min_gap_ms=100)
+    assert len(spans) == 1, spans
+    assert 0.95 < spans[0][1] - spans[0][0] < 1.2, spans  # 7 words of 0.15 s, one short gap
+
+
 def test_dtmf_digits_reach_on_dtmf_in_order(shared, tmp_path):
     before = set(shared.record.started)
     caller = call(shared.uri, silence(8.0), tmp_path / "c", control=True)

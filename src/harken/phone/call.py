@@ -33,7 +33,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -517,11 +517,24 @@ class PhoneCall:
 
     async def _speak_sentence(self, reply: _Reply, sentence: str, stages: _Stages) -> None:
         units = _first_cut(sentence, not reply.sentences)
-        for i, unit in enumerate(units):
-            await self._speak(reply, unit, stages, joined=i > 0, goes_on=i + 1 < len(units))
+        if len(units) == 1:
+            await self._speak(reply, sentence, stages)
+            return
+        # The rest is synthesised while the first words are made, wait for the final and
+        # play (3 words last ~0.7 s: made only then, the rest could come late).
+        chunks: asyncio.Queue[np.ndarray | None] = asyncio.Queue()
+        rest = self._ctx.loop.create_task(_collect(self._ctx.voice.sentence(units[1]), chunks))
+        try:
+            await self._speak(reply, units[0], stages, goes_on=True)
+            await self._speak(reply, units[1], stages, joined=True, audio=_drain(chunks, rest))
+        finally:
+            rest.cancel()
+            if rest.done() and not rest.cancelled():
+                rest.exception()  # raised by _drain already, or moot after an earlier error
 
     async def _speak(self, reply: _Reply, text: str, stages: _Stages, *, joined: bool = False,
-                     goes_on: bool = False) -> None:
+                     goes_on: bool = False,
+                     audio: AsyncIterator[np.ndarray] | None = None) -> None:
         """Synthesise ``text`` and queue its audio in the SIP program. The silence a voice
         puts before and after each piece is dead air where a long first sentence was cut
         in two (``goes_on``: the first piece; ``joined``: the rest) and before the reply's
@@ -533,7 +546,7 @@ class PhoneCall:
         if first:
             stages.text = time.monotonic()
         held = np.zeros(0, dtype=np.int16)  # the piece's quiet end so far (goes_on)
-        async for chunk in self._ctx.voice.sentence(text):
+        async for chunk in audio if audio is not None else self._ctx.voice.sentence(text):
             if entry.end == entry.start and (first or joined):
                 chunk = chunk[_lead_in(chunk):]
             if first and entry.end == entry.start:
@@ -628,6 +641,24 @@ def _first_cut(text: str, first: bool) -> list[str]:
     if not first or len(words) < 2 * _FIRST_WORDS:
         return [text]
     return [" ".join(words[:_FIRST_WORDS]), " ".join(words[_FIRST_WORDS:])]
+
+
+async def _collect(source: AsyncIterator[np.ndarray],
+                   chunks: asyncio.Queue[np.ndarray | None]) -> None:
+    """Put ``source``'s chunks on ``chunks``, then None (also when it fails)."""
+    try:
+        async for chunk in source:
+            chunks.put_nowait(chunk)
+    finally:
+        chunks.put_nowait(None)
+
+
+async def _drain(chunks: asyncio.Queue[np.ndarray | None],
+                 task: asyncio.Task[None]) -> AsyncIterator[np.ndarray]:
+    """The chunks :func:`_collect` puts on ``chunks``; then raises what its task raised."""
+    while (chunk := await chunks.get()) is not None:
+        yield chunk
+    await task
 
 
 def _loud_windows(audio: np.ndarray) -> np.ndarray:
