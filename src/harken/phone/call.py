@@ -520,17 +520,21 @@ class PhoneCall:
         if len(units) == 1:
             await self._speak(reply, sentence, stages)
             return
-        # The rest is synthesised while the first words are made, wait for the final and
-        # play (3 words last ~0.7 s: made only then, the rest could come late).
-        chunks: asyncio.Queue[np.ndarray | None] = asyncio.Queue()
-        rest = self._ctx.loop.create_task(_collect(self._ctx.voice.sentence(units[1]), chunks))
+        # The pieces after the first are asked for at once: the voice makes them in order
+        # while the first words are made, wait for the final and play.
+        queues: list[asyncio.Queue[np.ndarray | None]] = [asyncio.Queue() for _ in units[1:]]
+        tasks = [self._ctx.loop.create_task(_collect(self._ctx.voice.sentence(unit), queue))
+                 for unit, queue in zip(units[1:], queues, strict=True)]
         try:
             await self._speak(reply, units[0], stages, goes_on=True)
-            await self._speak(reply, units[1], stages, joined=True, audio=_drain(chunks, rest))
+            for i, unit in enumerate(units[1:]):
+                await self._speak(reply, unit, stages, joined=True, goes_on=i + 2 < len(units),
+                                  audio=_drain(queues[i], tasks[i]))
         finally:
-            rest.cancel()
-            if rest.done() and not rest.cancelled():
-                rest.exception()  # raised by _drain already, or moot after an earlier error
+            for task in tasks:
+                task.cancel()
+                if task.done() and not task.cancelled():
+                    task.exception()  # raised by _drain already, or moot after an error
 
     async def _speak(self, reply: _Reply, text: str, stages: _Stages, *, joined: bool = False,
                      goes_on: bool = False,
@@ -633,14 +637,21 @@ class _TurnRequest:
 
 
 def _first_cut(text: str, first: bool) -> list[str]:
-    """Split a reply's long first sentence after _FIRST_WORDS words: a voice that makes a
-    sentence's audio at once (Piper) then starts speaking sooner, and the rest is made while
-    the first words play.
+    """Split a reply's long first sentence into pieces of _FIRST_WORDS words, then twice
+    that, and so on while the rest is at least twice the next piece: a voice that makes a
+    piece's audio at once (Piper) starts speaking sooner, and each piece is made while the
+    one before it plays (a long rest after 3 words came late under load).
     """
     words = text.split()
     if not first or len(words) < 2 * _FIRST_WORDS:
         return [text]
-    return [" ".join(words[:_FIRST_WORDS]), " ".join(words[_FIRST_WORDS:])]
+    pieces: list[str] = []
+    size = _FIRST_WORDS
+    while len(words) >= 2 * size:
+        pieces.append(" ".join(words[:size]))
+        words = words[size:]
+        size *= 2
+    return [*pieces, " ".join(words)]
 
 
 async def _collect(source: AsyncIterator[np.ndarray],
