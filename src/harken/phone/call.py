@@ -79,7 +79,7 @@ _LEAD_POWER = (32768.0 * 10 ** (-50 / 20)) ** 2
 _LEAD_KEEP = SAMPLE_RATE // 100
 """Samples (10 ms) of silence kept before a reply's first sound."""
 _JOIN_KEEP = SAMPLE_RATE * 40 // 1000
-"""Samples (40 ms) of silence kept where a long first sentence was cut in two."""
+"""Samples (40 ms) of silence kept where a long first sentence was cut into pieces."""
 _WINDOW = SAMPLE_RATE // 100
 """Samples (10 ms) in which the voice's level is judged."""
 
@@ -541,8 +541,9 @@ class PhoneCall:
                      audio: AsyncIterator[np.ndarray] | None = None) -> None:
         """Synthesise ``text`` and queue its audio in the SIP program. The silence a voice
         puts before and after each piece is dead air where a long first sentence was cut
-        in two (``goes_on``: the first piece; ``joined``: the rest) and before the reply's
-        first sound: it is dropped there, down to a short natural gap.
+        (``goes_on``: a piece the sentence goes on after; ``joined``: one that goes on from
+        the last) and before the reply's first sound: it is dropped there, down to a short
+        natural gap.
         """
         entry = _Sentence(text, self._sent, self._sent)
         reply.sentences.append(entry)
