@@ -23,7 +23,8 @@ first). ``heard`` is placed on that clock the same way (both recordings start to
 so ``heard - rtp out`` is baresip's own jitter buffer and playout. Sniffing ``lo`` needs
 root (CAP_NET_RAW); without it stages 1 and 9 are left out and 10 is the benchmark's figure.
 
-Usage: ``python benchmarks/phone_stages.py [--turns 8] [--jitter-buffer-ms N] [--verbose]``
+Usage: ``python benchmarks/phone_stages.py [--turns 8] [--jitter-buffer-ms N] [--verbose]
+[--turn-detection fixed|smart]``
 (one call, ~1.5 minutes; ``--jitter-buffer-ms 0``: PJMEDIA's default buffer). Prints the
 median and range of each stage and the SIP program's jitter buffer statistics.
 """
@@ -209,6 +210,7 @@ def main() -> int:
     parser.add_argument("--jitter-buffer-ms", type=int, default=None,
                         help="PhoneAgent(jitter_buffer_ms=); 0: None, PJMEDIA's default "
                         "(default: the agent's default)")
+    parser.add_argument("--turn-detection", default="fixed", choices=["fixed", "smart"])
     parser.add_argument("--verbose", action="store_true", help="print every turn's stages")
     args = parser.parse_args()
     print(f"machine: {machine()}")
@@ -221,8 +223,9 @@ def main() -> int:
     extra: dict[str, Any] = {}
     if args.jitter_buffer_ms is not None:
         extra["jitter_buffer_ms"] = args.jitter_buffer_ms or None
-    agent = PhoneAgent(echo=True, listen=f"127.0.0.1:{args.port}", voice=voice,
-                       vad=VadConfig(pause_events=True), rtp_port=RTP_PORT, **extra)
+    vad = VadConfig(pause_events=True, turn_detection=args.turn_detection)
+    agent = PhoneAgent(echo=True, listen=f"127.0.0.1:{args.port}", voice=voice, vad=vad,
+                       rtp_port=RTP_PORT, **extra)
     sniffer = RtpSniffer(RTP_PORT, RTP_PORT + 40)
     sniffing = sniffer.start()
     agent.start()
