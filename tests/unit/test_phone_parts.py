@@ -71,16 +71,16 @@ def test_heard_is_whole_sentences_then_a_share_of_the_playing_one():
     assert _heard([_Sentence("Not yet.", 0, 0)], 0) == ""
 
 
-def test_a_long_first_sentence_is_cut_after_three_words_then_in_growing_pieces():
+def test_a_long_first_sentence_is_cut_after_five_words_then_in_growing_pieces():
     long = "unless to be rather cold hearted and rather selfish is to be ill disposed"
-    assert _first_cut(long, True) == ["unless to be",
-                                      "rather cold hearted and rather selfish is to be ill "
-                                      "disposed"]
+    assert _first_cut(long, True) == ["unless to be rather cold",
+                                      "hearted and rather selfish is to be ill disposed"]
     assert _first_cut(long, False) == [long]  # only the reply's first sentence
-    assert _first_cut("go forward ten meters", True) == ["go forward ten meters"]
+    assert _first_cut("go forward ten meters please now", True) == [
+        "go forward ten meters please now"]
     # Then pieces twice as long while the rest is at least twice the next one.
-    words = [f"w{i}" for i in range(40)]
-    assert [len(p.split()) for p in _first_cut(" ".join(words), True)] == [3, 6, 12, 19]
+    words = [f"w{i}" for i in range(60)]
+    assert [len(p.split()) for p in _first_cut(" ".join(words), True)] == [5, 10, 20, 25]
     assert " ".join(_first_cut(" ".join(words), True)) == " ".join(words)
 
 

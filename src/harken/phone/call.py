@@ -68,10 +68,12 @@ _GATE_POWER = (32768.0 * 10 ** (-40 / 20)) ** 2
 """Mean square of a 20 ms int16 frame above which it is loud (-40 dBFS)."""
 _GATE_FRAMES = 3
 """Loud frames (60 ms) that pause the agent's audio until the VAD decides."""
-_FIRST_WORDS = 3
-"""Words in the first piece of a reply whose first sentence is at least twice as long:
-Piper's first audio of 3 words comes ~90 ms sooner than of 5 (100-260 ms against 200-350
-ms on the loaded 2-core box), and the join is seamless (see :meth:`PhoneCall._speak`)."""
+_FIRST_WORDS = 5
+"""Words in the first piece of a reply whose first sentence is at least twice as long.
+Piper's first audio of 3 words came ~90 ms sooner than of 5 (100-260 ms against 200-350
+ms on the loaded 2-core box), but tiny.en read baresip's recording of a 3-word first piece
+worse (a said-alone "Unless to be." heard as "I'm less to be"; the model test's 0.35 WER
+failed 2 of 8 runs)."""
 _HOLD_FRAMES = 20
 """Frames (400 ms) the audio stays paused waiting for the VAD's confirmed onset."""
 _LEAD_POWER = (32768.0 * 10 ** (-50 / 20)) ** 2
