@@ -14,8 +14,9 @@ import pytest
 
 from harken.errors import ConfigError, ProtocolError
 from harken.phone import PhoneAgent
-from harken.phone.call import _echoes, _first_cut, _heard, _lead_in, _quiet_tail, _Sentence
+from harken.phone.call import _echoes, _heard, _Sentence
 from harken.phone.hooks import Workers, reply_pieces
+from harken.phone.reply_audio import first_pieces, lead_in, quiet_tail
 from harken.phone.timeline import active_spans, to_8k_int16, to_16k_float
 from harken.phone.wire import check_phone_message, check_sip_uri, parse_listen
 from harken.worker.protocol import Message, read_message, write_message
@@ -73,29 +74,29 @@ def test_heard_is_whole_sentences_then_a_share_of_the_playing_one():
 
 def test_a_long_first_sentence_is_cut_after_five_words_then_in_growing_pieces():
     long = "unless to be rather cold hearted and rather selfish is to be ill disposed"
-    assert _first_cut(long, True) == ["unless to be rather cold",
+    assert first_pieces(long, True) == ["unless to be rather cold",
                                       "hearted and rather selfish is to be ill disposed"]
-    assert _first_cut(long, False) == [long]  # only the reply's first sentence
-    assert _first_cut("go forward ten meters please now", True) == [
+    assert first_pieces(long, False) == [long]  # only the reply's first sentence
+    assert first_pieces("go forward ten meters please now", True) == [
         "go forward ten meters please now"]
     # Then pieces twice as long while the rest is at least twice the next one.
     words = [f"w{i}" for i in range(60)]
-    assert [len(p.split()) for p in _first_cut(" ".join(words), True)] == [5, 10, 20, 25]
-    assert " ".join(_first_cut(" ".join(words), True)) == " ".join(words)
+    assert [len(p.split()) for p in first_pieces(" ".join(words), True)] == [5, 10, 20, 25]
+    assert " ".join(first_pieces(" ".join(words), True)) == " ".join(words)
 
 
 def test_a_replys_leading_silence_is_dropped_up_to_10_ms_before_its_first_sound():
     rng = np.random.default_rng(3)
     sound = (rng.standard_normal(800) * 1000).astype(np.int16)  # about -30 dBFS
     hiss = (rng.standard_normal(560) * 20).astype(np.int16)  # about -64 dBFS: not sound
-    assert _lead_in(np.concatenate([hiss, sound])) == 560 - 80
-    assert _lead_in(sound) == 0
-    assert _lead_in(hiss) == 0  # nothing loud in it: nothing is dropped
-    assert _lead_in(np.zeros(40, np.int16)) == 0  # shorter than one window
+    assert lead_in(np.concatenate([hiss, sound])) == 560 - 80
+    assert lead_in(sound) == 0
+    assert lead_in(hiss) == 0  # nothing loud in it: nothing is dropped
+    assert lead_in(np.zeros(40, np.int16)) == 0  # shorter than one window
     # The quiet end of a piece of a cut sentence (the join keeps 40 ms of it).
-    assert _quiet_tail(np.concatenate([sound, hiss, hiss[:30]])) == 590
-    assert _quiet_tail(sound) == 0
-    assert _quiet_tail(hiss) == 560
+    assert quiet_tail(np.concatenate([sound, hiss, hiss[:30]])) == 590
+    assert quiet_tail(sound) == 0
+    assert quiet_tail(hiss) == 560
 
 
 def test_jitter_buffer_setting_is_checked():

@@ -55,6 +55,7 @@ from ..server.session import StreamSession
 from ..server.vads import VadFactory
 from ..speak.cutter import TextCutter
 from .hooks import Workers, reply_pieces
+from .reply_audio import JOIN_KEEP, collect, drain, first_pieces, lead_in, quiet_tail
 from .voice import PhoneVoice
 from .wire import SAMPLE_RATE, check_sip_uri
 
@@ -68,22 +69,8 @@ _GATE_POWER = (32768.0 * 10 ** (-40 / 20)) ** 2
 """Mean square of a 20 ms int16 frame above which it is loud (-40 dBFS)."""
 _GATE_FRAMES = 3
 """Loud frames (60 ms) that pause the agent's audio until the VAD decides."""
-_FIRST_WORDS = 5
-"""Words in the first piece of a reply whose first sentence is at least twice as long.
-Piper's first audio of 3 words came ~90 ms sooner than of 5 (100-260 ms against 200-350
-ms on the loaded 2-core box), but tiny.en read baresip's recording of a 3-word first piece
-worse (a said-alone "Unless to be." heard as "I'm less to be"; the model test's 0.35 WER
-failed 2 of 8 runs)."""
 _HOLD_FRAMES = 20
 """Frames (400 ms) the audio stays paused waiting for the VAD's confirmed onset."""
-_LEAD_POWER = (32768.0 * 10 ** (-50 / 20)) ** 2
-"""Mean square of a 10 ms window of the voice's audio above which it is sound (-50 dBFS)."""
-_LEAD_KEEP = SAMPLE_RATE // 100
-"""Samples (10 ms) of silence kept before a reply's first sound."""
-_JOIN_KEEP = SAMPLE_RATE * 40 // 1000
-"""Samples (40 ms) of silence kept where a long first sentence was cut into pieces."""
-_WINDOW = SAMPLE_RATE // 100
-"""Samples (10 ms) in which the voice's level is judged."""
 
 
 @dataclass(frozen=True)
@@ -518,25 +505,25 @@ class PhoneCall:
         self.replies[reply.index] = "".join(reply.text)
 
     async def _speak_sentence(self, reply: _Reply, sentence: str, stages: _Stages) -> None:
-        units = _first_cut(sentence, not reply.sentences)
+        units = first_pieces(sentence, not reply.sentences)
         if len(units) == 1:
             await self._speak(reply, sentence, stages)
             return
         # The pieces after the first are asked for at once: the voice makes them in order
         # while the first words are made, wait for the final and play.
         queues: list[asyncio.Queue[np.ndarray | None]] = [asyncio.Queue() for _ in units[1:]]
-        tasks = [self._ctx.loop.create_task(_collect(self._ctx.voice.sentence(unit), queue))
+        tasks = [self._ctx.loop.create_task(collect(self._ctx.voice.sentence(unit), queue))
                  for unit, queue in zip(units[1:], queues, strict=True)]
         try:
             await self._speak(reply, units[0], stages, goes_on=True)
             for i, unit in enumerate(units[1:]):
                 await self._speak(reply, unit, stages, joined=True, goes_on=i + 2 < len(units),
-                                  audio=_drain(queues[i], tasks[i]))
+                                  audio=drain(queues[i], tasks[i]))
         finally:
             for task in tasks:
                 task.cancel()
                 if task.done() and not task.cancelled():
-                    task.exception()  # raised by _drain already, or moot after an error
+                    task.exception()  # raised by drain already, or moot after an error
 
     async def _speak(self, reply: _Reply, text: str, stages: _Stages, *, joined: bool = False,
                      goes_on: bool = False,
@@ -555,7 +542,7 @@ class PhoneCall:
         held = np.zeros(0, dtype=np.int16)  # the piece's quiet end so far (goes_on)
         async for chunk in audio if audio is not None else self._ctx.voice.sentence(text):
             if entry.end == entry.start and (first or joined):
-                chunk = chunk[_lead_in(chunk):]
+                chunk = chunk[lead_in(chunk):]
             if first and entry.end == entry.start:
                 made = time.monotonic()
                 gate = reply.gate
@@ -566,11 +553,11 @@ class PhoneCall:
                 stages.log(self.id, made)
             if goes_on:
                 chunk = np.concatenate([held, chunk])
-                cut = len(chunk) - _quiet_tail(chunk)
+                cut = len(chunk) - quiet_tail(chunk)
                 chunk, held = chunk[:cut], chunk[cut:]
             self._send_audio(chunk, entry)
         if goes_on:
-            self._send_audio(held[:_JOIN_KEEP], entry)
+            self._send_audio(held[:JOIN_KEEP], entry)
 
     def _send_audio(self, chunk: np.ndarray, entry: _Sentence) -> None:
         pcm = np.ascontiguousarray(chunk, dtype="<i2").tobytes()
@@ -637,68 +624,6 @@ class _TurnRequest:
     text: str
     stages: _Stages
     gate: _Gate | None = None
-
-
-def _first_cut(text: str, first: bool) -> list[str]:
-    """Split a reply's long first sentence into pieces of _FIRST_WORDS words, then twice
-    that, and so on while the rest is at least twice the next piece: a voice that makes a
-    piece's audio at once (Piper) starts speaking sooner, and each piece is made while the
-    one before it plays (a long rest after 3 words came late under load).
-    """
-    words = text.split()
-    if not first or len(words) < 2 * _FIRST_WORDS:
-        return [text]
-    pieces: list[str] = []
-    size = _FIRST_WORDS
-    while len(words) >= 2 * size:
-        pieces.append(" ".join(words[:size]))
-        words = words[size:]
-        size *= 2
-    return [*pieces, " ".join(words)]
-
-
-async def _collect(source: AsyncIterator[np.ndarray],
-                   chunks: asyncio.Queue[np.ndarray | None]) -> None:
-    """Put ``source``'s chunks on ``chunks``, then None (also when it fails)."""
-    try:
-        async for chunk in source:
-            chunks.put_nowait(chunk)
-    finally:
-        chunks.put_nowait(None)
-
-
-async def _drain(chunks: asyncio.Queue[np.ndarray | None],
-                 task: asyncio.Task[None]) -> AsyncIterator[np.ndarray]:
-    """The chunks :func:`_collect` puts on ``chunks``; then raises what its task raised."""
-    while (chunk := await chunks.get()) is not None:
-        yield chunk
-    await task
-
-
-def _loud_windows(audio: np.ndarray) -> np.ndarray:
-    """Indexes of the 10 ms windows of int16 ``audio`` above -50 dBFS (a last partial
-    window is left out).
-    """
-    n = len(audio) // _WINDOW
-    x = audio[:n * _WINDOW].astype(np.float32).reshape(n, _WINDOW)
-    return np.flatnonzero(np.mean(x * x, axis=1) > _LEAD_POWER)
-
-
-def _lead_in(audio: np.ndarray) -> int:
-    """Samples of silence to drop before the first sound of a reply (a voice such as Piper
-    starts each sentence with 50-90 ms of it, which the caller would wait through): all
-    but _LEAD_KEEP before the first 10 ms window above -50 dBFS; 0 when none is that loud.
-    """
-    loud = _loud_windows(audio)
-    return max(0, int(loud[0]) * _WINDOW - _LEAD_KEEP) if len(loud) else 0
-
-
-def _quiet_tail(audio: np.ndarray) -> int:
-    """Samples after the last 10 ms window of ``audio`` above -50 dBFS (all of it when
-    none is; Piper ends each sentence with 100-250 ms of silence).
-    """
-    loud = _loud_windows(audio)
-    return len(audio) - (int(loud[-1]) + 1) * _WINDOW if len(loud) else len(audio)
 
 
 def _heard(sentences: list[_Sentence], played: int) -> str:
