@@ -54,11 +54,14 @@ def write_wav(path: Path, audio: np.ndarray, rate: int = RATE, channels: int = 1
 
 
 def config(**kw: Any) -> ServerConfig:
-    """A server on a free port with the scripted engine and the energy VAD; ``kw`` override."""
+    """A server on a free port with one scripted engine and the energy VAD; ``kw`` override."""
     kw.setdefault("engine", EngineConfig(engine="scripted"))
     kw.setdefault("vad", VadConfig(backend="energy"))
     # The test bursts are short: let every partial pass vote for stable words.
     kw.setdefault("realtime", RealtimeConfig(stable_min_ms=0))
+    # One engine unless a test asks for a pool: these tests pin what one engine's crash, queue
+    # and restart do (the pool has its own tests; the real-model servers use the default).
+    kw.setdefault("engines", 1)
     return ServerConfig(port=0, **kw)
 
 

@@ -23,7 +23,9 @@ from harken.server.engine_pool import pool_size
 
 
 def test_pool_size_defaults_from_the_cores():
-    assert pool_size(cores=2) == (1, 2)
+    assert pool_size(cores=1) == (1, 1)
+    assert pool_size(cores=2) == (2, 1)  # one decode leaves the second core idle
+    assert pool_size(cores=4) == (2, 2)
     assert pool_size(cores=8) == (2, 4)
     assert pool_size(cores=16) == (4, 4)
     assert pool_size(2, cores=2) == (2, 1)  # never more threads than cores in all

@@ -51,7 +51,7 @@ def add_parser(subparsers: Any) -> None:
     s.add_argument("--engines", type=int, default=server.engines, metavar="N",
                    help="engine processes sharing the work, each with its own copy of the "
                    "model; one crashing moves its work to the others (default 0: one per "
-                   f"{CORES_PER_ENGINE} CPU cores, at least one; here "
+                   f"{CORES_PER_ENGINE} CPU cores, at least two on 2 or more cores; here "
                    f"{pool_size(cores=cpu_cores())[0]})")
     s.add_argument("--engine-threads", type=int, default=server.engine_threads, metavar="T",
                    help="CPU threads per engine (default 0: the cores divided by the "

@@ -62,7 +62,7 @@ class ServerConfig:
     """Requests handed to each engine process at once (the rest wait, fairly, in the host)."""
     engines: int = 0
     """Engine processes sharing the work (each loads the model once); 0: one per 4 CPU
-    cores, at least one (see :func:`harken.server.engine_pool.pool_size`)."""
+    cores, at least two where there are two (see :func:`harken.server.engine_pool.pool_size`)."""
     engine_threads: int = 0
     """CTranslate2 threads per engine when ``engine.cpu_threads`` is 0; 0: the cores
     divided by the engines, so engines x threads does not oversubscribe the CPU."""
