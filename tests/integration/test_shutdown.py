@@ -267,8 +267,10 @@ def test_ctrl_c_on_listen_exits_fast_with_status_0_and_no_child(virtual_mic: Non
                                                                 group: bool) -> None:
     # group=True is what a terminal does on Ctrl+C: SIGINT to the whole process group,
     # the engine process included (which must ignore it and let the parent shut it down).
+    # -X faulthandler: if the exit hangs, SIGABRT makes it print every thread's stack.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harken", "listen", "--engine", "scripted", "--vad", "energy"],
+        [sys.executable, "-X", "faulthandler", "-m", "harken", "listen", "--engine",
+         "scripted", "--vad", "energy"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         start_new_session=True)
     try:
@@ -286,7 +288,13 @@ def test_ctrl_c_on_listen_exits_fast_with_status_0_and_no_child(virtual_mic: Non
             os.killpg(proc.pid, signal.SIGINT)
         else:
             proc.send_signal(signal.SIGINT)
-        status = proc.wait(5)
+        try:
+            status = proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # the stacks of the hang, for the report
+            time.sleep(1.0)
+            pytest.fail(f"no exit within 5 s of SIGINT; stderr (with the stacks): "
+                        f"{''.join(lines)}")
         elapsed = time.monotonic() - t0
     finally:
         if proc.poll() is None:
