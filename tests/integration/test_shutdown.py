@@ -261,6 +261,13 @@ def _wait_for_line(stream: object, needle: str, timeout: float) -> list[str]:
     return lines
 
 
+def _sigint_default() -> None:
+    """In the CLI's process: SIGINT as a terminal gives it. A test run started in the
+    background of a shell (``scripts/test &``) inherits SIGINT ignored, and Python then
+    installs no KeyboardInterrupt for it: Ctrl+C would be ignored by design, not by a bug."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.mic
 @pytest.mark.parametrize("group", [False, True], ids=["sigint-to-cli", "ctrl-c-to-group"])
 def test_ctrl_c_on_listen_exits_fast_with_status_0_and_no_child(virtual_mic: None,
@@ -272,7 +279,7 @@ def test_ctrl_c_on_listen_exits_fast_with_status_0_and_no_child(virtual_mic: Non
         [sys.executable, "-X", "faulthandler", "-m", "harken", "listen", "--engine",
          "scripted", "--vad", "energy"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
+        start_new_session=True, preexec_fn=_sigint_default)
     try:
         lines = _wait_for_line(proc.stderr, "Listening", 30)
         assert any("Listening" in line for line in lines), \
