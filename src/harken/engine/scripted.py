@@ -142,9 +142,9 @@ class ScriptedEngine:
             text = f"speech {duration:.2f} s rms {rms:.3f}"
         tokens = text.split()
         step = duration / len(tokens) if tokens else 0.0
-        words = tuple(WordTiming(round(i * step, 3), round((i + 1) * step, 3), token, 1.0)
-                      for i, token in enumerate(tokens)
-                      if hints is None or hints.word_timestamps is not False)
+        words = () if hints is not None and hints.word_timestamps is False else tuple(
+            WordTiming(round(i * step, 3), round((i + 1) * step, 3), token, 1.0)
+            for i, token in enumerate(tokens))
         return EngineOutput(text=text, language="en", language_probability=1.0, words=words)
 
     def close(self) -> None:
