@@ -390,6 +390,7 @@ def measure(http: str, server: Any, n: int, n_utts: int, clips: list[np.ndarray]
     before = get_metrics(http)
     cpu0, wall0 = cpu(), time.monotonic()
     peaks: dict[str, int] = {}
+    stream_s = [0.0]  # seconds of audio all clients stream together
 
     async def one_round() -> list[ClientRun]:
         stop = asyncio.Event()
@@ -397,6 +398,7 @@ def measure(http: str, server: Any, n: int, n_utts: int, clips: list[np.ndarray]
         jobs = []
         for c in range(n):
             audio, utts = build(c, n_utts, clips, pace.rate)
+            stream_s[0] += len(audio) / pace.rate
             jobs.append(run_client(ws_url, audio, utts, c * pace.stagger_s, pace, words))
         try:
             return list(await asyncio.gather(*jobs))
@@ -421,6 +423,19 @@ def measure(http: str, server: Any, n: int, n_utts: int, clips: list[np.ndarray]
                engine_cpu_per_utt=(cpu1[1] - cpu0[1]) / max(1, row["utterances"]),
                fast_finals=after.get("harken_engine_fast_finals_total", 0)
                - before.get("harken_engine_fast_finals_total", 0))
+    utts = max(1, row["utterances"])
+
+    def per_utt(name: str) -> float:  # nan: the server does not export it
+        if name not in after:
+            return float("nan")
+        return (after[name] - before.get(name, 0.0)) / utts
+
+    row.update(finals_per_utt=per_utt('harken_engine_requests_total{kind="final"}'),
+               partials_run_per_utt=per_utt('harken_engine_requests_total{kind="partial"}'),
+               cancelled_waiting_per_utt=per_utt('harken_engine_cancelled_total{where="waiting"}'),
+               cancelled_running_per_utt=per_utt('harken_engine_cancelled_total{where="running"}'),
+               partials_replaced_per_utt=per_utt("harken_engine_partials_replaced_total"),
+               server_cpu_per_stream_s=(cpu1[0] - cpu0[0]) / max(1e-9, stream_s[0]))
     return row
 
 
@@ -436,6 +451,11 @@ def print_row(label: str, n: int, row: dict[str, Any]) -> None:
           f"{row['partials_per_utt']:>8.1f} {row['server_cpu']:>7.0%} "
           f"{row['engine_cpu']:>7.0%} {row['fast_finals']:>5.0f} "
           f"{row['server_cpu_per_utt']:>7.3f} {row['engine_cpu_per_utt']:>7.3f}"
+          + f"  | engine per utt: finals {row['finals_per_utt']:.2f}, partials "
+            f"{row['partials_run_per_utt']:.2f} run {row['partials_replaced_per_utt']:.2f} "
+            f"replaced, cancelled {row['cancelled_waiting_per_utt']:.2f} waiting "
+            f"{row['cancelled_running_per_utt']:.2f} running; srv CPU s per stream s "
+            f"{row['server_cpu_per_stream_s']:.4f}"
           + (f"  {row['error_texts']}" if row["errors"] else "")
           + (f"  /health timed out {row['health_timeouts']}x" if row["health_timeouts"]
              else ""), flush=True)

@@ -317,6 +317,13 @@ class Server:
             Metric("harken_engine_process_restarts_total", "counter",
                    "Restarts of each engine process.",
                    {f'engine="{e["engine"]}"': e["restarts"] for e in engines}),
+            Metric("harken_engine_cancelled_total", "counter",
+                   "Requests a session withdrew (stale early finals, partials no longer "
+                   "needed), by where they were: waiting in the server or running.",
+                   {f'where="{k}"': v for k, v in host.cancelled.items()}),
+            Metric("harken_engine_partials_replaced_total", "counter",
+                   "Waiting partials replaced by their session's newer one.",
+                   {"": host.partials_replaced}),
             Metric("harken_engine_moved_total", "counter",
                    "Requests moved from a crashed engine process to another.",
                    {"": host.moved}),

@@ -221,6 +221,11 @@ class EngineHost:
         """Requests taken from a crashed engine and sent to another."""
         self.rejected = 0
         """Sessions refused and finals refused because the host was full."""
+        self.cancelled = {"waiting": 0, "running": 0}
+        """Requests their session withdrew (a stale early final, a partial it no longer
+        needs) while waiting here, and while in an engine (the engine stops it)."""
+        self.partials_replaced = 0
+        """Waiting partials replaced by the session's newer one before an engine took them."""
         self.compute_seconds = 0.0
         """Engine time spent on answered requests, in seconds."""
         self.audio_seconds = 0.0
@@ -404,6 +409,7 @@ class EngineHost:
         if self.fatal is not None:
             raise self._unavailable()
         if request.kind == "partial":
+            self.partials_replaced += session.partial is not None
             session.partial = _Queued(request, time.monotonic())  # replaces a waiting one
         else:
             if len(session.finals) >= self._max_queued:
@@ -426,13 +432,16 @@ class EngineHost:
         """Withdraw a session's request (its own id); no callback comes for it."""
         if session.partial is not None and session.partial.request.request_id == request_id:
             session.partial = None
+            self.cancelled["waiting"] += 1
             return
         for queued in session.finals:
             if queued.request.request_id == request_id:
                 session.finals.remove(queued)
+                self.cancelled["waiting"] += 1
                 return
         for gid in list(session.in_engine):
             if self._sent[gid].queued.request.request_id == request_id:
+                self.cancelled["running"] += 1
                 self._withdraw(gid)
                 self._pump()
                 return
