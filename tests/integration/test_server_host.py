@@ -142,6 +142,7 @@ def test_finals_go_before_partials_which_wait_for_an_idle_engine():
         engine.answer(engine.submitted.pop())
         await settle()
         assert b.results == [(2, "ok")]  # the replaced partial 1 never went out
+        assert host.partials_replaced == 1
         await host.close()
 
     asyncio.run(main())
@@ -296,6 +297,9 @@ def test_cancel_removes_a_queued_or_running_request():
         host.cancel(sa, 1)  # in the engine: cancelled there
         assert engine.cancelled == [engine.submitted[0].request_id]
         assert host.queued == 0 and host.in_engine == 0
+        assert host.cancelled == {"waiting": 1, "running": 1}
+        host.cancel(sa, 1)  # already gone: nothing more is counted
+        assert host.cancelled == {"waiting": 1, "running": 1}
         await host.close()
 
     asyncio.run(main())

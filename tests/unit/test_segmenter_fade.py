@@ -164,3 +164,16 @@ def test_no_partial_pass_starts_while_the_voice_fades() -> None:
 
     drive(pipe, audio, answer=fail)
     assert issued and max(issued) <= 2.05, issued
+
+
+def test_percentile_matches_numpy_and_refuses_no_values():
+    from harken.core.segmenter import percentile
+
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 7, 94):
+        levels = list(rng.uniform(-90.0, 0.0, n))
+        for q in (0.0, 20.0, 50.0, 73.5, 100.0):
+            assert percentile(levels, q) == pytest.approx(float(np.percentile(levels, q)),
+                                                          abs=1e-12)
+    with pytest.raises(ValueError):
+        percentile([], 20.0)
