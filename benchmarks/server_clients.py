@@ -388,7 +388,7 @@ def measure(http: str, server: Any, n: int, n_utts: int, clips: list[np.ndarray]
         return own.user + own.system, kids
 
     before = get_metrics(http)
-    cpu0, wall0 = cpu(), time.monotonic()
+    cpu0, wall0, own0 = cpu(), time.monotonic(), time.process_time()
     peaks: dict[str, int] = {}
     stream_s = [0.0]  # seconds of audio all clients stream together
 
@@ -409,6 +409,7 @@ def measure(http: str, server: Any, n: int, n_utts: int, clips: list[np.ndarray]
     runs = asyncio.run(one_round())
     after = get_metrics(http)
     cpu1, wall = cpu(), time.monotonic() - wall0
+    clients_cpu = (time.process_time() - own0) / wall
     compute = after["harken_engine_compute_seconds_total"] - before[
         "harken_engine_compute_seconds_total"]
     audio_s = after["harken_engine_audio_seconds_total"] - before[
@@ -435,7 +436,8 @@ def measure(http: str, server: Any, n: int, n_utts: int, clips: list[np.ndarray]
                cancelled_waiting_per_utt=per_utt('harken_engine_cancelled_total{where="waiting"}'),
                cancelled_running_per_utt=per_utt('harken_engine_cancelled_total{where="running"}'),
                partials_replaced_per_utt=per_utt("harken_engine_partials_replaced_total"),
-               server_cpu_per_stream_s=(cpu1[0] - cpu0[0]) / max(1e-9, stream_s[0]))
+               server_cpu_per_stream_s=(cpu1[0] - cpu0[0]) / max(1e-9, stream_s[0]),
+               clients_cpu=clients_cpu)
     return row
 
 
@@ -455,7 +457,7 @@ def print_row(label: str, n: int, row: dict[str, Any]) -> None:
             f"{row['partials_run_per_utt']:.2f} run {row['partials_replaced_per_utt']:.2f} "
             f"replaced, cancelled {row['cancelled_waiting_per_utt']:.2f} waiting "
             f"{row['cancelled_running_per_utt']:.2f} running; srv CPU s per stream s "
-            f"{row['server_cpu_per_stream_s']:.4f}"
+            f"{row['server_cpu_per_stream_s']:.4f}; clients' CPU {row['clients_cpu']:.0%}"
           + (f"  {row['error_texts']}" if row["errors"] else "")
           + (f"  /health timed out {row['health_timeouts']}x" if row["health_timeouts"]
              else ""), flush=True)
