@@ -23,6 +23,15 @@ Metrics, per N:
   sent with the engine's fast pass because others were waiting; **srv s/u** / **eng s/u**:
   those CPU seconds per utterance (less disturbed by other work on the machine than E2F);
   "/health timed out": the server's loop did not answer a health check within 10 s.
+- after each row, from ``/metrics`` (nan where a ``--baseline-src`` server does not export
+  it), per utterance: finals and partials the engines answered, waiting partials replaced
+  by a newer one (shed), and early finals withdrawn as stale while waiting in the server or
+  while in an engine (the engine stops those after its encoder); the server's CPU seconds
+  per second of audio streamed (its share of a core per stream), and the benchmark's own
+  CPU (its clients share the machine).
+
+At the end, per server: the largest N whose median E2F p95 is <= 1.5 s with nothing missed
+(issue 17's target).
 
 Then ``--cycles`` connect/disconnect cycles (clean stop, vanish mid-utterance, garbage,
 stop-then-leave, TCP abort; 5 at a time) and a check that the server's sessions, queue,
@@ -484,6 +493,21 @@ def print_summary(rows: dict[str, dict[int, list[dict[str, Any]]]]) -> None:
                   f"{med['engine_cpu_per_utt']:>7.3f}")
 
 
+TARGET_P95_S = 1.5
+"""Issue 17's latency target: E2F p95 in seconds, every utterance finalised."""
+
+
+def print_capacity(rows: dict[str, dict[int, list[dict[str, Any]]]]) -> None:
+    """Per server, the largest N whose median p95 met the target with nothing missed."""
+    for label, by_n in rows.items():
+        good = [n for n, got in by_n.items() if got
+                and float(np.median([r["e2f_p95"] for r in got])) <= TARGET_P95_S
+                and not any(r["missed"] for r in got)]
+        best = max(good, default=None)
+        print(f"{label}: largest N with E2F p95 <= {TARGET_P95_S} s and nothing missed: "
+              + (str(best) if best is not None else f"none of {sorted(by_n)}"))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clients", default="1,2,4,8,16")
@@ -556,6 +580,7 @@ def main() -> int:
                     print_row(label, n, row)
         if len(servers) > 1 or args.repeats > 1:
             print_summary(rows)
+        print_capacity(rows)
         if args.cycles:
             proc, http = servers[variants[-1][0]]
             results["cycles"] = check_cycles(http, psutil.Process(proc.pid), args.cycles,
