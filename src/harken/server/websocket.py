@@ -262,7 +262,7 @@ def add_routes(app: Any, server: ServerContext) -> None:
         cfg = server.config
         ws = web.WebSocketResponse(
             max_msg_size=max(cfg.max_audio_frame_bytes, cfg.max_control_bytes) * 2 + 1024,
-            timeout=2.0, heartbeat=None)
+            timeout=2.0, heartbeat=None, compress=False)  # PCM barely deflates
         await ws.prepare(request)
         server.stats.connections_total += 1
         name = server.session_name(request.remote or "?")
