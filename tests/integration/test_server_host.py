@@ -89,6 +89,18 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+async def answer_all(engine: FakeEngine) -> list[TranscribeRequest]:
+    """Answer what the engine holds, oldest first (text "g<global id>"), until it is empty;
+    return the requests in the order they were answered."""
+    answered = []
+    while engine.submitted:
+        sent = engine.submitted.pop(0)
+        answered.append(sent)
+        engine.answer(sent, f"g{sent.request_id}")
+        await settle()
+    return answered
+
+
 def test_round_robin_a_chatty_session_cannot_starve_another():
     async def main() -> None:
         host, (engine,) = await make_host(max_in_engine=1, max_queued=32)
@@ -99,12 +111,7 @@ def test_round_robin_a_chatty_session_cannot_starve_another():
         host.submit(sc, req(1))
         host.submit(sc, req(2))
         assert len(engine.submitted) == 1 and host.queued == 12
-        order = []
-        while engine.submitted:
-            sent = engine.submitted.pop(0)
-            order.append(sent.request_id)
-            engine.answer(sent, f"g{sent.request_id}")
-            await settle()
+        order = [sent.request_id for sent in await answer_all(engine)]
         # Global ids are unique; the sessions see their own ids back, in order.
         assert order == list(range(1, 14))
         assert a.results == [(i, f"g{g}") for i, g in zip(range(1, 11), [1, 4, 6, 7, 8, 9, 10,
@@ -251,13 +258,7 @@ def test_one_pass_picks_standing_finals_then_early_finals_then_partials():
         host.submit(sb, req(1), early=True)
         host.submit(sc, req(1), early=True)
         host.submit(sd, req(1))
-        order = []
-        while engine.submitted:
-            sent = engine.submitted.pop(0)
-            order.append(sent.kind)
-            engine.answer(sent, f"g{sent.request_id}")
-            await settle()
-        assert order == ["final"] * 4 + ["partial"]
+        assert [sent.kind for sent in await answer_all(engine)] == ["final"] * 4 + ["partial"]
         assert [r.results for r in (e, d, b, c, a)] == [[(1, "g1")], [(1, "g2")], [(1, "g3")],
                                                         [(1, "g4")], [(1, "g5")]]
         await host.close()
