@@ -318,8 +318,8 @@ class Server:
                    "Restarts of each engine process.",
                    {f'engine="{e["engine"]}"': e["restarts"] for e in engines}),
             Metric("harken_engine_cancelled_total", "counter",
-                   "Requests a session withdrew (stale early finals, partials no longer "
-                   "needed), by where they were: waiting in the server or running.",
+                   "Requests a session withdrew (stale early finals), by where they were: "
+                   "waiting in the server or in an engine.",
                    {f'where="{k}"': v for k, v in host.cancelled.items()}),
             Metric("harken_engine_partials_replaced_total", "counter",
                    "Waiting partials replaced by their session's newer one.",

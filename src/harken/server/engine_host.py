@@ -222,8 +222,8 @@ class EngineHost:
         self.rejected = 0
         """Sessions refused and finals refused because the host was full."""
         self.cancelled = {"waiting": 0, "running": 0}
-        """Requests their session withdrew (a stale early final, a partial it no longer
-        needs) while waiting here, and while in an engine (the engine stops it)."""
+        """Requests their session withdrew (stale early finals) while waiting here, and while
+        in an engine (the engine stops it after its encoder, or before it starts)."""
         self.partials_replaced = 0
         """Waiting partials replaced by the session's newer one before an engine took them."""
         self.compute_seconds = 0.0
