@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from harken.errors import (
     WorkerError,
     WorkerStartTimeout,
 )
+from harken.speak.host import SpeechEngineHost
 from harken.worker.process import EngineProcess
 from harken.worker.protocol import read_message, write_message
 
@@ -247,6 +249,31 @@ def test_bad_interpreter_is_a_worker_error() -> None:
     with pytest.raises(WorkerError, match="/no/such/python"):
         proc.start()
     proc.close()
+
+
+def _engine_process(python: str) -> EngineProcess:
+    got = Collector()
+    return EngineProcess(EngineConfig(engine="scripted"), on_result=got.on_result,
+                         on_failed=got.on_failed, on_error=got.on_error, python=python)
+
+
+@pytest.mark.parametrize("make_child, what", [
+    (_engine_process, "engine process"),
+    (lambda python: SpeechEngineHost(engine="tone", python=python), "speech engine program"),
+])
+def test_a_child_that_exits_before_it_is_ready_is_named_by_its_program(
+        make_child: Callable[[str], Any], what: str) -> None:
+    """``false -m <program>`` exits at once with code 1: the error names the program that
+    did (the speech host's used to say "the engine process")."""
+    child = make_child(shutil.which("false") or "/bin/false")
+    with pytest.raises(WorkerCrashed, match=f"^the {what} exited before it was ready "
+                                            r"\(exit code 1\)"):
+        child.start()
+    child.close()
+    child = make_child("/no/such/python")
+    with pytest.raises(WorkerError, match=f"^cannot start the {what} with '/no/such/python'"):
+        child.start()
+    child.close()
 
 
 def test_lifecycle_errors(make: Callable[..., tuple[EngineProcess, Collector]]) -> None:

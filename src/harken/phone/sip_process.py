@@ -29,6 +29,8 @@ __all__ = ["SipProcess"]
 
 logger = logging.getLogger(__name__)
 
+_WHAT = "SIP program"
+"""What the program is called in messages."""
 _QUEUE = 4096
 """Commands waiting for the SIP program (~80 s of one call's audio in 20 ms pieces)."""
 
@@ -73,7 +75,8 @@ class SipProcess:
             PhoneError: it could not listen (one sentence why), or did not start in time.
         """
         try:
-            self._proc = child_handle.launch(self._python, "harken.phone.sip_program")
+            self._proc = child_handle.launch(self._python, "harken.phone.sip_program",
+                                              _WHAT)
         except WorkerError as exc:
             raise PhoneError(str(exc)) from exc
         self._reader = threading.Thread(target=self._read, name="harken-phone-sip-reader",
@@ -112,7 +115,7 @@ class SipProcess:
             except queue.Full:
                 pass
         proc = self._proc
-        child = child_handle.Child(proc, gen=0, started_at=0.0, ready=True)
+        child = child_handle.Child(proc, gen=0, started_at=0.0, ready=True, what=_WHAT)
         child_handle.stop_child(child, deadline - 0.5, deadline)
         child_handle.close_pipes(proc)
         for thread in (self._writer, self._reader):
@@ -160,7 +163,8 @@ class SipProcess:
         except (ProtocolError, OSError, ValueError) as exc:
             problem = exc
         proc = self._proc
-        how = child_handle.reap(child_handle.Child(proc, gen=0, started_at=0.0), problem) \
+        how = child_handle.reap(child_handle.Child(proc, gen=0, started_at=0.0, what=_WHAT),
+                                 problem) \
             if not self._closing else ""
         if not self._ready.is_set() or self._failure is not None:
             self._failure = self._failure or f"the SIP program ended before it listened ({how})"

@@ -45,6 +45,8 @@ class Child:
     init_error: EngineError | None = None
     kill_reason: str | None = None
     """Why the watchdog killed it (start timeout or a hung request), if it did."""
+    what: str = "engine process"
+    """What the program is called in messages ("speech engine program", "SIP program")."""
 
 
 @dataclass(eq=False)
@@ -55,12 +57,14 @@ class Shared:
     abandoned: bool = False
 
 
-def launch(python: str | None, module: str = "harken.worker") -> subprocess.Popen[bytes]:
+def launch(python: str | None, module: str = "harken.worker",
+           what: str = "engine process") -> subprocess.Popen[bytes]:
     """Start ``python -m <module>`` with pipes on stdin and stdout (stderr inherited).
 
     Args:
         python: the interpreter; None means ``sys.executable``.
         module: the program to run (the speech engine program is ``harken.speak.child``).
+        what: what the program is called in errors ("speech engine program").
 
     Raises:
         WorkerError: there is no interpreter, or it could not be started.
@@ -69,13 +73,13 @@ def launch(python: str | None, module: str = "harken.worker") -> subprocess.Pope
     env["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC_DIR, env.get("PYTHONPATH", "")) if p)
     python = python or sys.executable
     if not python:
-        raise WorkerError("cannot start the engine process: sys.executable is empty; "
+        raise WorkerError(f"cannot start the {what}: sys.executable is empty; "
                           "pass python= the path of a Python interpreter")
     try:
         return subprocess.Popen([python, "-m", module], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, env=env)
     except OSError as exc:
-        raise WorkerError(f"cannot start the engine process with {python!r}: {exc}") from exc
+        raise WorkerError(f"cannot start the {what} with {python!r}: {exc}") from exc
 
 
 def hang_reason(child: Child, inflight: Sequence[Pending], *, now: float, last_progress: float,
@@ -111,7 +115,7 @@ def stop_child(child: Child, soft_deadline: float, deadline: float) -> None:
             proc.wait(max(0.0, soft_deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             pass
-    stop_process(proc, deadline - 0.3 - time.monotonic())
+    stop_process(proc, deadline - 0.3 - time.monotonic(), child.what)
 
 
 def stop_process(proc: subprocess.Popen[Any], grace_s: float,
@@ -150,7 +154,7 @@ def reap(child: Child, problem: BaseException | None) -> str:
     """
     proc = child.proc
     if problem is not None and proc.poll() is None:
-        logger.error("engine process %d sent garbage (%s); killing it", proc.pid, problem)
+        logger.error("%s %d sent garbage (%s); killing it", child.what, proc.pid, problem)
         proc.kill()
     try:
         proc.wait(timeout=2.0)
@@ -170,9 +174,9 @@ def not_ready_error(child: Child, how: str, start_timeout_s: float) -> BaseExcep
     if child.init_error is not None:
         return child.init_error
     if child.kill_reason is not None and not child.ready:
-        return WorkerStartTimeout(f"the engine process did not become ready within "
+        return WorkerStartTimeout(f"the {child.what} did not become ready within "
                                   f"{start_timeout_s} s and was killed")
-    return WorkerCrashed(f"the engine process exited before it was ready ({how}); "
+    return WorkerCrashed(f"the {child.what} exited before it was ready ({how}); "
                          "its stderr above shows why")
 
 

@@ -320,10 +320,10 @@ class ChildSupervisor:
 
     def _spawn(self) -> None:
         """Start a child and send it "init" (lock held)."""
-        proc = launch(self._python, self._PROGRAM)
+        proc = launch(self._python, self._PROGRAM, self._WHAT)
         self._shared.procs.append(proc)
         self._gen += 1
-        self._child = Child(proc, self._gen, time.monotonic())
+        self._child = Child(proc, self._gen, time.monotonic(), what=self._WHAT)
         logger.debug("started %s %d (generation %d)", self._WHAT, proc.pid, self._gen)
         self._send("init", {"engine": self._init_engine(),
                             "log_level": child_logger.getEffectiveLevel()})
