@@ -168,9 +168,10 @@ class _Inbox:
         """Whether the lone request taken by the last :meth:`get` may stop now: it was
         cancelled since, or it is a partial and a final is waiting.
         """
-        with self._cond:
-            return self._current in self._withdrawn or (kind == "partial" and
-                                                        bool(self._finals))
+        with self._cond:  # a Condition's lock is reentrant: withdrawn() takes it again
+            current = self._current
+            return (current is not None and self.withdrawn(current)) or \
+                (kind == "partial" and bool(self._finals))
 
     def withdrawn(self, request_id: int) -> bool:
         """Whether ``request_id``, taken by the last :meth:`get`, was cancelled since."""
