@@ -32,7 +32,9 @@ from phone_helpers import (
 
 from harken.config import EngineConfig, VadConfig
 from harken.errors import ConfigError, PhoneError
+from harken.events import FinalTranscript
 from harken.phone import PhoneAgent, SpeakerVoice
+from harken.phone.call import PhoneCall
 from harken.phone.timeline import active_spans
 
 SCRIPTED = EngineConfig(engine="scripted", model="none")
@@ -75,6 +77,26 @@ def test_caller_hangs_up_mid_utterance_and_the_words_still_count(shared, tmp_pat
     done = _ended_after(shared, before)
     assert done.state == "ended" and done.turns, "the cut utterance was not transcribed"
     assert done.turns[-1].startswith("speech 3.")  # the scripted engine names its length
+
+
+def test_the_engine_is_asked_for_no_word_timings(shared, tmp_path, monkeypatch):
+    # A call uses only the text: its finals come without words (the scripted engine, like
+    # faster-whisper, leaves them out only when the request's hints say word_timestamps
+    # False), so the real engine skips its alignment pass.
+    finals: list[FinalTranscript] = []
+    original = PhoneCall._final
+
+    def spy(call, event):
+        finals.append(event)
+        original(call, event)
+
+    monkeypatch.setattr(PhoneCall, "_final", spy)
+    audio, _ = script(0.5, "goforward", 2.0)
+    before = set(shared.record.ended)
+    wait_call_over(call(shared.uri, audio, tmp_path / "c"), 30)
+    _ended_after(shared, before)
+    assert finals and all(f.text.startswith("speech ") for f in finals), finals
+    assert [f.words for f in finals] == [()] * len(finals)
 
 
 def test_caller_hangs_up_mid_reply(shared, tmp_path):

@@ -19,8 +19,8 @@ from numpy.typing import NDArray
 from ..config import DECODE_QUALITIES, SAMPLE_RATE, Quality
 from ..errors import ConfigError, HarkenError
 
-__all__ = ["DecodeHints", "EngineOutput", "PassInterrupted", "Quality", "TranscribeRequest",
-           "TranscriptionEngine", "WordTiming"]
+__all__ = ["NO_WORDS", "DecodeHints", "EngineOutput", "PassInterrupted", "Quality",
+           "TranscribeRequest", "TranscriptionEngine", "WordTiming"]
 
 RequestKind = Literal["final", "partial"]
 
@@ -123,6 +123,11 @@ class DecodeHints:
             raise ConfigError(f"unknown decode hint(s) {', '.join(unknown)}; known: "
                               f"{', '.join(sorted(known))}")
         return cls(**data)
+
+
+NO_WORDS = DecodeHints(word_timestamps=False)
+"""The hints of a stream that wants no word timings (a WebSocket client's "words": false,
+a phone call): the engine skips their alignment pass."""
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from ..config import RealtimeConfig, VadConfig
+from ..engine.base import NO_WORDS
 from ..errors import PhoneError
 from ..events import (
     ErrorEvent,
@@ -279,7 +280,8 @@ class PhoneCall:
                                 vad_config=self._ctx.vad_config)
         session.open()  # raises ServerBusy beyond max_calls: the agent declines then
         session.begin(self._ctx.vads.create(), self._ctx.realtime, sample_rate=SAMPLE_RATE,
-                      encoding="pcm16", turn=self._ctx.vads.turn(self._ctx.vad_config))
+                      encoding="pcm16", turn=self._ctx.vads.turn(self._ctx.vad_config),
+                      hints=NO_WORDS)  # a call uses the text only: no alignment pass
         self._session = session
         self._worker = self._ctx.loop.create_task(self._speak_loop())
         self._event_hook(self._ctx.hooks.on_call_start, self)

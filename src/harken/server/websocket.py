@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from ..core.deltas import TextLedger
-from ..engine.base import DecodeHints
+from ..engine.base import NO_WORDS
 from ..errors import AudioFormatError, ConfigError, ProtocolError
 from ..events import ErrorEvent, Event, FinalTranscript
 from . import protocol as p
@@ -53,8 +53,6 @@ logger = logging.getLogger(__name__)
 PATH = "/v1/stream"
 """The endpoint's path."""
 
-_NO_WORDS = DecodeHints(word_timestamps=False)
-"""The hints of a stream whose client asked for no word timings ("words": false)."""
 _DRAIN_POLL_S = 0.05
 """Seconds between looks at whether a draining session's utterance has ended."""
 
@@ -214,7 +212,7 @@ class Connection(WsConnection):
             self._session.begin(vad, realtime, sample_rate=message.sample_rate,
                                 encoding=message.encoding, channels=message.channels,
                                 language=message.language, languages=message.languages,
-                                hints=None if message.words else _NO_WORDS,
+                                hints=None if message.words else NO_WORDS,
                                 turn=self._server.vads.turn(config.vad))
         except (AudioFormatError, ConfigError) as exc:
             await self.fail(p.ErrorCode.BAD_MESSAGE, str(exc), CLOSE_POLICY)
