@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from harken.core.outputs import OutputHandler, route_outputs
-from harken.core.pipeline import CancelRequest, FinalFailed
+from harken.core.pipeline import CancelRequest, ConfirmRequest, FinalFailed
 from harken.engine.base import TranscribeRequest
 from harken.events import FinalTranscript, SpeechStarted
 
@@ -22,6 +22,9 @@ class Log:
     def on_cancel(self, cancel: CancelRequest) -> None:
         self.calls.append(("cancel", cancel))
 
+    def on_confirm(self, confirm: ConfirmRequest) -> None:
+        self.calls.append(("confirm", confirm))
+
     def on_final_failed(self, failed: FinalFailed) -> None:
         self.calls.append(("failed", failed))
 
@@ -34,11 +37,12 @@ def test_each_kind_goes_to_its_handler_in_order() -> None:
     started = SpeechStarted(1, 0.5)
     final = FinalTranscript(1, "hi", 0.5, 1.0)
     cancel = CancelRequest(2)
+    confirm = ConfirmRequest(3)
     failed = FinalFailed(request, RuntimeError("no"))
     log = Log()
     handler: OutputHandler = log
-    route_outputs([started, request, cancel, final, failed], handler)
+    route_outputs([started, request, cancel, confirm, final, failed], handler)
     assert log.calls == [("event", started), ("request", request), ("cancel", cancel),
-                         ("event", final), ("failed", failed)]
+                         ("confirm", confirm), ("event", final), ("failed", failed)]
     route_outputs([], handler)
-    assert len(log.calls) == 5
+    assert len(log.calls) == 6

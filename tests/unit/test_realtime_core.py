@@ -6,7 +6,7 @@ import numpy as np
 
 from harken.config import RealtimeConfig, VadConfig
 from harken.core import SpeechPipeline
-from harken.core.pipeline import CancelRequest, FinalFailed
+from harken.core.pipeline import CancelRequest, ConfirmRequest, FinalFailed
 from harken.core.stabilizer import Stabilizer
 from harken.engine.base import DecodeHints, EngineOutput, TranscribeRequest
 from harken.errors import EngineError
@@ -127,7 +127,8 @@ def test_early_final_goes_out_during_the_silence_and_is_released_when_it_lasts()
     assert pipe.on_result(reqs[0], EngineOutput("hi")) == []
     out = drive(pipe, silence(0.4))
     kinds = [type(x).__name__ for x in out]
-    assert kinds == ["SpeechEnded", "TranscriptionStarted", "FinalTranscript"]
+    assert kinds == ["SpeechEnded", "ConfirmRequest", "TranscriptionStarted", "FinalTranscript"]
+    assert of_type(out, ConfirmRequest)[0].request_id == reqs[0].request_id  # it stands
     assert of_type(out, FinalTranscript)[0].text == "hi"
 
 
@@ -166,6 +167,7 @@ def test_pause_pieces_keep_the_early_final_when_speech_resumes():
     out = drive(pipe, audio)
     assert not of_type(out, CancelRequest)
     first = of_type(out, TranscribeRequest)[0]
+    assert [c.request_id for c in of_type(out, ConfirmRequest)] == [first.request_id]
     assert of_type(out, TranscriptionStarted)  # kept: a final now, not speculation
     piece = of_type(pipe.on_result(first, EngineOutput("one")), FinalTranscript)
     assert [(f.text, f.split) for f in piece] == [("one", True)]

@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from ..engine.base import TranscribeRequest
 from ..events import FinalTranscript, TranscriptionStarted
-from .outputs import CancelRequest, FinalFailed, Output
+from .outputs import CancelRequest, ConfirmRequest, FinalFailed, Output
 
 __all__ = ["FinalOrder"]
 
@@ -55,7 +55,7 @@ class FinalOrder:
     def confirm(self, utterance_id: int) -> list[Output]:
         """The silence lasted: commit the utterance's early final and release what may go."""
         request = self._speculative.pop(utterance_id)
-        out: list[Output] = [self.commit(request)]
+        out: list[Output] = [ConfirmRequest(request.request_id), self.commit(request)]
         held = self._held.pop(request.request_id, None)
         if held is not None:
             self._ready[request.request_id] = held
@@ -65,7 +65,7 @@ class FinalOrder:
     def keep(self, utterance_id: int) -> list[Output]:
         """Speech resumed after a pause: the early final stays, as a finished piece."""
         request = self._speculative.pop(utterance_id)
-        out: list[Output] = [self.commit(request)]
+        out: list[Output] = [ConfirmRequest(request.request_id), self.commit(request)]
         held = self._held.pop(request.request_id, None)
         if held is None:
             self._pieces.add(request.request_id)  # marked when its answer comes

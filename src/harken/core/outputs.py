@@ -1,8 +1,9 @@
 """What the pure pipeline hands back, and the one dispatch of it to a shell's handlers.
 
 :class:`~harken.core.pipeline.SpeechPipeline` returns a list of :data:`Output`: events for
-the user, requests for the engine, :class:`CancelRequest` (a stale speculative final) and
-:class:`FinalFailed` (an utterance that could not be transcribed). Every shell (the
+the user, requests for the engine, :class:`CancelRequest` (a stale speculative final),
+:class:`ConfirmRequest` (a speculative final that stands) and :class:`FinalFailed` (an
+utterance that could not be transcribed). Every shell (the
 recorder's pipeline loop, a server session) routes them the same way: :func:`route_outputs`
 is that one ``isinstance`` ladder, and a shell says what each kind means to it by
 implementing :class:`OutputHandler`. :func:`final_transcript` turns an engine answer into a
@@ -22,13 +23,22 @@ from ..engine.base import EngineOutput, TranscribeRequest
 from ..events import Event, FinalTranscript, Word
 from ..units import SAMPLE_RATE
 
-__all__ = ["CancelRequest", "FinalFailed", "Output", "OutputHandler", "final_transcript",
-           "route_outputs", "seconds"]
+__all__ = ["CancelRequest", "ConfirmRequest", "FinalFailed", "Output", "OutputHandler",
+           "final_transcript", "route_outputs", "seconds"]
 
 
 @dataclass(frozen=True)
 class CancelRequest:
     """The engine may drop this request: its answer is no longer wanted."""
+
+    request_id: int
+
+
+@dataclass(frozen=True)
+class ConfirmRequest:
+    """This speculative final stands now (the silence lasted, or it became a piece of the
+    utterance): an engine that held it back may schedule it like any final.
+    """
 
     request_id: int
 
@@ -41,7 +51,7 @@ class FinalFailed:
     error: BaseException
 
 
-Output = Event | TranscribeRequest | CancelRequest | FinalFailed
+Output = Event | TranscribeRequest | CancelRequest | ConfirmRequest | FinalFailed
 
 
 class OutputHandler(Protocol):
@@ -52,6 +62,9 @@ class OutputHandler(Protocol):
 
     def on_cancel(self, cancel: CancelRequest) -> None:
         """Withdraw a request speech made stale (if the engine still has it)."""
+
+    def on_confirm(self, confirm: ConfirmRequest) -> None:
+        """A speculative final stands: the engine need not hold it back any more."""
 
     def on_final_failed(self, failed: FinalFailed) -> None:
         """An utterance could not be transcribed (the engine gave up on it)."""
@@ -67,6 +80,8 @@ def route_outputs(outputs: Iterable[Output], handler: OutputHandler) -> None:
             handler.on_request(out)
         elif isinstance(out, CancelRequest):
             handler.on_cancel(out)
+        elif isinstance(out, ConfirmRequest):
+            handler.on_confirm(out)
         elif isinstance(out, FinalFailed):
             handler.on_final_failed(out)
         else:

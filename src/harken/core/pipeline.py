@@ -8,6 +8,8 @@ chunk size and routes what comes back:
 - :class:`~harken.engine.base.TranscribeRequest` objects go to the engine, whose answers come
   back through :meth:`SpeechPipeline.on_result` / :meth:`SpeechPipeline.on_failed`;
 - :class:`CancelRequest` asks the engine to drop a speculative final that speech made stale;
+- :class:`ConfirmRequest` says that a speculative final stands (an engine host that holds
+  early finals back may schedule it now);
 - :class:`FinalFailed` reports an utterance the engine could not transcribe.
 
 Live partials: while the person speaks, the growing utterance is sent as a ``partial``
@@ -64,7 +66,14 @@ from ..units import FRAME_SAMPLES, SAMPLE_RATE
 from ..vad.base import VoiceActivityDetector
 from ..wake.base import PhraseMatcher, WakeWordDetector
 from .final_order import FinalOrder
-from .outputs import CancelRequest, FinalFailed, Output, final_transcript, seconds
+from .outputs import (
+    CancelRequest,
+    ConfirmRequest,
+    FinalFailed,
+    Output,
+    final_transcript,
+    seconds,
+)
 from .segmenter import (
     Segment,
     SegmentConfirmed,
@@ -81,7 +90,7 @@ from .stabilizer import Stabilizer
 from .turn import SMART_TAIL_MS, TurnPolicy, TurnSettings
 from .wake_router import Lookback, WakeRouter
 
-__all__ = ["CancelRequest", "FinalFailed", "Output", "SpeechPipeline"]
+__all__ = ["CancelRequest", "ConfirmRequest", "FinalFailed", "Output", "SpeechPipeline"]
 
 
 class _Frames(Protocol):
@@ -169,8 +178,8 @@ class SpeechPipeline:
 
     def is_early(self, request: TranscribeRequest) -> bool:
         """True while ``request`` is its utterance's early final and speech may still make
-        it stale; a :class:`~harken.events.TranscriptionStarted` of its utterance says it
-        stands, a :class:`CancelRequest` that it does not.
+        it stale; a :class:`ConfirmRequest` says it stands, a :class:`CancelRequest` that it
+        does not.
         """
         return self._order.is_early(request)
 

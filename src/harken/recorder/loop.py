@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.outputs import route_outputs
-from ..core.pipeline import CancelRequest, FinalFailed
+from ..core.pipeline import CancelRequest, ConfirmRequest, FinalFailed
 from ..engine.base import EngineOutput, TranscribeRequest
 from ..errors import LifecycleError
 from ..events import ErrorEvent, Event, FinalTranscript
@@ -180,6 +180,9 @@ class PipelineLoop:
         """Withdraw a stale speculative final from the engine."""
         if self.requests.pop(cancel.request_id, None) is not None and self._engine is not None:
             self._engine.cancel(cancel.request_id)
+
+    def on_confirm(self, confirm: ConfirmRequest) -> None:
+        """A speculative final stands: nothing to do (the engine holds no final back)."""
 
     def on_final_failed(self, failed: FinalFailed) -> None:
         """An utterance the engine could not transcribe: its error takes the final's place."""

@@ -24,10 +24,16 @@ from ..audio.convert import to_float32_mono
 from ..audio.resample import StreamResampler
 from ..config import SAMPLE_RATE, RealtimeConfig, VadConfig, WakeConfig
 from ..core.outputs import route_outputs
-from ..core.pipeline import CancelRequest, FinalFailed, Output, SpeechPipeline
+from ..core.pipeline import (
+    CancelRequest,
+    ConfirmRequest,
+    FinalFailed,
+    Output,
+    SpeechPipeline,
+)
 from ..engine.base import DecodeHints, EngineOutput, TranscribeRequest
 from ..errors import LifecycleError
-from ..events import ErrorEvent, Event, TranscriptionStarted
+from ..events import ErrorEvent, Event
 from ..turn.base import TurnModel
 from ..vad.base import VoiceActivityDetector
 from ..wake.base import PhraseMatcher, WakeWordDetector
@@ -78,7 +84,6 @@ class StreamSession:
         self._progress = asyncio.Event()
         self._slot: HostSession | None = None
         self._finals_out: set[int] = set()
-        self._early: dict[int, int] = {}  # utterance id -> its unconfirmed early final's id
         self._idle = asyncio.Event()
         self._idle.set()
         self.audio_seconds = 0.0
@@ -136,7 +141,6 @@ class StreamSession:
             # new pipeline (both number their requests from 1), so leave and rejoin the host.
             self._host.close_session(self._slot)
             self._finals_out.clear()
-            self._early.clear()
             self._idle.set()
             self._slot = self._host.open_session(self.name, self._on_result, self._on_failed,
                                                  self._on_error)
@@ -176,7 +180,6 @@ class StreamSession:
         if slot is not None:
             self._host.close_session(slot)
         self._finals_out.clear()
-        self._early.clear()
         self._idle.set()
         self._progress.set()
         self._pipeline = None
@@ -265,16 +268,18 @@ class StreamSession:
             self._finals_out.add(request.request_id)
             self._idle.clear()
             early = self._pipeline is not None and self._pipeline.is_early(request)
-            if early:
-                self._early[request.utterance_id] = request.request_id
         self._host.submit(slot, self._request(request), early=early)
 
     def on_cancel(self, cancel: CancelRequest) -> None:
         """Pipeline output: withdraw a stale speculative final from the host."""
         self._done(cancel.request_id)
-        self._early = {u: r for u, r in self._early.items() if r != cancel.request_id}
         if self._slot is not None:
             self._host.cancel(self._slot, cancel.request_id)
+
+    def on_confirm(self, confirm: ConfirmRequest) -> None:
+        """Pipeline output: a speculative final stands; the host queues it like any final."""
+        if self._slot is not None:
+            self._host.confirm(self._slot, confirm.request_id)
 
     def on_final_failed(self, failed: FinalFailed) -> None:
         """Pipeline output: an utterance the engine could not transcribe."""
@@ -287,10 +292,6 @@ class StreamSession:
 
     def on_event(self, event: Event) -> None:
         """Pipeline output: an event for the client."""
-        if isinstance(event, TranscriptionStarted):  # the utterance's final stands now
-            early = self._early.pop(event.utterance_id, None)
-            if early is not None and self._slot is not None:
-                self._host.confirm(self._slot, early)
         self._emit(event)
 
     async def wait_outstanding_below(self, limit: int) -> None:
