@@ -13,6 +13,7 @@ calls them on its event loop).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -224,6 +225,29 @@ def _noise_reduction(settings: RealtimeSettings, value: object,
     return dataclasses.replace(settings, noise_reduction=kept)
 
 
+_Field = tuple[str, Callable[[RealtimeSettings, object, str], RealtimeSettings]]
+"""A session field's name and its parser: (settings, value, param name) -> settings."""
+_BETA_FIELDS: tuple[_Field, ...] = (
+    ("input_audio_format", _beta_format), ("input_audio_transcription", _transcription),
+    ("turn_detection", _turn_detection), ("input_audio_noise_reduction", _noise_reduction))
+"""The fields of a beta ``session`` object, in the order they apply."""
+_GA_FIELDS: tuple[_Field, ...] = (
+    ("format", _ga_format), ("transcription", _transcription),
+    ("turn_detection", _turn_detection), ("noise_reduction", _noise_reduction))
+"""The fields of a GA ``session.audio.input`` object, in the order they apply."""
+
+
+def _apply(settings: RealtimeSettings, source: dict[str, Any], prefix: str,
+           fields: tuple[_Field, ...]) -> RealtimeSettings:
+    """``settings`` with each of ``fields`` present in ``source`` parsed into it, in order
+    (errors name the field as ``<prefix>.<name>``).
+    """
+    for name, parse in fields:
+        if name in source:
+            settings = parse(settings, source[name], f"{prefix}.{name}")
+    return settings
+
+
 def parse_session_update(settings: RealtimeSettings, session: object,
                          beta: bool) -> RealtimeSettings:
     """Apply a ``session`` object of a session update to ``settings`` (pure).
@@ -245,18 +269,7 @@ def parse_session_update(settings: RealtimeSettings, session: object,
     if not isinstance(session, dict):
         raise EventError("session must be an object", param="session")
     if beta:
-        if "input_audio_format" in session:
-            settings = _beta_format(settings, session["input_audio_format"],
-                                    "session.input_audio_format")
-        if "input_audio_transcription" in session:
-            settings = _transcription(settings, session["input_audio_transcription"],
-                                      "session.input_audio_transcription")
-        if "turn_detection" in session:
-            settings = _turn_detection(settings, session["turn_detection"],
-                                       "session.turn_detection")
-        if "input_audio_noise_reduction" in session:
-            settings = _noise_reduction(settings, session["input_audio_noise_reduction"],
-                                        "session.input_audio_noise_reduction")
+        settings = _apply(settings, session, "session", _BETA_FIELDS)
     else:
         kind = session.get("type", "transcription")
         if kind != "transcription":
@@ -269,22 +282,8 @@ def parse_session_update(settings: RealtimeSettings, session: object,
         if source is not None and not isinstance(source, dict):
             raise EventError("session.audio.input must be an object",
                              param="session.audio.input")
-        source = source or {}
-        prefix = "session.audio.input"
-        if "format" in source:
-            settings = _ga_format(settings, source["format"], f"{prefix}.format")
-        if "transcription" in source:
-            settings = _transcription(settings, source["transcription"],
-                                      f"{prefix}.transcription")
-        if "turn_detection" in source:
-            settings = _turn_detection(settings, source["turn_detection"],
-                                       f"{prefix}.turn_detection")
-        if "noise_reduction" in source:
-            settings = _noise_reduction(settings, source["noise_reduction"],
-                                        f"{prefix}.noise_reduction")
-    if "include" in session:
-        settings = _include(settings, session["include"], "session.include")
-    return settings
+        settings = _apply(settings, source or {}, "session.audio.input", _GA_FIELDS)
+    return _apply(settings, session, "session", (("include", _include),))
 
 
 def render_session(settings: RealtimeSettings, session_id: str, beta: bool) -> dict[str, Any]:
