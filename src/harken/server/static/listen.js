@@ -7,10 +7,14 @@
 // utterance the server lost is transcribed again.
 (() => {
   const CHUNK_S = 0.1;           // audio per WebSocket message, in seconds
-  const MAX_PENDING = 100;       // chunks kept for a reconnection (10 s; the server's burst)
+  // Chunks kept for a reconnection: 20 s, inside the server's default burst (audio_burst_s,
+  // 30 s), and well beyond the longest retry delay, so a server back within ~18 s loses
+  // nothing (with 10 s kept and a 4 s delay, a server back 7.6 s after it died was tried
+  // only at 11.5 s, and the start of the utterance it had half heard was gone).
+  const MAX_PENDING = 200;
   const MAX_BUFFERED = 4 << 20;  // bytes queued in the socket before chunks are dropped
   const STOP_TIMEOUT_MS = 30000; // wait this long for "stopped" after Stop
-  const RETRY_MS = [500, 1000, 2000, 4000];  // reconnect delays, the last one repeats
+  const RETRY_MS = [500, 1000, 2000];  // reconnect delays, the last one repeats
   const FLOOR_DB = -60;          // the level meter's zero, in dBFS
 
   const { $ } = page;
