@@ -23,7 +23,8 @@ Metrics (all read off baresip's two recordings, 10 ms RMS above -40 dBFS):
   second of wall time (100% = one core); the engine programs are not counted.
 
 Usage: ``python benchmarks/phone.py [--turns 10] [--concurrent-turns 4] [--calls 1,2,4,8]
-[--barge 6] [--turn-detection fixed|smart] [--preemptive on|off] [--json out.json]``.
+[--barge 6] [--turn-detection fixed|smart] [--preemptive on|off] [--engines N]
+[--json out.json]``.
 Takes about 6 minutes.
 """
 
@@ -188,6 +189,8 @@ def main() -> int:
                         help="how the agent ends a turn (smart: the turn model, VadConfig)")
     parser.add_argument("--preemptive", default="on", choices=["on", "off"],
                         help="start the echo on the early final (PhoneAgent(preemptive=))")
+    parser.add_argument("--engines", type=int, default=None,
+                        help="engine programs (PhoneAgent(engines=); 0: harken serve's default)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     print(f"machine: {machine()}")
@@ -199,12 +202,14 @@ def main() -> int:
                                   "preemptive": args.preemptive}
     agent = PhoneAgent(echo=True, listen=f"127.0.0.1:{args.port}", max_calls=8, voice=voice,
                        vad=VadConfig(turn_detection=args.turn_detection),
-                       preemptive=args.preemptive == "on")
+                       preemptive=args.preemptive == "on",
+                       **({} if args.engines is None else {"engines": args.engines}))
     # (pjsua2-python 2.15.1 answers at most 4 calls at once whatever max_calls says: the
     # 5th caller gets 486 Busy, which the N=8 line shows as "busy".)
     t0 = time.monotonic()
     agent.start()
-    print(f"agent start: {time.monotonic() - t0:.2f} s")
+    print(f"agent start: {time.monotonic() - t0:.2f} s; engines={agent.engines} "
+          "(0: harken serve's default)")
     with tempfile.TemporaryDirectory(prefix="harken-phone-bench-") as tmp:
         work = Path(tmp)
         try:

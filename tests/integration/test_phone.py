@@ -99,6 +99,19 @@ def test_the_engine_is_asked_for_no_word_timings(shared, tmp_path, monkeypatch):
     assert [f.words for f in finals] == [()] * len(finals)
 
 
+def test_calls_share_the_engine_programs_asked_for(tmp_path):
+    record = Recorded()
+    agent = make_agent(record, engines=2)
+    audio, _ = script(0.5, "goforward", 2.0)
+    with agent:
+        wait_call_over(call(agent.uri, audio, tmp_path / "c"), 30)
+        (done,) = wait_for(lambda: list(record.ended.values()), 15, "the call's end")
+        engines = agent._engine_host.engines  # type: ignore[union-attr]
+    assert [e["state"] for e in engines] == ["ok", "ok"], engines
+    assert sum(e["answered"] for e in engines) >= 1, engines
+    assert done.turns and done.turns[0].startswith("speech "), done.turns
+
+
 def test_caller_hangs_up_mid_reply(shared, tmp_path):
     audio, _ = script(0.5, "austen_0870", 1.2)  # the reply starts, then the caller is gone
     before = set(shared.record.ended)

@@ -108,6 +108,12 @@ def test_jitter_buffer_setting_is_checked():
     assert PhoneAgent(echo=True)._sip_settings()["jitter_buffer_ms"] == 40
 
 
+@pytest.mark.parametrize("engines", [-1, True, 1.5])
+def test_engines_setting_is_checked(engines):
+    with pytest.raises(ConfigError, match="engines must be an int >= 0"):
+        PhoneAgent(echo=True, engines=engines)
+
+
 def test_echo_guard_drops_only_finals_that_repeat_the_reply():
     reply = "The train to London leaves from platform four in ten minutes."
     assert _echoes("the train to London leaves from platform four", reply)

@@ -26,6 +26,7 @@ messages to calls, which share the loop's state.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import multiprocessing
 import threading
@@ -36,6 +37,7 @@ from typing import Any
 from ..config import EngineConfig, RealtimeConfig, VadConfig
 from ..errors import ConfigError, LifecycleError, PhoneError
 from ..server.engine_host import EngineHost
+from ..server.engine_pool import pool_size
 from ..server.vads import VadFactory
 from ..worker.protocol import Message
 from .call import CallContext, PhoneCall, PhoneHooks
@@ -47,6 +49,10 @@ from .wire import check_sip_uri, parse_listen
 __all__ = ["PhoneAgent"]
 
 logger = logging.getLogger("harken.phone")
+
+
+ENGINES = 1
+"""The agent's default engine programs (0 would follow ``harken serve``'s pool size)."""
 
 
 def _echo(call: PhoneCall, text: str) -> str:
@@ -88,6 +94,10 @@ class PhoneAgent:
         barge_in_min_ms: extra milliseconds of caller speech before barging in (0: the
             VAD's confirmed onset is enough).
         start_timeout_s: seconds the engine may take to load.
+        engines: engine programs the calls share (finals go to the least busy), each with
+            ``cores // engines`` CTranslate2 threads unless ``engine.cpu_threads`` says;
+            0: ``harken serve``'s default (see
+            :func:`~harken.server.engine_pool.pool_size`).
         jitter_buffer_ms: the most of the caller's audio the receive jitter buffer may
             hold back, in ms (it adapts between one 20 ms frame and this); every ms of it
             delays the end of each turn. 40 suits a LAN or 127.0.0.1 (measured: 42-46 ms
@@ -118,7 +128,7 @@ class PhoneAgent:
                  max_calls: int = 4, rtp_port: int = 40000, barge_in: bool = True,
                  barge_in_min_ms: int = 0, start_timeout_s: float = 120.0,
                  preemptive: bool | None = None,
-                 jitter_buffer_ms: int | None = 40) -> None:
+                 jitter_buffer_ms: int | None = 40, engines: int = ENGINES) -> None:
         if on_turn is not None and not callable(on_turn):
             raise ConfigError("on_turn must be a function (call, text) -> reply")
         if on_turn is None and echo:
@@ -132,7 +142,7 @@ class PhoneAgent:
         if registrar is not None:
             check_sip_uri(registrar, "registrar")
         checked = [("max_calls", max_calls, 1), ("rtp_port", rtp_port, 1024),
-                   ("barge_in_min_ms", barge_in_min_ms, 0)]
+                   ("barge_in_min_ms", barge_in_min_ms, 0), ("engines", engines, 0)]
         if jitter_buffer_ms is not None:
             checked.append(("jitter_buffer_ms", jitter_buffer_ms, 20))
         for name, value, low in checked:
@@ -154,6 +164,7 @@ class PhoneAgent:
         self.barge_in_min_ms = barge_in_min_ms
         self.jitter_buffer_ms = jitter_buffer_ms
         self.start_timeout_s = start_timeout_s
+        self.engines = engines
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -269,7 +280,10 @@ class PhoneAgent:
         self._stop = asyncio.Event()
         events = Workers("harken-phone-hooks", 1, max_queued=1000)
         turns = Workers("harken-phone-turn", min(4, self.max_calls), max_queued=256)
-        host = EngineHost(self.engine, max_sessions=self.max_calls,
+        engines, threads = pool_size(self.engines, self.engine.cpu_threads,
+                                     device=self.engine.device)
+        host = EngineHost(dataclasses.replace(self.engine, cpu_threads=threads),
+                          engines=engines, max_sessions=self.max_calls,
                           start_timeout_s=self.start_timeout_s)
         sip: SipProcess | None = None
         try:
