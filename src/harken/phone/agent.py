@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .._threads import join_thread
 from ..config import EngineConfig, RealtimeConfig, VadConfig
 from ..errors import ConfigError, LifecycleError, PhoneError
 from ..server.engine_host import EngineHost
@@ -52,7 +53,13 @@ logger = logging.getLogger("harken.phone")
 
 
 ENGINES = 1
-"""The agent's default engine programs (0 would follow ``harken serve``'s pool size)."""
+"""The agent's default engine programs: one, not ``harken serve``'s pool size (0). A call's
+finals come one at a time and calls seldom end turns together, so one decode on all the
+cores beats two on half each, and Piper needs the cores too: on a shared 2-core machine,
+``benchmarks/phone.py --calls 4 --barge 0``, runs interleaved, 1 engine x 2 threads turn
+latency p50 1.03 s, p95 1.51 s (medians of 3) against 2 x 1 p50 1.32 s, p95 2.05 s; and a
+second engine costs ~230 MB.
+"""
 
 
 def _echo(call: PhoneCall, text: str) -> str:
@@ -261,9 +268,7 @@ class PhoneAgent:
                 loop.call_soon_threadsafe(stop.set)
             except RuntimeError:
                 pass
-        thread.join(timeout + 1.0)
-        if thread.is_alive():
-            logger.warning("the harken-phone thread did not stop within %.1f s", timeout + 1)
+        join_thread(thread, timeout + 1.0, logger)
 
     # ------------------------------------------------------------------ the loop thread
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from numpy.typing import NDArray
 
+from .._threads import join_thread
 from ..config import SAMPLE_RATE, RecorderConfig
 from ..errors import ConfigError, LifecycleError
 from ..events import (
@@ -315,10 +316,7 @@ class Recorder:
             self.wait_idle(timeout)
         self._stop.set()
         self._inbox.close()
-        if self._pipeline_thread is not None:
-            self._pipeline_thread.join(close_timeout)
-            if self._pipeline_thread.is_alive():
-                _LOG.warning("pipeline thread did not stop within %.1f s", close_timeout)
+        join_thread(self._pipeline_thread, close_timeout, _LOG)
         if self._engine is not None:
             self._engine.close(close_timeout)
         if self._vad is not None:

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from .._threads import join_thread
 from ..audio.convert import to_float32_mono
 from ..audio.resample import StreamResampler
 from ..errors import (
@@ -368,8 +369,4 @@ class FileSource:
             self._state = "closed"
             self._stop.set()
             thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(_JOIN_TIMEOUT_S)
-            if thread.is_alive():
-                logger.warning("the file reader thread did not stop within %.1f s "
-                               "(is the sink blocking?)", _JOIN_TIMEOUT_S)
+        join_thread(thread, _JOIN_TIMEOUT_S, logger, "is the sink blocking?")

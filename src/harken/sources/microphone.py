@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .._threads import join_thread
 from ..audio.convert import check_sample_rate
 from ..audio.resample import StreamResampler
 from ..errors import AudioSourceError, ConfigError, LifecycleError
@@ -217,11 +218,7 @@ class MicrophoneSource:
                 stream.close(ignore_errors=True)
             except Exception as exc:  # closing must not fail; the device may be gone
                 logger.debug("closing the microphone stream failed: %r", exc)
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(_JOIN_TIMEOUT_S)
-            if thread.is_alive():
-                logger.warning("the microphone thread did not stop within %.1f s "
-                               "(is the sink blocking?)", _JOIN_TIMEOUT_S)
+        join_thread(thread, _JOIN_TIMEOUT_S, logger, "is the sink blocking?")
         while True:
             try:
                 self._queue.get_nowait()

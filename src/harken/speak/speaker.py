@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .._threads import join_thread
 from ..audio.resample import StreamResampler
 from ..errors import ConfigError, LifecycleError
 from ..events import ErrorEvent
@@ -226,11 +227,8 @@ class Speaker:
         with self._cond:
             self._cond.notify_all()
         for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join(max(0.05, deadline - time.monotonic() - 0.5))
-                if thread.is_alive():
-                    logger.warning("thread %s did not stop within the close timeout "
-                                   "(a text iterator that never yields?)", thread.name)
+            join_thread(thread, deadline - time.monotonic() - 0.5, logger,
+                        "a text iterator that never yields?")
         try:
             self._sink.close()
         except Exception as exc:

@@ -30,6 +30,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
+from .._threads import join_thread
 from ..errors import (
     ConfigError,
     EngineError,
@@ -183,11 +184,7 @@ class ChildSupervisor:
         if child is not None:
             stop_child(child, started + timeout / 2, deadline)
         for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join(max(0.05, deadline - time.monotonic()))
-                if thread.is_alive():
-                    logger.warning("thread %s did not stop within the close timeout",
-                                   thread.name)
+            join_thread(thread, deadline - time.monotonic(), logger)
         for proc in self._shared.procs:
             close_pipes(proc)
         with self._cond:
