@@ -48,7 +48,7 @@ clips, the virtual clock and the scoring serve this benchmark only.
 Usage:
     python benchmarks/turns.py [--quick] [--no-piper] [--json out.json] [--verbose]
         [--smart-only]
-        [--modelled-times 0.06,0.045,0.07]
+        [--modelled-times 0.06,0.045,0.07] [--no-words]
 """
 
 from __future__ import annotations
@@ -435,6 +435,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="count a final pass as A + B x audio seconds and a Smart Turn "
                         "call as M seconds instead of their measured times (the texts stay "
                         "real): compares the systems free of a shared machine's load")
+    parser.add_argument("--no-words", action="store_true",
+                        help="finals without word timings (EngineConfig(word_timestamps="
+                        "False)): no alignment pass")
     args = parser.parse_args(argv)
     print(f"machine: {machine()}")
 
@@ -450,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     from harken.engine.faster_whisper import FasterWhisperEngine
     from harken.turn.smart_turn import SmartTurnModel
 
-    whisper = FasterWhisperEngine(EngineConfig())
+    whisper = FasterWhisperEngine(EngineConfig(word_timestamps=not args.no_words))
     whisper.load()
     whisper.transcribe(stream[:RATE], kind="final")  # warm up
     times = [float(x) for x in args.modelled_times.split(",")] if args.modelled_times \

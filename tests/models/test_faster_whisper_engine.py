@@ -93,7 +93,7 @@ def test_partials_take_the_short_window_fast_pass(engine: FasterWhisperEngine,
     assert shapes[-1][1] == 100 * (-(-(len(long_audio) // 160 + 100) // 100))  # audio + 1 s
     shapes.clear()
     engine.transcribe(audio, kind="final", hints=DecodeHints(word_timestamps=False))
-    assert shapes == [(80, 1500)]  # finals: the fast pass in a 15 s window by default
+    assert shapes == [(80, 1200)]  # finals: the fast pass in a 12 s window by default
     shapes.clear()
     engine.transcribe(audio, kind="final", hints=STANDARD)
     assert shapes == [(80, 3000)]  # faster-whisper's own 30 s pass
@@ -170,7 +170,7 @@ def test_the_fast_finals_option_still_chooses_the_pass_without_a_quality(
         engine.transcribe(audio, kind="final")
         assert shapes == [3000]  # the config turned the fast final off
         engine.transcribe(audio, kind="final", hints=DecodeHints(quality="fast"))
-        assert shapes[1:] == [1500]  # a request's hint wins over the config
+        assert shapes[1:] == [1200]  # a request's hint wins over the config
         with pytest.raises(ConfigError, match="DecodeHints.extra: unknown .*'beam'"):
             engine.transcribe(audio, hints=DecodeHints(extra={"beam": 2}))
     finally:
@@ -207,11 +207,11 @@ def test_a_doubtful_fast_final_is_decoded_again_by_the_plain_pass(
     monkeypatch.setattr(model, "encode", spy)
     audio = espeak(SENTENCE)
     engine.transcribe(audio, kind="final")
-    assert shapes == [1500]  # confident: one fast pass
+    assert shapes == [1200]  # confident: one fast pass
     shapes.clear()
     # No decode is this confident: the fast pass is doubted and the plain pass runs.
     out = engine.transcribe(audio, kind="final", hints=UNSURE)
-    assert shapes[0] == 1500 and 3000 in shapes[1:], shapes
+    assert shapes[0] == 1200 and 3000 in shapes[1:], shapes
     assert "dog" in out.text.lower() or "lazy" in out.text.lower(), out.text
     shapes.clear()
     engine.transcribe(audio, kind="partial", hints=UNSURE)

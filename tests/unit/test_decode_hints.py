@@ -115,10 +115,10 @@ def test_updated_overrides_without_changing_the_original() -> None:
 
 @pytest.mark.parametrize("quality, kind, config, window", [
     (None, "partial", {}, 10.0),
-    (None, "final", {}, 15.0),
+    (None, "final", {}, 12.0),
     (None, "final", {"fast_finals": False}, None),
     (None, "partial", {"fast_partials": False}, None),
-    ("fast", "final", {"fast_finals": False}, 15.0),  # the request's hint wins
+    ("fast", "final", {"fast_finals": False}, 12.0),  # the request's hint wins
     ("fast", "partial", {"fast_partials": False}, 10.0),
     ("standard", "final", {}, None),
     ("standard", "partial", {}, None),

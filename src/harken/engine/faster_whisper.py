@@ -6,7 +6,7 @@ Segments are materialised inside :meth:`transcribe`, so nothing lazy leaves this
 
 Two passes. The plain pass is ``WhisperModel.transcribe``, which pads every input to a 30 s
 window. The fast pass (:mod:`harken.engine.whisper.fast_pass`) encodes only the audio plus
-1 s of silence in a window of at least 10 s (partials) or 15 s (finals) and decodes without
+1 s of silence in a window of at least 10 s (partials) or 12 s (finals) and decodes without
 timestamp tokens. Both partials and finals take the fast pass by default; on 2 CPU cores it
 costs 0.3-0.4 of the plain pass for 1-8 s of speech with no worse WER
 (``benchmarks/engine_speed.py``). A final whose fast decode is doubtful is decoded again by

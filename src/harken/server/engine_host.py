@@ -31,7 +31,7 @@ Load shedding: when ``fast_finals_at`` or more other finals are waiting or being
 transcribed (all sessions together, less one per other live engine, since those run beside
 it) as a final goes out, it is sent with the decode quality
 :data:`CHEAP_FINAL`: for faster-whisper, the fast pass with greedy decoding in a window of
-the audio plus 1 s, 10 s at least (the default final pass: beam 5 in a 15 s window at
+the audio plus 1 s, 10 s at least (the default final pass: beam 5 in a 12 s window at
 least), so that latency stays bounded when many people finish speaking at once. Answers
 say nothing about it; the ``fast_finals`` counter does. An engine whose ready info gives a
 ``max_batch`` above 1 (faster-whisper: ``batch_cheap_finals``) then takes that many more
