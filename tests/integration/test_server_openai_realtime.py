@@ -564,6 +564,13 @@ def test_session_update_parsing_and_rendering():
         "type": "semantic_vad", "eagerness": "high"}
     back = parse_session_update(same, {"turn_detection": {"type": "server_vad"}}, beta=True)
     assert back.vad_config(VadConfig()).turn_detection == "fixed"
+    # Word timings (the alignment pass) only for a client that asked for logprobs; asking
+    # later begins a new stream with them.
+    assert base.decode_hints().word_timestamps is False
+    logprobs = parse_session_update(base, {"include": [
+        "item.input_audio_transcription.logprobs"]}, beta=True)
+    assert logprobs.decode_hints().word_timestamps is None  # the engine's setting (on)
+    assert logprobs.restart_key() != base.restart_key()
     for session, param in [
         ({"input_audio_format": "mp3"}, "session.input_audio_format"),
         ({"turn_detection": {"type": "server_vad", "silence_duration_ms": -1}},
