@@ -12,20 +12,31 @@ Settings: the plain pass (faster-whisper's own 30 s window, beam 5, word timesta
 temperature fallback; harken's final pass before fast finals), the same without word
 timestamps, beam 1, ``without_timestamps=True``, fallback off (``temperature=0``), the fast
 pass (a window of the audio + 1 s instead of Whisper's 30 s pad) as harken's final default
-(at least 15 s, beam 5, word timings by alignment, plain pass when doubtful) and with a
-10 s or 20 s window, the partial default (10 s, beam 1), and ``cpu_threads`` 1 and 0
-(CTranslate2's choice) for beam 1 and the fast pass.
+(at least 12 s, beam 5, word timings by alignment, plain pass when doubtful) and with a
+15 s, 10 s or 20 s window, beams 4, 3 and 2, without word timings, the partial default
+(10 s, beam 1), and ``cpu_threads`` 1 and 0 (CTranslate2's choice) for beam 1 and the
+fast pass.
 
 Measured (2026-11-26, 2-core AMD EPYC shared with other jobs, load 2-4, ``--repeats 1
 --only "fast final"``; 12 human recordings up to 8.5 s and 32 espeak sentences with 250 ms of
 silence after each; WER human / espeak / all, median time as a ratio of the plain pass):
 
 - plain pass (beam 5 + words): WER 3.7% / 15.3% / 11.3%, 1.00 (1107-1284 ms median)
-- fast final, 15 s window (default, words by alignment): WER 1.9% / 11.7% / 8.3%, 0.47
+- fast final, 15 s window (then the default, words by alignment): WER 1.9% / 11.7% / 8.3%, 0.47
 - the same without word timings: same WER, 0.43
 - fast final, 10 s window: WER 3.1% / 12.7% / 9.4%, 0.36
 - fast final, 20 s window: WER 1.9% / 12.3% / 8.8%, 0.55
 - cpu_threads 1 is slower than 2 or 0 (CTranslate2's choice), which are alike here.
+
+Measured (2026-12-02, the same machine, load 4-9, ``--repeats 1 --only "fast final"``), the
+final window and beam (issue 16: a shorter final pass for smart turns):
+
+- fast final, 15 s window (the default until then): WER 1.9% / 13.3% / 9.4%, 0.41
+- fast final, 12 s window (the default now): WER 1.9% / 13.0% / 9.2%, 0.36
+- the 15 s window without word timings: same WER, 0.38
+- in the 15 s window, beam 4: same WER, 0.42; beam 3: 9.8%, 0.38; beam 2: 9.8%, 0.37
+  (espeak 14.0%); 12 s and beam 3: 10.0%, 0.32, and no word timings: 10.0%, 0.30
+- 10 s window: 10.5%, 0.31
 
 Usage: python benchmarks/engine_speed.py [--repeats 3] [--quick] [--only plain,fast]
 """
@@ -123,22 +134,17 @@ SETTINGS: list[tuple[str, str, DecodeHints, int]] = [
     ("plain: beam 1, without_timestamps, temp 0", "final",
      DecodeHints(quality=PLAIN, **GREEDY_NO_WORDS,
                  extra={"without_timestamps": True, "temperature": 0.0}), 2),
-    ("fast final (default): 15 s, beam 5 + words", "final", DecodeHints(), 2),
-    ("fast final: 15 s, beam 5, no words", "final", DecodeHints(word_timestamps=False), 2),
+    ("fast final (default): 12 s, beam 5 + words", "final", DecodeHints(), 2),
+    ("fast final: 12 s, beam 5, no words", "final", DecodeHints(word_timestamps=False), 2),
+    ("fast final: 15 s window", "final",
+     DecodeHints(extra={"fast_final_min_window_s": 15.0}), 2),
     ("fast final: 10 s window", "final",
      DecodeHints(extra={"fast_final_min_window_s": 10.0}), 2),
     ("fast final: 20 s window", "final",
      DecodeHints(extra={"fast_final_min_window_s": 20.0}), 2),
-    ("fast final: 12 s window", "final",
-     DecodeHints(extra={"fast_final_min_window_s": 12.0}), 2),
     ("fast final: beam 4", "final", DecodeHints(beam_size=4), 2),
     ("fast final: beam 3", "final", DecodeHints(beam_size=3), 2),
     ("fast final: beam 2", "final", DecodeHints(beam_size=2), 2),
-    ("fast final: 12 s window, beam 3", "final",
-     DecodeHints(beam_size=3, extra={"fast_final_min_window_s": 12.0}), 2),
-    ("fast final: 12 s window, beam 3, no words", "final",
-     DecodeHints(beam_size=3, word_timestamps=False,
-                 extra={"fast_final_min_window_s": 12.0}), 2),
     ("fast partial (default): 10 s, beam 1", "partial", DecodeHints(beam_size=1), 2),
     ("plain: beam 1, cpu_threads=1", "final", DecodeHints(quality=PLAIN, **GREEDY_NO_WORDS), 1),
     ("plain: beam 1, cpu_threads=0", "final", DecodeHints(quality=PLAIN, **GREEDY_NO_WORDS), 0),

@@ -112,7 +112,8 @@ class RealtimeSettings:
         """Decode hints passed with every engine request. Word timings only when the client
         asked for logprobs (they are the words' probabilities): the realtime events carry
         no other word data, and a final pass without its alignment takes ~7% less
-        (``benchmarks/engine_speed.py``, "no words")."""
+        (``benchmarks/engine_speed.py``, "no words").
+        """
         return DecodeHints(initial_prompt=self.prompt or None,
                            word_timestamps=None if self.logprobs else False)
 
