@@ -70,11 +70,14 @@ def main() -> int:
     options = WhisperOptions()
     kwargs = engine._kwargs(options, DecodeHints())
     decoder = _Decoder(fast._tokenizer("en"), model, kwargs, options, True)
-    for window in (float(w) for w in args.windows.split(",")):
-        took: dict[str, list[float]] = {}
-        timed = _timer(took)
-        for _ in range(args.repeats):
-            for audio in clips:
+    windows = [float(w) for w in args.windows.split(",")]
+    took: dict[float, dict[str, list[float]]] = {window: {} for window in windows}
+    # The windows take turns on every clip, so a change in the machine's load (other jobs)
+    # hits them alike.
+    for _ in range(args.repeats):
+        for audio in clips:
+            for window in windows:
+                timed = _timer(took[window])
                 t = time.perf_counter()
                 features = fast._features(audio, fast._frames(len(audio), window))
                 t = timed("log-mel", t)
@@ -96,9 +99,10 @@ def main() -> int:
                 engine.transcribe(audio, hints=DecodeHints(
                     extra={"fast_final_min_window_s": window}))
                 timed("whole pass", t)
+    for window in windows:
         print(f"window {window:g} s: " + ", ".join(
-            f"{step} {statistics.median(values) * 1000:.0f}" for step, values in took.items())
-              + " (median ms)")
+            f"{step} {statistics.median(values) * 1000:.0f}"
+            for step, values in took[window].items()) + " (median ms)")
     engine.close()
     return 0
 
