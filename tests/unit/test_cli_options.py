@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 import pytest
 
@@ -101,23 +100,3 @@ def test_serve_builds_its_server_config_from_the_shared_options() -> None:
     config = _config(build_parser().parse_args(["serve"] + SET))
     assert (config.engine.languages, config.engine.numerals, config.vad.turn_detection) == \
         (("en", "zh"), "arabic", "smart")
-
-
-def test_phone_asks_for_no_word_timings(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Its turn hook gets text only, so the final passes skip their alignment.
-    import harken.phone
-    from harken.cli.phone import run
-
-    built: list[Any] = []
-
-    class Stop(Exception):
-        pass
-
-    def agent(*_: Any, **kwargs: Any) -> Any:
-        built.append(kwargs["engine"])
-        raise Stop
-
-    monkeypatch.setattr(harken.phone, "PhoneAgent", agent)
-    with pytest.raises(Stop):
-        run(build_parser().parse_args(["phone", "--echo"] + SET))
-    assert built[0].word_timestamps is False and built[0].model == "base"

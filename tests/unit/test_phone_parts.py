@@ -12,7 +12,6 @@ import time
 import numpy as np
 import pytest
 
-from harken.config import EngineConfig
 from harken.errors import ConfigError, ProtocolError
 from harken.phone import PhoneAgent
 from harken.phone.call import _echoes, _heard, _Sentence
@@ -107,10 +106,6 @@ def test_jitter_buffer_setting_is_checked():
         PhoneAgent(echo=True, jitter_buffer_ms=True)  # type: ignore[arg-type]
     assert PhoneAgent(echo=True, jitter_buffer_ms=None).jitter_buffer_ms is None
     assert PhoneAgent(echo=True)._sip_settings()["jitter_buffer_ms"] == 40
-    # The hooks get text only: no word timings (no alignment pass) unless the user's
-    # engine settings ask for them.
-    assert PhoneAgent(echo=True).engine.word_timestamps is False
-    assert PhoneAgent(echo=True, engine=EngineConfig()).engine.word_timestamps is True
 
 
 @pytest.mark.parametrize("engines", [-1, True, 1.5])

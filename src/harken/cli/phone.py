@@ -7,7 +7,6 @@ Ctrl+C hangs up every call and exits within about 2 s.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import signal
 import sys
@@ -90,9 +89,7 @@ def run(args: argparse.Namespace) -> int:
         registrar=args.registrar, max_calls=args.max_calls, rtp_port=args.rtp_port,
         barge_in=not args.no_barge_in,
         voice=SpeakerVoice(args.speech_voice, engine=args.speech_engine),
-        # The turn hook gets text only: no word timings, no alignment pass.
-        engine=dataclasses.replace(engine_config(args), word_timestamps=False),
-        vad=vad_config(args),
+        engine=engine_config(args), vad=vad_config(args),
         on_call_start=lambda call: print(f"call {call.id} from {call.remote_uri}",
                                          flush=True),
         on_call_end=lambda call: print(f"call {call.id} ended ({call.end_reason})",

@@ -88,9 +88,7 @@ class PhoneAgent:
         register: ``sip:user@host`` to register as (optional).
         password: the registration's password.
         registrar: the registrar URI; default ``sip:<host of register>``.
-        engine: the recognizer (default: the embedded faster-whisper tiny.en without word
-            timings: the hooks get each turn's text, and a final without its alignment
-            pass takes ~7% less).
+        engine: the recognizer (default: the embedded faster-whisper tiny.en).
         vad: segmentation settings (``post_speech_silence_ms`` ends a turn).
         voice: the agent's voice (default: a :class:`SpeakerVoice`: Piper with its voice
             package when installed, else espeak-ng, in one speech engine program).
@@ -164,7 +162,7 @@ class PhoneAgent:
         self._register = register
         self._password = password
         self._registrar = registrar
-        self.engine = engine or EngineConfig(word_timestamps=False)
+        self.engine = engine or EngineConfig()
         self.vad = vad or VadConfig()
         self.voice: PhoneVoice = voice if voice is not None else SpeakerVoice()
         self.max_calls = max_calls
