@@ -1,7 +1,8 @@
 """Would batching concurrent finals help on CPU? Cost of B finals in one CTranslate2 call.
 
 Runs the engine's fast final pass by hand on the human recordings in tests/data (each
-padded to one 15 s window, as harken's final pass does for audio under 14 s): for a batch
+padded to one 15 s window, as harken's final pass did for audio under 14 s before its
+window became 12 s): for a batch
 size B, B clips are encoded in one ``encode`` call and decoded in one ``generate`` call
 (beam 5, no timestamps), against B separate calls. Prints the machine, then per B the
 median wall time of the batched call, of the B separate calls, the ratio (below 1: batching
@@ -46,7 +47,7 @@ from harken.config import EngineConfig
 from harken.engine.faster_whisper import FasterWhisperEngine
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
-FRAMES = 1500  # a 15 s window: harken's final pass for audio under 14 s
+FRAMES = 1500  # a 15 s window: harken's final pass for audio under 14 s until 12 s
 HOP = 160
 
 
