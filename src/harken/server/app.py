@@ -57,6 +57,7 @@ import threading
 import time
 from typing import Any
 
+from .._threads import join_thread
 from ..errors import ConfigError, LifecycleError
 from . import monitor, openai_api, openai_realtime, speech, web, websocket
 from .auth import has_token, make_middleware
@@ -438,6 +439,4 @@ class BackgroundServer:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(stop.set)
         limit = timeout if timeout is not None else self.server.config.drain_timeout_s + 10.0
-        thread.join(limit)
-        if thread.is_alive():
-            logger.warning("the harken-server thread did not stop within %.1f s", limit)
+        join_thread(thread, limit, logger, "the server's shutdown is stuck")
