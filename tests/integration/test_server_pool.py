@@ -19,7 +19,7 @@ from harken.config import EngineConfig
 from harken.engine.base import EngineOutput, TranscribeRequest
 from harken.errors import ConfigError, WorkerCrashed
 from harken.server.engine_host import EngineHost
-from harken.server.engine_pool import pool_size
+from harken.server.engine_pool import pool_engine, pool_size
 
 
 def test_pool_size_defaults_from_the_cores():
@@ -33,6 +33,17 @@ def test_pool_size_defaults_from_the_cores():
     assert pool_size(cores=16, device="cuda") == (1, 16)
     with pytest.raises(ConfigError):
         pool_size(-1)
+
+
+def test_pool_engine_writes_the_threads_per_engine_unless_the_engine_sets_them():
+    engine, engines = pool_engine(EngineConfig(model="base.en"), 3, 2)
+    assert (engines, engine.cpu_threads, engine.model) == (3, 2, "base.en")
+    engine, engines = pool_engine(EngineConfig(cpu_threads=5), 2, 1)
+    assert (engines, engine.cpu_threads) == (2, 5)  # the engine's own setting wins
+    engine, _ = pool_engine(EngineConfig(), 0, 0)
+    assert engine.cpu_threads == pool_size()[1]
+    with pytest.raises(ConfigError):
+        pool_engine(EngineConfig(), -1)
 
 
 class Logged(Recorder):

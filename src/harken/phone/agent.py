@@ -26,7 +26,6 @@ messages to calls, which share the loop's state.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import multiprocessing
 import threading
@@ -38,7 +37,7 @@ from .._threads import join_thread
 from ..config import EngineConfig, RealtimeConfig, VadConfig
 from ..errors import ConfigError, LifecycleError, PhoneError
 from ..server.engine_host import EngineHost
-from ..server.engine_pool import pool_size
+from ..server.engine_pool import pool_engine
 from ..server.vads import VadFactory
 from ..worker.protocol import Message
 from .call import CallContext, PhoneCall, PhoneHooks
@@ -285,10 +284,8 @@ class PhoneAgent:
         self._stop = asyncio.Event()
         events = Workers("harken-phone-hooks", 1, max_queued=1000)
         turns = Workers("harken-phone-turn", min(4, self.max_calls), max_queued=256)
-        engines, threads = pool_size(self.engines, self.engine.cpu_threads,
-                                     device=self.engine.device)
-        host = EngineHost(dataclasses.replace(self.engine, cpu_threads=threads),
-                          engines=engines, max_sessions=self.max_calls,
+        engine, engines = pool_engine(self.engine, self.engines)
+        host = EngineHost(engine, engines=engines, max_sessions=self.max_calls,
                           start_timeout_s=self.start_timeout_s)
         sip: SipProcess | None = None
         try:

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import logging
 import os
@@ -65,7 +64,7 @@ from .config import ServerConfig
 from .connection_base import import_aiohttp
 from .context import ServerStats
 from .engine_host import EngineFactory, EngineHost
-from .engine_pool import pool_size
+from .engine_pool import pool_engine
 from .http_guard import Perimeter
 from .metrics import Metric, render
 from .registry import ConnectionRegistry
@@ -89,11 +88,8 @@ class Server:
         if config is not None and not isinstance(config, ServerConfig):
             raise ConfigError(f"config must be a ServerConfig, got {type(config).__name__}")
         self.config = config or ServerConfig()
-        engines, threads = pool_size(self.config.engines, self.config.engine_threads,
-                                     device=self.config.engine.device)
-        engine_config = self.config.engine
-        if engine_config.cpu_threads == 0:
-            engine_config = dataclasses.replace(engine_config, cpu_threads=threads)
+        engine_config, engines = pool_engine(self.config.engine, self.config.engines,
+                                             self.config.engine_threads)
         self.engine = EngineHost(engine_config, engines=engines,
                                  max_sessions=self.config.max_sessions,
                                  max_queued=self.config.max_queued_finals,

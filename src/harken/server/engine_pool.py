@@ -21,15 +21,16 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..config import EngineConfig
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from ..engine.base import TranscribeRequest
 
-__all__ = ["CORES_PER_ENGINE", "EngineLike", "EngineSlot", "cpu_cores", "pool_size"]
+__all__ = ["CORES_PER_ENGINE", "EngineLike", "EngineSlot", "cpu_cores", "pool_engine", "pool_size"]
 
 CORES_PER_ENGINE = 4
 """CPU cores per engine process in the default pool size."""
@@ -84,6 +85,21 @@ def pool_size(engines: int = 0, threads: int = 0, *, device: str = "cpu",
     if threads == 0:
         threads = max(1, cores // engines)
     return engines, threads
+
+
+def pool_engine(engine: EngineConfig, engines: int = 0,
+                threads: int = 0) -> tuple[EngineConfig, int]:
+    """The engine settings each process of a pool runs, and how many processes: the
+    :func:`pool_size` for ``engine``'s device, with its threads per engine written into
+    ``engine.cpu_threads`` unless that is set already (then it wins over ``threads``).
+
+    Raises:
+        ConfigError: a negative or non-int count.
+    """
+    engines, threads = pool_size(engines, threads, device=engine.device)
+    if engine.cpu_threads == 0:
+        engine = replace(engine, cpu_threads=threads)
+    return engine, engines
 
 
 @dataclass(eq=False)
